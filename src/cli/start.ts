@@ -1,0 +1,58 @@
+import { createApp } from '../app.js';
+import type { Command } from './command.js';
+import { configOrExit } from './config-errors.js';
+
+export const startCommand: Command = {
+  name: 'start',
+  summary: 'run the server (migrates the database first)',
+  help: `Usage: latchkey start
+
+Starts the HTTP server. Configuration comes from the environment (see the README table or
+\`latchkey config\`). Without DATABASE_URL the embedded store lives under DATA_DIR (./data),
+created on first start together with its key-encryption secret.
+
+SIGTERM or SIGINT stops accepting connections, drains in-flight requests for at most
+SHUTDOWN_TIMEOUT, closes the database and exits.`,
+  async run() {
+    const config = configOrExit();
+    const startedAt = performance.now();
+    const app = await createApp(config);
+    const { server, context } = app;
+    const { logger } = context;
+
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining in-flight requests');
+      const deadline = setTimeout(() => {
+        logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutSeconds * 1000);
+      deadline.unref();
+      app.close().then(
+        () => { context.audit.record('server.stopped', { signal }); logger.flush?.(); process.exit(0); },
+        (err: unknown) => { logger.error({ err }, 'shutdown failed'); process.exit(1); },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+
+    const address = await server.listen({ port: config.port, host: config.host });
+    const readyMs = Math.round(performance.now() - startedAt);
+    context.audit.record('server.started', { address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs });
+    const store = context.store.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)';
+    process.stdout.write([
+      '',
+      `  Latchkey is running: ${config.issuer}`,
+      `  listening on ${address}, store: ${store}, ready in ${readyMs} ms`,
+      '',
+      `  health:     ${config.issuer}/healthz   ready: ${config.issuer}/readyz`,
+      `  metrics:    ${config.issuer}/metrics`,
+      '',
+      '  Stop with Ctrl-C. Configuration: `latchkey config`; commands: `latchkey --help`.',
+      '',
+    ].join('\n') + '\n');
+    return new Promise<number>(() => {}); // runs until a signal stops it
+  },
+};

@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/**
+ * Embedded PGlite is single-process: while a server runs it owns DATA_DIR. The owner writes
+ * its pid into DATA_DIR/latchkey.pid; anyone else (a second server, a CLI command that would
+ * open the store) finds a live pid there and stops with a clear message instead of corrupting
+ * the database.
+ */
+export class DataDirBusyError extends Error {
+  constructor(readonly dir: string, readonly pid: number) {
+    super(`the embedded store in ${dir} is in use by a running Latchkey server (pid ${pid}). ` +
+      'Stop it first, or go through the running server; a second process must never open the same data directory.');
+    this.name = 'DataDirBusyError';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes ownership of the data directory; returns the release function. */
+export function lockDataDir(dir: string): () => void {
+  const path = resolve(dir);
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const pidFile = join(path, 'latchkey.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(pidFile, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(pidFile, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) throw new DataDirBusyError(path, pid);
+      rmSync(pidFile, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not take ownership of ${path}`);
+}
+
+/**
+ * The embedded store's key-encryption secret: DATA_DIR/key-encryption-secret, 256 random bits,
+ * created on first start with mode 0600 and reused after. (With DATABASE_URL the secret must be
+ * configured: a generated one could not be shared between instances.)
+ */
+export function embeddedKeyEncryptionSecret(dir: string): { secret: string; created: boolean } {
+  const path = join(resolve(dir), 'key-encryption-secret');
+  if (existsSync(path)) {
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) chmodSync(path, 0o600);
+    const secret = readFileSync(path, 'utf8').trim();
+    if (secret.length < 32) throw new Error(`${path} does not hold a valid key-encryption secret`);
+    return { secret, created: false };
+  }
+  mkdirSync(resolve(dir), { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32).toString('base64url');
+  const fd = openSync(path, 'wx', 0o600);
+  writeSync(fd, `${secret}\n`);
+  closeSync(fd);
+  return { secret, created: true };
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { redactUrl } from '../../src/observability/logger.js';
+import { LogCapture } from '../support/app.js';
+
+describe('log redaction', () => {
+  it('replaces secret fields at the top level and one level down', () => {
+    const logs = new LogCapture();
+    logs.logger.info({ client_secret: 'S1', body: { password: 'P1', refresh_token: 'R1', scope: 'openid' }, code: 'C1' }, 'x');
+    const text = logs.text();
+    for (const secret of ['S1', 'P1', 'R1', 'C1']) expect(text).not.toContain(secret);
+    expect(logs.lines[0]!.body).toEqual({ password: '[Redacted]', refresh_token: '[Redacted]', scope: 'openid' });
+  });
+
+  it('replaces Authorization and Cookie headers', () => {
+    const logs = new LogCapture();
+    logs.logger.info({ headers: { authorization: 'Basic c2VjcmV0', cookie: 'sid=abc', accept: '*/*' } }, 'x');
+    expect(logs.lines[0]!.headers).toEqual({ authorization: '[Redacted]', cookie: '[Redacted]', accept: '*/*' });
+  });
+
+  it('replaces the values of secret query parameters in URLs', () => {
+    expect(redactUrl('/cb?code=abc&state=xyz')).toBe('/cb?code=[Redacted]&state=xyz');
+    expect(redactUrl('/introspect?token=t&token_type_hint=access_token')).toBe('/introspect?token=[Redacted]&token_type_hint=access_token');
+    expect(redactUrl('/x?%63ode=abc')).toBe('/x?%63ode=[Redacted]');
+    expect(redactUrl('/healthz')).toBe('/healthz');
+    expect(redactUrl('/x?%zz=1')).toBe('/x?%zz=1');
+  });
+});
