@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { migrations } from '../migrations/index.js';
 import { systemClock, type Clock } from './clock.js';
@@ -11,6 +11,9 @@ import { buildServer } from './http/server.js';
 import { createAuditLog, type AuditLog } from './observability/audit.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { ephemeralKeyRing } from './keys/ephemeral.js';
+import type { KeyRing } from './keys/keyring.js';
+import { DiscoveryRegistry } from './oauth/discovery.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
 export interface AppContext {
@@ -22,6 +25,10 @@ export interface AppContext {
   clock: Clock;
   /** The secret signing keys are encrypted under (configured, or generated in embedded mode). */
   keyEncryptionSecret: string;
+  /** Signing keys: the active key per algorithm, verification keys by kid. */
+  keys: KeyRing;
+  /** Server metadata contributions (RFC 8414); each capability adds its own members. */
+  discovery: DiscoveryRegistry;
 }
 
 export interface App {
@@ -86,7 +93,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     const metrics = createMetrics();
     const audit = createAuditLog(logger);
-    const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret };
+    // TODO(issue 3): the persistent, rotating key manager replaces this in-memory key ring.
+    const keys = await ephemeralKeyRing();
+    const discovery = new DiscoveryRegistry();
+    discovery.contribute(() => ({ issuer: config.issuer }));
+    const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery };
 
     const readiness: ReadinessCheck[] = [
       {
@@ -105,7 +116,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       },
     ];
 
-    const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [] });
+    // Endpoint groups: each is a function of the context returning a Fastify plugin.
+    const routes: FastifyPluginAsync[] = [];
+    const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
     return { context, server, close };
