@@ -5,10 +5,11 @@ import { UsageError, type Command } from './cli/command.js';
 import { configCommand } from './cli/config-command.js';
 import { migrateCommand } from './cli/migrate.js';
 import { startCommand } from './cli/start.js';
+import { usersCommand } from './cli/users.js';
 import { DataDirBusyError } from './db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, usersCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -40,8 +41,10 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     return await command.run(args);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof DataDirBusyError) {
-      process.stderr.write(`latchkey ${name}: ${err.message}\n`);
+    // node:util parseArgs reports unknown or malformed options as ERR_PARSE_ARGS_* errors.
+    const parseError = err instanceof Error && String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+    if (err instanceof UsageError || err instanceof DataDirBusyError || parseError) {
+      process.stderr.write(`latchkey ${name}: ${(err as Error).message}\n`);
       return 2;
     }
     throw err;

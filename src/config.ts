@@ -96,6 +96,11 @@ export const configSchema = z.object({
   AUTHORIZATION_CODE_TTL: duration(5, 600).default(60).describe('Lifetime of authorization codes.'),
   REFRESH_TOKEN_IDLE_TTL: duration(60, 400 * 86400).default(14 * 86400).describe('Refresh token idle lifetime (reset by each rotation).'),
   REFRESH_TOKEN_ABSOLUTE_TTL: duration(60, 400 * 86400).default(90 * 86400).describe('Refresh token family absolute lifetime (never extended).'),
+  // OWASP Password Storage Cheat Sheet's argon2id floor: m=19 MiB, t=2, p=1 (~20 ms a hash on one core here).
+  ARGON2_MEMORY_KIB: integer(8192, 4 * 1024 * 1024).default(19456).describe('argon2id memory cost for user passwords, in KiB. Hashes made with other parameters are upgraded at the next successful login.'),
+  ARGON2_TIME_COST: integer(1, 20).default(2).describe('argon2id iterations for user passwords.'),
+  ARGON2_PARALLELISM: integer(1, 16).default(1).describe('argon2id lanes for user passwords.'),
+  PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -119,6 +124,8 @@ export interface Config {
   authorizationCodeTtl: number;
   refreshTokenIdleTtl: number;
   refreshTokenAbsoluteTtl: number;
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  passwordMinLength: number;
 }
 
 export class ConfigError extends Error {
@@ -172,6 +179,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authorizationCodeTtl: c.AUTHORIZATION_CODE_TTL,
     refreshTokenIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,
     refreshTokenAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
+    argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_TIME_COST, parallelism: c.ARGON2_PARALLELISM },
+    passwordMinLength: c.PASSWORD_MIN_LENGTH,
   };
 }
 

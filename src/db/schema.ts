@@ -10,6 +10,30 @@ export interface LatchkeyMigrationsTable {
   applied_at: Generated<Date>;
 }
 
+/** OpenID Connect Core §5.1 profile claims kept as one JSON object (name, given_name, …, locale). */
+export type ProfileClaims = Partial<Record<
+  'name' | 'given_name' | 'family_name' | 'middle_name' | 'nickname' | 'preferred_username' | 'profile' |
+  'picture' | 'website' | 'gender' | 'birthdate' | 'zoneinfo' | 'locale', string>>;
+
+/** OpenID Connect Core §5.1.1. */
+export type AddressClaim = Partial<Record<'formatted' | 'street_address' | 'locality' | 'region' | 'postal_code' | 'country', string>>;
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: Generated<boolean>;
+  phone_number: string | null;
+  phone_number_verified: Generated<boolean>;
+  profile: ProfileClaims;
+  address: AddressClaim | null;
+  password_hash: string | null;
+  disabled: Generated<boolean>;
+  created_at: Date;
+  updated_at: Date;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
+  users: UsersTable;
 }
