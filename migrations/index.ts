@@ -1,5 +1,6 @@
 import type { Migration } from '../src/db/migrator.js';
 import { users } from './0010_users.js';
+import { sessions } from './0011_sessions.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -7,4 +8,5 @@ import { users } from './0010_users.js';
  */
 export const migrations: readonly Migration[] = [
   users,
+  sessions,
 ];

@@ -14,6 +14,8 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ephemeralKeyRing } from './keys/ephemeral.js';
 import type { KeyRing } from './keys/keyring.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
+import { loginRoutes } from './http/login.js';
+import { createPasswordHasher } from './users/passwords.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
 export interface AppContext {
@@ -117,7 +119,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ];
 
     // Endpoint groups: each is a function of the context returning a Fastify plugin.
-    const routes: FastifyPluginAsync[] = [];
+    const hasher = await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
+    const routes: FastifyPluginAsync[] = [loginRoutes(context, hasher)];
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());

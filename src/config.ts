@@ -100,6 +100,8 @@ export const configSchema = z.object({
   ARGON2_MEMORY_KIB: integer(8192, 4 * 1024 * 1024).default(19456).describe('argon2id memory cost for user passwords, in KiB. Hashes made with other parameters are upgraded at the next successful login.'),
   ARGON2_TIME_COST: integer(1, 20).default(2).describe('argon2id iterations for user passwords.'),
   ARGON2_PARALLELISM: integer(1, 16).default(1).describe('argon2id lanes for user passwords.'),
+  SESSION_IDLE_TTL: duration(60, 30 * 86400).default(1800).describe('SSO session idle lifetime: a session unused this long ends (slides with each use).'),
+  SESSION_ABSOLUTE_TTL: duration(300, 400 * 86400).default(36000).describe('SSO session absolute lifetime from sign-in; never extended.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
 });
 
@@ -126,6 +128,8 @@ export interface Config {
   refreshTokenAbsoluteTtl: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   passwordMinLength: number;
+  sessionIdleTtl: number;
+  sessionAbsoluteTtl: number;
 }
 
 export class ConfigError extends Error {
@@ -154,6 +158,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (c.DATABASE_URL && !c.KEY_ENCRYPTION_SECRET) {
       problems.push('KEY_ENCRYPTION_SECRET: is required when DATABASE_URL is set (every instance sharing the database must use the same secret)');
     }
+    if (c.SESSION_IDLE_TTL > c.SESSION_ABSOLUTE_TTL) {
+      problems.push('SESSION_IDLE_TTL: must not exceed SESSION_ABSOLUTE_TTL');
+    }
     if (c.REFRESH_TOKEN_IDLE_TTL > c.REFRESH_TOKEN_ABSOLUTE_TTL) {
       problems.push('REFRESH_TOKEN_IDLE_TTL: must not exceed REFRESH_TOKEN_ABSOLUTE_TTL');
     }
@@ -181,6 +188,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     refreshTokenAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_TIME_COST, parallelism: c.ARGON2_PARALLELISM },
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
+    sessionIdleTtl: c.SESSION_IDLE_TTL,
+    sessionAbsoluteTtl: c.SESSION_ABSOLUTE_TTL,
   };
 }
 

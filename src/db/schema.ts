@@ -33,7 +33,30 @@ export interface UsersTable {
   updated_at: Date;
 }
 
+export interface SessionsTable {
+  id_hash: Buffer;
+  sid: string;
+  user_id: string;
+  auth_time: Date;
+  amr: string[];
+  acr: string | null;
+  created_at: Date;
+  last_seen_at: Date;
+  idle_expires_at: Date;
+  absolute_expires_at: Date;
+  ended_at: Date | null;
+}
+
+export interface LoginThrottleTable {
+  key: string;
+  failures: number;
+  blocked_until: Date | null;
+  last_failure_at: Date;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
+  sessions: SessionsTable;
+  login_throttle: LoginThrottleTable;
 }

@@ -1,0 +1,91 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../app.js';
+import { sha256 } from '../oauth/secrets.js';
+import { LoginThrottleRepository } from '../store/login-throttle.js';
+import { SessionRepository } from '../store/sessions.js';
+import { UserRepository } from '../store/users.js';
+import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../ui/pages.js';
+import type { PasswordHasher } from '../users/passwords.js';
+import { signIn } from '../users/sign-in.js';
+import { BrowserCookies } from './browser-session.js';
+
+/**
+ * Where a browser may be sent after signing in: a path on this server only. Anything else
+ * (another origin, `//host`, `/\host`, a scheme) falls back to `/`, so the form is no open redirect.
+ */
+export function safeReturnPath(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) return '/';
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
+  if (/[\u0000-\u001f\\]/.test(value)) return '/';
+  return value;
+}
+
+const field = (body: unknown, name: string): unknown => (body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined);
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type('text/html; charset=utf-8').send(body);
+}
+
+/** The first-party sign-in pages: /login, /logout and the account page at /. */
+export function loginRoutes(context: AppContext, hasher: PasswordHasher): FastifyPluginAsync {
+  const { config, store, clock, audit } = context;
+  const cookies = new BrowserCookies(config.issuer);
+  const users = new UserRepository(store.db);
+  const sessions = new SessionRepository(store.db);
+  const throttle = new LoginThrottleRepository(store.db);
+  const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
+
+  return async (app) => {
+    app.get('/login', async (req, reply) => {
+      const returnTo = safeReturnPath((req.query as Record<string, unknown>).return_to);
+      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo }));
+    });
+
+    app.post('/login', async (req, reply) => {
+      const body = req.body;
+      const returnTo = safeReturnPath(field(body, 'return_to'));
+      const login = text(field(body, 'login'));
+      const csrf = cookies.csrfToken(req, reply);
+      if (!cookies.csrfValid(req, field(body, 'csrf'))) {
+        return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf' }));
+      }
+      const result = await signIn({
+        login, password: text(field(body, 'password')), ip: req.ip,
+        userAgent: req.headers['user-agent'], requestId: req.id,
+      }, { users, sessions, throttle, hasher, clock, audit, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl });
+      if (result.kind === 'throttled') {
+        reply.header('retry-after', String(result.retryAfterSeconds));
+        return sendHtml(reply, 429, loginPage({ csrf, returnTo, login, error: 'throttled', retryAfterSeconds: result.retryAfterSeconds }));
+      }
+      if (result.kind === 'rejected') {
+        return sendHtml(reply, 401, loginPage({ csrf, returnTo, login, error: 'rejected' }));
+      }
+      // Replace any previous session of this browser (no session fixation).
+      const previous = cookies.sessionId(req);
+      if (previous) await sessions.end(sha256(previous), clock.now());
+      cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
+      return reply.code(303).header('location', returnTo).send();
+    });
+
+    app.get('/', async (req, reply) => {
+      const session = await currentSession(req);
+      const user = session ? await users.findById(session.user_id) : undefined;
+      if (!session || !user) return reply.code(303).header('location', '/login').send();
+      return sendHtml(reply, 200, accountPage({ username: user.username, csrf: cookies.csrfToken(req, reply) }));
+    });
+
+    app.get('/logout', async (req, reply) => sendHtml(reply, 200, logoutPage({ csrf: cookies.csrfToken(req, reply) })));
+
+    app.post('/logout', async (req, reply) => {
+      if (!cookies.csrfValid(req, field(req.body, 'csrf'))) {
+        return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
+      }
+      const id = cookies.sessionId(req);
+      const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
+      if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, ip: req.ip, request_id: req.id });
+      cookies.clearSession(reply);
+      return sendHtml(reply, 200, signedOutPage());
+    });
+  };
+}

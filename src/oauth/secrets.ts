@@ -1,0 +1,16 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A fresh 256-bit random value, base64url (43 characters): codes, tokens, session ids, secrets. */
+export function randomToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** How such a value is stored: its SHA-256 (a fast hash is right for server-generated 256-bit values). */
+export function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Constant-time equality of two strings of any length (compares their SHA-256). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}

@@ -1,0 +1,65 @@
+import { html } from './html.js';
+import { page } from './layout.js';
+
+export interface LoginPageModel {
+  csrf: string;
+  returnTo: string;
+  login?: string;
+  error?: 'rejected' | 'throttled' | 'csrf';
+  retryAfterSeconds?: number;
+}
+
+const ERRORS = {
+  rejected: 'The username or password is not right.',
+  csrf: 'The form expired. Please sign in again.',
+};
+
+export function loginPage(m: LoginPageModel): string {
+  const message = m.error === 'throttled'
+    ? `Too many attempts. Try again in ${m.retryAfterSeconds ?? 1} seconds.`
+    : m.error ? ERRORS[m.error] : undefined;
+  return page('Sign in', html`
+<h1>Sign in</h1>
+${message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : ''}
+<form method="post" action="/login" ${message ? html`aria-describedby="form-error"` : ''}>
+  <input type="hidden" name="csrf" value="${m.csrf}">
+  <input type="hidden" name="return_to" value="${m.returnTo}">
+  <label for="login">Username or email</label>
+  <input type="text" id="login" name="login" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.login ?? ''}" ${m.login ? '' : html`autofocus`}>
+  <label for="password">Password</label>
+  <input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024" ${m.login ? html`autofocus` : ''}>
+  <button type="submit">Sign in</button>
+</form>`);
+}
+
+export function accountPage(m: { username: string; csrf: string }): string {
+  return page('Signed in', html`
+<h1>Signed in</h1>
+<p>You are signed in as <strong>${m.username}</strong>.</p>
+<form method="post" action="/logout">
+  <input type="hidden" name="csrf" value="${m.csrf}">
+  <button type="submit" class="secondary">Sign out</button>
+</form>`);
+}
+
+export function signedOutPage(): string {
+  return page('Signed out', html`
+<h1>Signed out</h1>
+<p>You are signed out.</p>
+<p><a href="/login">Sign in again</a></p>`);
+}
+
+export function logoutPage(m: { csrf: string }): string {
+  return page('Sign out', html`
+<h1>Sign out?</h1>
+<form method="post" action="/logout">
+  <input type="hidden" name="csrf" value="${m.csrf}">
+  <button type="submit">Sign out</button>
+</form>`);
+}
+
+export function errorPage(title: string, message: string): string {
+  return page(title, html`
+<h1>${title}</h1>
+<p class="error" role="alert">${message}</p>`);
+}
