@@ -1,6 +1,7 @@
 import type { Migration } from '../src/db/migrator.js';
 import { users } from './0010_users.js';
 import { sessions } from './0011_sessions.js';
+import { consents } from './0012_consents.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -9,4 +10,5 @@ import { sessions } from './0011_sessions.js';
 export const migrations: readonly Migration[] = [
   users,
   sessions,
+  consents,
 ];

@@ -54,9 +54,19 @@ export interface LoginThrottleTable {
   last_failure_at: Date;
 }
 
+export interface ConsentsTable {
+  user_id: string;
+  client_id: string;
+  /** Space-separated scope-tokens (RFC 6749 §3.3). */
+  scopes: string;
+  granted_at: Date;
+  updated_at: Date;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;
+  consents: ConsentsTable;
 }
