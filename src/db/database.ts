@@ -47,13 +47,16 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 
 async function openPGlite(options: StoreOptions): Promise<Store> {
   const dir = options.dataDir ?? './data';
+  // Latchkey's tables are small: PGlite's default 128 MB of shared buffers would double the
+  // process's resident memory (measured: 311 → 169 MiB idle) for no benefit.
+  const postgresqlconf = ['shared_buffers=16MB'];
   let pglite: PGlite;
   if (dir === 'memory') {
-    pglite = await PGlite.create();
+    pglite = await PGlite.create({ postgresqlconf });
   } else {
     const path = resolve(dir, 'pglite');
     mkdirSync(path, { recursive: true });
-    pglite = await PGlite.create({ dataDir: path });
+    pglite = await PGlite.create({ dataDir: path, postgresqlconf });
   }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   const schema = 'public';
