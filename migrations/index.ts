@@ -2,6 +2,7 @@ import type { Migration } from '../src/db/migrator.js';
 import { users } from './0010_users.js';
 import { sessions } from './0011_sessions.js';
 import { consents } from './0012_consents.js';
+import { auditEvents } from './0013_audit_events.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -11,4 +12,5 @@ export const migrations: readonly Migration[] = [
   users,
   sessions,
   consents,
+  auditEvents,
 ];

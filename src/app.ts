@@ -9,6 +9,8 @@ import { migrate, pendingMigrations } from './db/migrator.js';
 import type { ReadinessCheck } from './http/health.js';
 import { buildServer } from './http/server.js';
 import { createAuditLog, type AuditLog } from './observability/audit.js';
+import { AuditEventRepository } from './store/audit-events.js';
+import { enforceAuditRetention } from './observability/audit-retention.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ephemeralKeyRing } from './keys/ephemeral.js';
@@ -47,6 +49,8 @@ export interface AppOptions {
   store?: Store;
   /** Embedded mode only: `memory` for an in-memory PGlite (tests). */
   embeddedDataDir?: 'memory';
+  /** Route plugins added after the built-in ones (tests probe the server with these). */
+  extraRoutes?: FastifyPluginAsync[];
 }
 
 /**
@@ -94,7 +98,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (result.applied.length > 0) logger.info({ applied: result.applied }, 'database migrated');
 
     const metrics = createMetrics();
-    const audit = createAuditLog(logger);
+    const auditEvents = new AuditEventRepository(store.db);
+    const audit = createAuditLog(logger, { clock, registry: metrics.registry, sink: (events) => auditEvents.insertMany(events) });
+    cleanups.push(() => audit.close());
+    const retention = setInterval(() => {
+      enforceAuditRetention(auditEvents, clock, config.auditRetention).then(
+        (n) => { if (n > 0) logger.info({ deleted: n }, 'audit events past retention deleted'); },
+        (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'audit retention failed'),
+      );
+    }, 3600_000);
+    retention.unref();
+    cleanups.push(() => clearInterval(retention));
     // TODO(issue 3): the persistent, rotating key manager replaces this in-memory key ring.
     const keys = await ephemeralKeyRing();
     const discovery = new DiscoveryRegistry();
@@ -121,7 +135,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // Endpoint groups: each is a function of the context returning a Fastify plugin.
     const hasher = await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const routes: FastifyPluginAsync[] = [loginRoutes(context, hasher)];
-    const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes });
+    const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
     return { context, server, close };

@@ -6,10 +6,11 @@ import { configCommand } from './cli/config-command.js';
 import { migrateCommand } from './cli/migrate.js';
 import { startCommand } from './cli/start.js';
 import { usersCommand } from './cli/users.js';
+import { auditCommand } from './cli/audit.js';
 import { DataDirBusyError } from './db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand, usersCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, usersCommand, auditCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -102,6 +102,7 @@ export const configSchema = z.object({
   ARGON2_PARALLELISM: integer(1, 16).default(1).describe('argon2id lanes for user passwords.'),
   SESSION_IDLE_TTL: duration(60, 30 * 86400).default(1800).describe('SSO session idle lifetime: a session unused this long ends (slides with each use).'),
   SESSION_ABSOLUTE_TTL: duration(300, 400 * 86400).default(36000).describe('SSO session absolute lifetime from sign-in; never extended.'),
+  AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
 });
 
@@ -130,6 +131,7 @@ export interface Config {
   passwordMinLength: number;
   sessionIdleTtl: number;
   sessionAbsoluteTtl: number;
+  auditRetention: number;
 }
 
 export class ConfigError extends Error {
@@ -190,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
     sessionIdleTtl: c.SESSION_IDLE_TTL,
     sessionAbsoluteTtl: c.SESSION_ABSOLUTE_TTL,
+    auditRetention: c.AUDIT_RETENTION,
   };
 }
 

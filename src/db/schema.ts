@@ -63,10 +63,24 @@ export interface ConsentsTable {
   updated_at: Date;
 }
 
+export interface AuditEventsTable {
+  id: Generated<string>;
+  at: Date;
+  event: string;
+  request_id: string | null;
+  client_id: string | null;
+  sub: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  jti: string | null;
+  details: Record<string, unknown>;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;
   consents: ConsentsTable;
+  audit_events: AuditEventsTable;
 }

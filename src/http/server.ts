@@ -8,6 +8,7 @@ import type { Store } from '../db/database.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import { NotFound } from '../oauth/errors.js';
+import { requestContext } from '../observability/request-context.js';
 import { sendError } from './errors.js';
 import { healthRoutes, type ReadinessCheck } from './health.js';
 import { requestIdFor, REQUEST_ID_HEADER } from './request-id.js';
@@ -40,8 +41,10 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header(REQUEST_ID_HEADER, req.id);
+    // The rest of the request runs inside its context, so audit events carry its id and origin.
+    requestContext.run({ request_id: req.id, ip: req.ip, user_agent: req.headers['user-agent'] }, done);
   });
   // Graceful shutdown: once closing, every response tells its client to drop the connection,
   // so keep-alive sockets of in-flight requests end with them and close() does not wait for

@@ -1,34 +1,109 @@
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { Clock } from '../clock.js';
+import type { NewAuditEvent } from '../store/audit-events.js';
+import { SECRET_FIELDS } from './logger.js';
+import { requestContext } from './request-context.js';
 
 /**
- * Security events, one structured log line each with an `event` field. Never pass a token,
- * secret, password or code here: pass its identifier (jti, family id, kid, client_id).
+ * Security events: one structured log line each with an `event` field, and the same event in
+ * the durable `audit_events` table, written in batches off the request path. Never pass a
+ * token, secret, password or code here: pass its identifier (jti, family id, kid, client_id).
+ * Inside an HTTP request, request_id, ip and user_agent are filled in by themselves.
  */
-export type AuditEventName =
-  | 'server.started'
-  | 'server.stopped'
-  | (string & {});
+export type AuditEventName = string;
 
 export interface AuditFields {
-  client_id?: string;
-  sub?: string;
-  scope?: string;
-  ip?: string;
-  user_agent?: string;
-  request_id?: string;
-  jti?: string;
+  client_id?: string | undefined;
+  sub?: string | undefined;
+  scope?: string | undefined;
+  ip?: string | undefined;
+  user_agent?: string | undefined;
+  request_id?: string | undefined;
+  jti?: string | undefined;
   [field: string]: unknown;
 }
 
 export interface AuditLog {
   record(event: AuditEventName, fields?: AuditFields): void;
+  /** Writes what is buffered now (shutdown, tests). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
 }
 
-export function createAuditLog(logger: Logger): AuditLog {
+export interface AuditOptions {
+  /** Where batches go (the audit_events table); none: log lines only. */
+  sink?: (events: NewAuditEvent[]) => Promise<void>;
+  clock: Clock;
+  registry?: Registry;
+  flushIntervalMs?: number;
+  maxBatch?: number;
+  /** Events kept while the database is unreachable; older ones are dropped (and counted) beyond it. */
+  maxBuffered?: number;
+}
+
+const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', 'jti']);
+const SECRETS = new Set<string>(SECRET_FIELDS);
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+
+export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog {
   const audit = logger.child({ audit: true });
+  const { sink, clock } = options;
+  const maxBatch = options.maxBatch ?? 500;
+  const maxBuffered = options.maxBuffered ?? 10_000;
+  const events = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
+  const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database (buffer full while it was unreachable).', registers: options.registry ? [options.registry] : [] });
+  let buffer: NewAuditEvent[] = [];
+  let flushing: Promise<void> | undefined;
+
+  const flush = async (): Promise<void> => {
+    if (!sink) return;
+    while (flushing) await flushing;
+    if (buffer.length === 0) return;
+    flushing = (async () => {
+      while (buffer.length > 0) {
+        const batch = buffer.slice(0, maxBatch);
+        try {
+          await sink(batch);
+          buffer = buffer.slice(batch.length);
+        } catch (err) {
+          logger.error({ err: { message: (err as Error).message }, buffered: buffer.length }, 'audit events could not be written; will retry');
+          return;
+        }
+      }
+    })().finally(() => { flushing = undefined; });
+    await flushing;
+  };
+
+  const timer = sink ? setInterval(() => { void flush(); }, options.flushIntervalMs ?? 1000) : undefined;
+  timer?.unref();
+
   return {
     record(event, fields = {}) {
-      audit.info({ ...fields, event }, event);
+      const ctx = requestContext.getStore();
+      const all: AuditFields = { ...(ctx ?? {}), ...fields };
+      // Defence in depth: a secret-bearing field never reaches the log nor the table.
+      for (const key of Object.keys(all)) if (SECRETS.has(key)) delete all[key];
+      audit.info({ ...all, event }, event);
+      events.inc({ event });
+      if (!sink) return;
+      const details: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && v !== undefined) details[k] = v;
+      buffer.push({
+        at: clock.now(), event, request_id: str(all.request_id), client_id: str(all.client_id), sub: str(all.sub),
+        ip: str(all.ip), user_agent: str(all.user_agent), jti: str(all.jti), details,
+      });
+      if (buffer.length > maxBuffered) {
+        const excess = buffer.length - maxBuffered;
+        buffer = buffer.slice(excess);
+        dropped.inc(excess);
+      }
+      if (buffer.length >= maxBatch) void flush();
+    },
+    flush,
+    async close() {
+      if (timer) clearInterval(timer);
+      await flush();
     },
   };
 }

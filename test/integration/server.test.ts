@@ -80,7 +80,7 @@ describe('defensive defaults', () => {
       app.get('/page', async (_req, reply) => reply.type('text/html; charset=utf-8').send('<p>hi</p>'));
     };
     server = await buildServer(testConfig({ BODY_LIMIT: '2048' }), {
-      store, logger: logs.logger, metrics: createMetrics({ defaultMetrics: false }), audit: createAuditLog(logs.logger),
+      store, logger: logs.logger, metrics: createMetrics({ defaultMetrics: false }), audit: createAuditLog(logs.logger, { clock: systemClock }),
       clock: systemClock,
       readiness: [{ name: 'keys', check: async () => ({ ok: false, detail: 'no active signing key' }) }],
       routes: [probe],
@@ -152,7 +152,7 @@ describe('graceful shutdown', () => {
       app.get('/slow', async () => { entered(); await new Promise((r) => setTimeout(r, 300)); return { done: true }; });
     };
     const server = await buildServer(testConfig(), {
-      store, logger: logs.logger, metrics: createMetrics({ defaultMetrics: false }), audit: createAuditLog(logs.logger),
+      store, logger: logs.logger, metrics: createMetrics({ defaultMetrics: false }), audit: createAuditLog(logs.logger, { clock: systemClock }),
       clock: systemClock, readiness: [], routes: [slow],
     });
     const address = await server.listen({ port: 0, host: '127.0.0.1' });

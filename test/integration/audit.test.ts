@@ -1,0 +1,100 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrations } from '../../migrations/index.js';
+import type { Store } from '../../src/db/database.js';
+import { migrate } from '../../src/db/migrator.js';
+import { createAuditLog } from '../../src/observability/audit.js';
+import { enforceAuditRetention } from '../../src/observability/audit-retention.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { AuditEventRepository, type NewAuditEvent } from '../../src/store/audit-events.js';
+import { createTestApp, LogCapture, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
+import { openTestStore } from '../support/store.js';
+
+describe('durable audit trail', () => {
+  let app: TestApp;
+  const clock = new ManualClock('2026-03-01T12:00:00Z');
+  beforeAll(async () => {
+    const probe = async (server: FastifyInstance) => {
+      server.post('/probe', async () => {
+        app.context.audit.record('token.issued', { client_id: 'billing', sub: 'billing', jti: 'jti-1', scope: 'api:read', client_secret: 'LEAKED-SECRET' });
+        return { ok: true };
+      });
+    };
+    app = await createTestApp({}, { clock, extraRoutes: [probe] });
+  });
+  afterAll(async () => { await app.close(); });
+
+  it('writes an event to the log and the table, with the request id, ip and user agent of its request', async () => {
+    await app.server.inject({ method: 'POST', url: '/probe', headers: { 'x-request-id': 'req-audit-1', 'user-agent': 'probe/1.0' } });
+    await app.context.audit.flush();
+    const rows = await new AuditEventRepository(app.context.store.db).query({ clientId: 'billing' });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      event: 'token.issued', request_id: 'req-audit-1', client_id: 'billing', sub: 'billing', jti: 'jti-1',
+      ip: '127.0.0.1', user_agent: 'probe/1.0', details: { scope: 'api:read' }, at: new Date('2026-03-01T12:00:00Z'),
+    });
+    const line = app.logs.lines.find((l) => l.event === 'token.issued')!;
+    expect(line).toMatchObject({ request_id: 'req-audit-1', client_id: 'billing', jti: 'jti-1', audit: true });
+    expect(app.logs.text()).not.toContain('LEAKED-SECRET');
+    expect(JSON.stringify(rows)).not.toContain('LEAKED-SECRET');
+  });
+
+  it('filters by event, subject and time window', async () => {
+    const repo = new AuditEventRepository(app.context.store.db);
+    clock.advance(3600);
+    app.context.audit.record('login.succeeded', { sub: 'user-1' });
+    clock.advance(3600);
+    app.context.audit.record('login.failed', { sub: 'user-1', reason: 'bad_password' });
+    await app.context.audit.flush();
+    expect((await repo.query({ sub: 'user-1' })).map((r) => r.event)).toEqual(['login.succeeded', 'login.failed']);
+    expect((await repo.query({ sub: 'user-1', event: 'login.failed' })).map((r) => r.details)).toEqual([{ reason: 'bad_password' }]);
+    expect((await repo.query({ since: new Date('2026-03-01T13:30:00Z') })).map((r) => r.event)).toEqual(['login.failed']);
+    expect((await repo.query({ until: new Date('2026-03-01T13:30:00Z'), sub: 'user-1' })).map((r) => r.event)).toEqual(['login.succeeded']);
+  });
+});
+
+describe('audit buffering', () => {
+  let store: Store;
+  beforeAll(async () => { store = await openTestStore(); await migrate(store.db, migrations); });
+  afterAll(async () => { await store.close(); });
+
+  it('keeps events while the database refuses them and writes them once it accepts', async () => {
+    const logs = new LogCapture();
+    const repo = new AuditEventRepository(store.db);
+    let down = true;
+    const audit = createAuditLog(logs.logger, {
+      clock: new ManualClock(), flushIntervalMs: 3600_000,
+      sink: async (events) => { if (down) throw new Error('connection refused'); await repo.insertMany(events); },
+    });
+    audit.record('a.one', { sub: 's' });
+    audit.record('a.two', { sub: 's' });
+    await audit.flush();
+    expect(logs.text()).toContain('audit events could not be written; will retry');
+    down = false;
+    await audit.close();
+    expect((await repo.query({ sub: 's' })).map((r) => r.event)).toEqual(['a.one', 'a.two']);
+  });
+
+  it('drops the oldest events beyond the buffer limit and counts them', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const written: NewAuditEvent[][] = [];
+    const audit = createAuditLog(new LogCapture().logger, {
+      clock: new ManualClock(), registry: metrics.registry, flushIntervalMs: 3600_000, maxBatch: 100, maxBuffered: 3,
+      sink: async (events) => { written.push(events); },
+    });
+    for (const n of [1, 2, 3, 4, 5]) audit.record(`e${n}`);
+    await audit.close();
+    expect(written.flat().map((e) => e.event)).toEqual(['e3', 'e4', 'e5']);
+    expect(await metrics.registry.getSingleMetricAsString('latchkey_audit_events_dropped_total')).toContain('latchkey_audit_events_dropped_total 2');
+  });
+
+  it('deletes events past the retention in batches and keeps the rest', async () => {
+    const repo = new AuditEventRepository(store.db);
+    const clock = new ManualClock('2026-01-01T00:00:00Z');
+    const old = Array.from({ length: 25 }, (_, i) => ({ at: new Date(Date.UTC(2025, 0, 1, 0, i)), event: 'old', request_id: null, client_id: 'ret', sub: null, ip: null, user_agent: null, jti: null, details: {} }));
+    await repo.insertMany([...old, { ...old[0]!, at: new Date('2025-12-31T00:00:00Z'), event: 'recent' }]);
+    expect(await enforceAuditRetention(repo, clock, 30 * 86400, 10)).toBe(25);
+    expect((await repo.query({ clientId: 'ret' })).map((r) => r.event)).toEqual(['recent']);
+  });
+});
