@@ -46,6 +46,17 @@ const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
   error: (issue) => `must be true or false (got "${String(issue.input)}")`,
 }).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** A JSON object of scope → description, e.g. {"api:read":"Read your invoices"}. */
+const scopeDescriptions = z.string().transform((text, ctx) => {
+  let value: unknown;
+  try { value = JSON.parse(text); } catch { value = undefined; }
+  if (!value || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string' && v.length <= 200)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a JSON object mapping scope names to descriptions of at most 200 characters' });
+    return z.NEVER;
+  }
+  return value as Record<string, string>;
+});
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** RFC 8414 §2: the issuer is an https URL with no query or fragment; http is accepted on loopback only. */
@@ -102,6 +113,7 @@ export const configSchema = z.object({
   ARGON2_PARALLELISM: integer(1, 16).default(1).describe('argon2id lanes for user passwords.'),
   SESSION_IDLE_TTL: duration(60, 30 * 86400).default(1800).describe('SSO session idle lifetime: a session unused this long ends (slides with each use).'),
   SESSION_ABSOLUTE_TTL: duration(300, 400 * 86400).default(36000).describe('SSO session absolute lifetime from sign-in; never extended.'),
+  SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
 });
@@ -132,6 +144,7 @@ export interface Config {
   sessionIdleTtl: number;
   sessionAbsoluteTtl: number;
   auditRetention: number;
+  scopeDescriptions: Record<string, string>;
 }
 
 export class ConfigError extends Error {
@@ -193,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionIdleTtl: c.SESSION_IDLE_TTL,
     sessionAbsoluteTtl: c.SESSION_ABSOLUTE_TTL,
     auditRetention: c.AUDIT_RETENTION,
+    scopeDescriptions: c.SCOPE_DESCRIPTIONS ?? {},
   };
 }
 

@@ -63,3 +63,37 @@ export function errorPage(title: string, message: string): string {
 <h1>${title}</h1>
 <p class="error" role="alert">${message}</p>`);
 }
+
+export interface ConsentPageModel {
+  csrf: string;
+  clientName: string;
+  clientUri?: string | undefined;
+  policyUri?: string | undefined;
+  tosUri?: string | undefined;
+  username: string;
+  scopes: Array<{ scope: string; description: string }>;
+  /** Hidden fields that carry the pending authorization request through the form. */
+  hidden: Record<string, string>;
+  action: string;
+}
+
+export function consentPage(m: ConsentPageModel): string {
+  const links = [
+    m.policyUri ? html`<a href="${m.policyUri}" rel="noopener noreferrer">privacy policy</a>` : '',
+    m.tosUri ? html`<a href="${m.tosUri}" rel="noopener noreferrer">terms of service</a>` : '',
+  ].filter(Boolean);
+  return page('Allow access?', html`
+<h1>Allow ${m.clientName} to access your account?</h1>
+<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
+<p>${m.clientName} asks to:</p>
+<ul>
+${m.scopes.map((s) => html`  <li>${s.description}</li>
+`)}</ul>
+${links.length ? html`<p class="muted">See its ${links.length === 2 ? html`${links[0]} and ${links[1]}` : links[0]}.</p>` : ''}
+<form method="post" action="${m.action}">
+  <input type="hidden" name="csrf" value="${m.csrf}">
+${Object.entries(m.hidden).map(([k, v]) => html`  <input type="hidden" name="${k}" value="${v}">
+`)}  <button type="submit" name="decision" value="allow">Allow</button>
+  <button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</form>`);
+}

@@ -76,6 +76,12 @@ describe('configuration', () => {
     ]);
   });
 
+  it('reads scope descriptions as a JSON object of strings', () => {
+    expect(loadConfig({ SCOPE_DESCRIPTIONS: '{"api:read":"Read your invoices"}' }).scopeDescriptions).toEqual({ 'api:read': 'Read your invoices' });
+    expect(problems({ SCOPE_DESCRIPTIONS: '["a"]' })).toEqual(['SCOPE_DESCRIPTIONS: must be a JSON object mapping scope names to descriptions of at most 200 characters']);
+    expect(problems({ SCOPE_DESCRIPTIONS: '{not json' })).toEqual(['SCOPE_DESCRIPTIONS: must be a JSON object mapping scope names to descriptions of at most 200 characters']);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8080);
   });

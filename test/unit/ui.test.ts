@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { describeScopes } from '../../src/oauth/scope-descriptions.js';
+import { html } from '../../src/ui/html.js';
+import { consentPage, loginPage } from '../../src/ui/pages.js';
+
+describe('server-rendered pages', () => {
+  it('escapes interpolated values but not nested fragments', () => {
+    expect(html`<p>${'<b>"x" & \'y\'</b>'}</p>`.value).toBe('<p>&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;</p>');
+    expect(html`<p>${html`<b>${'<i>'}</b>`}</p>`.value).toBe('<p><b>&lt;i&gt;</b></p>');
+  });
+
+  it('describes scopes in plain language, configuration first, the scope name last', () => {
+    expect(describeScopes(['openid', 'email', 'api:read', 'api:write'], { 'api:read': 'Read your invoices' })).toEqual([
+      { scope: 'openid', description: 'Know who you are (your account identifier)' },
+      { scope: 'email', description: 'See your email address' },
+      { scope: 'api:read', description: 'Read your invoices' },
+      { scope: 'api:write', description: 'api:write' },
+    ]);
+  });
+
+  it('renders the consent page with each scope, allow and deny, and the carried fields escaped', () => {
+    const body = consentPage({
+      csrf: 'c'.repeat(43), clientName: 'Billing <App>', username: 'alice', action: '/authorize/consent',
+      scopes: describeScopes(['openid', 'profile'], {}), hidden: { client_id: 'billing', state: '"><script>' },
+      policyUri: 'https://billing.example.com/privacy',
+    });
+    expect(body).toContain('<h1>Allow Billing &lt;App&gt; to access your account?</h1>');
+    expect(body).toContain('<li>See your name, username, picture and locale</li>');
+    expect(body).toContain('<input type="hidden" name="state" value="&quot;&gt;&lt;script&gt;">');
+    expect(body).toContain('<button type="submit" name="decision" value="allow">Allow</button>');
+    expect(body).toContain('<button type="submit" name="decision" value="deny" class="secondary">Deny</button>');
+    expect(body).toContain('<a href="https://billing.example.com/privacy" rel="noopener noreferrer">privacy policy</a>');
+    expect(body).not.toContain('<script>');
+  });
+
+  it('renders the throttled login message with the wait', () => {
+    expect(loginPage({ csrf: 'x', returnTo: '/', error: 'throttled', retryAfterSeconds: 8 })).toContain('Too many attempts. Try again in 8 seconds.');
+  });
+});
