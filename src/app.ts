@@ -11,8 +11,9 @@ import { buildServer } from './http/server.js';
 import { createAuditLog, type AuditLog } from './observability/audit.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import { ephemeralKeyRing } from './keys/ephemeral.js';
 import type { KeyRing } from './keys/keyring.js';
+import { KeyManager } from './keys/manager.js';
+import { discoveryRoutes, jwksRoutes } from './http/keys.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
@@ -93,10 +94,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     const metrics = createMetrics();
     const audit = createAuditLog(logger);
-    // TODO(issue 3): the persistent, rotating key manager replaces this in-memory key ring.
-    const keys = await ephemeralKeyRing();
+    // Signing keys: loaded (a wrong KEY_ENCRYPTION_SECRET stops the start here), created on the
+    // very first start, rotated by the timer, reloaded on NOTIFY from other instances.
+    const keys = new KeyManager({ config, store, secret: keyEncryptionSecret, clock, logger, audit, metrics });
+    await keys.start();
+    cleanups.push(() => keys.stop());
     const discovery = new DiscoveryRegistry();
     discovery.contribute(() => ({ issuer: config.issuer }));
+    discovery.contribute(keys.discoveryMetadata(config.issuer));
     const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery };
 
     const readiness: ReadinessCheck[] = [
@@ -114,10 +119,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           return pending.length === 0 ? { ok: true } : { ok: false, detail: `pending: ${pending.join(', ')}` };
         },
       },
+      { name: 'signing_keys', check: async () => keys.readiness() },
     ];
 
     // Endpoint groups: each is a function of the context returning a Fastify plugin.
-    const routes: FastifyPluginAsync[] = [];
+    const routes: FastifyPluginAsync[] = [
+      jwksRoutes(keys, config.jwksMaxAge),
+      discoveryRoutes(discovery, config.jwksMaxAge),
+    ];
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
