@@ -151,12 +151,16 @@ export class KeyManager implements KeyRing {
     return this.jwks;
   }
 
-  /** Ready when the default algorithm has an active key and every configured one has an active key or a next one being published ahead. */
+  /**
+   * Ready when some configured algorithm has an active key (the default then falls back to it)
+   * and every configured algorithm has an active key or a next one being published ahead (an
+   * algorithm added to SIGNING_ALGS signs only after KEY_PUBLISH_AHEAD; that is no outage).
+   */
   readiness(): { ok: boolean; detail?: string } {
     if (this.lastError) return { ok: false, detail: `key reload failed: ${this.lastError.message}` };
+    if (this.algorithms().length === 0) return { ok: false, detail: `no active signing key for ${this.policy.algs.join(', ')}` };
     const missing = this.policy.algs.filter((alg) => !this.active(alg) && !this.find(alg, 'next'));
-    if (!this.active(this.policy.algs[0]!)) missing.unshift(this.policy.algs[0]!);
-    return missing.length === 0 ? { ok: true } : { ok: false, detail: `no active signing key for ${[...new Set(missing)].join(', ')}` };
+    return missing.length === 0 ? { ok: true } : { ok: false, detail: `no signing key for ${missing.join(', ')}` };
   }
 
   /** The discovery members the key manager owns (RFC 8414 §2, OpenID Connect Discovery §3). */
