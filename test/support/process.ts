@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { onPostgres } from './store.js';
+
+/** Running `latchkey` as a real process (tsx, no build step), as test/e2e/process.test.ts does. */
+const root = new URL('../../', import.meta.url).pathname;
+const cli = join(root, 'src/cli.ts');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface Running { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
+
+export function runLatchkey(args: string[], env: Record<string, string>): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => { out += String(d); });
+  child.stderr!.on('data', (d) => { err += String(d); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs a command to its end. */
+export async function latchkey(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = runLatchkey(args, env);
+  const code = await proc.exited;
+  return { code, stdout: proc.stdout(), stderr: proc.stderr() };
+}
+
+export async function waitFor(url: string, timeoutMs = 30_000): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.status === 200) return res;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function storeEnv(dataDir: string, schema: string): Record<string, string> {
+  return onPostgres
+    ? { DATABASE_URL: process.env.DATABASE_URL!, DATABASE_SCHEMA: schema, KEY_ENCRYPTION_SECRET: 'e2e-key-encryption-secret-0123456789abcdef' }
+    : { DATA_DIR: dataDir };
+}
