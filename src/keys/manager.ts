@@ -176,8 +176,7 @@ export class KeyManager implements KeyRing {
 
   /** Loads, performs what is due, then reloads on NOTIFY and every KEY_CHECK_INTERVAL. */
   async start(): Promise<void> {
-    await this.load();
-    await this.tick();
+    await this.tick(); // loads first: a wrong KEY_ENCRYPTION_SECRET throws before anything changes
     this.unlisten = await this.options.store.notifier.listen(KEYS_CHANNEL, () => {
       this.reload('notification');
     });
@@ -282,9 +281,11 @@ export class KeyManager implements KeyRing {
       for (const transition of planner(records, now)) done.push({ ...transition, kid: await this.apply(tx, transition, now) });
       return done;
     });
-    if (applied.length === 0) return [];
-    await this.options.store.notifier.notify(KEYS_CHANNEL, 'changed');
-    this.report(applied);
+    if (applied.length > 0) {
+      await this.options.store.notifier.notify(KEYS_CHANNEL, 'changed');
+      this.report(applied);
+    }
+    // Also when nothing was applied: another instance may have made the change first.
     await this.load();
     return applied;
   }

@@ -91,9 +91,11 @@ describe('JWKS and discovery endpoints', () => {
     const first = await createTestApp(ENV, { store, clock });
     await first.close();
 
-    const a = await app({ SIGNING_ALGS: 'ES256,RS256' }, { store, clock });
+    // RS256 added in front: it becomes the default only once it signs; until then ES256 is.
+    const a = await app({ SIGNING_ALGS: 'RS256,ES256' }, { store, clock });
     const metadata = async () => (await a.server.inject('/.well-known/openid-configuration')).json() as Record<string, unknown>;
     expect((await metadata()).id_token_signing_alg_values_supported).toEqual(['ES256']);
+    expect(a.context.keys.defaultAlg).toBe('ES256');
     const jwks = JSON.parse((await a.server.inject('/jwks')).body) as { keys: Array<{ alg: string }> };
     expect(jwks.keys.filter((k) => k.alg === 'RS256')).toHaveLength(1); // published, not signing yet
     expect(() => a.context.keys.signingKey('RS256')).toThrow('no active signing key for RS256');
@@ -101,7 +103,8 @@ describe('JWKS and discovery endpoints', () => {
 
     clock.advance(DAY);
     await keyManagerOf(a).tick();
-    expect((await metadata()).id_token_signing_alg_values_supported).toEqual(['ES256', 'RS256']);
-    expect(a.context.keys.signingKey('RS256').alg).toBe('RS256');
+    expect((await metadata()).id_token_signing_alg_values_supported).toEqual(['RS256', 'ES256']);
+    expect(a.context.keys.defaultAlg).toBe('RS256');
+    expect(a.context.keys.signingKey().alg).toBe('RS256');
   });
 });

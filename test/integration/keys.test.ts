@@ -233,6 +233,20 @@ describe('signing keys', () => {
     expect((await a.server.inject('/jwks')).body).not.toContain(revoked);
   });
 
+  it('instances starting together on an empty database create one set of keys', async () => {
+    const storeA = await openTestStore();
+    toClose.push(storeA);
+    let storeB: Store = storeA;
+    if (onPostgres) {
+      storeB = await openStore({ databaseUrl: process.env.DATABASE_URL!, schema: storeA.schema, poolMax: 2 });
+      toClose.push(storeB);
+    }
+    const [a, b] = await Promise.all([app({}, { store: storeA }), app({}, { store: storeB })]);
+    expect(b.context.keys.signingKey().kid).toBe(a.context.keys.signingKey().kid);
+    const rows = await storeA.db.selectFrom('signing_keys').select(['state']).execute();
+    expect(rows.map((r) => r.state).sort()).toEqual(['active', 'next']);
+  });
+
   it('reports readiness of the signing keys', async () => {
     const a = await app();
     const res = await a.server.inject('/readyz');
