@@ -100,6 +100,7 @@ describe('latchkey keys', { timeout: 120_000 }, () => {
     expect(served).toContain(nowActive);
     expect(served).toContain(active); // retired: still published
     await stop(proc);
+    await expectWrongSecretRefused(env);
   });
 
   it.runIf(onPostgres)('PostgreSQL: rotates and revokes beside a running server, which reloads at once (NOTIFY)', async () => {
@@ -123,5 +124,16 @@ describe('latchkey keys', { timeout: 120_000 }, () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await stop(proc);
+    await expectWrongSecretRefused(env);
   });
+
+  /** A server started with another KEY_ENCRYPTION_SECRET stops with a clear message and creates no key. */
+  async function expectWrongSecretRefused(env: Record<string, string>): Promise<void> {
+    const keysBefore = (await latchkey(['keys', 'list'], env)).stdout;
+    const port = await freePort();
+    const wrong = await latchkey(['start'], { ...env, PORT: String(port), KEY_ENCRYPTION_SECRET: 'not-the-secret-the-keys-were-made-under-0123' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^latchkey: KEY_ENCRYPTION_SECRET does not decrypt the signing keys in the database \(kid [\w-]+\)\. /);
+    expect((await latchkey(['keys', 'list'], env)).stdout).toBe(keysBefore);
+  }
 });
