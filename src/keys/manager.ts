@@ -63,6 +63,8 @@ export class KeyManager implements KeyRing {
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private ticking = false;
+  private stopped = false;
+  private background: Promise<unknown> | undefined;
   private readonly encryption: KeyEncryption;
   private readonly rotations: Counter<'alg' | 'trigger'> | undefined;
   /** The last failed reload (readiness reports it); cleared by the next successful one. */
@@ -182,7 +184,7 @@ export class KeyManager implements KeyRing {
     });
     this.timer = setInterval(() => {
       if (this.ticking) return;
-      this.tick().catch((err: unknown) => {
+      this.background = this.tick().catch((err: unknown) => {
         this.lastError = err as Error;
         this.options.logger.error({ err }, 'signing key check failed');
       });
@@ -190,11 +192,14 @@ export class KeyManager implements KeyRing {
     this.timer.unref();
   }
 
+  /** Stops the timer and the listener and waits for work in flight, so the store can close after. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.unlisten?.();
     this.unlisten = undefined;
+    await this.background;
     await this.loadChain;
   }
 
@@ -232,6 +237,7 @@ export class KeyManager implements KeyRing {
   }
 
   private reload(why: string): void {
+    if (this.stopped) return;
     this.load().catch((err: unknown) => {
       this.lastError = err as Error;
       this.options.logger.error({ err, why }, 'signing key reload failed');

@@ -94,6 +94,18 @@ describe('signing keys', () => {
     expect(events.filter((e) => e === 'key.created')).toHaveLength(8);
   });
 
+  it('rotates by itself: the timer inside the server performs the due rotation', async () => {
+    const clock = new ManualClock();
+    const a = await app({ KEY_CHECK_INTERVAL: '1s' }, { clock });
+    const keys = keyManagerOf(a);
+    const first = keys.signingKey().kid;
+    const next = keys.records().find((r) => r.state === 'next')!.kid;
+    clock.advance(30 * DAY);
+    await eventually(() => keys.signingKey().kid !== first, 'the timer rotated the key');
+    expect(keys.signingKey().kid).toBe(next);
+    expect(a.logs.lines.find((l) => l.event === 'key.rotated')).toMatchObject({ kid: next, trigger: 'scheduled' });
+  });
+
   it('on schedule, waits for a next key younger than the publish-ahead period', async () => {
     const clock = new ManualClock();
     const a = await app({}, { clock });
