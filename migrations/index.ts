@@ -1,4 +1,5 @@
 import type { Migration } from '../src/db/migrator.js';
+import { signingKeys } from './0001_signing_keys.js';
 import { users } from './0010_users.js';
 import { sessions } from './0011_sessions.js';
 import { consents } from './0012_consents.js';
@@ -9,6 +10,7 @@ import { auditEvents } from './0013_audit_events.js';
  * a new one. Each file exports `up(db)`; the names are the order.
  */
 export const migrations: readonly Migration[] = [
+  signingKeys,
   users,
   sessions,
   consents,

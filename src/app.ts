@@ -13,8 +13,9 @@ import { AuditEventRepository } from './store/audit-events.js';
 import { enforceAuditRetention } from './observability/audit-retention.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import { ephemeralKeyRing } from './keys/ephemeral.js';
 import type { KeyRing } from './keys/keyring.js';
+import { KeyManager } from './keys/manager.js';
+import { discoveryRoutes, jwksRoutes } from './http/keys.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
 import { loginRoutes } from './http/login.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -109,10 +110,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }, 3600_000);
     retention.unref();
     cleanups.push(() => clearInterval(retention));
-    // TODO(issue 3): the persistent, rotating key manager replaces this in-memory key ring.
-    const keys = await ephemeralKeyRing();
+    // Signing keys: loaded (a wrong KEY_ENCRYPTION_SECRET stops the start here), created on the
+    // very first start, rotated by the timer, reloaded on NOTIFY from other instances.
+    const keys = new KeyManager({ config, store, secret: keyEncryptionSecret, clock, logger, audit, metrics });
+    await keys.start();
+    cleanups.push(() => keys.stop());
     const discovery = new DiscoveryRegistry();
     discovery.contribute(() => ({ issuer: config.issuer }));
+    discovery.contribute(keys.discoveryMetadata(config.issuer));
     const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery };
 
     const readiness: ReadinessCheck[] = [
@@ -130,11 +135,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           return pending.length === 0 ? { ok: true } : { ok: false, detail: `pending: ${pending.join(', ')}` };
         },
       },
+      { name: 'signing_keys', check: async () => keys.readiness() },
     ];
 
     // Endpoint groups: each is a function of the context returning a Fastify plugin.
     const hasher = await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
-    const routes: FastifyPluginAsync[] = [loginRoutes(context, hasher)];
+    const routes: FastifyPluginAsync[] = [
+      jwksRoutes(keys, config.jwksMaxAge),
+      discoveryRoutes(discovery, config.jwksMaxAge),
+      loginRoutes(context, hasher),
+    ];
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());

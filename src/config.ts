@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SigningAlg } from './keys/keyring.js';
 
 /**
  * The whole configuration of a Latchkey process: one zod schema over the environment.
@@ -84,6 +85,23 @@ const issuer = z.string().transform((text, ctx) => {
   return url.href.replace(/\/+$/, '');
 });
 
+/** JWS algorithms the key manager can generate keys for (RFC 7518 §3.1, RFC 8037 §3.1). */
+export const SUPPORTED_SIGNING_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const satisfies readonly SigningAlg[];
+
+const signingAlgs = z.string().transform((text, ctx) => {
+  const algs = text.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const unknown = algs.filter((a) => !(SUPPORTED_SIGNING_ALGS as readonly string[]).includes(a));
+  if (algs.length === 0 || unknown.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of ${SUPPORTED_SIGNING_ALGS.join(', ')} (got "${text}")` });
+    return z.NEVER;
+  }
+  if (new Set(algs).size !== algs.length) {
+    ctx.addIssue({ code: 'custom', message: `must not name an algorithm twice (got "${text}")` });
+    return z.NEVER;
+  }
+  return algs as SigningAlg[];
+});
+
 /**
  * Each entry: the environment variable, its parser, its default (as the string a user would
  * write) and what it means. `describe()` text is what the README table shows.
@@ -116,6 +134,12 @@ export const configSchema = z.object({
   SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
+  SIGNING_ALGS: signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.'),
+  KEY_ROTATION_INTERVAL: duration(3600, 365 * 86400).default(30 * 86400).describe('How long a key signs before the scheduled rotation promotes the next one.'),
+  KEY_PUBLISH_AHEAD: duration(60, 90 * 86400).default(86400).describe('Least time a new key is published in the JWKS before a scheduled rotation lets it sign; at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL.'),
+  JWKS_MAX_AGE: duration(0, 7 * 86400).default(3600).describe('Cache-Control max-age of the JWKS and discovery documents.'),
+  KEY_RETIRE_LEEWAY: duration(0, 7 * 86400).default(300).describe('Extra time a retired key stays published after the longest token it can have signed expired (verifier clock skew).'),
+  KEY_CHECK_INTERVAL: duration(1, 3600).default(60).describe('Period of the timer that reloads keys and performs due rotations and removals (NOTIFY makes changes visible sooner).'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -145,6 +169,12 @@ export interface Config {
   sessionAbsoluteTtl: number;
   auditRetention: number;
   scopeDescriptions: Record<string, string>;
+  signingAlgs: SigningAlg[];
+  keyRotationInterval: number;
+  keyPublishAhead: number;
+  jwksMaxAge: number;
+  keyRetireLeeway: number;
+  keyCheckInterval: number;
 }
 
 export class ConfigError extends Error {
@@ -179,6 +209,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (c.REFRESH_TOKEN_IDLE_TTL > c.REFRESH_TOKEN_ABSOLUTE_TTL) {
       problems.push('REFRESH_TOKEN_IDLE_TTL: must not exceed REFRESH_TOKEN_ABSOLUTE_TTL');
     }
+    // A new key must be in every verifier's cached JWKS before it signs: an instance that missed
+    // the NOTIFY serves the old JWKS until its next check, and a verifier keeps it for max-age.
+    if (c.KEY_PUBLISH_AHEAD < c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL) {
+      problems.push(`KEY_PUBLISH_AHEAD: must be at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL (${c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL}s), so every cached JWKS holds a key before it signs`);
+    }
+    if (c.KEY_ROTATION_INTERVAL < c.KEY_PUBLISH_AHEAD) {
+      problems.push('KEY_ROTATION_INTERVAL: must not be shorter than KEY_PUBLISH_AHEAD (the next key could never be published long enough)');
+    }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const c = parsed.data;
@@ -207,6 +245,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionAbsoluteTtl: c.SESSION_ABSOLUTE_TTL,
     auditRetention: c.AUDIT_RETENTION,
     scopeDescriptions: c.SCOPE_DESCRIPTIONS ?? {},
+    signingAlgs: c.SIGNING_ALGS,
+    keyRotationInterval: c.KEY_ROTATION_INTERVAL,
+    keyPublishAhead: c.KEY_PUBLISH_AHEAD,
+    jwksMaxAge: c.JWKS_MAX_AGE,
+    keyRetireLeeway: c.KEY_RETIRE_LEEWAY,
+    keyCheckInterval: c.KEY_CHECK_INTERVAL,
   };
 }
 

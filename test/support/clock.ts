@@ -1,9 +1,18 @@
 import type { Clock } from '../../src/clock.js';
 
-/** A clock that moves only when a test says so. */
+/** A clock the test moves by hand. */
 export class ManualClock implements Clock {
-  private t: number;
-  constructor(start: Date | string = '2026-06-01T00:00:00Z') { this.t = new Date(start).getTime(); }
-  now(): Date { return new Date(this.t); }
-  advance(seconds: number): void { this.t += seconds * 1000; }
+  private ms: number;
+  constructor(start: Date | string = '2030-01-01T00:00:00Z') {
+    this.ms = new Date(start).getTime();
+  }
+  now(): Date {
+    return new Date(this.ms);
+  }
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
 }
+
+export const HOUR = 3600;
+export const DAY = 86400;

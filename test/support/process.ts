@@ -53,3 +53,10 @@ export function storeEnv(dataDir: string, schema: string): Record<string, string
     : { DATA_DIR: dataDir };
 }
 
+
+/** Runs a command to its end. */
+export async function latchkey(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = run(args, env, input);
+  const code = await proc.exited;
+  return { code, stdout: proc.stdout(), stderr: proc.stderr() };
+}

@@ -82,6 +82,28 @@ describe('configuration', () => {
     expect(problems({ SCOPE_DESCRIPTIONS: '{not json' })).toEqual(['SCOPE_DESCRIPTIONS: must be a JSON object mapping scope names to descriptions of at most 200 characters']);
   });
 
+  it('has documented signing key defaults: ES256, 30-day rotation, published 24 h ahead', () => {
+    const c = loadConfig({});
+    expect(c.signingAlgs).toEqual(['ES256']);
+    expect([c.keyRotationInterval, c.keyPublishAhead, c.jwksMaxAge, c.keyRetireLeeway, c.keyCheckInterval]).toEqual([2592000, 86400, 3600, 300, 60]);
+  });
+
+  it('parses SIGNING_ALGS as a list of known algorithms, each once', () => {
+    expect(loadConfig({ SIGNING_ALGS: 'EdDSA, RS256,PS256,ES256' }).signingAlgs).toEqual(['EdDSA', 'RS256', 'PS256', 'ES256']);
+    expect(problems({ SIGNING_ALGS: 'ES256,HS256' })).toEqual(['SIGNING_ALGS: must be a comma-separated list of ES256, EdDSA, RS256, PS256 (got "ES256,HS256")']);
+    expect(problems({ SIGNING_ALGS: 'ES256,ES256' })).toEqual(['SIGNING_ALGS: must not name an algorithm twice (got "ES256,ES256")']);
+  });
+
+  it('requires a new key to be published at least as long as a JWKS can be cached (plus one check interval)', () => {
+    expect(problems({ JWKS_MAX_AGE: '1d' })).toEqual([
+      'KEY_PUBLISH_AHEAD: must be at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL (86460s), so every cached JWKS holds a key before it signs',
+    ]);
+    expect(problems({ JWKS_MAX_AGE: '23h', KEY_CHECK_INTERVAL: '1h', KEY_PUBLISH_AHEAD: '1d' })).toEqual([]);
+    expect(problems({ KEY_PUBLISH_AHEAD: '10d', KEY_ROTATION_INTERVAL: '7d' })).toEqual([
+      'KEY_ROTATION_INTERVAL: must not be shorter than KEY_PUBLISH_AHEAD (the next key could never be published long enough)',
+    ]);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8080);
   });

@@ -1,0 +1,176 @@
+import { systemClock } from '../clock.js';
+import { SUPPORTED_SIGNING_ALGS, type Config } from '../config.js';
+import { DataDirBusyError, embeddedKeyEncryptionSecret, lockDataDir } from '../db/data-dir.js';
+import { openStore } from '../db/database.js';
+import { migrate } from '../db/migrator.js';
+import type { SigningAlg } from '../keys/keyring.js';
+import { KeyLifecycleError } from '../keys/lifecycle.js';
+import { KeyManager, type AppliedTransition } from '../keys/manager.js';
+import { AuditEventRepository } from '../store/audit-events.js';
+import { createAuditLog } from '../observability/audit.js';
+import { createLogger } from '../observability/logger.js';
+import { listSigningKeys } from '../store/signing-keys.js';
+import { migrations } from '../../migrations/index.js';
+import { UsageError, type Command } from './command.js';
+import { configOrExit } from './config-errors.js';
+
+const HELP = `Usage: latchkey keys <subcommand> [options]
+
+Subcommands:
+  list                         every signing key: kid, algorithm, state and timestamps
+  rotate [--alg ALG]           promote the next key to active now and create a new next key,
+                               for ALG or every algorithm in SIGNING_ALGS. A next key published
+                               for less than KEY_PUBLISH_AHEAD is promoted anyway, with a
+                               warning: verifiers holding an older cached JWKS reject its tokens
+                               until they refetch it.
+  revoke KID [--reason TEXT]   emergency: unpublish the key and stop trusting it at once (tokens
+                               it signed fail verification). If it was the active key, the next
+                               key signs from now on and a new next key is created.
+
+With DATABASE_URL the command changes the database directly under the key advisory lock and
+notifies running servers (LISTEN/NOTIFY), which reload their keys at once. In embedded mode
+(no DATABASE_URL) the store belongs to the running server: stop it first.`;
+
+export const keysCommand: Command = {
+  name: 'keys',
+  summary: 'list, rotate or revoke signing keys',
+  help: HELP,
+  async run(args) {
+    const [sub, ...rest] = args;
+    const options = parseOptions(rest);
+    switch (sub) {
+      case 'list':
+        expectArguments(sub, options.positional, 0);
+        return withKeys('list', async ({ rows }) => {
+          process.stdout.write(formatKeys(rows));
+          return 0;
+        });
+      case 'rotate': {
+        expectArguments(sub, options.positional, 0);
+        const alg = options.flags.alg;
+        if (alg !== undefined && !(SUPPORTED_SIGNING_ALGS as readonly string[]).includes(alg)) {
+          throw new UsageError(`--alg must be one of ${SUPPORTED_SIGNING_ALGS.join(', ')} (got "${alg}")`);
+        }
+        return withKeys('rotate', async ({ manager }) => {
+          const applied = await manager.rotate(alg as SigningAlg | undefined);
+          process.stdout.write(describe(applied));
+          return 0;
+        });
+      }
+      case 'revoke': {
+        expectArguments(sub, options.positional, 1);
+        const kid = options.positional[0]!;
+        return withKeys('revoke', async ({ manager }) => {
+          const applied = await manager.revoke(kid, options.flags.reason ?? null);
+          process.stdout.write(describe(applied));
+          return 0;
+        });
+      }
+      default:
+        throw new UsageError(sub ? `unknown subcommand "${sub}" (list, rotate or revoke; see --help)` : 'missing subcommand: list, rotate or revoke (see --help)');
+    }
+  },
+};
+
+function parseOptions(args: string[]): { positional: string[]; flags: Record<string, string> } {
+  const positional: string[] = [];
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const m = /^--(alg|reason)(?:=(.*))?$/.exec(arg);
+    if (m) {
+      const value = m[2] ?? args[++i];
+      if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`);
+      flags[m[1]!] = value;
+    } else if (arg.startsWith('--')) {
+      throw new UsageError(`unknown option ${arg} (see --help)`);
+    } else {
+      positional.push(arg);
+    }
+  }
+  return { positional, flags };
+}
+
+function expectArguments(sub: string, positional: string[], count: number): void {
+  if (positional.length === count) return;
+  throw new UsageError(count === 0 ? `${sub} takes no argument (got "${positional.join(' ')}")` : `${sub} needs exactly one KID (see --help)`);
+}
+
+interface KeysSession {
+  manager: KeyManager;
+  rows: Awaited<ReturnType<typeof listSigningKeys>>;
+}
+
+/** Opens the store like the server does (same secret, same migrations), runs `fn`, closes it. */
+async function withKeys(sub: string, fn: (session: KeysSession) => Promise<number>): Promise<number> {
+  const config = configOrExit();
+  let release: (() => void) | undefined;
+  if (!config.databaseUrl) {
+    try {
+      release = lockDataDir(config.dataDir);
+    } catch (err) {
+      if (err instanceof DataDirBusyError) {
+        throw new UsageError(`cannot ${sub} keys: the embedded store in ${err.dir} is in use by a running Latchkey server (pid ${err.pid}). ` +
+          'Embedded PGlite is single-process: stop the server, run this command, start it again. ' +
+          '(With DATABASE_URL this command works beside running servers, which reload at once.)');
+      }
+      throw err;
+    }
+  }
+  try {
+    const secret = keyEncryptionSecret(config);
+    const store = await openStore({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, poolMax: 2 });
+    try {
+      await migrate(store.db, migrations);
+      const logger = createLogger(config.logLevel, process.stderr);
+      // Key changes made here are audited like the server's, into the same table.
+      const auditEvents = new AuditEventRepository(store.db);
+      const audit = createAuditLog(logger, { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
+      const manager = new KeyManager({ config, store, secret, clock: systemClock, logger, audit });
+      try {
+        if (sub !== 'list') await manager.load(); // a wrong secret stops here, before any change
+        const rows = await listSigningKeys(store.db);
+        return await fn({ manager, rows });
+      } finally {
+        await audit.close();
+      }
+    } catch (err) {
+      if (err instanceof KeyLifecycleError) throw new UsageError(err.message);
+      throw err;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    release?.();
+  }
+}
+
+function keyEncryptionSecret(config: Config): string {
+  if (config.keyEncryptionSecret) return config.keyEncryptionSecret;
+  return embeddedKeyEncryptionSecret(config.dataDir).secret;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+
+export function formatKeys(rows: Array<{ kid: string; alg: string; state: string; created_at: Date; activated_at: Date | null; retired_at: Date | null; removed_at: Date | null; revoked_at: Date | null; revoked_reason: string | null }>): string {
+  if (rows.length === 0) return 'no signing keys yet (the server creates them on its first start)\n';
+  const header = ['KID', 'ALG', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'REMOVED/REVOKED'];
+  const lines = rows.map((r) => [
+    r.kid, r.alg, r.state, iso(r.created_at), iso(r.activated_at), iso(r.retired_at),
+    r.revoked_at ? `${iso(r.revoked_at)}${r.revoked_reason ? ` (${r.revoked_reason})` : ''}` : iso(r.removed_at),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  return [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+function describe(applied: AppliedTransition[]): string {
+  return applied.map((t) => {
+    switch (t.kind) {
+      case 'create': return `created ${t.alg} key ${t.kid} (${t.state})`;
+      case 'retire': return `retired ${t.alg} key ${t.kid} (published until the tokens it signed expire)`;
+      case 'activate': return `activated ${t.alg} key ${t.kid}${t.early ? ' (warning: published for less than KEY_PUBLISH_AHEAD; verifiers with an older cached JWKS reject its tokens until they refetch)' : ''}`;
+      case 'remove': return `removed ${t.alg} key ${t.kid}`;
+      case 'revoke': return `revoked ${t.alg} key ${t.kid} (unpublished; tokens it signed no longer verify)`;
+    }
+  }).join('\n') + '\n';
+}
