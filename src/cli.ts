@@ -2,13 +2,14 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command } from './cli/command.js';
+import { clientsCommand } from './cli/clients.js';
 import { configCommand } from './cli/config-command.js';
 import { migrateCommand } from './cli/migrate.js';
 import { startCommand } from './cli/start.js';
 import { DataDirBusyError } from './db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, clientsCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -40,7 +40,7 @@ describe('admin API (/admin)', () => {
     const patched = await call('PATCH', '/admin/clients/reports', { scope: 'reports:read reports:write' });
     expect(patched.json()).toMatchObject({ scope: 'reports:read reports:write', client_name: 'Reports' });
     // `show` output can be sent back as is.
-    const replaced = await call('PUT', '/admin/clients/reports', { ...shown.json(), client_name: 'Reports v2' });
+    const replaced = await call('PUT', '/admin/clients/reports', { ...(shown.json() as Record<string, unknown>), client_name: 'Reports v2' });
     expect(replaced.statusCode).toBe(200);
     expect(replaced.json()).toMatchObject({ client_name: 'Reports v2', scope: 'reports:read' });
 
