@@ -113,7 +113,7 @@ export const configSchema = z.object({
   CLIENT_CACHE_TTL: duration(1, 86400).default(300).describe('Longest a cached client is used before it is re-read, even without a change notification.'),
   CLIENT_SECRET_ROTATION_OVERLAP: duration(0, 90 * 86400).default(86400).describe('How long the previous client secret keeps working after a rotation (default for rotate-secret).'),
   TOKEN_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /token; then 429 with Retry-After.'),
-  TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(12000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
+  TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
   RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of the token endpoint rate limits.'),
 });
 
