@@ -40,12 +40,14 @@ export interface TokenService {
 
 export async function createTokenService(context: AppContext, cleanups: Array<() => Promise<void> | void>): Promise<TokenService> {
   const { config, store, clock, keys, audit } = context;
-  const repository = new ClientRepository(store.db, store.notifier);
-  const registry = new ClientRegistry(repository, audit, clock);
-  const clients = new ClientCache((id) => repository.find(id), clock, {
+  const clients: ClientCache = new ClientCache((id) => repository.find(id), clock, {
     maxEntries: config.clientCacheSize,
     ttlSeconds: config.clientCacheTtl,
   });
+  // Changes made here (admin API, registration) reach this instance's cache at once; the
+  // NOTIFY tells the other instances.
+  const repository = new ClientRepository(store.db, store.notifier, (id) => clients.invalidate(id));
+  const registry = new ClientRegistry(repository, audit, clock);
   const unlisten = await clients.listen(store.notifier);
   cleanups.push(unlisten);
 

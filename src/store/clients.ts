@@ -20,9 +20,15 @@ export interface NewClientRow {
  * `clients` channel so each instance drops its cached copy (src/store/client-cache.ts).
  */
 export class ClientRepository {
-  constructor(private readonly db: Kysely<Database>, private readonly notifier: Notifier) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly notifier: Notifier,
+    /** Called at once for a change made through this repository (this instance's own cache), before the NOTIFY reaches the others. */
+    private readonly onChange?: (clientId: string) => void,
+  ) {}
 
   private async changed(clientId: string): Promise<void> {
+    this.onChange?.(clientId);
     await this.notifier.notify(CLIENTS_CHANNEL, clientId);
   }
 

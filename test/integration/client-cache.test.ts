@@ -39,7 +39,14 @@ describe('the client cache: no database round trip on the token hot path, invali
   });
 
   it('issues client_credentials tokens without a database query once the client is cached', async () => {
+    // Let the creation's own NOTIFY arrive first (instance a hears it on the same connection),
+    // so that it does not invalidate the client a is about to cache.
+    let heard!: () => void;
+    const notified = new Promise<void>((r) => { heard = r; });
+    const unlisten = await shared.notifier.listen('clients', (id) => { if (id === 'hot') heard(); });
     const secret = (await createClient(b.context, { grant_types: ['client_credentials'], scope: 'read' }, 'hot')).clientSecret!;
+    await notified;
+    await unlisten();
     expect((await token(a, basic('hot', secret))).statusCode).toBe(200); // loads the client
     const before = queries();
     for (let i = 0; i < 20; i++) expect((await token(a, basic('hot', secret))).statusCode).toBe(200);
