@@ -226,7 +226,8 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
 /**
  * The verification keys of each client: its registered `jwks`, or its `jwks_uri` fetched with
  * jose's remote key set (time-limited fetch, cached, refetched on an unknown kid with a
- * cooldown). Remote sets are kept per URI, at most `maxRemoteSets` of them.
+ * cooldown, so a client's key rotation is picked up). Remote sets are kept per URI, at most
+ * `maxRemoteSets` of them.
  */
 export class ClientKeys {
   private readonly local = new WeakMap<Client, JWTVerifyGetKey>();
@@ -255,11 +256,6 @@ export class ClientKeys {
       return set;
     }
     return async () => { throw new Error('client has no keys'); };
-  }
-
-  /** Forgets a URI's cached keys (the client changed). */
-  forget(uri: string): void {
-    this.remote.delete(uri);
   }
 }
 
