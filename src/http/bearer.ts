@@ -3,7 +3,8 @@ import { OAuthError } from '../oauth/errors.js';
 
 /** The bearer credential of an Authorization header (RFC 6750 §2.1), or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
-  const match = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '');
+  // Configured credentials may use any printable characters, so anything without a space is taken.
+  const match = /^bearer +(\S+) *$/i.exec(header ?? '');
   return match?.[1];
 }
 
