@@ -27,7 +27,8 @@ export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
 /**
  * RFC 7662 §2.1: only an authenticated client may introspect (401 otherwise, §2.3). Anything
  * that is not a live token this server issued — expired, revoked, signed by a key no longer in
- * the key ring, malformed, unknown — is simply `{active:false}` (§2.2). token_type_hint is a
+ * the key ring, issued to a client since deleted or disabled, malformed, unknown — is simply
+ * `{active:false}` (§2.2). token_type_hint is a
  * hint: only access tokens exist to be introspected today, so it changes nothing.
  */
 export async function introspect(input: ClientAuthInput, deps: IntrospectionDeps): Promise<{ caller: AuthenticatedClient; response: IntrospectionResponse }> {
@@ -38,6 +39,9 @@ export async function introspect(input: ClientAuthInput, deps: IntrospectionDeps
   if (!verified.valid) return { caller, response: { active: false } };
   const c = verified.claims;
   if (await deps.isRevoked(c)) return { caller, response: { active: false } };
+  // A token outlives neither its client's deletion nor its disabling (read from the client cache).
+  const owner = await deps.clients.get(c.client_id);
+  if (!owner || owner.disabled) return { caller, response: { active: false } };
   return {
     caller,
     response: {

@@ -2,7 +2,7 @@ import { SignJWT, decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyRing } from '../../src/keys/keyring.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { basic, createClient, form, FORM_HEADERS, TestClock } from '../support/clients.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, registryOf, TestClock } from '../support/clients.js';
 
 describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   let app: TestApp;
@@ -84,6 +84,18 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
       } finally {
         revokedKids = new Set();
       }
+    });
+
+    it('answers inactive for a token whose client was disabled or deleted', async () => {
+      const temp = (await createClient(app.context, { grant_types: ['client_credentials'] }, 'temp')).clientSecret!;
+      const token = await issue(basic('temp', temp));
+      expect((await introspect(token)).json().active).toBe(true);
+      await registryOf(app.context).setDisabled('temp', true, { source: 'cli' });
+      await eventually(async () => (await introspect(token)).json().active === false);
+      await registryOf(app.context).setDisabled('temp', false, { source: 'cli' });
+      await eventually(async () => (await introspect(token)).json().active === true);
+      await registryOf(app.context).delete('temp', { source: 'cli' });
+      await eventually(async () => (await introspect(token)).json().active === false);
     });
 
     it('refuses unauthenticated callers, wrong credentials and public clients with 401 invalid_client', async () => {
