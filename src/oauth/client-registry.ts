@@ -91,7 +91,9 @@ export class ClientRegistry {
   async update(clientId: string, input: unknown, options: { source: ClientSource; merge?: boolean; fields?: Record<string, unknown> }): Promise<CreatedClient> {
     const current = await this.get(clientId);
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidClientMetadata('client metadata must be a JSON object');
-    const next = options.merge ? { ...current.metadata, ...(input as object) } : input;
+    // response_types follow from grant_types (RFC 7591 §2.1): a merge recomputes them unless given.
+    const { response_types: _derived, ...kept } = current.metadata;
+    const next = options.merge ? { ...kept, ...(input as object) } : input;
     const metadata = this.validate(next, options.source);
     const needsSecret = usesClientSecret(metadata.token_endpoint_auth_method) && current.secrets.length === 0;
     const clientSecret = needsSecret ? generateSecret() : undefined;

@@ -79,6 +79,13 @@ describe('admin API (/admin)', () => {
     expect((await call('POST', '/admin/clients/dup/rotate-secret', { overlap_seconds: -1 })).json().error).toBe('invalid_request');
     expect((await call('PATCH', '/admin/clients/nobody', { scope: 'a' })).statusCode).toBe(404);
   });
+
+  it('recomputes response_types when a merge changes grant_types', async () => {
+    await call('POST', '/admin/clients', { client_id: 'switcher', grant_types: ['authorization_code'], redirect_uris: ['https://s.example.com/cb'] });
+    const res = await call('PATCH', '/admin/clients/switcher', { grant_types: ['client_credentials'] });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ grant_types: ['client_credentials'], response_types: [] });
+  });
 });
 
 describe('admin API without ADMIN_TOKENS', () => {
