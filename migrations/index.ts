@@ -1,5 +1,8 @@
 import type { Migration } from '../src/db/migrator.js';
 import { signingKeys } from './0001_signing_keys.js';
+import { migration as clients } from './0002_clients.js';
+import { migration as tokenRevocations } from './0003_token_revocations.js';
+import { migration as clientAssertionJtis } from './0004_client_assertion_jtis.js';
 import { users } from './0010_users.js';
 import { sessions } from './0011_sessions.js';
 import { consents } from './0012_consents.js';
@@ -11,6 +14,9 @@ import { auditEvents } from './0013_audit_events.js';
  */
 export const migrations: readonly Migration[] = [
   signingKeys,
+  clients,
+  tokenRevocations,
+  clientAssertionJtis,
   users,
   sessions,
   consents,

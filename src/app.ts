@@ -19,6 +19,12 @@ import { discoveryRoutes, jwksRoutes } from './http/keys.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
 import { loginRoutes } from './http/login.js';
 import { createPasswordHasher } from './users/passwords.js';
+import { adminRoutes } from './http/admin.js';
+import { registrationRoutes } from './http/registration.js';
+import { tokenRoutes } from './http/token.js';
+import { applyClientsFile } from './oauth/client-bootstrap.js';
+import { ClientRepository } from './store/clients.js';
+import { createTokenService } from './token-service.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
 export interface AppContext {
@@ -46,6 +52,8 @@ export interface App {
 export interface AppOptions {
   logger?: Logger;
   clock?: Clock;
+  /** The environment CLIENTS_FILE secrets are read from (default process.env). */
+  env?: Record<string, string | undefined>;
   /** An already-open store (tests); otherwise opened from the configuration. */
   store?: Store;
   /** Embedded mode only: `memory` for an in-memory PGlite (tests). */
@@ -145,6 +153,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       discoveryRoutes(discovery, config.jwksMaxAge),
       loginRoutes(context, hasher),
     ];
+
+    // Clients and the M2M token service (token, introspection, revocation, admin, registration).
+    if (config.clientsFile) {
+      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit);
+      logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
+    }
+    const tokenService = await createTokenService(context, cleanups);
+    routes.push(tokenRoutes(tokenService, config, audit));
+    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config));
+    if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());

@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command } from './cli/command.js';
+import { clientsCommand } from './cli/clients.js';
 import { configCommand } from './cli/config-command.js';
 import { keysCommand } from './cli/keys.js';
 import { migrateCommand } from './cli/migrate.js';
@@ -11,7 +12,7 @@ import { auditCommand } from './cli/audit.js';
 import { DataDirBusyError } from './db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, usersCommand, auditCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, auditCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

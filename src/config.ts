@@ -102,6 +102,16 @@ const signingAlgs = z.string().transform((text, ctx) => {
   return algs as SigningAlg[];
 });
 
+/** A comma-separated list of bearer credentials, each at least 32 characters. */
+const credentialList = z.string().transform((text, ctx) => {
+  const values = text.split(',').map((v) => v.trim()).filter(Boolean);
+  if (values.length === 0 || values.some((v) => v.length < 32)) {
+    ctx.addIssue({ code: 'custom', message: 'must be one or more comma-separated values of at least 32 characters (e.g. `openssl rand -base64 32`)' });
+    return z.NEVER;
+  }
+  return values;
+});
+
 /**
  * Each entry: the environment variable, its parser, its default (as the string a user would
  * write) and what it means. `describe()` text is what the README table shows.
@@ -140,6 +150,15 @@ export const configSchema = z.object({
   JWKS_MAX_AGE: duration(0, 7 * 86400).default(3600).describe('Cache-Control max-age of the JWKS and discovery documents.'),
   KEY_RETIRE_LEEWAY: duration(0, 7 * 86400).default(300).describe('Extra time a retired key stays published after the longest token it can have signed expired (verifier clock skew).'),
   KEY_CHECK_INTERVAL: duration(1, 3600).default(60).describe('Period of the timer that reloads keys and performs due rotations and removals (NOTIFY makes changes visible sooner).'),
+  ADMIN_TOKENS: credentialList.optional().describe('Bearer credential(s) of the admin API under /admin, comma-separated, each ≥ 32 characters. Unset: the admin API is off (404).'),
+  INITIAL_ACCESS_TOKEN: credentialList.optional().describe('Initial access token(s) for Dynamic Client Registration (RFC 7591) at /register, comma-separated, each ≥ 32 characters. Unset: registration is off (404, not advertised).'),
+  CLIENTS_FILE: z.string().min(1).optional().describe('Path of a JSON or YAML file of clients upserted at start-up (secrets from environment variables named by client_secret_env).'),
+  CLIENT_CACHE_SIZE: integer(1, 1_000_000).default(10000).describe('Most clients held in the in-memory client cache (least recently used dropped first).'),
+  CLIENT_CACHE_TTL: duration(1, 86400).default(300).describe('Longest a cached client is used before it is re-read, even without a change notification.'),
+  CLIENT_SECRET_ROTATION_OVERLAP: duration(0, 90 * 86400).default(86400).describe('How long the previous client secret keeps working after a rotation (default for rotate-secret).'),
+  TOKEN_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /token; then 429 with Retry-After.'),
+  TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
+  RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of the token endpoint rate limits.'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -175,6 +194,15 @@ export interface Config {
   jwksMaxAge: number;
   keyRetireLeeway: number;
   keyCheckInterval: number;
+  adminTokens: string[];
+  initialAccessTokens: string[];
+  clientsFile: string | undefined;
+  clientCacheSize: number;
+  clientCacheTtl: number;
+  clientSecretRotationOverlap: number;
+  tokenRateLimitPerClient: number;
+  tokenRateLimitPerIp: number;
+  rateLimitWindow: number;
 }
 
 export class ConfigError extends Error {
@@ -251,6 +279,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwksMaxAge: c.JWKS_MAX_AGE,
     keyRetireLeeway: c.KEY_RETIRE_LEEWAY,
     keyCheckInterval: c.KEY_CHECK_INTERVAL,
+    adminTokens: c.ADMIN_TOKENS ?? [],
+    initialAccessTokens: c.INITIAL_ACCESS_TOKEN ?? [],
+    clientsFile: c.CLIENTS_FILE,
+    clientCacheSize: c.CLIENT_CACHE_SIZE,
+    clientCacheTtl: c.CLIENT_CACHE_TTL,
+    clientSecretRotationOverlap: c.CLIENT_SECRET_ROTATION_OVERLAP,
+    tokenRateLimitPerClient: c.TOKEN_RATE_LIMIT_PER_CLIENT,
+    tokenRateLimitPerIp: c.TOKEN_RATE_LIMIT_PER_IP,
+    rateLimitWindow: c.RATE_LIMIT_WINDOW,
   };
 }
 

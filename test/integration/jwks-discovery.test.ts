@@ -74,11 +74,22 @@ describe('JWKS and discovery endpoints', () => {
     const rfc8414 = await a.server.inject('/.well-known/oauth-authorization-server');
     expect(oidc.statusCode).toBe(200);
     expect(rfc8414.body).toBe(oidc.body);
+    const assertionAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'];
     expect(oidc.json()).toEqual({
       issuer: 'https://id.example.com',
       jwks_uri: 'https://id.example.com/jwks',
       id_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
       subject_types_supported: ['public'],
+      token_endpoint: 'https://id.example.com/token',
+      grant_types_supported: ['client_credentials'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+      token_endpoint_auth_signing_alg_values_supported: assertionAlgs,
+      introspection_endpoint: 'https://id.example.com/introspect',
+      introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      introspection_endpoint_auth_signing_alg_values_supported: assertionAlgs,
+      revocation_endpoint: 'https://id.example.com/revoke',
+      revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+      revocation_endpoint_auth_signing_alg_values_supported: assertionAlgs,
     });
     expect(oidc.headers['cache-control']).toBe('public, max-age=3600');
     expect((await a.server.inject({ url: '/.well-known/openid-configuration', headers: { 'if-none-match': oidc.headers.etag as string } })).statusCode).toBe(304);

@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { systemClock } from '../clock.js';
+import { parseDurationSeconds } from '../config.js';
+import { describeClient, ClientRegistry, type CreatedClient } from '../oauth/client-registry.js';
+import { OAuthError } from '../oauth/errors.js';
+import { createAuditLog } from '../observability/audit.js';
+import { createLogger } from '../observability/logger.js';
+import { AuditEventRepository } from '../store/audit-events.js';
+import { ClientRepository } from '../store/clients.js';
+import { UsageError, type Command } from './command.js';
+import { configOrExit } from './config-errors.js';
+import { withCliStore } from './store.js';
+
+const HELP = `Usage: latchkey clients <subcommand> [options]
+
+Manage OAuth clients. Output is JSON on stdout. A generated client secret is printed once
+(as "client_secret"); only its SHA-256 is stored.
+
+Subcommands:
+  create [options]                     register a client (options below)
+  list                                 list every client
+  show <client_id>                     show one client
+  update <client_id> [options]         change the given members, keep the others
+  rotate-secret <client_id> [--overlap DURATION]
+                                       new secret; the old one keeps working for DURATION
+                                       (default CLIENT_SECRET_ROTATION_OVERLAP; 0 ends it now)
+  disable <client_id> | enable <client_id>
+  delete <client_id> --yes
+
+Metadata options (create, update; RFC 7591 names in brackets):
+  --client-id ID               the client_id (create only; default: generated)
+  --name NAME                  [client_name]
+  --grant-type TYPE            [grant_types] repeatable: client_credentials, authorization_code, refresh_token
+  --auth-method METHOD         [token_endpoint_auth_method] client_secret_basic (default),
+                               client_secret_post, private_key_jwt, none
+  --scope "A B"                [scope] the scopes the client may request
+  --default-scope "A"          [default_scope] granted when a request names none (default: all of --scope)
+  --resource URI               [resources] repeatable: allowed audiences; the first is the default
+  --redirect-uri URI           [redirect_uris] repeatable
+  --post-logout-redirect-uri URI  [post_logout_redirect_uris] repeatable
+  --jwks-uri URL               [jwks_uri] for private_key_jwt
+  --jwks-file PATH             [jwks] a JSON Web Key Set file of public keys, for private_key_jwt
+  --access-token-ttl SECONDS   [access_token_ttl]
+  --skip-consent               [skip_consent] a first-party client
+  --metadata JSON              any metadata as a JSON object (merged under the options above)
+
+Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
+With DATABASE_URL the command writes to PostgreSQL and running servers pick the change up at
+once (LISTEN/NOTIFY).`;
+
+const OPTIONS = {
+  'client-id': { type: 'string' },
+  name: { type: 'string' },
+  'grant-type': { type: 'string', multiple: true },
+  'auth-method': { type: 'string' },
+  scope: { type: 'string' },
+  'default-scope': { type: 'string' },
+  resource: { type: 'string', multiple: true },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'jwks-uri': { type: 'string' },
+  'jwks-file': { type: 'string' },
+  'access-token-ttl': { type: 'string' },
+  'skip-consent': { type: 'boolean' },
+  metadata: { type: 'string' },
+  overlap: { type: 'string' },
+  yes: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+/** The metadata the options describe (only the members given). */
+function metadataFrom(v: Values): Record<string, unknown> {
+  let base: Record<string, unknown> = {};
+  if (v.metadata) {
+    try { base = JSON.parse(v.metadata) as Record<string, unknown>; } catch { throw new UsageError('--metadata must be a JSON object'); }
+    if (base === null || typeof base !== 'object' || Array.isArray(base)) throw new UsageError('--metadata must be a JSON object');
+  }
+  const m: Record<string, unknown> = { ...base };
+  if (v.name !== undefined) m.client_name = v.name;
+  if (v['grant-type']) m.grant_types = v['grant-type'];
+  if (v['auth-method'] !== undefined) m.token_endpoint_auth_method = v['auth-method'];
+  if (v.scope !== undefined) m.scope = v.scope;
+  if (v['default-scope'] !== undefined) m.default_scope = v['default-scope'];
+  if (v.resource) m.resources = v.resource;
+  if (v['redirect-uri']) m.redirect_uris = v['redirect-uri'];
+  if (v['post-logout-redirect-uri']) m.post_logout_redirect_uris = v['post-logout-redirect-uri'];
+  if (v['jwks-uri'] !== undefined) m.jwks_uri = v['jwks-uri'];
+  if (v['jwks-file'] !== undefined) {
+    try { m.jwks = JSON.parse(readFileSync(v['jwks-file'], 'utf8')); } catch (err) { throw new UsageError(`--jwks-file: ${(err as Error).message}`); }
+  }
+  if (v['access-token-ttl'] !== undefined) m.access_token_ttl = Number(v['access-token-ttl']);
+  if (v['skip-consent']) m.skip_consent = true;
+  return m;
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function printCreated(created: CreatedClient): void {
+  print({ ...describeClient(created.client), ...(created.clientSecret ? { client_secret: created.clientSecret } : {}) });
+  if (created.clientSecret) process.stderr.write('The client_secret above is shown once; store it now.\n');
+}
+
+export const clientsCommand: Command = {
+  name: 'clients',
+  summary: 'create, list, show, update, rotate-secret, disable, delete clients',
+  help: HELP,
+  async run(args) {
+    let parsed: { values: Values; positionals: string[] };
+    try {
+      parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    const { values, positionals } = parsed;
+    const [sub, clientId, ...extra] = positionals;
+    const subcommands = ['create', 'list', 'show', 'update', 'rotate-secret', 'disable', 'enable', 'delete'];
+    if (!sub || !subcommands.includes(sub)) throw new UsageError(`expected a subcommand: ${subcommands.join(', ')}\n\n${HELP}`);
+    const needsId = !['create', 'list'].includes(sub);
+    if (needsId && !clientId) throw new UsageError(`${sub} needs a client_id`);
+    if ((!needsId && clientId !== undefined) || extra.length > 0) throw new UsageError(`unexpected argument: ${needsId ? extra[0] : clientId}`);
+    if (sub === 'delete' && !values.yes) throw new UsageError('delete removes the client for good: add --yes to confirm');
+    let overlap: number | undefined;
+    if (values.overlap !== undefined) {
+      overlap = parseDurationSeconds(values.overlap);
+      if (overlap === undefined || overlap > 90 * 86400) throw new UsageError('--overlap must be a duration such as 0, 3600, 12h or 7d (at most 90d)');
+    }
+
+    const config = configOrExit();
+    return withCliStore(config, async (store) => {
+      // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
+      const auditEvents = new AuditEventRepository(store.db);
+      const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
+      try {
+        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock);
+        const options = { source: 'cli' as const, fields: { user: process.env.USER } };
+        switch (sub) {
+          case 'create':
+            printCreated(await registry.create(metadataFrom(values), { ...options, ...(values['client-id'] ? { clientId: values['client-id'] } : {}) }));
+            break;
+          case 'list':
+            print((await registry.list()).map(describeClient));
+            break;
+          case 'show':
+            print(describeClient(await registry.get(clientId!)));
+            break;
+          case 'update':
+            printCreated(await registry.update(clientId!, metadataFrom(values), { ...options, merge: true }));
+            break;
+          case 'rotate-secret':
+            printCreated(await registry.rotateSecret(clientId!, overlap ?? config.clientSecretRotationOverlap, options));
+            break;
+          case 'disable':
+          case 'enable':
+            print(describeClient(await registry.setDisabled(clientId!, sub === 'disable', options)));
+            break;
+          case 'delete':
+            await registry.delete(clientId!, options);
+            process.stdout.write(`deleted ${clientId}\n`);
+            break;
+        }
+        return 0;
+      } catch (err) {
+        if (err instanceof OAuthError && err.status < 500) throw new UsageError(`${err.error}: ${err.description}`);
+        throw err;
+      } finally {
+        await audit.close();
+      }
+    });
+  },
+};

@@ -1,0 +1,118 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import { ClientAuthenticationFailed, claimedClientId, type ClientAuthInput } from '../oauth/client-auth.js';
+import { InvalidRequest, OAuthError, TooManyRequests } from '../oauth/errors.js';
+import { grants } from '../oauth/grants/index.js';
+import { introspect } from '../oauth/introspect.js';
+import { formBody } from '../oauth/params.js';
+import { revoke } from '../oauth/revoke.js';
+import { handleTokenRequest } from '../oauth/token.js';
+import type { AuditLog } from '../observability/audit.js';
+import type { TokenService } from '../token-service.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/** RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1: these endpoints take form posts only. */
+function authInput(req: FastifyRequest): ClientAuthInput {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== FORM) throw new InvalidRequest(`the request body must be ${FORM}`);
+  return { authorization: req.headers.authorization, body: formBody(req.body) };
+}
+
+/** RFC 6749 §5.1: token responses (and their errors) are never cached. */
+function noStore(reply: FastifyReply): void {
+  reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+}
+
+/** The claimed client of a request, for the per-client limit (read before authentication). */
+function rateLimitClientKey(req: FastifyRequest): string {
+  const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, string | string[] | undefined>) : {};
+  const id = claimedClientId({ authorization: req.headers.authorization, body });
+  return `client:${(id ?? '').slice(0, 200)}`;
+}
+
+/** POST /token, /introspect and /revoke. */
+export function tokenRoutes(service: TokenService, config: Config, audit: AuditLog): FastifyPluginAsync {
+  return async (app) => {
+    await app.register(rateLimit, { global: false, cache: 10_000 });
+    const perIp = app.createRateLimit({ max: config.tokenRateLimitPerIp, timeWindow: config.rateLimitWindow * 1000, keyGenerator: (req) => `ip:${req.ip}` });
+    const perClient = app.createRateLimit({ max: config.tokenRateLimitPerClient, timeWindow: config.rateLimitWindow * 1000, keyGenerator: rateLimitClientKey });
+    /**
+     * Per IP, then per claimed client_id: the first limit exceeded answers 429 with
+     * Retry-After. In memory, per instance. (The client limit keys on the id a request claims,
+     * before authentication: the per-IP limit is what bounds a client that claims many ids.)
+     */
+    const limit = async (req: FastifyRequest, reply: FastifyReply) => {
+      for (const limiter of [perIp, perClient]) {
+        const result = await limiter(req);
+        if (!result.isAllowed && result.isExceeded) {
+          service.metrics.rateLimited.inc({ endpoint: 'token' });
+          reply.header('Retry-After', String(Math.max(1, result.ttlInSeconds)));
+          noStore(reply);
+          throw new TooManyRequests('too many requests; retry after the time in Retry-After');
+        }
+      }
+    };
+
+    const failed = (err: unknown, req: FastifyRequest, endpoint: string) => {
+      if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ip: req.ip, request_id: req.id, endpoint });
+    };
+
+    app.post('/token', { preHandler: limit }, async (req, reply) => {
+      noStore(reply);
+      const started = performance.now();
+      const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+      const requested = typeof body.grant_type === 'string' ? body.grant_type : '';
+      const grantLabel = grants.has(requested) ? requested : 'unsupported';
+      try {
+        const result = await handleTokenRequest(authInput(req), service.tokenDeps);
+        service.metrics.tokensIssued.inc({ grant_type: result.grantType, outcome: 'success' });
+        audit.record('token.issued', {
+          client_id: result.client.client.clientId,
+          sub: result.issued.sub,
+          scope: result.issued.scope,
+          jti: result.issued.jti,
+          grant_type: result.grantType,
+          ip: req.ip,
+          request_id: req.id,
+        });
+        return reply.code(200).send(result.response);
+      } catch (err) {
+        failed(err, req, 'token');
+        service.metrics.tokensIssued.inc({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' });
+        throw err;
+      } finally {
+        service.metrics.tokenRequestDuration.observe({ grant_type: grantLabel }, (performance.now() - started) / 1000);
+      }
+    });
+
+    app.post('/introspect', async (req, reply) => {
+      noStore(reply);
+      try {
+        const { response } = await introspect(authInput(req), service.introspectionDeps);
+        service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive' });
+        return reply.code(200).send(response);
+      } catch (err) {
+        failed(err, req, 'introspection');
+        throw err;
+      }
+    });
+
+    app.post('/revoke', async (req, reply) => {
+      noStore(reply);
+      try {
+        const { caller, outcome } = await revoke(authInput(req), service.revocationDeps);
+        if (outcome.revoked) {
+          service.metrics.revocations.inc({ kind: outcome.kind });
+          audit.record('token.revoked', { client_id: caller.client.clientId, jti: outcome.jti, kind: outcome.kind, ip: req.ip, request_id: req.id });
+        }
+        // RFC 7009 §2.2: 200 with an empty body.
+        return reply.code(200).send();
+      } catch (err) {
+        failed(err, req, 'revocation');
+        throw err;
+      }
+    });
+  };
+}

@@ -1,0 +1,193 @@
+import { z } from 'zod';
+import { InvalidClientMetadata, InvalidRedirectUri } from './errors.js';
+
+/**
+ * The one schema every way of managing clients goes through (CLI, admin API, Dynamic Client
+ * Registration, the bootstrap file). Member names are RFC 7591 §2's (plus RFC 9126 §6's
+ * `require_pushed_authorization_requests`); Latchkey's own additions are documented where they
+ * are declared. Problems become RFC 7591 §3.2.2 errors: `invalid_redirect_uri` for a redirect
+ * URI, `invalid_client_metadata` for anything else.
+ */
+
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
+
+/** Grant types a client may register for; the token endpoint only serves the ones implemented. */
+export const KNOWN_GRANT_TYPES = [
+  'authorization_code',
+  'refresh_token',
+  'client_credentials',
+  'urn:ietf:params:oauth:grant-type:device_code',
+] as const;
+
+export const KNOWN_RESPONSE_TYPES = ['code'] as const;
+
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/**
+ * Why a redirect URI is refused, or undefined when it is acceptable: https; http only on a
+ * loopback host (RFC 8252 §7.3, §8.3); a private-use scheme in reverse-domain form, i.e.
+ * containing a dot (RFC 8252 §7.1); never a fragment (RFC 6749 §3.1.2) nor a wildcard (exact
+ * matching, OAuth 2.1 / RFC 9700 §4.1.3).
+ */
+export function redirectUriProblem(uri: string): string | undefined {
+  if (uri.includes('*')) return 'must not contain wildcards';
+  if (uri.includes('#')) return 'must not contain a fragment (RFC 6749 §3.1.2)';
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return 'must be an absolute URI';
+  }
+  const scheme = url.protocol.slice(0, -1);
+  if (scheme === 'https') return url.hostname ? undefined : 'must name a host';
+  if (scheme === 'http') {
+    return LOOPBACK_HOSTS.has(url.hostname) ? undefined : 'http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https';
+  }
+  if (['javascript', 'data', 'file', 'vbscript', 'about', 'blob'].includes(scheme)) return `the ${scheme}: scheme is not allowed`;
+  // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
+  if (!scheme.includes('.')) return 'a private-use scheme must be a reverse domain name containing a dot (RFC 8252 §7.1), e.g. com.example.app';
+  return undefined;
+}
+
+const redirectUri = z.string().superRefine((uri, ctx) => {
+  const problem = redirectUriProblem(uri);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${uri}: ${problem}`, params: { redirect: true } });
+});
+
+const webUri = z.string().superRefine((uri, ctx) => {
+  let url: URL | undefined;
+  try { url = new URL(uri); } catch { /* below */ }
+  if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))) {
+    ctx.addIssue({ code: 'custom', message: 'must be an https URL (http only on loopback)' });
+  }
+});
+
+/** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
+export function isResourceIndicator(value: string): boolean {
+  if (value.includes('#')) return false;
+  try {
+    const url = new URL(value);
+    return url.protocol.length > 1;
+  } catch {
+    return false;
+  }
+}
+
+const scopeString = z.string().max(2000).refine(
+  (s) => s === '' || s.split(' ').every((t) => SCOPE_TOKEN.test(t)),
+  'must be scope tokens separated by single spaces (RFC 6749 §3.3)',
+);
+
+/** A public JWK as a client may register it: asymmetric only, never a private member. */
+const publicJwk = z.looseObject({
+  kty: z.enum(['EC', 'RSA', 'OKP'], { error: 'kty must be EC, RSA or OKP (symmetric keys are not accepted)' }),
+  kid: z.string().optional(),
+}).refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk), 'must hold public keys only (no private members)');
+
+const metadataObject = z.strictObject({
+  redirect_uris: z.array(redirectUri).max(50).default([]),
+  post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
+  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).default('client_secret_basic'),
+  grant_types: z.array(z.enum(KNOWN_GRANT_TYPES)).min(1).max(10).default(['authorization_code']),
+  response_types: z.array(z.enum(KNOWN_RESPONSE_TYPES)).max(5).optional(),
+  client_name: z.string().min(1).max(200).optional(),
+  client_uri: webUri.optional(),
+  logo_uri: webUri.optional(),
+  policy_uri: webUri.optional(),
+  tos_uri: webUri.optional(),
+  contacts: z.array(z.string().max(320)).max(20).optional(),
+  /** RFC 7591 §2: the scopes the client may request (space-separated). */
+  scope: scopeString.default(''),
+  /**
+   * Latchkey: the scopes granted when a request names none (RFC 6749 §3.3 lets the server
+   * pick a default). Must be within `scope`; unset means all of `scope`.
+   */
+  default_scope: scopeString.optional(),
+  /**
+   * Latchkey: the resources (RFC 8707 audiences) tokens of this client may be issued for.
+   * A request without `resource` gets the first one; with none registered the audience is the issuer.
+   */
+  resources: z.array(z.string().refine(isResourceIndicator, 'each resource must be an absolute URI without a fragment (RFC 8707 §2)')).max(50).default([]),
+  jwks_uri: webUri.optional(),
+  jwks: z.object({ keys: z.array(publicJwk).min(1).max(20) }).optional(),
+  /** Latchkey: access token lifetime for this client, in seconds (default ACCESS_TOKEN_TTL). */
+  access_token_ttl: z.number().int().min(10).max(86400).optional(),
+  /** Latchkey: a first-party client; consent is not asked. Only an administrator may set it. */
+  skip_consent: z.boolean().default(false),
+  /** RFC 9126 §6 */
+  require_pushed_authorization_requests: z.boolean().default(false),
+});
+
+export type ClientMetadata = z.output<typeof metadataObject>;
+export type ClientMetadataInput = z.input<typeof metadataObject>;
+
+/** The cross-member rules: each a problem message or nothing. */
+function consistencyProblems(m: ClientMetadata): string[] {
+  const problems: string[] = [];
+  if (m.jwks && m.jwks_uri) problems.push('jwks and jwks_uri must not both be present (RFC 7591 §2)');
+  if (m.token_endpoint_auth_method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) {
+    problems.push('private_key_jwt requires jwks or jwks_uri');
+  }
+  if (m.token_endpoint_auth_method === 'none' && m.grant_types.includes('client_credentials')) {
+    problems.push('client_credentials requires a confidential client (token_endpoint_auth_method other than none)');
+  }
+  if (m.grant_types.includes('authorization_code') && m.redirect_uris.length === 0) {
+    problems.push('authorization_code requires at least one redirect_uri');
+  }
+  if (m.default_scope !== undefined) {
+    const allowed = new Set(m.scope.split(' ').filter(Boolean));
+    const outside = m.default_scope.split(' ').filter((s) => s && !allowed.has(s));
+    if (outside.length > 0) problems.push(`default_scope must be within scope (not allowed: ${outside.join(' ')})`);
+  }
+  return problems;
+}
+
+/**
+ * Validates client metadata and fills in the RFC 7591 defaults. Throws InvalidRedirectUri or
+ * InvalidClientMetadata naming the member at fault.
+ */
+export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new InvalidClientMetadata('client metadata must be a JSON object');
+  }
+  // RFC 7591 §2: a registration endpoint MUST ignore metadata it does not understand. The
+  // administrative paths (CLI, admin API, bootstrap file) are strict instead, so a typo is an error.
+  const known = options.ignoreUnknown
+    ? Object.fromEntries(Object.entries(input).filter(([name]) => name in metadataObject.shape))
+    : input;
+  const parsed = metadataObject.safeParse(known);
+  if (!parsed.success) {
+    const redirect = parsed.error.issues.find((i) => i.path[0] === 'redirect_uris' || i.path[0] === 'post_logout_redirect_uris');
+    if (redirect) throw new InvalidRedirectUri(`${String(redirect.path[0])}: ${redirect.message}`);
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length > 0 ? issue.path.join('.') : 'metadata';
+    throw new InvalidClientMetadata(`${where}: ${issue.message}`);
+  }
+  const metadata = parsed.data;
+  // RFC 7591 §2.1: response_types follow from grant_types.
+  if (metadata.response_types === undefined) {
+    metadata.response_types = metadata.grant_types.includes('authorization_code') ? ['code'] : [];
+  } else if (metadata.response_types.includes('code') !== metadata.grant_types.includes('authorization_code')) {
+    throw new InvalidClientMetadata('response_types: "code" goes with the authorization_code grant type and only with it (RFC 7591 §2.1)');
+  }
+  const problems = consistencyProblems(metadata);
+  if (problems.length > 0) throw new InvalidClientMetadata(problems[0]!);
+  return metadata;
+}
+
+/** A public client cannot keep a secret (RFC 6749 §2.1): it is the one that authenticates with `none`. */
+export function clientTypeOf(metadata: ClientMetadata): 'confidential' | 'public' {
+  return metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential';
+}
+
+/** Methods whose client holds a server-generated secret. */
+export function usesClientSecret(method: TokenEndpointAuthMethod): boolean {
+  return method === 'client_secret_basic' || method === 'client_secret_post';
+}
+
+export function scopeList(scope: string | undefined): string[] {
+  return (scope ?? '').split(' ').filter(Boolean);
+}

@@ -1,0 +1,44 @@
+import type { Clock } from '../../clock.js';
+import type { KeyRing } from '../../keys/keyring.js';
+import type { Client } from '../client.js';
+
+/** The successful token response (RFC 6749 §5.1). */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope?: string;
+  refresh_token?: string;
+  id_token?: string;
+}
+
+/** What a grant handler is given: the authenticated client and the parameters it declared. */
+export interface GrantInput<P extends string> {
+  client: Client;
+  /** The grant's declared single-valued parameters (repeats already rejected). */
+  params: Partial<Record<P, string>>;
+  /** RFC 8707 `resource` values (the one parameter that may repeat). */
+  resources: string[];
+}
+
+/** The narrow services a grant may use. Later grants add their stores here. */
+export interface GrantDeps {
+  keys: KeyRing;
+  clock: Clock;
+  issuer: string;
+  /** Default access token lifetime (seconds); a client's `access_token_ttl` overrides it. */
+  accessTokenTtl: number;
+}
+
+export interface GrantResult {
+  response: TokenResponse;
+  /** For the token.issued audit event: identifiers, never the token. */
+  issued: { sub: string; scope: string; jti: string };
+}
+
+/** One grant type: what it is called, the parameters it reads, and what it does (DESIGN). */
+export interface Grant<P extends string = string> {
+  grantType: string;
+  parameters: readonly P[];
+  handle(input: GrantInput<P>, deps: GrantDeps): Promise<GrantResult>;
+}

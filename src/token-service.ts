@@ -1,0 +1,118 @@
+import type { AppContext } from './app.js';
+import { ClientAuthenticationFailed, ClientKeys, supportedAuthMethods, type ClientAuthDeps } from './oauth/client-auth.js';
+import { ClientRegistry } from './oauth/client-registry.js';
+import type { GrantDeps } from './oauth/grants/grant.js';
+import { supportedGrantTypes } from './oauth/grants/index.js';
+import type { IntrospectionDeps } from './oauth/introspect.js';
+import type { RevocationDeps } from './oauth/revoke.js';
+import { oauthMetrics, type OAuthMetrics } from './observability/oauth-metrics.js';
+import { ClientCache } from './store/client-cache.js';
+import { ClientRepository } from './store/clients.js';
+import { AccessTokenDenylist, ClientAssertionJtis } from './store/token-state.js';
+
+/** The URLs of the endpoints this capability serves, under the issuer. */
+export function endpointUrls(issuer: string) {
+  return {
+    token: `${issuer}/token`,
+    introspection: `${issuer}/introspect`,
+    revocation: `${issuer}/revoke`,
+    registration: `${issuer}/register`,
+  };
+}
+
+/**
+ * The machine-to-machine token service, built once from the context: the client registry and
+ * its in-memory cache, client authentication, grants, introspection and revocation, wired to
+ * the store. The HTTP plugins (src/http/token.ts, admin.ts, registration.ts) use only this.
+ */
+export interface TokenService {
+  registry: ClientRegistry;
+  clients: ClientCache;
+  metrics: OAuthMetrics;
+  endpoints: ReturnType<typeof endpointUrls>;
+  authDeps: ClientAuthDeps;
+  tokenDeps: ClientAuthDeps & GrantDeps;
+  introspectionDeps: IntrospectionDeps;
+  revocationDeps: RevocationDeps;
+  /** Records a failed client authentication (metric and audit event). */
+  clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
+}
+
+export async function createTokenService(context: AppContext, cleanups: Array<() => Promise<void> | void>): Promise<TokenService> {
+  const { config, store, clock, keys, audit } = context;
+  const clients: ClientCache = new ClientCache((id) => repository.find(id), clock, {
+    maxEntries: config.clientCacheSize,
+    ttlSeconds: config.clientCacheTtl,
+  });
+  // Changes made here (admin API, registration) reach this instance's cache at once; the
+  // NOTIFY tells the other instances.
+  const repository = new ClientRepository(store.db, store.notifier, (id) => clients.invalidate(id));
+  const registry = new ClientRegistry(repository, audit, clock);
+  const unlisten = await clients.listen(store.notifier);
+  cleanups.push(unlisten);
+
+  const denylist = new AccessTokenDenylist(store.db);
+  const assertionJtis = new ClientAssertionJtis(store.db, () => clock.now());
+  // Expired denylist and assertion entries are deleted now and then; none is ever needed past its exp.
+  const purge = setInterval(() => {
+    const now = clock.now();
+    Promise.all([denylist.purgeExpired(now), assertionJtis.purgeExpired(now)])
+      .catch((err: unknown) => context.logger.warn({ err }, 'purging expired token state failed'));
+  }, 10 * 60_000);
+  purge.unref();
+  cleanups.push(() => clearInterval(purge));
+
+  const endpoints = endpointUrls(config.issuer);
+  const metrics = oauthMetrics(context.metrics.registry);
+  const authDeps: ClientAuthDeps = {
+    clients,
+    assertionJtis,
+    clientKeys: new ClientKeys(),
+    clock,
+    // RFC 7523 §3 (3): the token endpoint URL or the issuer; the other endpoints that
+    // authenticate clients are accepted too, as each is "the authorization server".
+    assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation],
+  };
+  const accessTokenDeps = { keys, clock, issuer: config.issuer };
+  const tokenDeps = { ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl };
+  const introspectionDeps: IntrospectionDeps = {
+    ...authDeps,
+    ...accessTokenDeps,
+    isRevoked: ({ jti }) => denylist.isRevoked(jti),
+  };
+  const revocationDeps: RevocationDeps = {
+    ...authDeps,
+    ...accessTokenDeps,
+    denylistAccessToken: (jti, clientId, expiresAt) => denylist.add(jti, clientId, expiresAt),
+  };
+
+  const authMethods = supportedAuthMethods();
+  context.discovery.contribute(() => ({
+    token_endpoint: endpoints.token,
+    grant_types_supported: supportedGrantTypes(),
+    token_endpoint_auth_methods_supported: authMethods.methods,
+    token_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
+    introspection_endpoint: endpoints.introspection,
+    introspection_endpoint_auth_methods_supported: authMethods.methods.filter((m) => m !== 'none'),
+    introspection_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
+    revocation_endpoint: endpoints.revocation,
+    revocation_endpoint_auth_methods_supported: authMethods.methods,
+    revocation_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
+    ...(config.initialAccessTokens.length > 0 ? { registration_endpoint: endpoints.registration } : {}),
+  }));
+
+  return {
+    registry,
+    clients,
+    metrics,
+    endpoints,
+    authDeps,
+    tokenDeps,
+    introspectionDeps,
+    revocationDeps,
+    clientAuthFailed(err, fields) {
+      metrics.clientAuthFailures.inc({ method: err.method });
+      audit.record('client.auth_failed', { client_id: err.clientId, method: err.method, reason: err.debug, ...fields });
+    },
+  };
+}

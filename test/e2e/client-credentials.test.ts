@@ -1,0 +1,85 @@
+import { createServer } from 'node:net';
+import { exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createClient } from '../support/clients.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** A real OAuth client library (oauth4webapi) against Latchkey over real HTTP. */
+describe('client_credentials end to end with oauth4webapi', () => {
+  let app: TestApp;
+  let as: oauth.AuthorizationServer;
+  let basicSecret: string;
+  let jwtKey: CryptoKey;
+  const options = { [oauth.allowInsecureRequests]: true } as const;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    app = await createTestApp({ ISSUER: `http://127.0.0.1:${port}` });
+    await app.server.listen({ port, host: '127.0.0.1' });
+    // Metadata as discovery will publish it (the discovery endpoint itself is served elsewhere).
+    as = app.context.discovery.build() as unknown as oauth.AuthorizationServer;
+
+    basicSecret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'orders:read orders:write', resources: ['https://orders.example.com'] }, 'orders-worker')).clientSecret!;
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    jwtKey = pair.privateKey;
+    await createClient(app.context, {
+      grant_types: ['client_credentials'], scope: 'orders:read', token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'worker-key', alg: 'ES256' }] },
+    }, 'jwt-worker');
+    await createClient(app.context, { grant_types: ['client_credentials'] }, 'gateway').then((c) => { gatewaySecret = c.clientSecret!; });
+  });
+  let gatewaySecret: string;
+  afterAll(async () => { await app.close(); });
+
+  it('obtains a token with client_secret_basic and introspects it', async () => {
+    const client: oauth.Client = { client_id: 'orders-worker' };
+    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(basicSecret), { scope: 'orders:read' }, options);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const tokens = await oauth.processClientCredentialsResponse(as, client, response);
+    expect(tokens.token_type).toBe('bearer');
+    expect(tokens.scope).toBe('orders:read');
+    expect(tokens.expires_in).toBe(600);
+
+    const gateway: oauth.Client = { client_id: 'gateway' };
+    const introspection = await oauth.processIntrospectionResponse(as, gateway,
+      await oauth.introspectionRequest(as, gateway, oauth.ClientSecretBasic(gatewaySecret), tokens.access_token, options));
+    expect(introspection).toMatchObject({
+      active: true, client_id: 'orders-worker', sub: 'orders-worker', scope: 'orders:read', aud: 'https://orders.example.com', iss: as.issuer, token_type: 'Bearer',
+    });
+  });
+
+  it('obtains a token with private_key_jwt', async () => {
+    const client: oauth.Client = { client_id: 'jwt-worker' };
+    const auth = oauth.PrivateKeyJwt({ key: jwtKey, kid: 'worker-key' });
+    const tokens = await oauth.processClientCredentialsResponse(as, client, await oauth.clientCredentialsGrantRequest(as, client, auth, {}, options));
+    expect(tokens.scope).toBe('orders:read');
+
+    // The same assertion mechanism authenticates the introspection call; the token is active.
+    const introspection = await oauth.processIntrospectionResponse(as, client,
+      await oauth.introspectionRequest(as, client, oauth.PrivateKeyJwt({ key: jwtKey, kid: 'worker-key' }), tokens.access_token, options));
+    expect(introspection.active).toBe(true);
+    expect(introspection.client_id).toBe('jwt-worker');
+  });
+
+  it('surfaces a wrong secret as a 401 with a Basic challenge', async () => {
+    const client: oauth.Client = { client_id: 'orders-worker' };
+    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic('wrong'), {}, options);
+    const err = await oauth.processClientCredentialsResponse(as, client, response).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(oauth.WWWAuthenticateChallengeError);
+    expect((err as oauth.WWWAuthenticateChallengeError).status).toBe(401);
+    expect((err as oauth.WWWAuthenticateChallengeError).cause[0]).toMatchObject({ scheme: 'basic', parameters: { realm: 'latchkey' } });
+    expect(await (err as oauth.WWWAuthenticateChallengeError).response.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+  });
+});

@@ -1,0 +1,265 @@
+import { createServer, type Server } from 'node:http';
+import { createHmac, randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, registryOf, TestClock } from '../support/clients.js';
+
+const ISSUER = 'http://localhost:8080';
+const TOKEN_ENDPOINT = `${ISSUER}/token`;
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const b64url = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+describe('client authentication at the token endpoint', () => {
+  let app: TestApp;
+  const clock = new TestClock();
+  let secret: string;
+  let postSecret: string;
+  let privateKey: CryptoKey;
+  let publicJwk: JWK;
+  let remoteKey: CryptoKey;
+  let jwksServer: Server;
+  let jwksUri: string;
+
+  beforeAll(async () => {
+    app = await createTestApp({}, { clock });
+    secret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read' }, 'basic-client')).clientSecret!;
+    postSecret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'client_secret_post' }, 'post-client')).clientSecret!;
+
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    privateKey = pair.privateKey;
+    publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [publicJwk] } }, 'jwt-client');
+
+    const remote = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    remoteKey = remote.privateKey;
+    const remoteJwk = { ...(await exportJWK(remote.publicKey)), kid: 'r1', alg: 'EdDSA' };
+    jwksServer = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ keys: [remoteJwk] })); });
+    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+    jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri }, 'remote-jwt-client');
+
+    await createClient(app.context, { grant_types: ['authorization_code'], redirect_uris: ['http://127.0.0.1/cb'], token_endpoint_auth_method: 'none' }, 'public-client');
+  });
+  afterAll(async () => {
+    await app.close();
+    await new Promise((r) => jwksServer.close(r));
+  });
+
+  const token = (params: Record<string, string>, authorization?: string) => app.server.inject({
+    method: 'POST', url: '/token', headers: { ...FORM_HEADERS, ...(authorization ? { authorization } : {}) },
+    payload: form({ grant_type: 'client_credentials', ...params }),
+  });
+  const expectInvalidClient = (res: Awaited<ReturnType<typeof token>>, basicChallenge: boolean) => {
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    expect(res.headers['www-authenticate']).toBe(basicChallenge ? 'Basic realm="latchkey"' : undefined);
+  };
+
+  const now = () => Math.floor(clock.now().getTime() / 1000);
+  const assertion = (claims: Record<string, unknown> = {}, key: CryptoKey = privateKey, alg = 'ES256', kid = 'k1') =>
+    new SignJWT({ jti: randomUUID(), ...claims })
+      .setProtectedHeader({ alg, kid })
+      .setIssuer((claims.iss as string) ?? 'jwt-client')
+      .setSubject((claims.sub as string) ?? 'jwt-client')
+      .setAudience((claims.aud as string) ?? TOKEN_ENDPOINT)
+      .setIssuedAt(now())
+      .setExpirationTime((claims.exp as number) ?? now() + 60)
+      .sign(key);
+  /** The logged reason of the latest client.auth_failed event (debug detail, never sent). */
+  const lastFailure = () => String(app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason);
+  const withAssertion = (jwt: string, extra: Record<string, string> = {}) => token({ client_assertion_type: ASSERTION_TYPE, client_assertion: jwt, ...extra });
+
+  describe('client_secret_basic (RFC 6749 §2.3.1)', () => {
+    it('authenticates with the id and secret in the Basic header', async () => {
+      expect((await token({}, basic('basic-client', secret))).statusCode).toBe(200);
+    });
+
+    it('form-url-decodes the id and the secret inside the header', async () => {
+      const header = `Basic ${Buffer.from(`basic%2Dclient:${encodeURIComponent(secret)}`).toString('base64')}`;
+      expect((await token({}, header)).statusCode).toBe(200);
+    });
+
+    it('refuses a malformed Basic header with 401 invalid_client and a Basic challenge', async () => {
+      for (const header of ['Basic', 'Basic !!!notbase64', `Basic ${b64url('no-colon')}`, `Basic ${Buffer.from('basic-client:%zz').toString('base64')}`, `Basic ${Buffer.from(':x').toString('base64')}`]) {
+        expectInvalidClient(await token({}, header), true);
+      }
+    });
+
+    it('refuses a wrong secret, and an unknown client, with 401 invalid_client and a Basic challenge', async () => {
+      expectInvalidClient(await token({}, basic('basic-client', `${secret}x`)), true);
+      expectInvalidClient(await token({}, basic('nobody', secret)), true);
+    });
+
+    it('refuses a client_id in the body that differs from the header with invalid_request', async () => {
+      const res = await token({ client_id: 'post-client' }, basic('basic-client', secret));
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toBe('invalid_request');
+    });
+
+    it('refuses a client registered for client_secret_post that uses Basic', async () => {
+      expectInvalidClient(await token({}, basic('post-client', postSecret)), true);
+    });
+  });
+
+  describe('client_secret_post', () => {
+    it('authenticates with client_id and client_secret in the body', async () => {
+      expect((await token({ client_id: 'post-client', client_secret: postSecret })).statusCode).toBe(200);
+    });
+
+    it('refuses a wrong secret with 401 invalid_client and no Basic challenge', async () => {
+      expectInvalidClient(await token({ client_id: 'post-client', client_secret: 'wrong' }), false);
+    });
+
+    it('refuses a basic client using the body', async () => {
+      expectInvalidClient(await token({ client_id: 'basic-client', client_secret: secret }), false);
+    });
+  });
+
+  it('refuses two methods in one request with invalid_request (RFC 6749 §2.3)', async () => {
+    const res = await token({ client_id: 'post-client', client_secret: postSecret }, basic('basic-client', secret));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('invalid_request');
+    const jwt = await assertion();
+    const both = await withAssertion(jwt, { client_secret: postSecret, client_id: 'jwt-client' });
+    expect(both.json().error).toBe('invalid_request');
+  });
+
+  it('refuses a request with no client authentication at all', async () => {
+    expectInvalidClient(await token({}), false);
+  });
+
+  // Clients are changed here as the CLI would, from outside the server: the server learns of
+  // it through LISTEN/NOTIFY, asynchronously, hence `eventually`.
+  describe('secret rotation and expiry', () => {
+    it('accepts both secrets during the overlap, then only the new one', async () => {
+      const old = (await createClient(app.context, { grant_types: ['client_credentials'] }, 'rotating')).clientSecret!;
+      const rotated = (await registryOf(app.context).rotateSecret('rotating', 3600, { source: 'cli' })).clientSecret!;
+      expect(rotated).not.toBe(old);
+      await eventually(async () => (await token({}, basic('rotating', rotated))).statusCode === 200);
+      expect((await token({}, basic('rotating', old))).statusCode).toBe(200);
+      clock.advance(3601);
+      expectInvalidClient(await token({}, basic('rotating', old)), true);
+      expect((await token({}, basic('rotating', rotated))).statusCode).toBe(200);
+    });
+
+    it('keeps at most two secrets: a second rotation drops the first secret at once', async () => {
+      const first = (await createClient(app.context, { grant_types: ['client_credentials'] }, 'rotating-twice')).clientSecret!;
+      const registry = registryOf(app.context);
+      const second = (await registry.rotateSecret('rotating-twice', 3600, { source: 'cli' })).clientSecret!;
+      const third = (await registry.rotateSecret('rotating-twice', 3600, { source: 'cli' })).clientSecret!;
+      await eventually(async () => (await token({}, basic('rotating-twice', third))).statusCode === 200);
+      expectInvalidClient(await token({}, basic('rotating-twice', first)), true);
+      expect((await token({}, basic('rotating-twice', second))).statusCode).toBe(200);
+      expect((await token({}, basic('rotating-twice', third))).statusCode).toBe(200);
+    });
+  });
+
+  it('refuses a disabled client like a wrong secret, and accepts it again once enabled', async () => {
+    const s = (await createClient(app.context, { grant_types: ['client_credentials'] }, 'to-disable')).clientSecret!;
+    expect((await token({}, basic('to-disable', s))).statusCode).toBe(200);
+    await registryOf(app.context).setDisabled('to-disable', true, { source: 'cli' });
+    await eventually(async () => (await token({}, basic('to-disable', s))).statusCode === 401);
+    expectInvalidClient(await token({}, basic('to-disable', s)), true);
+    await registryOf(app.context).setDisabled('to-disable', false, { source: 'cli' });
+    await eventually(async () => (await token({}, basic('to-disable', s))).statusCode === 200);
+  });
+
+  describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
+    it('authenticates with an assertion signed by a registered key, aud = token endpoint or issuer', async () => {
+      expect((await withAssertion(await assertion())).statusCode).toBe(200);
+      expect((await withAssertion(await assertion({ aud: ISSUER }))).statusCode).toBe(200);
+      expect((await withAssertion(await assertion(), { client_id: 'jwt-client' })).statusCode).toBe(200);
+    });
+
+    it('fetches keys from the jwks_uri', async () => {
+      const jwt = await assertion({ iss: 'remote-jwt-client', sub: 'remote-jwt-client' }, remoteKey, 'EdDSA', 'r1');
+      expect((await withAssertion(jwt)).statusCode).toBe(200);
+    });
+
+    it('refuses a replayed assertion (jti used once)', async () => {
+      const jwt = await assertion();
+      expect((await withAssertion(jwt)).statusCode).toBe(200);
+      expectInvalidClient(await withAssertion(jwt), false);
+      expect(lastFailure()).toBe('client_assertion replayed (jti already used)');
+    });
+
+    it('refuses an expired assertion', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ exp: now() - 120 })), false);
+      expect(lastFailure()).toContain('ERR_JWT_EXPIRED');
+    });
+
+    it('refuses an assertion valid for longer than five minutes', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ exp: now() + 3600 })), false);
+      expect(lastFailure()).toBe('client_assertion exp is more than 300s away');
+    });
+
+    it('refuses a wrong aud', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ aud: 'https://elsewhere.example.com/token' })), false);
+      expect(lastFailure()).toContain('unexpected "aud" claim value');
+    });
+
+    it('refuses sub different from iss, and a client_id parameter different from iss', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ sub: 'someone-else' })), false);
+      expectInvalidClient(await withAssertion(await assertion(), { client_id: 'basic-client' }), false);
+    });
+
+    it('refuses an assertion without jti', async () => {
+      const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('jwt-client').setSubject('jwt-client')
+        .setAudience(TOKEN_ENDPOINT).setIssuedAt(now()).setExpirationTime(now() + 60).sign(privateKey);
+      expectInvalidClient(await withAssertion(jwt), false);
+      expect(lastFailure()).toContain('missing required "jti" claim');
+    });
+
+    it('refuses alg none', async () => {
+      const jwt = `${b64url({ alg: 'none' })}.${b64url({ iss: 'jwt-client', sub: 'jwt-client', aud: TOKEN_ENDPOINT, exp: now() + 60, jti: randomUUID() })}.`;
+      expectInvalidClient(await withAssertion(jwt), false);
+      expect(lastFailure()).toContain('ERR_JOSE_ALG_NOT_ALLOWED');
+    });
+
+    it('refuses HS256 signed with the public key as the HMAC secret', async () => {
+      const header = b64url({ alg: 'HS256', kid: 'k1' });
+      const payload = b64url({ iss: 'jwt-client', sub: 'jwt-client', aud: TOKEN_ENDPOINT, exp: now() + 60, jti: randomUUID() });
+      const pem = await exportSPKI(await importJWK(publicJwk, 'ES256') as CryptoKey);
+      for (const hmacKey of [JSON.stringify(publicJwk), pem]) {
+        const sig = createHmac('sha256', hmacKey).update(`${header}.${payload}`).digest('base64url');
+        expectInvalidClient(await withAssertion(`${header}.${payload}.${sig}`), false);
+        expect(lastFailure()).toContain('ERR_JOSE_ALG_NOT_ALLOWED');
+      }
+    });
+
+    it('refuses an assertion signed by another key, and a wrong client_assertion_type', async () => {
+      const other = await generateKeyPair('ES256');
+      expectInvalidClient(await withAssertion(await assertion({}, other.privateKey)), false);
+      expectInvalidClient(await token({ client_assertion_type: 'urn:example:other', client_assertion: await assertion() }), false);
+    });
+
+    it('refuses a secret-based client presenting an assertion', async () => {
+      const jwt = await assertion({ iss: 'basic-client', sub: 'basic-client' });
+      expectInvalidClient(await withAssertion(jwt), false);
+    });
+  });
+
+  describe('none (public clients)', () => {
+    it('identifies a public client by client_id alone (here it then lacks the grant)', async () => {
+      const res = await token({ client_id: 'public-client' });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toBe('unauthorized_client');
+    });
+
+    it('refuses a confidential client that sends only its client_id', async () => {
+      expectInvalidClient(await token({ client_id: 'basic-client' }), false);
+    });
+  });
+
+  it('counts failures by method and records client.auth_failed without the secret', async () => {
+    await token({}, basic('basic-client', 'definitely-wrong'));
+    const metrics = await app.context.metrics.registry.metrics();
+    expect(metrics).toMatch(/latchkey_client_auth_failures_total\{method="client_secret_basic"\} \d+/);
+    expect(metrics).toMatch(/latchkey_client_auth_failures_total\{method="private_key_jwt"\} \d+/);
+    const event = app.logs.lines.find((l) => l.event === 'client.auth_failed' && l.client_id === 'basic-client');
+    expect(event).toMatchObject({ method: 'client_secret_basic', endpoint: 'token', ip: '127.0.0.1' });
+    expect(app.logs.text()).not.toContain('definitely-wrong');
+  });
+});

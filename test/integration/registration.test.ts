@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { basic, form, FORM_HEADERS } from '../support/clients.js';
+
+const IAT = 'initial-access-token-0123456789-abcdefghij';
+const IAT2 = 'second-initial-access-token-0123456789-xyz';
+
+describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () => {
+  let app: TestApp;
+  beforeAll(async () => { app = await createTestApp({ INITIAL_ACCESS_TOKEN: `${IAT}, ${IAT2}` }); });
+  afterAll(async () => { await app.close(); });
+
+  const register = (body: unknown, token = IAT) => app.server.inject({
+    method: 'POST', url: '/register', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body),
+  });
+  const manage = (method: 'GET' | 'PUT' | 'DELETE', uri: string, token: string, body?: unknown) => app.server.inject({
+    method, url: new URL(uri).pathname, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { payload: JSON.stringify(body) } : {}),
+  });
+
+  it('registers a confidential client: 201 with client_id, a secret shown once, and a registration access token', async () => {
+    const res = await register({ client_name: 'Inventory', grant_types: ['client_credentials'], scope: 'stock:read', unknown_member: 'ignored' });
+    expect(res.statusCode).toBe(201);
+    const body = res.json();
+    expect(body).toMatchObject({
+      client_name: 'Inventory', grant_types: ['client_credentials'], scope: 'stock:read', token_endpoint_auth_method: 'client_secret_basic',
+      client_secret_expires_at: 0, registration_client_uri: `http://localhost:8080/register/${body.client_id}`,
+    });
+    expect(body.client_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(body.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(body.registration_access_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(body.unknown_member).toBeUndefined();
+    expect(body.client_id_issued_at).toEqual(expect.any(Number));
+    // The new client can obtain a token at once.
+    const token = await app.server.inject({ method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(body.client_id, body.client_secret) }, payload: form({ grant_type: 'client_credentials' }) });
+    expect(token.statusCode).toBe(200);
+    // Secrets are stored as hashes only.
+    const row = await app.context.store.db.selectFrom('clients').selectAll().where('client_id', '=', body.client_id).executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain(body.client_secret);
+    expect(JSON.stringify(row)).not.toContain(body.registration_access_token);
+  });
+
+  it('accepts any of the configured initial access tokens', async () => {
+    expect((await register({ grant_types: ['client_credentials'] }, IAT2)).statusCode).toBe(201);
+  });
+
+  it('registers a public native client without a secret', async () => {
+    const res = await register({ redirect_uris: ['com.example.app:/cb', 'http://127.0.0.1/cb'], token_endpoint_auth_method: 'none' });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().client_secret).toBeUndefined();
+    expect(res.json().client_secret_expires_at).toBeUndefined();
+    expect(res.json().response_types).toEqual(['code']);
+  });
+
+  it('refuses a request without a valid initial access token with 401 invalid_token', async () => {
+    const res = await register({ grant_types: ['client_credentials'] }, 'wrong-token');
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error).toBe('invalid_token');
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="latchkey-registration", error="invalid_token"');
+    const none = await app.server.inject({ method: 'POST', url: '/register', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    expect(none.statusCode).toBe(401);
+  });
+
+  it.each([
+    [{ redirect_uris: ['http://app.example.com/cb'] }, 'invalid_redirect_uri'],
+    [{ redirect_uris: ['https://app.example.com/cb#frag'] }, 'invalid_redirect_uri'],
+    [{ redirect_uris: ['https://*.example.com/cb'] }, 'invalid_redirect_uri'],
+    [{ redirect_uris: ['myapp:/cb'] }, 'invalid_redirect_uri'],
+    [{ grant_types: ['implicit'] }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], skip_consent: true }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], scope: 'a', default_scope: 'b' }, 'invalid_client_metadata'],
+    [{ grant_types: 'client_credentials' }, 'invalid_client_metadata'],
+    [['not', 'an', 'object'], 'invalid_client_metadata'],
+  ])('refuses %j with %s', async (body, error) => {
+    const before = await app.context.store.db.selectFrom('clients').select('client_id').execute();
+    const res = await register(body);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe(error);
+    expect(await app.context.store.db.selectFrom('clients').select('client_id').execute()).toHaveLength(before.length);
+  });
+
+  it('reads, updates and deletes the client with its registration access token (RFC 7592)', async () => {
+    const created = (await register({ grant_types: ['client_credentials'], scope: 'a' })).json();
+    const uri = created.registration_client_uri as string;
+    const rat = created.registration_access_token as string;
+
+    const read = await manage('GET', uri, rat);
+    expect(read.statusCode).toBe(200);
+    expect(read.json()).toMatchObject({ client_id: created.client_id, scope: 'a', registration_client_uri: uri });
+    expect(read.json().client_secret).toBeUndefined();
+    expect(read.json().registration_access_token).toBeUndefined();
+
+    const updated = await manage('PUT', uri, rat, { client_id: created.client_id, client_secret: created.client_secret, grant_types: ['client_credentials'], scope: 'a b', client_name: 'Renamed' });
+    expect(updated.statusCode).toBe(200);
+    expect(updated.json()).toMatchObject({ client_id: created.client_id, scope: 'a b', client_name: 'Renamed' });
+
+    expect((await manage('PUT', uri, rat, { client_id: 'someone-else', grant_types: ['client_credentials'] })).json().error).toBe('invalid_request');
+    expect((await manage('PUT', uri, rat, { client_id: created.client_id, client_secret: 'wrong', grant_types: ['client_credentials'] })).json().error).toBe('invalid_request');
+    expect((await manage('PUT', uri, rat, { client_id: created.client_id, redirect_uris: ['http://x.example.com'] })).json().error).toBe('invalid_redirect_uri');
+
+    const deleted = await manage('DELETE', uri, rat);
+    expect(deleted.statusCode).toBe(204);
+    // RFC 7592 §2: a client that no longer exists answers 401.
+    expect((await manage('GET', uri, rat)).statusCode).toBe(401);
+    const token = await app.server.inject({ method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(created.client_id, created.client_secret) }, payload: form({ grant_type: 'client_credentials' }) });
+    expect(token.statusCode).toBe(401);
+  });
+
+  it('refuses management with a wrong token, or another client\'s token, with 401 invalid_token', async () => {
+    const one = (await register({ grant_types: ['client_credentials'] })).json();
+    const two = (await register({ grant_types: ['client_credentials'] })).json();
+    expect((await manage('GET', one.registration_client_uri, 'wrong')).statusCode).toBe(401);
+    const cross = await manage('DELETE', one.registration_client_uri, two.registration_access_token);
+    expect(cross.statusCode).toBe(401);
+    expect(cross.json().error).toBe('invalid_token');
+    expect((await manage('GET', one.registration_client_uri, one.registration_access_token)).statusCode).toBe(200);
+  });
+
+  it('advertises the registration endpoint', () => {
+    expect(app.context.discovery.build().registration_endpoint).toBe('http://localhost:8080/register');
+  });
+});
+
+describe('registration disabled (no INITIAL_ACCESS_TOKEN)', () => {
+  let app: TestApp;
+  beforeAll(async () => { app = await createTestApp(); });
+  afterAll(async () => { await app.close(); });
+
+  it('answers 404 and does not advertise registration_endpoint', async () => {
+    const res = await app.server.inject({ method: 'POST', url: '/register', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    expect(res.statusCode).toBe(404);
+    expect(app.context.discovery.build().registration_endpoint).toBeUndefined();
+  });
+});

@@ -1,0 +1,40 @@
+import type { Clock } from '../../src/clock.js';
+import type { AppContext } from '../../src/app.js';
+import { ClientRegistry, type CreatedClient } from '../../src/oauth/client-registry.js';
+import { ClientRepository } from '../../src/store/clients.js';
+
+/** A clock tests move by hand. */
+export class TestClock implements Clock {
+  constructor(private current = new Date('2026-01-01T00:00:00Z')) {}
+  now(): Date { return new Date(this.current); }
+  advance(seconds: number): void { this.current = new Date(this.current.getTime() + seconds * 1000); }
+}
+
+/** The client registry of an app, as the CLI would use it. */
+export function registryOf(context: AppContext): ClientRegistry {
+  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock);
+}
+
+export async function createClient(context: AppContext, metadata: Record<string, unknown>, clientId?: string): Promise<CreatedClient> {
+  return registryOf(context).create(metadata, { source: 'cli', ...(clientId ? { clientId } : {}) });
+}
+
+export const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+export const form = (params: Record<string, string | string[]>) => {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) for (const value of Array.isArray(v) ? v : [v]) search.append(k, value);
+  return search.toString();
+};
+
+export const FORM_HEADERS = { 'content-type': 'application/x-www-form-urlencoded' };
+
+/** Waits until `check` holds (LISTEN/NOTIFY delivery is asynchronous). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
