@@ -125,6 +125,7 @@ export const configSchema = z.object({
   DATABASE_POOL_MAX: integer(1, 200).default(10).describe('Maximum connections in the pool to a real PostgreSQL.'),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the embedded store (PGlite) and of the generated key-encryption secret.'),
   KEY_ENCRYPTION_SECRET: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)').optional().describe('Secret from which the key that encrypts signing keys at rest is derived. Required with DATABASE_URL; embedded mode generates one into DATA_DIR/key-encryption-secret (mode 0600).'),
+  ACCESS_LOG: z.enum(['all', 'errors', 'off']).default('errors').describe('One log line per HTTP request: for every request (all), for 4xx/5xx answers only (errors), or none. Successful requests are always counted in the metrics, and security events are audit events regardless.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   TRUST_PROXY: boolean.default(false).describe('Trust X-Forwarded-* headers (set true behind a reverse proxy you control).'),
   BODY_LIMIT: integer(1024, 10 * 1024 * 1024).default(64 * 1024).describe('Largest accepted request body in bytes; larger bodies get 413.'),
@@ -173,6 +174,7 @@ export interface Config {
   dataDir: string;
   keyEncryptionSecret: string | undefined;
   logLevel: RawConfig['LOG_LEVEL'];
+  accessLog: RawConfig['ACCESS_LOG'];
   trustProxy: boolean;
   bodyLimit: number;
   requestTimeoutSeconds: number;
@@ -258,6 +260,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: c.DATA_DIR,
     keyEncryptionSecret: c.KEY_ENCRYPTION_SECRET,
     logLevel: c.LOG_LEVEL,
+    accessLog: c.ACCESS_LOG,
     trustProxy: c.TRUST_PROXY,
     bodyLimit: c.BODY_LIMIT,
     requestTimeoutSeconds: c.REQUEST_TIMEOUT,

@@ -4,6 +4,7 @@ import { describeClient, type CreatedClient } from '../oauth/client-registry.js'
 import { InvalidClientMetadata, InvalidRequest } from '../oauth/errors.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
+import { requestAuditFields } from './audit-fields.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
 const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets'];
@@ -31,7 +32,7 @@ export function adminRoutes(service: TokenService, config: Config): FastifyPlugi
     app.addHook('onRequest', async (req) => {
       if (!authorised(bearerToken(req.headers.authorization))) throw invalidToken('latchkey-admin', 'a valid admin bearer credential is required');
     });
-    const fields = (req: FastifyRequest) => ({ ip: req.ip, request_id: req.id });
+    const fields = requestAuditFields;
     const id = (req: FastifyRequest) => (req.params as { client_id: string }).client_id;
 
     app.get('/admin/clients', async () => ({ clients: (await service.registry.list()).map(describeClient) }));

@@ -7,6 +7,7 @@ import { UserRepository } from '../store/users.js';
 import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../ui/pages.js';
 import type { PasswordHasher } from '../users/passwords.js';
 import { signIn } from '../users/sign-in.js';
+import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
 
 /**
@@ -83,7 +84,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
       }
       const id = cookies.sessionId(req);
       const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
-      if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, ip: req.ip, request_id: req.id });
+      if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, ...requestAuditFields(req) });
       cookies.clearSession(reply);
       return sendHtml(reply, 200, signedOutPage());
     });

@@ -4,6 +4,7 @@ import { hashMatches, type Client } from '../oauth/client.js';
 import { InvalidClientMetadata, InvalidRequest } from '../oauth/errors.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
+import { requestAuditFields } from './audit-fields.js';
 
 /** Response members the server owns (RFC 7591 §3.2.1, RFC 7592 §3): never taken from a request body as metadata. */
 const SERVER_OWNED = ['client_id', 'client_secret', 'client_id_issued_at', 'client_secret_expires_at', 'registration_access_token', 'registration_client_uri'];
@@ -35,7 +36,7 @@ function clientInformation(client: Client, registrationClientUri: string, extra:
 export function registrationRoutes(service: TokenService, config: Config): FastifyPluginAsync {
   const initialAccessTokenValid = credentialChecker(config.initialAccessTokens);
   const clientUri = (clientId: string) => `${service.endpoints.registration}/${encodeURIComponent(clientId)}`;
-  const fields = (req: FastifyRequest) => ({ ip: req.ip, request_id: req.id });
+  const fields = requestAuditFields;
 
   /** RFC 7592 §2: the registration access token of this client, else 401 (also for an unknown client). */
   const authorise = async (req: FastifyRequest): Promise<string> => {

@@ -10,6 +10,7 @@ import { revoke } from '../oauth/revoke.js';
 import { handleTokenRequest } from '../oauth/token.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { TokenService } from '../token-service.js';
+import { requestAuditFields } from './audit-fields.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -56,7 +57,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
     };
 
     const failed = (err: unknown, req: FastifyRequest, endpoint: string) => {
-      if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ip: req.ip, request_id: req.id, endpoint });
+      if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ...requestAuditFields(req), endpoint });
     };
 
     app.post('/token', { preHandler: limit }, async (req, reply) => {
@@ -74,8 +75,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
           scope: result.issued.scope,
           jti: result.issued.jti,
           grant_type: result.grantType,
-          ip: req.ip,
-          request_id: req.id,
+          ...requestAuditFields(req),
         });
         return reply.code(200).send(result.response);
       } catch (err) {
@@ -105,7 +105,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
         const { caller, outcome } = await revoke(authInput(req), service.revocationDeps);
         if (outcome.revoked) {
           service.metrics.revocations.inc({ kind: outcome.kind });
-          audit.record('token.revoked', { client_id: caller.client.clientId, jti: outcome.jti, kind: outcome.kind, ip: req.ip, request_id: req.id });
+          audit.record('token.revoked', { client_id: caller.client.clientId, jti: outcome.jti, kind: outcome.kind, ...requestAuditFields(req) });
         }
         // RFC 7009 §2.2: 200 with an empty body.
         return reply.code(200).send();

@@ -3,13 +3,12 @@ import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import type { NewAuditEvent } from '../store/audit-events.js';
 import { SECRET_FIELDS } from './logger.js';
-import { requestContext } from './request-context.js';
 
 /**
  * Security events: one structured log line each with an `event` field, and the same event in
  * the durable `audit_events` table, written in batches off the request path. Never pass a
  * token, secret, password or code here: pass its identifier (jti, family id, kid, client_id).
- * Inside an HTTP request, request_id, ip and user_agent are filled in by themselves.
+ * The HTTP layer passes request_id, ip and user_agent (src/http/audit-fields.ts).
  */
 export type AuditEventName = string;
 
@@ -80,8 +79,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
 
   return {
     record(event, fields = {}) {
-      const ctx = requestContext.getStore();
-      const all: AuditFields = { ...(ctx ?? {}), ...fields };
+      const all: AuditFields = { ...fields };
       // Defence in depth: a secret-bearing field never reaches the log nor the table.
       for (const key of Object.keys(all)) if (SECRETS.has(key)) delete all[key];
       audit.info({ ...all, event }, event);

@@ -1,9 +1,9 @@
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /**
- * Every field that can carry a secret, wherever it appears in a logged object. pino replaces
- * the value before serialising the line (DESIGN: tokens, secrets, passwords and codes never
- * reach logs).
+ * Every field that can carry a secret, wherever it appears in a logged object (up to three
+ * levels down). Its value is replaced before the line is serialised (DESIGN: tokens, secrets,
+ * passwords and codes never reach logs).
  */
 export const SECRET_FIELDS = [
   'password', 'client_secret', 'code', 'code_verifier', 'refresh_token', 'access_token', 'id_token',
@@ -11,15 +11,38 @@ export const SECRET_FIELDS = [
   'registration_access_token', 'initial_access_token', 'secret', 'private_key', 'privateKey', 'keyEncryptionSecret',
 ] as const;
 
-const HEADER_PATHS = [
-  'req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]',
-  'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie',
-];
+/** Header names whose values are credentials. */
+const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'] as const;
 
-export const REDACT_PATHS = [
-  ...HEADER_PATHS,
-  ...SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `req.body.${f}`, `req.query.${f}`]),
-];
+const SECRET_KEYS = new Set<string>([...SECRET_FIELDS, ...SECRET_HEADERS]);
+export const CENSORED = '[Redacted]';
+
+/** Only plain data is walked: a request or error object is left to its serializer (they log no secret). */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The object with every secret-named field's value replaced, at any of the first three levels.
+ * Returns the object itself when there is nothing to replace (the common case costs one pass
+ * over the keys and no allocation). A hand-written walk rather than pino's path-based redaction:
+ * with wildcard paths for every secret name that one cost a third of the token endpoint's time.
+ */
+export function scrubSecrets<T>(value: T, depth = 0): T {
+  if (!isPlainObject(value) || depth > 2) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    const field = (value as Record<string, unknown>)[key];
+    const replaced = SECRET_KEYS.has(key) && field !== undefined ? CENSORED : scrubSecrets(field, depth + 1);
+    if (replaced !== field) {
+      copy ??= { ...(value as Record<string, unknown>) };
+      copy[key] = replaced;
+    }
+  }
+  return (copy ?? value) as T;
+}
 
 const SECRET_QUERY_PARAMS = new Set<string>(SECRET_FIELDS);
 
@@ -32,7 +55,7 @@ export function redactUrl(url: string): string {
     const rawName = eq < 0 ? pair : pair.slice(0, eq);
     let name = rawName;
     try { name = decodeURIComponent(rawName.replace(/\+/g, ' ')); } catch { /* keep raw */ }
-    return eq >= 0 && SECRET_QUERY_PARAMS.has(name) ? `${rawName}=[Redacted]` : pair;
+    return eq >= 0 && SECRET_QUERY_PARAMS.has(name) ? `${rawName}=${CENSORED}` : pair;
   });
   return `${url.slice(0, q)}?${params.join('&')}`;
 }
@@ -41,7 +64,7 @@ export function createLogger(level: LoggerOptions['level'], destination?: Destin
   const options: LoggerOptions = {
     level,
     base: { service: 'latchkey' },
-    redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+    formatters: { log: (object) => scrubSecrets(object) },
     serializers: {
       req: (req: { method: string; url: string; id: string; ip?: string; headers?: Record<string, unknown> }) => ({
         id: req.id,

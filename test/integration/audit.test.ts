@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
+import { requestAuditFields } from '../../src/http/audit-fields.js';
 import type { Store } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrator.js';
 import { createAuditLog } from '../../src/observability/audit.js';
@@ -16,8 +17,8 @@ describe('durable audit trail', () => {
   const clock = new ManualClock('2026-03-01T12:00:00Z');
   beforeAll(async () => {
     const probe = async (server: FastifyInstance) => {
-      server.post('/probe', async () => {
-        app.context.audit.record('token.issued', { client_id: 'billing', sub: 'billing', jti: 'jti-1', scope: 'api:read', client_secret: 'LEAKED-SECRET' });
+      server.post('/probe', async (req) => {
+        app.context.audit.record('token.issued', { client_id: 'billing', sub: 'billing', jti: 'jti-1', scope: 'api:read', client_secret: 'LEAKED-SECRET', ...requestAuditFields(req) });
         return { ok: true };
       });
     };
@@ -25,7 +26,7 @@ describe('durable audit trail', () => {
   });
   afterAll(async () => { await app.close(); });
 
-  it('writes an event to the log and the table, with the request id, ip and user agent of its request', async () => {
+  it('writes an event to the log and the table, with the request id, ip and user agent the HTTP layer passes', async () => {
     await app.server.inject({ method: 'POST', url: '/probe', headers: { 'x-request-id': 'req-audit-1', 'user-agent': 'probe/1.0' } });
     await app.context.audit.flush();
     const rows = await new AuditEventRepository(app.context.store.db).query({ clientId: 'billing' });

@@ -56,6 +56,23 @@ describe('HTTP shell', () => {
     expect(app.logs.text()).not.toContain('SECRETCODE');
   });
 
+  it('writes no access-log line for a successful request by default (ACCESS_LOG=errors)', async () => {
+    await app.server.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'quiet-1' } });
+    expect(app.logs.lines.filter((l) => l.request_id === 'quiet-1')).toEqual([]);
+  });
+
+  it('writes one for every request with ACCESS_LOG=all, and none with off', async () => {
+    for (const [mode, expected] of [['all', 1], ['off', 0]] as const) {
+      const other = await createTestApp({ ACCESS_LOG: mode });
+      try {
+        await other.server.inject({ method: 'GET', url: '/nope', headers: { 'x-request-id': `mode-${mode}` } });
+        expect(other.logs.lines.filter((l) => l.request_id === `mode-${mode}` && l.msg === 'request completed')).toHaveLength(expected);
+      } finally {
+        await other.close();
+      }
+    }
+  });
+
   it('exports Prometheus metrics', async () => {
     await app.server.inject({ method: 'GET', url: '/healthz' });
     const res = await app.server.inject({ method: 'GET', url: '/metrics' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactUrl } from '../../src/observability/logger.js';
+import { redactUrl, scrubSecrets } from '../../src/observability/logger.js';
 import { LogCapture } from '../support/app.js';
 
 describe('log redaction', () => {
@@ -15,6 +15,13 @@ describe('log redaction', () => {
     const logs = new LogCapture();
     logs.logger.info({ headers: { authorization: 'Basic c2VjcmV0', cookie: 'sid=abc', accept: '*/*' } }, 'x');
     expect(logs.lines[0]!.headers).toEqual({ authorization: '[Redacted]', cookie: '[Redacted]', accept: '*/*' });
+  });
+
+  it('replaces secrets three levels down and leaves an object without secrets as it is', () => {
+    expect(scrubSecrets({ a: { b: { token: 't', keep: 1 } } })).toEqual({ a: { b: { token: '[Redacted]', keep: 1 } } });
+    expect(scrubSecrets({ res: { headers: { 'set-cookie': 'sid=1' } } })).toEqual({ res: { headers: { 'set-cookie': '[Redacted]' } } });
+    const clean = { client_id: 'billing', scope: 'api:read', nested: { jti: 'x' } };
+    expect(scrubSecrets(clean)).toBe(clean);
   });
 
   it('replaces the values of secret query parameters in URLs', () => {
