@@ -18,12 +18,17 @@ export interface AuditQuery {
 export class AuditEventRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** One multi-row INSERT for a batch of events. */
+  /**
+   * One INSERT for a batch of events, the rows passed as a single JSON parameter: far cheaper
+   * for the driver (above all embedded PGlite, which runs in this process) than ten bind
+   * parameters a row.
+   */
   async insertMany(events: readonly NewAuditEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.db.insertInto('audit_events')
-      .values(events.map((e) => ({ ...e, details: JSON.stringify(e.details) as unknown as Record<string, unknown> })))
-      .execute();
+    await sql`insert into audit_events (at, event, request_id, client_id, sub, ip, user_agent, jti, details)
+      select at, event, request_id, client_id, sub, ip, user_agent, jti, coalesce(details, '{}'::jsonb)
+      from jsonb_to_recordset(${JSON.stringify(events)}::jsonb)
+        as e(at timestamptz, event text, request_id text, client_id text, sub text, ip text, user_agent text, jti text, details jsonb)`.execute(this.db);
   }
 
   async query(q: AuditQuery): Promise<AuditEventRow[]> {
