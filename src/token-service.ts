@@ -8,7 +8,10 @@ import type { RevocationDeps } from './oauth/revoke.js';
 import { oauthMetrics, type OAuthMetrics } from './observability/oauth-metrics.js';
 import { ClientCache } from './store/client-cache.js';
 import { ClientRepository } from './store/clients.js';
-import { AccessTokenDenylist, ClientAssertionJtis } from './store/token-state.js';
+import { AccessTokenDenylist, ClientAssertionJtis, RevokedAccessTokens } from './store/token-state.js';
+
+/** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
+const REVOCATION_RELOAD_SECONDS = 30;
 
 /** The URLs of the endpoints this capability serves, under the issuer. */
 export function endpointUrls(issuer: string) {
@@ -52,6 +55,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   cleanups.push(unlisten);
 
   const denylist = new AccessTokenDenylist(store.db);
+  const revoked = new RevokedAccessTokens(denylist, store.notifier, () => clock.now());
+  cleanups.push(await revoked.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the access token denylist failed')));
   const assertionJtis = new ClientAssertionJtis(store.db, () => clock.now());
   // Expired denylist and assertion entries are deleted now and then; none is ever needed past its exp.
   const purge = setInterval(() => {
@@ -78,12 +83,12 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   const introspectionDeps: IntrospectionDeps = {
     ...authDeps,
     ...accessTokenDeps,
-    isRevoked: ({ jti }) => denylist.isRevoked(jti),
+    isRevoked: async ({ jti }) => revoked.has(jti),
   };
   const revocationDeps: RevocationDeps = {
     ...authDeps,
     ...accessTokenDeps,
-    denylistAccessToken: (jti, clientId, expiresAt) => denylist.add(jti, clientId, expiresAt),
+    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt),
   };
 
   const authMethods = supportedAuthMethods();

@@ -1,5 +1,5 @@
-import { KeyObject, sign as nodeSign, constants } from 'node:crypto';
-import type { SigningAlg, SigningKey } from './keyring.js';
+import { KeyObject, sign as nodeSign, verify as nodeVerify, constants } from 'node:crypto';
+import type { SigningAlg, SigningKey, VerificationKey } from './keyring.js';
 
 /**
  * Compact JWS signing (RFC 7515 §7.1) with node:crypto's synchronous signer. It produces the
@@ -16,7 +16,7 @@ const NODE_ALG: Record<SigningAlg, { digest: string | null; options: Partial<Par
 
 const keyObjects = new WeakMap<object, KeyObject>();
 
-function asKeyObject(key: SigningKey['privateKey']): KeyObject {
+function asKeyObject(key: SigningKey['privateKey'] | VerificationKey['publicKey']): KeyObject {
   if (key instanceof KeyObject) return key;
   let ko = keyObjects.get(key);
   if (!ko) {
@@ -35,4 +35,48 @@ export function signJwt(key: SigningKey, payload: Record<string, unknown>, typ: 
   const { digest, options } = NODE_ALG[key.alg];
   const signature = nodeSign(digest, Buffer.from(input), { key: asKeyObject(key.privateKey), ...options } as Parameters<typeof nodeSign>[2]);
   return `${input}.${signature.toString('base64url')}`;
+}
+
+export type JwsVerification =
+  | { ok: true; header: Record<string, unknown>; payload: Record<string, unknown> }
+  | { ok: false; reason: 'malformed' | 'unknown_key' | 'invalid_signature' };
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function decodeJson(part: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 7515 §4.1.9 / RFC 8725 §3.11: `typ` compared case-insensitively, `application/` optional. */
+function sameTyp(actual: unknown, expected: string): boolean {
+  return typeof actual === 'string' && actual.toLowerCase().replace(/^application\//, '') === expected.toLowerCase();
+}
+
+/**
+ * Verifies a compact JWS the server signed itself (RFC 7515 §5.2): three base64url parts, a
+ * header naming a `kid` the key ring knows, that key's own `alg` (RFC 8725 §3.1: the algorithm
+ * comes from the key, never from the token alone), the expected `typ`, no `crit` extension, and
+ * the signature. Claims are the caller's to check.
+ */
+export function verifyJwt(token: string, keyFor: (kid: string) => VerificationKey | undefined, typ: string): JwsVerification {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return { ok: false, reason: 'malformed' };
+  const [h, p, sig] = parts as [string, string, string];
+  const header = decodeJson(h);
+  if (!header || typeof header.kid !== 'string' || typeof header.alg !== 'string' || !sameTyp(header.typ, typ) || 'crit' in header) {
+    return { ok: false, reason: 'malformed' };
+  }
+  const key = keyFor(header.kid);
+  if (!key) return { ok: false, reason: 'unknown_key' };
+  if (header.alg !== key.alg) return { ok: false, reason: 'invalid_signature' };
+  const { digest, options } = NODE_ALG[key.alg];
+  const valid = nodeVerify(digest, Buffer.from(`${h}.${p}`), { key: asKeyObject(key.publicKey), ...options } as Parameters<typeof nodeVerify>[2], Buffer.from(sig, 'base64url'));
+  if (!valid) return { ok: false, reason: 'invalid_signature' };
+  const payload = decodeJson(p);
+  return payload ? { ok: true, header, payload } : { ok: false, reason: 'malformed' };
 }

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { SigningAlg } from '../../src/keys/keyring.js';
-import { signJwt } from '../../src/keys/jws.js';
+import { signJwt, verifyJwt } from '../../src/keys/jws.js';
 
 describe('compact JWS signing', () => {
   for (const alg of ['ES256', 'EdDSA', 'RS256', 'PS256'] as SigningAlg[]) {
@@ -26,5 +26,48 @@ describe('compact JWS signing', () => {
     const two = await generateKeyPair('ES256');
     const jwt = signJwt({ kid: 'k1', alg: 'ES256', privateKey: one.privateKey }, { a: 1 }, 'JWT');
     await expect(jwtVerify(jwt, two.publicKey)).rejects.toThrow('signature verification failed');
+  });
+});
+
+describe('compact JWS verification of the server\'s own tokens', () => {
+  const setup = async () => {
+    const es = await generateKeyPair('ES256');
+    const ed = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const keys = new Map([
+      ['es', { kid: 'es', alg: 'ES256' as const, publicKey: es.publicKey }],
+      ['ed', { kid: 'ed', alg: 'EdDSA' as const, publicKey: ed.publicKey }],
+    ]);
+    const keyFor = (kid: string) => keys.get(kid);
+    const token = signJwt({ kid: 'es', alg: 'ES256', privateKey: es.privateKey }, { sub: 'svc', n: 1 }, 'at+jwt');
+    return { es, ed, keyFor, token };
+  };
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  it('accepts a token it signed, returning header and payload', async () => {
+    const { keyFor, token } = await setup();
+    expect(verifyJwt(token, keyFor, 'at+jwt')).toEqual({ ok: true, header: { alg: 'ES256', typ: 'at+jwt', kid: 'es' }, payload: { sub: 'svc', n: 1 } });
+    expect(verifyJwt(token, keyFor, 'application/at+jwt').ok).toBe(false); // expected typ is written without the prefix
+  });
+
+  it('rejects a changed payload, an unknown kid, and an alg other than the key\'s', async () => {
+    const { ed, keyFor, token } = await setup();
+    const [h, , s] = token.split('.');
+    expect(verifyJwt(`${h}.${b64({ sub: 'admin', n: 1 })}.${s}`, keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'invalid_signature' });
+    expect(verifyJwt(signJwt({ kid: 'nope', alg: 'ES256', privateKey: (await generateKeyPair('ES256')).privateKey }, {}, 'at+jwt'), keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'unknown_key' });
+    // Signed with the Ed25519 key but claiming the ES256 kid: the key decides the algorithm.
+    const forged = signJwt({ kid: 'es', alg: 'EdDSA', privateKey: ed.privateKey }, { sub: 'svc' }, 'at+jwt');
+    expect(verifyJwt(forged, keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'invalid_signature' });
+  });
+
+  it('rejects alg none, a wrong typ, a crit header and malformed input', async () => {
+    const { keyFor, token } = await setup();
+    const [, p, s] = token.split('.');
+    expect(verifyJwt(`${b64({ alg: 'none', typ: 'at+jwt', kid: 'es' })}.${p}.`, keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'malformed' });
+    expect(verifyJwt(`${b64({ alg: 'none', typ: 'at+jwt', kid: 'es' })}.${p}.${s}`, keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'invalid_signature' });
+    expect(verifyJwt(token, keyFor, 'JWT')).toEqual({ ok: false, reason: 'malformed' });
+    expect(verifyJwt(`${b64({ alg: 'ES256', typ: 'at+jwt', kid: 'es', crit: ['x'] })}.${p}.${s}`, keyFor, 'at+jwt')).toEqual({ ok: false, reason: 'malformed' });
+    for (const bad of ['', 'a.b', 'a.b.c.d', `${token}!`, `${token.slice(0, 10)}+${token.slice(11)}`, 'e30.e30.e30']) {
+      expect(verifyJwt(bad, keyFor, 'at+jwt').ok).toBe(false);
+    }
   });
 });
