@@ -108,7 +108,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     const metrics = createMetrics();
     const auditEvents = new AuditEventRepository(store.db);
-    const audit = createAuditLog(logger, { clock, registry: metrics.registry, sink: (events) => auditEvents.insertMany(events) });
+    const audit = createAuditLog(logger, {
+      clock, registry: metrics.registry, sink: (events) => auditEvents.insertMany(events), excludeFromSink: config.auditDbExclude,
+    });
     cleanups.push(() => audit.close());
     const retention = setInterval(() => {
       enforceAuditRetention(auditEvents, clock, config.auditRetention).then(

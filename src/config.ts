@@ -144,6 +144,7 @@ export const configSchema = z.object({
   SESSION_ABSOLUTE_TTL: duration(300, 400 * 86400).default(36000).describe('SSO session absolute lifetime from sign-in; never extended.'),
   SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
+  AUDIT_DB_EXCLUDE: z.string().regex(/^[a-z_.]+(,[a-z_.]+)*$/, 'must be comma-separated event names, e.g. token.issued').optional().describe('Audit events (comma-separated names) written to the log only, not to the audit_events table — e.g. token.issued for a high-volume M2M deployment (see Measured).'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
   SIGNING_ALGS: signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.'),
   KEY_ROTATION_INTERVAL: duration(3600, 365 * 86400).default(30 * 86400).describe('How long a key signs before the scheduled rotation promotes the next one.'),
@@ -189,6 +190,7 @@ export interface Config {
   sessionIdleTtl: number;
   sessionAbsoluteTtl: number;
   auditRetention: number;
+  auditDbExclude: string[];
   scopeDescriptions: Record<string, string>;
   signingAlgs: SigningAlg[];
   keyRotationInterval: number;
@@ -275,6 +277,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionIdleTtl: c.SESSION_IDLE_TTL,
     sessionAbsoluteTtl: c.SESSION_ABSOLUTE_TTL,
     auditRetention: c.AUDIT_RETENTION,
+    auditDbExclude: c.AUDIT_DB_EXCLUDE ? c.AUDIT_DB_EXCLUDE.split(',') : [],
     scopeDescriptions: c.SCOPE_DESCRIPTIONS ?? {},
     signingAlgs: c.SIGNING_ALGS,
     keyRotationInterval: c.KEY_ROTATION_INTERVAL,

@@ -39,6 +39,8 @@ export interface AuditOptions {
   maxBatch?: number;
   /** Events kept while the database is unreachable; older ones are dropped (and counted) beyond it. */
   maxBuffered?: number;
+  /** Events logged but not sent to the sink (AUDIT_DB_EXCLUDE). */
+  excludeFromSink?: readonly string[];
 }
 
 const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', 'jti']);
@@ -50,6 +52,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   const { sink, clock } = options;
   const maxBatch = options.maxBatch ?? 500;
   const maxBuffered = options.maxBuffered ?? 10_000;
+  const logOnly = new Set(options.excludeFromSink ?? []);
   const events = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
   const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database (buffer full while it was unreachable).', registers: options.registry ? [options.registry] : [] });
   let buffer: NewAuditEvent[] = [];
@@ -84,7 +87,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
       for (const key of Object.keys(all)) if (SECRETS.has(key)) delete all[key];
       audit.info({ ...all, event }, event);
       events.inc({ event });
-      if (!sink) return;
+      if (!sink || logOnly.has(event)) return;
       const details: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && v !== undefined) details[k] = v;
       buffer.push({

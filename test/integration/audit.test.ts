@@ -77,6 +77,20 @@ describe('audit buffering', () => {
     expect((await repo.query({ sub: 's' })).map((r) => r.event)).toEqual(['a.one', 'a.two']);
   });
 
+  it('logs but does not store the events AUDIT_DB_EXCLUDE names', async () => {
+    const logs = new LogCapture();
+    const written: NewAuditEvent[][] = [];
+    const audit = createAuditLog(logs.logger, {
+      clock: new ManualClock(), flushIntervalMs: 3600_000, excludeFromSink: ['token.issued'],
+      sink: async (events) => { written.push(events); },
+    });
+    audit.record('token.issued', { client_id: 'svc' });
+    audit.record('token.revoked', { client_id: 'svc' });
+    await audit.close();
+    expect(written.flat().map((e) => e.event)).toEqual(['token.revoked']);
+    expect(logs.lines.map((l) => l.event)).toEqual(['token.issued', 'token.revoked']);
+  });
+
   it('drops the oldest events beyond the buffer limit and counts them', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const written: NewAuditEvent[][] = [];
