@@ -28,11 +28,14 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     'log-level': { type: 'string', default: 'info' },
+    // Extra environment for Latchkey, e.g. --env AUDIT_DB_EXCLUDE=token.issued (repeatable).
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 
 // The load generator gets core 1 to itself; the servers get core 0.
-const cores = spawnSync('nproc').stdout?.toString().trim();
+// --all: the machine's cores, not the ones this (possibly already pinned) process may use.
+const cores = spawnSync('nproc', ['--all']).stdout?.toString().trim();
 if (!process.env.BENCH_PINNED && Number(cores) >= 2) {
   const r = spawnSync('taskset', ['-c', '1', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
   process.exit(r.status ?? 1);
@@ -85,6 +88,7 @@ const targets = {
         ISSUER: 'http://127.0.0.1:4300', LOG_LEVEL: args['log-level'],
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
+        ...Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
       };
     },
     readyPath: '/readyz',
@@ -161,7 +165,7 @@ try {
       rps: median(s.map((x) => x.rps)), p99: median(s.map((x) => x.p99)), non2xx: s.reduce((a, x) => a + x.non2xx, 0), runs: s.length,
     }]));
   }
-  console.log(`\nNode ${process.version}, ${args.connections} connections, ${args.runs} × ${args.duration} s after ${args.warmup} s warm-up, servers on core 0, load on core 1, Latchkey LOG_LEVEL=${args['log-level']}\n`);
+  console.log(`\nNode ${process.version}, ${args.connections} connections, ${args.runs} × ${args.duration} s after ${args.warmup} s warm-up, servers on core 0, load on core 1, Latchkey LOG_LEVEL=${args['log-level']}${args.env.length ? ` ${args.env.join(' ')}` : ''}\n`);
   for (const [scenario, rows] of Object.entries(report)) {
     console.log(`### ${scenario}\n`);
     console.log('| target | req/s (median) | p99 ms | non-2xx | share of ceiling | × peer |');

@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app.js';
 import { sha256 } from '../oauth/secrets.js';
@@ -38,6 +39,9 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
   const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
 
   return async (app) => {
+    // Cookies are parsed for these pages only, not on every token request.
+    await app.register(cookie);
+
     app.get('/login', async (req, reply) => {
       const returnTo = safeReturnPath((req.query as Record<string, unknown>).return_to);
       return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo }));
