@@ -1,14 +1,9 @@
-import type { Clock } from '../../src/clock.js';
 import type { AppContext } from '../../src/app.js';
 import { ClientRegistry, type CreatedClient } from '../../src/oauth/client-registry.js';
 import { ClientRepository } from '../../src/store/clients.js';
 
-/** A clock tests move by hand. */
-export class TestClock implements Clock {
-  constructor(private current = new Date('2026-01-01T00:00:00Z')) {}
-  now(): Date { return new Date(this.current); }
-  advance(seconds: number): void { this.current = new Date(this.current.getTime() + seconds * 1000); }
-}
+/** The manual clock of test/support/clock.ts, under the name these tests use. */
+export { ManualClock as TestClock } from './clock.js';
 
 /** The client registry of an app, as the CLI would use it. */
 export function registryOf(context: AppContext): ClientRegistry {
