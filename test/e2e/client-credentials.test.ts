@@ -1,20 +1,9 @@
-import { createServer } from 'node:net';
 import { exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createClient } from '../support/clients.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+import { freePort } from '../support/process.js';
 
 /** A real OAuth client library (oauth4webapi) against Latchkey over real HTTP. */
 describe('client_credentials end to end with oauth4webapi', () => {

@@ -1,11 +1,10 @@
 import { importPKCS8, type JWK } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/db/database.js';
 import { KeyEncryption } from '../../src/keys/encryption.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DAY, HOUR, ManualClock } from '../support/clock.js';
 import { eventually, keyManagerOf, signToken, TEST_KEY_SECRET, verifyThroughJwks } from '../support/keys.js';
-import { onPostgres, openTestStore } from '../support/store.js';
+import { openTestStore, twoInstanceStores } from '../support/store.js';
 
 const ENV = { KEY_ENCRYPTION_SECRET: TEST_KEY_SECRET };
 
@@ -217,14 +216,9 @@ describe('signing keys', () => {
   });
 
   it('two instances on one database agree on the active key after a rotation or revocation made by either (NOTIFY)', async () => {
-    const storeA = await openTestStore();
-    toClose.push(storeA);
-    // On Postgres: a second pool and LISTEN connection on the same schema, as a second process has.
-    let storeB: Store = storeA;
-    if (onPostgres) {
-      storeB = await openStore({ databaseUrl: process.env.DATABASE_URL!, schema: storeA.schema, poolMax: 2 });
-      toClose.push(storeB);
-    }
+    const stores = await twoInstanceStores();
+    toClose.push(stores);
+    const { a: storeA, b: storeB } = stores;
     const a = await app({}, { store: storeA });
     const b = await app({}, { store: storeB });
     const ka = keyManagerOf(a);
@@ -246,13 +240,9 @@ describe('signing keys', () => {
   });
 
   it('instances starting together on an empty database create one set of keys', async () => {
-    const storeA = await openTestStore();
-    toClose.push(storeA);
-    let storeB: Store = storeA;
-    if (onPostgres) {
-      storeB = await openStore({ databaseUrl: process.env.DATABASE_URL!, schema: storeA.schema, poolMax: 2 });
-      toClose.push(storeB);
-    }
+    const stores = await twoInstanceStores();
+    toClose.push(stores);
+    const { a: storeA, b: storeB } = stores;
     const [a, b] = await Promise.all([app({}, { store: storeA }), app({}, { store: storeB })]);
     expect(b.context.keys.signingKey().kid).toBe(a.context.keys.signingKey().kid);
     const rows = await storeA.db.selectFrom('signing_keys').select(['state']).execute();

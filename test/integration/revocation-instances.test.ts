@@ -1,24 +1,19 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
-import { openStore, type Store } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrator.js';
 import { AccessTokenDenylist, RevokedAccessTokens } from '../../src/store/token-state.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS } from '../support/clients.js';
-import { onPostgres, openTestStore } from '../support/store.js';
+import { openTestStore, twoInstanceStores } from '../support/store.js';
 
 describe('revocation across instances', () => {
   const toClose: Array<{ close(): Promise<void> }> = [];
   afterAll(async () => { for (const c of toClose.reverse()) await c.close(); });
 
   it('a token revoked on one instance is inactive at introspection on another (NOTIFY, no database read)', async () => {
-    const storeA = await openTestStore();
-    toClose.push(storeA);
-    let storeB: Store = storeA;
-    if (onPostgres) {
-      storeB = await openStore({ databaseUrl: process.env.DATABASE_URL!, schema: storeA.schema, poolMax: 2 });
-      toClose.push(storeB);
-    }
+    const stores = await twoInstanceStores();
+    toClose.push(stores);
+    const { a: storeA, b: storeB } = stores;
     const a: TestApp = await createTestApp({}, { store: storeA });
     toClose.push(a);
     const b: TestApp = await createTestApp({}, { store: storeB });

@@ -39,3 +39,20 @@ export async function dropSchema(schema: string): Promise<void> {
     await client.end();
   }
 }
+
+/**
+ * The stores of two instances on one database: on Postgres a second pool (and LISTEN
+ * connection) on the same schema, as a second process has; embedded, the one store both share.
+ * The caller closes both (the second only when it is not the first).
+ */
+export async function twoInstanceStores(): Promise<{ a: Store & { schema: string }; b: Store; close(): Promise<void> }> {
+  const a = await openTestStore();
+  const b = onPostgres ? await openStore({ databaseUrl: process.env.DATABASE_URL!, schema: a.schema, poolMax: 2 }) : a;
+  return {
+    a, b,
+    async close() {
+      if (b !== a) await b.close();
+      await a.close();
+    },
+  };
+}
