@@ -7,6 +7,7 @@ import { users } from './0010_users.js';
 import { sessions } from './0011_sessions.js';
 import { consents } from './0012_consents.js';
 import { auditEvents } from './0013_audit_events.js';
+import { authorization } from './0014_authorization.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   sessions,
   consents,
   auditEvents,
+  authorization,
 ];

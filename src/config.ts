@@ -134,6 +134,8 @@ export const configSchema = z.object({
   ACCESS_TOKEN_TTL: duration(10, 86400).default(600).describe('Lifetime of access tokens (RFC 9068 JWTs).'),
   ID_TOKEN_TTL: duration(10, 86400).default(3600).describe('Lifetime of ID tokens.'),
   AUTHORIZATION_CODE_TTL: duration(5, 600).default(60).describe('Lifetime of authorization codes.'),
+  PAR_TTL: duration(10, 600).default(60).describe('Lifetime of the request_uri of a pushed authorization request (RFC 9126); it is used once.'),
+  INTERACTION_TTL: duration(60, 86400).default(1800).describe('Time a browser has to sign in and consent before the pending authorization request expires.'),
   REFRESH_TOKEN_IDLE_TTL: duration(60, 400 * 86400).default(14 * 86400).describe('Refresh token idle lifetime (reset by each rotation).'),
   REFRESH_TOKEN_ABSOLUTE_TTL: duration(60, 400 * 86400).default(90 * 86400).describe('Refresh token family absolute lifetime (never extended).'),
   // OWASP Password Storage Cheat Sheet's argon2id floor: m=19 MiB, t=2, p=1 (~20 ms a hash on one core here).
@@ -183,6 +185,8 @@ export interface Config {
   accessTokenTtl: number;
   idTokenTtl: number;
   authorizationCodeTtl: number;
+  parTtl: number;
+  interactionTtl: number;
   refreshTokenIdleTtl: number;
   refreshTokenAbsoluteTtl: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
@@ -270,6 +274,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     accessTokenTtl: c.ACCESS_TOKEN_TTL,
     idTokenTtl: c.ID_TOKEN_TTL,
     authorizationCodeTtl: c.AUTHORIZATION_CODE_TTL,
+    parTtl: c.PAR_TTL,
+    interactionTtl: c.INTERACTION_TTL,
     refreshTokenIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,
     refreshTokenAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_TIME_COST, parallelism: c.ARGON2_PARALLELISM },

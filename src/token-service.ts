@@ -8,7 +8,18 @@ import type { RevocationDeps } from './oauth/revoke.js';
 import { oauthMetrics, type OAuthMetrics } from './observability/oauth-metrics.js';
 import { ClientCache } from './store/client-cache.js';
 import { ClientRepository } from './store/clients.js';
-import { AccessTokenDenylist, ClientAssertionJtis, RevokedAccessTokens } from './store/token-state.js';
+import { AuthorizationCodeRepository } from './store/authorization-codes.js';
+import { AuthorizationRequestRepository } from './store/authorization-requests.js';
+import {
+  ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, ClientAssertionJtis, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet,
+} from './store/token-state.js';
+import { UserRepository } from './store/users.js';
+import type { UserInfoDeps } from './oauth/userinfo.js';
+import { MAX_ACCESS_TOKEN_TTL } from './oauth/tokens.js';
+import { PROMPT_VALUES, RESPONSE_MODES } from './oauth/authorize.js';
+import { CLAIMS_SUPPORTED, SCOPE_CLAIMS } from './oauth/claims.js';
+import { KNOWN_RESPONSE_TYPES } from './oauth/client-metadata.js';
+import { CODE_CHALLENGE_METHODS } from './oauth/pkce.js';
 
 /** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
 const REVOCATION_RELOAD_SECONDS = 30;
@@ -16,6 +27,9 @@ const REVOCATION_RELOAD_SECONDS = 30;
 /** The URLs of the endpoints this capability serves, under the issuer. */
 export function endpointUrls(issuer: string) {
   return {
+    authorization: `${issuer}/authorize`,
+    pushedAuthorizationRequest: `${issuer}/par`,
+    userinfo: `${issuer}/userinfo`,
     token: `${issuer}/token`,
     introspection: `${issuer}/introspect`,
     revocation: `${issuer}/revoke`,
@@ -37,6 +51,11 @@ export interface TokenService {
   tokenDeps: ClientAuthDeps & GrantDeps;
   introspectionDeps: IntrospectionDeps;
   revocationDeps: RevocationDeps;
+  userInfoDeps: UserInfoDeps;
+  /** Authorization codes and pending authorization requests (the /authorize side uses them too). */
+  codes: AuthorizationCodeRepository;
+  requests: AuthorizationRequestRepository;
+  users: UserRepository;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
@@ -55,13 +74,21 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   cleanups.push(unlisten);
 
   const denylist = new AccessTokenDenylist(store.db);
-  const revoked = new RevokedAccessTokens(denylist, store.notifier, () => clock.now());
+  const revoked = new RevokedSet(ACCESS_TOKEN_REVOKED_CHANNEL, denylist, store.notifier, () => clock.now());
   cleanups.push(await revoked.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the access token denylist failed')));
+  const revokedGrantsTable = new RevokedGrantsTable(store.db, () => clock.now());
+  const revokedGrants = new RevokedSet(GRANT_REVOKED_CHANNEL, revokedGrantsTable, store.notifier, () => clock.now());
+  cleanups.push(await revokedGrants.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the revoked grants failed')));
   const assertionJtis = new ClientAssertionJtis(store.db, () => clock.now());
-  // Expired denylist and assertion entries are deleted now and then; none is ever needed past its exp.
+  const codes = new AuthorizationCodeRepository(store.db);
+  const requests = new AuthorizationRequestRepository(store.db);
+  const users = new UserRepository(store.db);
+  // Expired state is deleted now and then; none is ever needed past its expiry. Redeemed codes
+  // are kept as long as a token issued from them can live, so a late replay still revokes.
   const purge = setInterval(() => {
     const now = clock.now();
-    Promise.all([denylist.purgeExpired(now), assertionJtis.purgeExpired(now)])
+    const codeCutoff = new Date(now.getTime() - MAX_ACCESS_TOKEN_TTL * 1000);
+    Promise.all([denylist.purgeExpired(now), assertionJtis.purgeExpired(now), revokedGrantsTable.purgeExpired(now), codes.purgeExpired(codeCutoff), requests.purgeExpired(now)])
       .catch((err: unknown) => context.logger.warn({ err }, 'purging expired token state failed'));
   }, 10 * 60_000);
   purge.unref();
@@ -79,20 +106,40 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation],
   };
   const accessTokenDeps = { keys, clock, issuer: config.issuer };
-  const tokenDeps = { ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl };
-  const introspectionDeps: IntrospectionDeps = {
-    ...authDeps,
-    ...accessTokenDeps,
-    isRevoked: async ({ jti }) => revoked.has(jti),
+  const revokeGrant = async (grantId: string, clientId: string, reason: string, expiresAt: Date) => {
+    await revokedGrants.add(grantId, clientId, expiresAt, reason);
+    context.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
   };
+  const tokenDeps = {
+    ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl, codes, users, revokeGrant,
+  };
+  // An access token is revoked by its own jti, or with the whole grant it came from.
+  const isRevoked = async ({ jti, gid }: { jti: string; gid?: string }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid));
+  const introspectionDeps: IntrospectionDeps = { ...authDeps, ...accessTokenDeps, isRevoked };
   const revocationDeps: RevocationDeps = {
     ...authDeps,
     ...accessTokenDeps,
-    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt),
+    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
   };
+  const userInfoDeps: UserInfoDeps = { ...accessTokenDeps, clients, users, isRevoked };
 
   const authMethods = supportedAuthMethods();
   context.discovery.contribute(() => ({
+    authorization_endpoint: endpoints.authorization,
+    response_types_supported: [...KNOWN_RESPONSE_TYPES],
+    response_modes_supported: [...RESPONSE_MODES],
+    code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
+    // RFC 9207
+    authorization_response_iss_parameter_supported: true,
+    prompt_values_supported: [...PROMPT_VALUES],
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+    pushed_authorization_request_endpoint: endpoints.pushedAuthorizationRequest,
+    require_pushed_authorization_requests: false,
+    userinfo_endpoint: endpoints.userinfo,
+    claims_supported: CLAIMS_SUPPORTED,
+    claims_parameter_supported: false,
+    scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS)],
     token_endpoint: endpoints.token,
     grant_types_supported: supportedGrantTypes(),
     token_endpoint_auth_methods_supported: authMethods.methods,
@@ -115,6 +162,10 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     tokenDeps,
     introspectionDeps,
     revocationDeps,
+    userInfoDeps,
+    codes,
+    requests,
+    users,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
       audit.record('client.auth_failed', { client_id: err.clientId, method: err.method, reason: err.debug, ...fields });

@@ -128,6 +128,46 @@ export interface ClientAssertionJtisTable {
   expires_at: Date;
 }
 
+/** migrations/0014_authorization.ts */
+export interface AuthorizationRequestsTable {
+  id_hash: Buffer;
+  kind: 'par' | 'interaction';
+  client_id: string;
+  /** The validated authorization request (src/oauth/authorize.ts `AuthorizationRequest`). */
+  params: unknown;
+  created_at: Date;
+  expires_at: Date;
+  consumed_at: Date | null;
+}
+
+export interface AuthorizationCodesTable {
+  code_hash: Buffer;
+  grant_id: string;
+  client_id: string;
+  user_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  scope: string;
+  /** The access token audience: a string or an array of strings (RFC 8707). */
+  audience: unknown;
+  nonce: string | null;
+  sid: string;
+  auth_time: Date;
+  amr: string[];
+  acr: string | null;
+  created_at: Date;
+  expires_at: Date;
+  redeemed_at: Date | null;
+}
+
+export interface RevokedGrantsTable {
+  grant_id: string;
+  client_id: string;
+  reason: string;
+  revoked_at: Date;
+  expires_at: Date;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
@@ -139,4 +179,7 @@ export interface Database {
   clients: ClientsTable;
   revoked_access_tokens: RevokedAccessTokensTable;
   client_assertion_jtis: ClientAssertionJtisTable;
+  authorization_requests: AuthorizationRequestsTable;
+  authorization_codes: AuthorizationCodesTable;
+  revoked_grants: RevokedGrantsTable;
 }

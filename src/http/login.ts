@@ -43,8 +43,11 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
     await app.register(cookie);
 
     app.get('/login', async (req, reply) => {
-      const returnTo = safeReturnPath((req.query as Record<string, unknown>).return_to);
-      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo }));
+      const query = req.query as Record<string, unknown>;
+      const returnTo = safeReturnPath(query.return_to);
+      // OpenID Connect Core §3.1.2.1 login_hint, passed on by /authorize: only pre-fills the field.
+      const hint = typeof query.login_hint === 'string' ? query.login_hint.slice(0, 254) : undefined;
+      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}) }));
     });
 
     app.post('/login', async (req, reply) => {

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { ClientAuthenticationFailed, claimedClientId, type ClientAuthInput } from '../oauth/client-auth.js';
 import { InvalidRequest, OAuthError, TooManyRequests } from '../oauth/errors.js';
+import { PkceVerificationFailed } from '../oauth/grants/authorization_code.js';
 import { grants } from '../oauth/grants/index.js';
 import { introspect } from '../oauth/introspect.js';
 import { formBody } from '../oauth/params.js';
@@ -80,6 +81,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
         return reply.code(200).send(result.response);
       } catch (err) {
         failed(err, req, 'token');
+        if (err instanceof PkceVerificationFailed) service.metrics.pkceFailures.inc();
         service.metrics.tokensIssued.inc({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' });
         throw err;
       } finally {

@@ -58,6 +58,9 @@ export class InvalidClientMetadata extends subclass('invalid_client_metadata', 4
 export class LoginRequired extends subclass('login_required', 400) {}
 export class ConsentRequired extends subclass('consent_required', 400) {}
 export class InteractionRequired extends subclass('interaction_required', 400) {}
+export class InvalidRequestUri extends subclass('invalid_request_uri', 400) {}
+export class RequestNotSupported extends subclass('request_not_supported', 400) {}
+export class RequestUriNotSupported extends subclass('request_uri_not_supported', 400) {}
 // Not an RFC code, but the same shape for every non-protocol failure of the HTTP layer.
 export class NotFound extends subclass('not_found', 404) {}
 export class PayloadTooLarge extends subclass('payload_too_large', 413) {}

@@ -21,7 +21,7 @@ export type IntrospectionResponse =
 
 export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
   /** Is this access token revoked? (the jti denylist; later also its grant/family state) */
-  isRevoked(claims: { jti: string; client_id: string }): Promise<boolean>;
+  isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
 }
 
 /**

@@ -10,6 +10,8 @@ import type { KeyRing, SigningAlg } from '../keys/keyring.js';
 
 /** RFC 9068 §2.1: the `typ` header of a JWT access token. */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
+/** The longest lifetime any access token can have (ACCESS_TOKEN_TTL and a client's access_token_ttl are capped here). */
+export const MAX_ACCESS_TOKEN_TTL = 86400;
 /** Algorithms an access token may be verified with (never `none`, never HMAC). */
 export const ACCESS_TOKEN_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA', 'RS256', 'PS256'];
 
@@ -57,6 +59,43 @@ export async function issueAccessToken(deps: AccessTokenDeps, request: AccessTok
   return { token, jti, iat, exp, expiresIn: request.ttl };
 }
 
+/** OpenID Connect Core §2: an ID token is a plain JWT (`typ: JWT`). */
+export const ID_TOKEN_TYP = 'JWT';
+
+export interface IdTokenRequest {
+  sub: string;
+  /** The client the ID token is for (its only audience, so no `azp`). */
+  clientId: string;
+  authTime: Date;
+  nonce?: string | null;
+  amr: string[];
+  acr?: string | null;
+  sid: string;
+  ttl: number;
+}
+
+/**
+ * OpenID Connect Core §2, §3.1.3.6: an ID token for the client. Claims the scopes release
+ * come from the UserInfo endpoint (Core §5.4: with an access token issued, they go there).
+ */
+export function issueIdToken(deps: AccessTokenDeps, request: IdTokenRequest): string {
+  const key = deps.keys.signingKey();
+  const iat = epochSeconds(deps.clock);
+  const claims: Record<string, unknown> = {
+    iss: deps.issuer,
+    sub: request.sub,
+    aud: request.clientId,
+    exp: iat + request.ttl,
+    iat,
+    auth_time: Math.floor(request.authTime.getTime() / 1000),
+    ...(request.nonce ? { nonce: request.nonce } : {}),
+    ...(request.acr ? { acr: request.acr } : {}),
+    ...(request.amr.length > 0 ? { amr: request.amr } : {}),
+    sid: request.sid,
+  };
+  return signJwt(key, claims, ID_TOKEN_TYP);
+}
+
 /** The claims of a verified access token. */
 export interface AccessTokenClaims {
   iss: string;
@@ -67,6 +106,8 @@ export interface AccessTokenClaims {
   jti: string;
   client_id: string;
   scope?: string;
+  /** The grant (authorization code, later refresh family) a user's token came from. */
+  gid?: string;
   [claim: string]: unknown;
 }
 
@@ -95,7 +136,7 @@ export async function verifyAccessToken(deps: AccessTokenDeps, token: string, op
   const audOk = typeof c.aud === 'string' || (Array.isArray(c.aud) && c.aud.length > 0 && c.aud.every((a) => typeof a === 'string'));
   if (c.iss !== deps.issuer || typeof c.sub !== 'string' || !audOk || typeof c.jti !== 'string' ||
       typeof c.client_id !== 'string' || !Number.isInteger(c.iat) || !Number.isInteger(c.exp) ||
-      (c.scope !== undefined && typeof c.scope !== 'string') ||
+      (c.scope !== undefined && typeof c.scope !== 'string') || (c.gid !== undefined && typeof c.gid !== 'string') ||
       (c.nbf !== undefined && (typeof c.nbf !== 'number' || c.nbf > now))) {
     return { valid: false, reason: 'invalid_claims' };
   }

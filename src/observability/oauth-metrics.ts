@@ -11,6 +11,11 @@ export interface OAuthMetrics {
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
   rateLimited: Counter<'endpoint'>;
+  authorizations: Counter<'outcome'>;
+  consentDecisions: Counter<'decision'>;
+  pkceFailures: Counter;
+  pushedRequests: Counter<'outcome'>;
+  userInfo: Counter<'outcome'>;
 }
 
 const cache = new WeakMap<Registry, OAuthMetrics>();
@@ -55,6 +60,35 @@ export function oauthMetrics(registry: Registry): OAuthMetrics {
       name: 'latchkey_rate_limited_total',
       help: 'Requests refused with 429, by endpoint.',
       labelNames: ['endpoint'],
+      registers: [registry],
+    }),
+    authorizations: new Counter({
+      name: 'latchkey_authorizations_total',
+      help: 'Authorization requests answered to the client, by outcome (code_issued, access_denied, login_required, consent_required, invalid_request, error) or not_redirected (error page).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    consentDecisions: new Counter({
+      name: 'latchkey_consent_decisions_total',
+      help: 'Consent page decisions, granted or denied.',
+      labelNames: ['decision'],
+      registers: [registry],
+    }),
+    pkceFailures: new Counter({
+      name: 'latchkey_pkce_failures_total',
+      help: 'Token requests whose code_verifier did not match the code_challenge.',
+      registers: [registry],
+    }),
+    pushedRequests: new Counter({
+      name: 'latchkey_pushed_authorization_requests_total',
+      help: 'Pushed authorization requests (RFC 9126) by outcome (success or the error code).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    userInfo: new Counter({
+      name: 'latchkey_userinfo_requests_total',
+      help: 'UserInfo requests by outcome (success or the error code).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -1,9 +1,10 @@
-import { html } from './html.js';
+import { html, SafeHtml } from './html.js';
 import { page } from './layout.js';
 
 export interface LoginPageModel {
   csrf: string;
   returnTo: string;
+  /** The login name typed before, or the client's login_hint (OpenID Connect Core §3.1.2.1). */
   login?: string;
   error?: 'rejected' | 'throttled' | 'csrf';
   retryAfterSeconds?: number;
@@ -96,4 +97,21 @@ ${Object.entries(m.hidden).map(([k, v]) => html`  <input type="hidden" name="${k
 `)}  <button type="submit" name="decision" value="allow">Allow</button>
   <button type="submit" name="decision" value="deny" class="secondary">Deny</button>
 </form>`);
+}
+
+/** The one script any page carries: the form_post page submits itself (its CSP allows exactly this text). */
+export const FORM_POST_SCRIPT = 'document.forms[0].submit();';
+
+/**
+ * OAuth 2.0 Form Post Response Mode: the response parameters in a form the browser posts to
+ * the client's redirect URI. Without JavaScript, the person presses Continue.
+ */
+export function formPostPage(action: string, fields: Record<string, string>): string {
+  return page('Continue', html`
+<h1>Continue to the application</h1>
+<form method="post" action="${action}">
+${Object.entries(fields).map(([k, v]) => html`  <input type="hidden" name="${k}" value="${v}">
+`)}  <noscript><button type="submit">Continue</button></noscript>
+</form>
+<script>${new SafeHtml(FORM_POST_SCRIPT)}</script>`);
 }

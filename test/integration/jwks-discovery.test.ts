@@ -1,3 +1,4 @@
+import { CLAIMS_SUPPORTED } from '../../src/oauth/claims.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DAY, ManualClock } from '../support/clock.js';
@@ -80,8 +81,22 @@ describe('JWKS and discovery endpoints', () => {
       jwks_uri: 'https://id.example.com/jwks',
       id_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
       subject_types_supported: ['public'],
+      authorization_endpoint: 'https://id.example.com/authorize',
+      response_types_supported: ['code'],
+      response_modes_supported: ['query', 'form_post'],
+      code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
+      prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
+      request_parameter_supported: false,
+      request_uri_parameter_supported: false,
+      pushed_authorization_request_endpoint: 'https://id.example.com/par',
+      require_pushed_authorization_requests: false,
+      userinfo_endpoint: 'https://id.example.com/userinfo',
+      claims_supported: CLAIMS_SUPPORTED,
+      claims_parameter_supported: false,
+      scopes_supported: ['openid', 'profile', 'email', 'address', 'phone'],
       token_endpoint: 'https://id.example.com/token',
-      grant_types_supported: ['client_credentials'],
+      grant_types_supported: ['authorization_code', 'client_credentials'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       token_endpoint_auth_signing_alg_values_supported: assertionAlgs,
       introspection_endpoint: 'https://id.example.com/introspect',

@@ -2,35 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserRepository } from '../../src/store/users.js';
 import { createPasswordHasher } from '../../src/users/passwords.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { Browser } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 
 const FAST_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' };
 const PASSWORD = 'correct horse battery staple';
-
-/** A browser's cookie jar, just enough for inject(). */
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(private readonly app: TestApp) {}
-  header(): string { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
-  async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>) {
-    const res = await this.app.server.inject({
-      method, url,
-      headers: { cookie: this.header(), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
-    });
-    for (const c of res.cookies as Array<{ name: string; value: string; maxAge?: number }>) {
-      if (c.value === '' || c.maxAge === 0) this.cookies.delete(c.name); else this.cookies.set(c.name, c.value);
-    }
-    return res;
-  }
-  async csrf(): Promise<string> {
-    const page = await this.request('GET', '/login');
-    return /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
-  }
-  async signIn(login: string, password: string, returnTo = '/') {
-    return this.request('POST', '/login', { csrf: await this.csrf(), login, password, return_to: returnTo });
-  }
-}
 
 describe('first-party sign-in', () => {
   let app: TestApp;

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
 import { migrate } from '../../src/db/migrator.js';
-import { AccessTokenDenylist, RevokedAccessTokens } from '../../src/store/token-state.js';
+import { ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, RevokedSet } from '../../src/store/token-state.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS } from '../support/clients.js';
 import { openTestStore, twoInstanceStores } from '../support/store.js';
@@ -35,7 +35,7 @@ describe('revocation across instances', () => {
     await migrate(store.db, migrations);
     const now = new Date('2026-06-01T00:00:00Z');
     const denylist = new AccessTokenDenylist(store.db);
-    const revoked = new RevokedAccessTokens(denylist, store.notifier, () => now);
+    const revoked = new RevokedSet(ACCESS_TOKEN_REVOKED_CHANNEL, denylist, store.notifier, () => now);
     toClose.push({ close: await revoked.start(3600, () => {}) });
     await denylist.add('jti-lost-notify', 'svc', new Date('2026-06-01T00:10:00Z')); // the table only, no NOTIFY
     await denylist.add('jti-expired', 'svc', new Date('2026-05-31T23:59:00Z'));

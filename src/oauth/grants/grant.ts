@@ -1,5 +1,6 @@
 import type { Clock } from '../../clock.js';
 import type { KeyRing } from '../../keys/keyring.js';
+import type { Redemption } from '../../store/authorization-codes.js';
 import type { Client } from '../client.js';
 
 /** The successful token response (RFC 6749 §5.1). */
@@ -28,6 +29,13 @@ export interface GrantDeps {
   issuer: string;
   /** Default access token lifetime (seconds); a client's `access_token_ttl` overrides it. */
   accessTokenTtl: number;
+  /** ID token lifetime (seconds). */
+  idTokenTtl: number;
+  /** Authorization codes (src/store/authorization-codes.ts). */
+  codes: { redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> };
+  users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
+  /** Revokes a whole grant: every access token carrying its `gid` is inactive until `expiresAt`. */
+  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
 }
 
 export interface GrantResult {

@@ -1,0 +1,328 @@
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { Browser, csrfOf } from '../support/browser.js';
+import { ManualClock } from '../support/clock.js';
+import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
+import { authorizeQuery, createUser, FAST_ARGON2, PASSWORD, pkce, redirectParams } from '../support/oidc.js';
+
+const ISSUER = 'http://localhost:8080';
+const REDIRECT = 'https://app.example.com/callback';
+
+describe('authorization code flow with PKCE', () => {
+  let app: TestApp;
+  const clock = new ManualClock();
+  let web: { id: string; secret: string };
+  let other: { id: string; secret: string };
+  let aliceId: string;
+
+  beforeAll(async () => {
+    app = await createTestApp({ ...FAST_ARGON2 }, { clock });
+    const created = await createClient(app.context, {
+      client_name: 'Invoices', redirect_uris: [REDIRECT, 'http://127.0.0.1/native'],
+      grant_types: ['authorization_code'], scope: 'openid profile email api:read', default_scope: 'openid',
+    });
+    web = { id: created.client.clientId, secret: created.clientSecret! };
+    const o = await createClient(app.context, { redirect_uris: ['https://other.example.com/cb'], grant_types: ['authorization_code', 'client_credentials'], scope: 'openid' });
+    other = { id: o.client.clientId, secret: o.clientSecret! };
+    aliceId = (await createUser(app.context, 'alice')).id;
+  });
+  afterAll(async () => { await app.close(); });
+
+  const request = (extra: Record<string, string | undefined> = {}, p = pkce()) => ({
+    pair: p,
+    url: `/authorize?${authorizeQuery({
+      response_type: 'code', client_id: web.id, redirect_uri: REDIRECT, scope: 'openid profile email',
+      state: 'st-1', nonce: 'n-1', code_challenge: p.challenge, code_challenge_method: 'S256', ...extra,
+    })}`,
+  });
+
+  /** Signs in through the login redirect and consents when asked; returns the final redirect's parameters. */
+  async function authorize(b: Browser, extra: Record<string, string | undefined> = {}, p = pkce()) {
+    let res = await b.request('GET', request(extra, p).url);
+    if (res.statusCode === 303 && res.headers.location!.startsWith('/login?')) {
+      const loginUrl = new URL(res.headers.location!, ISSUER);
+      const page = await b.request('GET', loginUrl.pathname + loginUrl.search);
+      res = await b.request('POST', '/login', { csrf: csrfOf(page.body), login: 'alice', password: PASSWORD, return_to: loginUrl.searchParams.get('return_to')! });
+      expect(res.statusCode).toBe(303);
+      res = await b.request('GET', res.headers.location!);
+    }
+    if (res.statusCode === 200 && res.body.includes('Allow access?')) {
+      const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
+      res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+    }
+    return { res, params: res.headers.location ? redirectParams(res.headers.location) : {}, pair: p };
+  }
+
+  const redeem = (code: string, verifier: string, client = web, redirectUri = REDIRECT) => app.server.inject({
+    method: 'POST', url: '/token',
+    headers: { ...FORM_HEADERS, authorization: basic(client.id, client.secret) },
+    payload: form({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier }),
+  });
+
+  const introspect = async (token: string) => (await app.server.inject({
+    method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(other.id, other.secret) }, payload: form({ token }),
+  })).json() as { active: boolean };
+
+  it('signs in, asks consent, returns a code with state and iss, and the code buys an access token and an ID token', async () => {
+    const b = new Browser(app);
+    const first = await b.request('GET', request().url);
+    expect(first.statusCode).toBe(303);
+    expect(first.headers.location).toMatch(/^\/login\?return_to=%2Finteraction%2F[A-Za-z0-9_-]{43}$/);
+
+    const { res, params, pair } = await authorize(b);
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location!.startsWith(`${REDIRECT}?`)).toBe(true);
+    expect(Object.keys(params).sort()).toEqual(['code', 'iss', 'state']);
+    expect(params.state).toBe('st-1');
+    expect(params.iss).toBe(ISSUER);
+
+    const token = await redeem(params.code!, pair.verifier);
+    expect(token.statusCode).toBe(200);
+    expect(token.headers['cache-control']).toBe('no-store');
+    const body = token.json() as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'scope', 'token_type']);
+    expect(body.scope).toBe('openid profile email');
+    const at = decodeJwt(body.access_token as string);
+    expect(decodeProtectedHeader(body.access_token as string).typ).toBe('at+jwt');
+    expect(at.sub).toBe(aliceId);
+    expect(at.client_id).toBe(web.id);
+    expect(at.gid).toMatch(/^[0-9a-f-]{36}$/);
+    const id = decodeJwt(body.id_token as string);
+    expect(decodeProtectedHeader(body.id_token as string).typ).toBe('JWT');
+    expect(id).toMatchObject({ iss: ISSUER, sub: aliceId, aud: web.id, nonce: 'n-1', amr: ['pwd'], auth_time: Math.floor(clock.now().getTime() / 1000) });
+    expect(id.sid).toMatch(/^[0-9a-f-]{36}$/);
+
+    const info = await app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${body.access_token as string}` } });
+    expect(info.statusCode).toBe(200);
+    expect(info.json()).toEqual({ sub: aliceId, name: 'Alice Example', locale: 'en', updated_at: Math.floor(clock.now().getTime() / 1000), email: 'alice@example.com', email_verified: true });
+  });
+
+  it('remembers consent: the next request of the same scopes goes straight back with a code', async () => {
+    const b = new Browser(app);
+    await authorize(b);
+    const again = await b.request('GET', request().url);
+    expect(again.statusCode).toBe(303);
+    expect(redirectParams(again.headers.location).code).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // A scope not granted before asks again.
+    const more = await b.request('GET', request({ scope: 'openid api:read' }).url);
+    expect(more.statusCode).toBe(200);
+    expect(more.body).toContain('Allow Invoices to access your account?');
+    expect(more.body).toContain('<li>api:read</li>');
+  });
+
+  it('answers a denied consent with access_denied and issues nothing', async () => {
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent' }).url);
+    const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+    const res = await b.request('POST', action, { csrf: csrfOf(page.body), decision: 'deny' });
+    expect(res.statusCode).toBe(303);
+    expect(redirectParams(res.headers.location)).toEqual({ error: 'access_denied', error_description: 'the user denied the request', state: 'st-1', iss: ISSUER });
+    // The interaction is over: posting again shows an error page, never a second redirect.
+    const replay = await b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' });
+    expect(replay.statusCode).toBe(400);
+    expect(replay.headers.location).toBeUndefined();
+  });
+
+  it('refuses a consent form without its CSRF token', async () => {
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const page = await b.request('GET', request({ prompt: 'consent' }).url);
+    const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+    const res = await b.request('POST', action, { csrf: 'x'.repeat(43), decision: 'allow' });
+    expect(res.statusCode).toBe(403);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('prompt=none: login_required without a session, consent_required without consent, a code with both', async () => {
+    const b = new Browser(app);
+    const none = await b.request('GET', request({ prompt: 'none' }).url);
+    expect(redirectParams(none.headers.location)).toMatchObject({ error: 'login_required', state: 'st-1', iss: ISSUER });
+    await b.signIn('alice', PASSWORD);
+    const noConsent = await b.request('GET', request({ prompt: 'none', scope: 'openid api:read' }).url);
+    expect(redirectParams(noConsent.headers.location)).toMatchObject({ error: 'consent_required' });
+    await authorize(b); // grants openid profile email
+    const ok = await b.request('GET', request({ prompt: 'none' }).url);
+    expect(Object.keys(redirectParams(ok.headers.location)).sort()).toEqual(['code', 'iss', 'state']);
+  });
+
+  it('prompt=login and an exceeded max_age ask for the password again, and auth_time says when it was given', async () => {
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    await authorize(b);
+    clock.advance(120);
+    const fresh = await b.request('GET', request({ max_age: '600' }).url);
+    expect(fresh.statusCode).toBe(303);
+    expect(fresh.headers.location!.startsWith(REDIRECT)).toBe(true);
+    const stale = await b.request('GET', request({ max_age: '60' }).url);
+    expect(stale.headers.location).toMatch(/^\/login\?/);
+    const login = await b.request('GET', request({ prompt: 'login' }).url);
+    expect(login.headers.location).toMatch(/^\/login\?/);
+    // Signing in again satisfies it, even max_age=0.
+    const { params, pair } = await authorize(b, { max_age: '0' });
+    const body = (await redeem(params.code!, pair.verifier)).json() as { id_token: string };
+    expect(decodeJwt(body.id_token).auth_time).toBe(Math.floor(clock.now().getTime() / 1000));
+  });
+
+  it('passes login_hint to the sign-in form', async () => {
+    const b = new Browser(app);
+    const res = await b.request('GET', request({ login_hint: 'alice@example.com' }).url);
+    const login = await b.request('GET', res.headers.location!);
+    expect(login.body).toContain('value="alice@example.com"');
+  });
+
+  it('form_post: an auto-submitting form to the redirect URI, allowed by its own CSP', async () => {
+    const b = new Browser(app);
+    await authorize(b);
+    const res = await b.request('GET', request({ response_mode: 'form_post' }).url);
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain(`<form method="post" action="${REDIRECT}">`);
+    expect(res.body).toContain('<input type="hidden" name="state" value="st-1">');
+    expect(res.body).toContain(`<input type="hidden" name="iss" value="${ISSUER}">`);
+    expect(res.body).toMatch(/<input type="hidden" name="code" value="[A-Za-z0-9_-]{43}">/);
+    expect(res.headers['content-security-policy']).toContain('form-action https://app.example.com;');
+    expect(res.headers['content-security-policy']).toMatch(/script-src 'sha256-[A-Za-z0-9+/]+=*'/);
+  });
+
+  it('accepts any port on a registered http loopback redirect URI (RFC 8252 §7.3), and nothing else', async () => {
+    const b = new Browser(app);
+    await authorize(b);
+    const ok = await b.request('GET', request({ redirect_uri: 'http://127.0.0.1:51234/native' }).url);
+    expect(ok.headers.location!.startsWith('http://127.0.0.1:51234/native?code=')).toBe(true);
+    for (const uri of ['http://127.0.0.1:51234/native/x', 'http://localhost:51234/native', 'https://app.example.com/callback/', 'https://app.example.com/callback?x=1']) {
+      const res = await b.request('GET', request({ redirect_uri: uri }).url);
+      expect(res.statusCode, uri).toBe(400);
+      expect(res.headers.location, uri).toBeUndefined();
+    }
+  });
+
+  describe('errors before the redirect URI is proven: an error page, never a redirect', () => {
+    const cases: Array<[string, (p: string) => string]> = [
+      ['no client_id', () => `/authorize?${authorizeQuery({ response_type: 'code', redirect_uri: REDIRECT })}`],
+      ['an unknown client_id', () => `/authorize?${authorizeQuery({ response_type: 'code', client_id: 'nobody', redirect_uri: REDIRECT })}`],
+      ['a repeated client_id', () => `/authorize?client_id=${web.id}&client_id=${web.id}&redirect_uri=${encodeURIComponent(REDIRECT)}`],
+      ['no redirect_uri', () => `/authorize?${authorizeQuery({ response_type: 'code', client_id: web.id })}`],
+      ['an unregistered redirect_uri', () => `/authorize?${authorizeQuery({ response_type: 'code', client_id: web.id, redirect_uri: 'https://evil.example/cb' })}`],
+      ['a repeated redirect_uri', () => `/authorize?client_id=${web.id}&redirect_uri=${encodeURIComponent(REDIRECT)}&redirect_uri=${encodeURIComponent(REDIRECT)}`],
+      ['a request_uri that was never pushed', () => `/authorize?client_id=${web.id}&request_uri=urn:ietf:params:oauth:request_uri:nothing`],
+    ];
+    for (const [name, url] of cases) {
+      it(name, async () => {
+        const res = await app.server.inject({ method: 'GET', url: url('') });
+        expect(res.statusCode).toBe(400);
+        expect(res.headers.location).toBeUndefined();
+        expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      });
+    }
+  });
+
+  describe('errors after it: back to the client (RFC 6749 §4.1.2.1) with state and iss', () => {
+    const cases: Array<[string, Record<string, string | undefined>, string]> = [
+      ['no response_type', { response_type: undefined }, 'invalid_request'],
+      ['response_type=token', { response_type: 'token' }, 'unsupported_response_type'],
+      ['no code_challenge', { code_challenge: undefined }, 'invalid_request'],
+      ['code_challenge_method=plain', { code_challenge_method: 'plain' }, 'invalid_request'],
+      ['no code_challenge_method', { code_challenge_method: undefined }, 'invalid_request'],
+      ['a malformed code_challenge', { code_challenge: 'short' }, 'invalid_request'],
+      ['a scope the client may not have', { scope: 'openid admin' }, 'invalid_scope'],
+      ['an unknown prompt value', { prompt: 'bogus' }, 'invalid_request'],
+      ['prompt=none with another value', { prompt: 'none login' }, 'invalid_request'],
+      ['a negative max_age', { max_age: '-1' }, 'invalid_request'],
+      ['a request object', { request: 'eyJ.eyJ.sig' }, 'request_not_supported'],
+      ['an unknown response_mode', { response_mode: 'fragment' }, 'invalid_request'],
+      ['a resource the client may not use', { resource: 'https://elsewhere.example.com' }, 'invalid_target'],
+    ];
+    for (const [name, extra, error] of cases) {
+      it(`${name} → ${error}`, async () => {
+        const res = await app.server.inject({ method: 'GET', url: request(extra).url });
+        expect(res.statusCode).toBe(303);
+        const params = redirectParams(res.headers.location);
+        expect(res.headers.location!.startsWith(`${REDIRECT}?`)).toBe(true);
+        expect(params).toMatchObject({ error, state: 'st-1', iss: ISSUER });
+        expect(params.code).toBeUndefined();
+      });
+    }
+
+    it('a repeated parameter → invalid_request', async () => {
+      const res = await app.server.inject({ method: 'GET', url: `${request().url}&scope=openid` });
+      expect(redirectParams(res.headers.location)).toMatchObject({ error: 'invalid_request', state: 'st-1' });
+    });
+
+    it('a client not registered for the code flow → unauthorized_client', async () => {
+      const cc = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['client_credentials'], response_types: [] });
+      const res = await app.server.inject({ method: 'GET', url: request({ client_id: cc.client.clientId }).url });
+      expect(redirectParams(res.headers.location)).toMatchObject({ error: 'unauthorized_client' });
+    });
+  });
+
+  it('POST /authorize takes the same parameters as a form', async () => {
+    const b = new Browser(app);
+    await authorize(b);
+    const p = pkce();
+    const res = await b.request('POST', '/authorize', {
+      response_type: 'code', client_id: web.id, redirect_uri: REDIRECT, scope: 'openid', state: 's', code_challenge: p.challenge, code_challenge_method: 'S256',
+    });
+    expect(res.statusCode).toBe(303);
+    expect(Object.keys(redirectParams(res.headers.location)).sort()).toEqual(['code', 'iss', 'state']);
+  });
+
+  describe('redeeming the code', () => {
+    async function freshCode() {
+      const b = new Browser(app);
+      const { params, pair } = await authorize(b);
+      return { code: params.code!, verifier: pair.verifier };
+    }
+
+    it('a wrong code_verifier is invalid_grant and leaves the code for its rightful redeemer', async () => {
+      const { code, verifier } = await freshCode();
+      const wrong = await redeem(code, pkce().verifier);
+      expect(wrong.statusCode).toBe(400);
+      expect(wrong.json()).toEqual({ error: 'invalid_grant', error_description: 'code_verifier does not match the code_challenge (RFC 7636 §4.6)' });
+      const metrics = await app.context.metrics.registry.getSingleMetricAsString('latchkey_pkce_failures_total');
+      expect(metrics).toMatch(/latchkey_pkce_failures_total [1-9]/);
+      expect((await redeem(code, verifier)).statusCode).toBe(200);
+    });
+
+    it('a missing code_verifier is invalid_request', async () => {
+      const { code } = await freshCode();
+      const res = await app.server.inject({
+        method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(web.id, web.secret) },
+        payload: form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }),
+      });
+      expect(res.json()).toMatchObject({ error: 'invalid_request' });
+    });
+
+    it('another redirect_uri, or another client, is invalid_grant', async () => {
+      const { code, verifier } = await freshCode();
+      expect((await redeem(code, verifier, web, 'http://127.0.0.1/native')).json()).toMatchObject({ error: 'invalid_grant', error_description: "redirect_uri differs from the authorization request's" });
+      expect((await redeem(code, verifier, other)).json()).toMatchObject({ error: 'invalid_grant', error_description: 'the authorization code was issued to another client' });
+    });
+
+    it('a replayed code is invalid_grant and revokes the access token it gave (RFC 6749 §4.1.2)', async () => {
+      const { code, verifier } = await freshCode();
+      const first = (await redeem(code, verifier)).json() as { access_token: string };
+      expect(await introspect(first.access_token)).toMatchObject({ active: true, sub: aliceId });
+      const replay = await redeem(code, verifier);
+      expect(replay.statusCode).toBe(400);
+      expect(replay.json()).toMatchObject({ error: 'invalid_grant' });
+      expect(await introspect(first.access_token)).toEqual({ active: false });
+      const info = await app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${first.access_token}` } });
+      expect(info.statusCode).toBe(401);
+      const row = await app.context.store.db.selectFrom('revoked_grants').select(['reason', 'client_id']).where('grant_id', '=', decodeJwt(first.access_token).gid as string).executeTakeFirst();
+      expect(row).toEqual({ reason: 'authorization_code_replayed', client_id: web.id });
+    });
+
+    it('an expired code is invalid_grant', async () => {
+      const { code, verifier } = await freshCode();
+      clock.advance(61);
+      expect((await redeem(code, verifier)).json()).toMatchObject({ error: 'invalid_grant', error_description: 'the authorization code is invalid or expired' });
+    });
+
+    it('stores only the hash of the code', async () => {
+      const { code } = await freshCode();
+      const rows = await app.context.store.db.selectFrom('authorization_codes').selectAll().execute();
+      expect(JSON.stringify(rows)).not.toContain(code);
+    });
+  });
+});

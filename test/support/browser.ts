@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+
+/** A browser's cookie jar over `server.inject()`: just enough for the sign-in and consent pages. */
+export class Browser {
+  cookies = new Map<string, string>();
+  constructor(private readonly app: { server: FastifyInstance }) {}
+
+  header(): string { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+
+  async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>) {
+    const res = await this.app.server.inject({
+      method, url,
+      headers: { cookie: this.header(), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
+    });
+    for (const c of res.cookies as Array<{ name: string; value: string; maxAge?: number }>) {
+      if (c.value === '' || c.maxAge === 0) this.cookies.delete(c.name); else this.cookies.set(c.name, c.value);
+    }
+    return res;
+  }
+
+  async csrf(): Promise<string> {
+    const page = await this.request('GET', '/login');
+    return csrfOf(page.body);
+  }
+
+  async signIn(login: string, password: string, returnTo = '/') {
+    return this.request('POST', '/login', { csrf: await this.csrf(), login, password, return_to: returnTo });
+  }
+}
+
+/** The CSRF token of a rendered form. */
+export function csrfOf(html: string): string {
+  const m = /name="csrf" value="([^"]+)"/.exec(html);
+  if (!m) throw new Error('no CSRF field on the page');
+  return m[1]!;
+}
