@@ -22,7 +22,7 @@ import { createPasswordHasher } from './users/passwords.js';
 import { adminRoutes } from './http/admin.js';
 import { registrationRoutes } from './http/registration.js';
 import { tokenRoutes } from './http/token.js';
-import { authorizeRoutes } from './http/authorize.js';
+import { authorizeRoutes, interactionFormActions } from './http/authorize.js';
 import { applyClientsFile } from './oauth/client-bootstrap.js';
 import { ClientRepository } from './store/clients.js';
 import { createTokenService } from './token-service.js';
@@ -154,7 +154,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const routes: FastifyPluginAsync[] = [
       jwksRoutes(keys, config.jwksMaxAge),
       discoveryRoutes(discovery, config.jwksMaxAge),
-      loginRoutes(context, hasher),
     ];
 
     // Clients and the M2M token service (token, introspection, revocation, admin, registration).
@@ -165,6 +164,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const tokenService = await createTokenService(context, cleanups);
     routes.push(tokenRoutes(tokenService, config, audit));
     routes.push(authorizeRoutes(context, tokenService));
+    routes.push(loginRoutes(context, hasher, interactionFormActions(context, tokenService)));
     if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config));
     if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });

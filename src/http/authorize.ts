@@ -10,6 +10,7 @@ import { AuthorizationError } from '../oauth/authorize.js';
 import { ClientAuthenticationFailed } from '../oauth/client-auth.js';
 import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { formBody } from '../oauth/params.js';
+import { sha256 } from '../oauth/secrets.js';
 import { describeScopes } from '../oauth/scope-descriptions.js';
 import { userInfo, userInfoAccessToken } from '../oauth/userinfo.js';
 import { ConsentRepository } from '../store/consents.js';
@@ -18,6 +19,7 @@ import type { TokenService } from '../token-service.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../ui/pages.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
+import { htmlCsp } from './security-headers.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const FORM_POST_SCRIPT_HASH = `'sha256-${createHash('sha256').update(FORM_POST_SCRIPT).digest('base64')}'`;
@@ -32,6 +34,20 @@ const isForm = (req: FastifyRequest) => (req.headers['content-type'] ?? '').spli
 function formActionSource(uri: string): string {
   const url = new URL(uri);
   return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
+}
+
+/**
+ * The form-action sources of a sign-in form that returns to `returnTo`: when that is a pending
+ * interaction, the sign-in may end in a redirect to its client (consent on record), and a
+ * form's redirects must be allowed by form-action too.
+ */
+export function interactionFormActions(context: AppContext, service: TokenService): (returnTo: string) => Promise<string[]> {
+  return async (returnTo) => {
+    const id = /^\/interaction\/([A-Za-z0-9_-]{43})$/.exec(returnTo)?.[1];
+    const found = id ? await service.requests.find('interaction', sha256(id), context.clock.now()) : undefined;
+    const redirectUri = (found?.params as { request?: { redirectUri?: string } } | undefined)?.request?.redirectUri;
+    return redirectUri ? ["'self'", formActionSource(redirectUri)] : ["'self'"];
+  };
 }
 
 /**
@@ -74,6 +90,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
       return reply.code(303).header('location', `/login?${query}`).send();
     }
     if (step.kind === 'consent') {
+      // Allow and Deny both end in a redirect to the client.
+      reply.header('content-security-policy', htmlCsp({ formAction: ["'self'", formActionSource(step.request.redirectUri)] }));
       const user = await service.users.findById(step.userId);
       const m = step.client.metadata;
       return sendHtml(reply, 200, consentPage({
@@ -97,10 +115,7 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     }
     const response = step.response;
     if (response.mode === 'query') return reply.code(303).header('location', response.location).send();
-    reply.header('content-security-policy', [
-      "default-src 'none'", `script-src ${FORM_POST_SCRIPT_HASH}`, "style-src 'unsafe-inline'",
-      `form-action ${formActionSource(response.action)}`, "frame-ancestors 'none'", "base-uri 'none'",
-    ].join('; '));
+    reply.header('content-security-policy', htmlCsp({ formAction: [formActionSource(response.action)], scriptHashes: [FORM_POST_SCRIPT_HASH] }));
     return sendHtml(reply, 200, formPostPage(response.action, response.fields));
   }
 

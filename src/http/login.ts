@@ -10,6 +10,7 @@ import type { PasswordHasher } from '../users/passwords.js';
 import { signIn } from '../users/sign-in.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
+import { htmlCsp } from './security-headers.js';
 
 /**
  * Where a browser may be sent after signing in: a path on this server only. Anything else
@@ -30,7 +31,12 @@ function sendHtml(reply: FastifyReply, status: number, body: string): FastifyRep
 }
 
 /** The first-party sign-in pages: /login, /logout and the account page at /. */
-export function loginRoutes(context: AppContext, hasher: PasswordHasher): FastifyPluginAsync {
+export function loginRoutes(
+  context: AppContext,
+  hasher: PasswordHasher,
+  /** CSP form-action sources for a form returning to this path (default: 'self' only). */
+  formActionsFor: (returnTo: string) => Promise<string[]> = async () => ["'self'"],
+): FastifyPluginAsync {
   const { config, store, clock, audit } = context;
   const cookies = new BrowserCookies(config.issuer);
   const users = new UserRepository(store.db);
@@ -47,6 +53,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
       const returnTo = safeReturnPath(query.return_to);
       // OpenID Connect Core §3.1.2.1 login_hint, passed on by /authorize: only pre-fills the field.
       const hint = typeof query.login_hint === 'string' ? query.login_hint.slice(0, 254) : undefined;
+      reply.header('content-security-policy', htmlCsp({ formAction: await formActionsFor(returnTo) }));
       return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}) }));
     });
 
@@ -55,6 +62,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
       const returnTo = safeReturnPath(field(body, 'return_to'));
       const login = text(field(body, 'login'));
       const csrf = cookies.csrfToken(req, reply);
+      reply.header('content-security-policy', htmlCsp({ formAction: await formActionsFor(returnTo) }));
       if (!cookies.csrfValid(req, field(body, 'csrf'))) {
         return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf' }));
       }

@@ -5,14 +5,21 @@ import type { FastifyReply } from 'fastify';
  * framing and every external source; a page needing more (a form_post to a client) sets its own
  * CSP before sending, and that one is kept.
  */
-export const HTML_CSP = [
-  "default-src 'none'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+export function htmlCsp(options: { formAction?: readonly string[]; scriptHashes?: readonly string[] } = {}): string {
+  return [
+    "default-src 'none'",
+    ...(options.scriptHashes?.length ? [`script-src ${options.scriptHashes.join(' ')}`] : []),
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    // A form's redirect is checked against form-action too: a page whose form ends at a
+    // client's redirect URI (consent, form_post) names that origin.
+    `form-action ${(options.formAction ?? ["'self'"]).join(' ')}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
+}
+
+export const HTML_CSP = htmlCsp();
 
 export function applySecurityHeaders(reply: FastifyReply, https: boolean): void {
   reply.header('x-content-type-options', 'nosniff');
