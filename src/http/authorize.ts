@@ -70,6 +70,7 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     codeTtl: config.authorizationCodeTtl,
     interactionTtl: config.interactionTtl,
     parTtl: config.parTtl,
+    signingAlgs: () => context.keys.algorithms(),
   };
   const parDeps = { ...deps, ...service.authDeps };
 

@@ -48,6 +48,8 @@ export interface AuthorizationDeps {
   interactionTtl: number;
   /** RFC 9126 §2.2: lifetime of a pushed request's request_uri. */
   parTtl: number;
+  /** The algorithms with an active signing key (ID tokens can be signed in these). */
+  signingAlgs(): readonly string[];
 }
 
 /** Why an authorization ended, for the metric and the audit trail (bounded values). */
@@ -121,7 +123,7 @@ export async function beginAuthorization(body: FormBody, session: BrowserSession
       if (pushed === undefined) throw new AuthorizationError(new InvalidRequestUri('request_uri is unknown, expired, already used, or another client\'s'));
       request = pushed as AuthorizationRequest;
     } else {
-      request = validateAuthorizationRequest(body, client, { issuer: deps.issuer, pushed: false });
+      request = validateAuthorizationRequest(body, client, { issuer: deps.issuer, pushed: false, signingAlgs: deps.signingAlgs() });
     }
   } catch (err) {
     if (err instanceof AuthorizationError && err.target) return errorStep(err, client, deps);
@@ -252,7 +254,7 @@ export async function pushAuthorizationRequest(input: ClientAuthInput, deps: Aut
   }
   let request: AuthorizationRequest;
   try {
-    request = validateAuthorizationRequest(input.body, client, { issuer: deps.issuer, pushed: true });
+    request = validateAuthorizationRequest(input.body, client, { issuer: deps.issuer, pushed: true, signingAlgs: deps.signingAlgs() });
   } catch (err) {
     // RFC 9126 §2.3: errors are the token endpoint's JSON errors, never a redirect.
     if (err instanceof AuthorizationError) throw err.oauth;

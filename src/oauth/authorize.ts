@@ -1,7 +1,7 @@
 import type { Client } from './client.js';
 import {
   InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
-  RequestUriNotSupported, UnauthorizedClient, UnsupportedResponseType,
+  RequestUriNotSupported, TemporarilyUnavailable, UnauthorizedClient, UnsupportedResponseType,
 } from './errors.js';
 import { readParams, readRepeatedParam, type FormBody } from './params.js';
 import { CODE_CHALLENGE } from './pkce.js';
@@ -108,7 +108,11 @@ export function pushedRequestUri(body: FormBody): string | undefined {
  * returns the request. Used by /authorize and by /par, so both apply the very same rules.
  * Errors before the redirect URI is proven carry no target; errors after it do.
  */
-export function validateAuthorizationRequest(body: FormBody, client: Client, options: { issuer: string; pushed: boolean }): AuthorizationRequest {
+export function validateAuthorizationRequest(
+  body: FormBody,
+  client: Client,
+  options: { issuer: string; pushed: boolean; signingAlgs: readonly string[] },
+): AuthorizationRequest {
   // The redirect URI first: until it is proven, nothing may be sent to it.
   let redirect: { redirect_uri?: string };
   try {
@@ -154,6 +158,12 @@ export function validateAuthorizationRequest(body: FormBody, client: Client, opt
     if (p.code_challenge_method !== 'S256') throw new InvalidRequest('code_challenge_method must be S256 (plain is not allowed)');
     if (!CODE_CHALLENGE.test(p.code_challenge)) throw new InvalidRequest('code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)');
     const scope = grantedScope(p.scope, client);
+    // The ID token must be signable in the client's algorithm: a key of it may not be active
+    // yet (published ahead of use), which is a passing condition (RFC 6749 §4.1.2.1).
+    const alg = client.metadata.id_token_signed_response_alg;
+    if (alg && scope.split(' ').includes('openid') && !options.signingAlgs.includes(alg)) {
+      throw new TemporarilyUnavailable(`no ${alg} signing key is active yet for this client's ID tokens`);
+    }
     const prompt = parsePrompt(p.prompt);
     let maxAge: number | undefined;
     if (p.max_age !== undefined) {

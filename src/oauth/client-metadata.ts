@@ -119,6 +119,8 @@ const metadataObject = z.strictObject({
   skip_consent: z.boolean().default(false),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
+  /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
+  id_token_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;

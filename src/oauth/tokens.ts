@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { epochSeconds, type Clock } from '../clock.js';
 import { signJwt, verifyJwt } from '../keys/jws.js';
 import type { KeyRing, SigningAlg } from '../keys/keyring.js';
@@ -63,6 +63,10 @@ export async function issueAccessToken(deps: AccessTokenDeps, request: AccessTok
 export const ID_TOKEN_TYP = 'JWT';
 
 export interface IdTokenRequest {
+  /** The client's id_token_signed_response_alg; the key ring's default when unset. */
+  alg?: SigningAlg | undefined;
+  /** The access token issued with it (for at_hash). */
+  accessToken: string;
   sub: string;
   /** The client the ID token is for (its only audience, so no `azp`). */
   clientId: string;
@@ -79,12 +83,13 @@ export interface IdTokenRequest {
  * come from the UserInfo endpoint (Core §5.4: with an access token issued, they go there).
  */
 export function issueIdToken(deps: AccessTokenDeps, request: IdTokenRequest): string {
-  const key = deps.keys.signingKey();
+  const key = deps.keys.signingKey(request.alg);
   const iat = epochSeconds(deps.clock);
   const claims: Record<string, unknown> = {
     iss: deps.issuer,
     sub: request.sub,
     aud: request.clientId,
+    azp: request.clientId,
     exp: iat + request.ttl,
     iat,
     auth_time: Math.floor(request.authTime.getTime() / 1000),
@@ -92,8 +97,19 @@ export function issueIdToken(deps: AccessTokenDeps, request: IdTokenRequest): st
     ...(request.acr ? { acr: request.acr } : {}),
     ...(request.amr.length > 0 ? { amr: request.amr } : {}),
     sid: request.sid,
+    at_hash: atHash(request.accessToken, key.alg),
   };
   return signJwt(key, claims, ID_TOKEN_TYP);
+}
+
+/**
+ * OpenID Connect Core §3.1.3.6 at_hash: the left half of the hash of the access token, with the
+ * hash of the ID token's alg (SHA-256 for ES256, RS256, PS256; SHA-512 for Ed25519, as the
+ * OpenID Foundation's EdDSA errata set).
+ */
+export function atHash(accessToken: string, alg: SigningAlg): string {
+  const digest = createHash(alg === 'EdDSA' ? 'sha512' : 'sha256').update(accessToken, 'ascii').digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
 /** The claims of a verified access token. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -90,7 +91,10 @@ describe('authorization code flow with PKCE', () => {
     expect(at.gid).toMatch(/^[0-9a-f-]{36}$/);
     const id = decodeJwt(body.id_token as string);
     expect(decodeProtectedHeader(body.id_token as string).typ).toBe('JWT');
-    expect(id).toMatchObject({ iss: ISSUER, sub: aliceId, aud: web.id, nonce: 'n-1', amr: ['pwd'], auth_time: Math.floor(clock.now().getTime() / 1000) });
+    expect(id).toMatchObject({ iss: ISSUER, sub: aliceId, aud: web.id, azp: web.id, nonce: 'n-1', amr: ['pwd'], auth_time: Math.floor(clock.now().getTime() / 1000) });
+    // OpenID Connect Core §3.1.3.6: left half of SHA-256 of the access token.
+    expect(id.at_hash).toBe(createHash('sha256').update(body.access_token as string).digest().subarray(0, 16).toString('base64url'));
+    expect(id.exp! - id.iat!).toBe(3600);
     expect(id.sid).toMatch(/^[0-9a-f-]{36}$/);
 
     const info = await app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${body.access_token as string}` } });
@@ -324,5 +328,30 @@ describe('authorization code flow with PKCE', () => {
       const rows = await app.context.store.db.selectFrom('authorization_codes').selectAll().execute();
       expect(JSON.stringify(rows)).not.toContain(code);
     });
+  });
+
+  it('signs ID tokens with the client\'s id_token_signed_response_alg, and says temporarily_unavailable while that key is not active', async () => {
+    const two = await createTestApp({ ...FAST_ARGON2, SIGNING_ALGS: 'ES256,EdDSA' });
+    try {
+      const created = await createClient(two.context, { redirect_uris: [REDIRECT], scope: 'openid', skip_consent: true, id_token_signed_response_alg: 'EdDSA' });
+      const rs = await createClient(two.context, { redirect_uris: [REDIRECT], scope: 'openid', skip_consent: true, id_token_signed_response_alg: 'RS256' });
+      await createUser(two.context, 'alice');
+      const b = new Browser(two);
+      await b.signIn('alice', PASSWORD);
+      const p = pkce();
+      const q = (clientId: string) => `/authorize?${authorizeQuery({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: p.challenge, code_challenge_method: 'S256' })}`;
+      const unavailable = await b.request('GET', q(rs.client.clientId));
+      expect(redirectParams(unavailable.headers.location)).toMatchObject({ error: 'temporarily_unavailable' });
+      const { code } = redirectParams((await b.request('GET', q(created.client.clientId))).headers.location);
+      const res = await two.server.inject({
+        method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(created.client.clientId, created.clientSecret!) },
+        payload: form({ grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, code_verifier: p.verifier }),
+      });
+      const body = res.json() as { id_token: string; access_token: string };
+      expect(decodeProtectedHeader(body.id_token).alg).toBe('EdDSA');
+      expect(decodeJwt(body.id_token).at_hash).toBe(createHash('sha512').update(body.access_token).digest().subarray(0, 32).toString('base64url'));
+    } finally {
+      await two.close();
+    }
   });
 });

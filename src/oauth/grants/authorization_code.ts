@@ -73,6 +73,7 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
     // OpenID Connect Core §3.1.3.3: an ID token when openid was granted.
     const idToken = scopes.includes('openid')
       ? issueIdToken(deps, {
+        alg: client.metadata.id_token_signed_response_alg, accessToken: token.token,
         sub: granted.user_id, clientId: client.clientId, authTime: granted.auth_time, nonce: granted.nonce,
         amr: granted.amr, acr: granted.acr, sid: granted.sid, ttl: deps.idTokenTtl,
       })
