@@ -26,6 +26,8 @@ import { authorizeRoutes, interactionFormActions } from './http/authorize.js';
 import { applyClientsFile } from './oauth/client-bootstrap.js';
 import { ClientRepository } from './store/clients.js';
 import { createTokenService } from './token-service.js';
+import { createDemoData, DEMO_CLIENT_ID, type DemoCredentials } from './demo.js';
+import { tryRoutes } from './http/try.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
 export interface AppContext {
@@ -46,6 +48,8 @@ export interface AppContext {
 export interface App {
   context: AppContext;
   server: FastifyInstance;
+  /** Set on the start that created the demo data (embedded store, first start): shown once. */
+  demo?: DemoCredentials;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -165,12 +169,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     routes.push(tokenRoutes(tokenService, config, audit));
     routes.push(authorizeRoutes(context, tokenService));
     routes.push(loginRoutes(context, hasher, interactionFormActions(context, tokenService)));
+    // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
+    const demo = !config.databaseUrl && config.demo
+      ? await createDemoData(context, { users: tokenService.users, registry: tokenService.registry, hasher })
+      : undefined;
+    if (!config.databaseUrl && config.demo && await tokenService.clients.get(DEMO_CLIENT_ID)) routes.push(tryRoutes(config));
     if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config));
     if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
-    return { context, server, close };
+    return { context, server, close, ...(demo ? { demo } : {}) };
   } catch (err) {
     await close();
     throw err;

@@ -147,6 +147,7 @@ export const configSchema = z.object({
   SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
   AUDIT_DB_EXCLUDE: z.string().regex(/^[a-z_.]+(,[a-z_.]+)*$/, 'must be comma-separated event names, e.g. token.issued').optional().describe('Audit events (comma-separated names) written to the log only, not to the audit_events table — e.g. token.issued for a high-volume M2M deployment (see Measured).'),
+  DEMO: boolean.default(true).describe('Embedded store only: on the very first start (no users, no clients) create a demo user (password printed once) and the public demo client, and serve the try-it page at /try while that client exists.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
   SIGNING_ALGS: signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.'),
   KEY_ROTATION_INTERVAL: duration(3600, 365 * 86400).default(30 * 86400).describe('How long a key signs before the scheduled rotation promotes the next one.'),
@@ -187,6 +188,7 @@ export interface Config {
   authorizationCodeTtl: number;
   parTtl: number;
   interactionTtl: number;
+  demo: boolean;
   refreshTokenIdleTtl: number;
   refreshTokenAbsoluteTtl: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
@@ -276,6 +278,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authorizationCodeTtl: c.AUTHORIZATION_CODE_TTL,
     parTtl: c.PAR_TTL,
     interactionTtl: c.INTERACTION_TTL,
+    demo: c.DEMO,
     refreshTokenIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,
     refreshTokenAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_TIME_COST, parallelism: c.ARGON2_PARALLELISM },

@@ -115,3 +115,17 @@ ${Object.entries(fields).map(([k, v]) => html`  <input type="hidden" name="${k}"
 </form>
 <script>${new SafeHtml(FORM_POST_SCRIPT)}</script>`);
 }
+
+/** The try-it page's result: what the demo relying party got back, claims only (no token). */
+export function tryResultPage(m: { idToken: Record<string, unknown>; userInfo: Record<string, unknown>; scope: string; expiresIn: number }): string {
+  return page('Signed in to the demo', html`
+<h1>It worked</h1>
+<p>The demo app sent you through <code>/authorize</code> (PKCE S256), you signed in and consented,
+and it exchanged the code at <code>/token</code> for an access token (valid ${m.expiresIn} s,
+scope <code>${m.scope}</code>) and an ID token, then called <code>/userinfo</code>.</p>
+<h2>ID token claims</h2>
+<pre>${JSON.stringify(m.idToken, null, 2)}</pre>
+<h2>UserInfo</h2>
+<pre>${JSON.stringify(m.userInfo, null, 2)}</pre>
+<p><a href="/try">Run it again</a> · <a href="/logout">Sign out</a></p>`);
+}

@@ -24,6 +24,16 @@ describe('the latchkey process', () => {
       expect(health.headers.get('x-request-id')).toBe('e2e-1');
 
       if (!onPostgres) {
+        // First start on the embedded store: the demo credentials, once, and the try-it page.
+        const demo = /sign in as demo \/ ([A-Za-z0-9_-]{16}) /.exec(proc.stdout());
+        expect(demo).not.toBeNull();
+        expect(proc.stdout()).toContain(`open       ${issuer}/try`);
+        const tryIt = await fetch(`${issuer}/try`, { redirect: 'manual' });
+        expect(tryIt.status).toBe(303);
+        expect(tryIt.headers.get('location')).toMatch(/^\/authorize\?response_type=code&client_id=latchkey-demo&/);
+        // The password never reaches the log lines (only the banner shows it).
+        const logLines = proc.stdout().split('\n').filter((l) => l.startsWith('{'));
+        expect(logLines.join('\n')).not.toContain(demo![1]);
         // A second process must never open the same embedded store.
         const second = run(['migrate'], { DATA_DIR: dataDir });
         expect(await second.exited).toBe(2);

@@ -24,7 +24,8 @@ export class LogCapture {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ ISSUER: 'http://localhost:8080', LOG_LEVEL: 'silent', ...env });
+  // DEMO off: a test store starts empty unless the test asks for the demo data.
+  return loadConfig({ ISSUER: 'http://localhost:8080', LOG_LEVEL: 'silent', DEMO: 'false', ...env });
 }
 
 export interface TestApp extends App {
