@@ -260,6 +260,36 @@ describe('authorization code flow with PKCE', () => {
     });
   });
 
+  it('POST /authorize with another content type is an error page', async () => {
+    const res = await app.server.inject({ method: 'POST', url: '/authorize', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ client_id: web.id }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('a pending request expires after INTERACTION_TTL, and an unknown one is an error page', async () => {
+    const b = new Browser(app);
+    const res = await b.request('GET', request().url);
+    const interaction = new URL(res.headers.location!, ISSUER).searchParams.get('return_to')!;
+    expect((await b.request('GET', interaction)).statusCode).toBe(303); // still pending: back to sign-in
+    clock.advance(1801);
+    const expired = await b.request('GET', interaction);
+    expect(expired.statusCode).toBe(400);
+    expect(expired.body).toContain('this sign-in request has expired or was already completed');
+    expect((await b.request('GET', '/interaction/nope')).statusCode).toBe(400);
+  });
+
+  it('two tabs finishing one request: the first gets the code, the second an error page', async () => {
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const page = await b.request('GET', request({ prompt: 'consent' }).url);
+    const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+    const [one, two] = await Promise.all([
+      b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' }),
+      b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' }),
+    ]);
+    expect([one.statusCode, two.statusCode].sort()).toEqual([303, 400]);
+  });
+
   it('POST /authorize takes the same parameters as a form', async () => {
     const b = new Browser(app);
     await authorize(b);
@@ -321,6 +351,76 @@ describe('authorization code flow with PKCE', () => {
       const { code, verifier } = await freshCode();
       clock.advance(61);
       expect((await redeem(code, verifier)).json()).toMatchObject({ error: 'invalid_grant', error_description: 'the authorization code is invalid or expired' });
+    });
+
+    it('each other malformed redemption is answered, and none redeems the code', async () => {
+      const { code, verifier } = await freshCode();
+      const post = (params: Record<string, string>) => app.server.inject({
+        method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(web.id, web.secret) },
+        payload: form({ grant_type: 'authorization_code', ...params }),
+      });
+      const cases: Array<[Record<string, string>, string, string]> = [
+        [{ redirect_uri: REDIRECT, code_verifier: verifier }, 'invalid_request', 'code is required'],
+        [{ code, code_verifier: verifier }, 'invalid_request', 'redirect_uri is required'],
+        [{ code, redirect_uri: REDIRECT, code_verifier: 'short' }, 'invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)'],
+        [{ code: 'x'.repeat(300), redirect_uri: REDIRECT, code_verifier: verifier }, 'invalid_grant', 'the authorization code is invalid or expired'],
+        [{ code: 'not-a-code', redirect_uri: REDIRECT, code_verifier: verifier }, 'invalid_grant', 'the authorization code is invalid or expired'],
+        [{ code, redirect_uri: REDIRECT, code_verifier: verifier, resource: 'https://elsewhere.example' }, 'invalid_target', 'resource was not part of the authorization request'],
+      ];
+      for (const [params, error, description] of cases) {
+        const res = await post(params);
+        expect(res.statusCode, description).toBe(400);
+        expect(res.json()).toEqual({ error, error_description: description });
+      }
+      const repeated = await app.server.inject({
+        method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(web.id, web.secret) },
+        payload: `grant_type=authorization_code&code=${code}&code=${code}&redirect_uri=${encodeURIComponent(REDIRECT)}&code_verifier=${verifier}`,
+      });
+      expect(repeated.json()).toMatchObject({ error: 'invalid_request' });
+      const unauthenticated = await app.server.inject({ method: 'POST', url: '/token', headers: FORM_HEADERS, payload: form({ grant_type: 'authorization_code', client_id: web.id, code, redirect_uri: REDIRECT, code_verifier: verifier }) });
+      expect(unauthenticated.statusCode).toBe(401);
+      // The resource check comes after the redemption (it is the code's audience that decides),
+      // so that request used the code up; every earlier one left it alone.
+      expect((await redeem(code, verifier)).json()).toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('a client not registered for authorization_code is unauthorized_client', async () => {
+      const cc = await createClient(app.context, { grant_types: ['client_credentials'] });
+      const res = await app.server.inject({
+        method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(cc.client.clientId, cc.clientSecret!) },
+        payload: form({ grant_type: 'authorization_code', code: 'x', redirect_uri: REDIRECT, code_verifier: pkce().verifier }),
+      });
+      expect(res.json()).toMatchObject({ error: 'unauthorized_client' });
+    });
+
+    it('a disabled user\'s code is invalid_grant', async () => {
+      const { UserRepository } = await import('../../src/store/users.js');
+      const users = new UserRepository(app.context.store.db);
+      const { code, verifier } = await freshCode();
+      await users.setDisabled(aliceId, true, clock.now());
+      try {
+        expect((await redeem(code, verifier)).json()).toEqual({ error: 'invalid_grant', error_description: 'the user of this authorization code is no longer active' });
+      } finally {
+        await users.setDisabled(aliceId, false, clock.now());
+      }
+    });
+
+    it('a public client redeems with PKCE alone, and the resource narrows the audience', async () => {
+      const pub = await createClient(app.context, { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', scope: 'openid', resources: ['https://api.example.com', 'https://files.example.com'] });
+      const b = new Browser(app);
+      await b.signIn('alice', PASSWORD);
+      const p = pkce();
+      const url = `/authorize?${authorizeQuery({ response_type: 'code', client_id: pub.client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: p.challenge, code_challenge_method: 'S256' })}&resource=${encodeURIComponent('https://api.example.com')}&resource=${encodeURIComponent('https://files.example.com')}`;
+      let res = await b.request('GET', url);
+      const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
+      res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+      const { code } = redirectParams(res.headers.location);
+      const token = await app.server.inject({
+        method: 'POST', url: '/token', headers: FORM_HEADERS,
+        payload: form({ grant_type: 'authorization_code', client_id: pub.client.clientId, code: code!, redirect_uri: REDIRECT, code_verifier: p.verifier, resource: 'https://files.example.com' }),
+      });
+      expect(token.statusCode).toBe(200);
+      expect(decodeJwt((token.json() as { access_token: string }).access_token).aud).toBe('https://files.example.com');
     });
 
     it('stores only the hash of the code', async () => {
