@@ -103,7 +103,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     clock,
     // RFC 7523 §3 (3): the token endpoint URL or the issuer; the other endpoints that
     // authenticate clients are accepted too, as each is "the authorization server".
-    assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation],
+    // RFC 9126 §2: the pushed authorization request endpoint URL too.
+    assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
   };
   const accessTokenDeps = { keys, clock, issuer: config.issuer };
   const revokeGrant = async (grantId: string, clientId: string, reason: string, expiresAt: Date) => {

@@ -101,6 +101,24 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
     expect(await app.context.store.db.selectFrom('authorization_requests').select('id_hash').where('kind', '=', 'par').execute()).toHaveLength(2);
   });
 
+  it('authenticates private_key_jwt with the PAR endpoint as the assertion audience (RFC 9126 §2)', async () => {
+    const { exportJWK, generateKeyPair, SignJWT } = await import('jose');
+    const pair = await generateKeyPair('ES256');
+    const jwtClient = await createClient(app.context, {
+      redirect_uris: [REDIRECT], scope: 'openid email', token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' }] },
+    });
+    const id = jwtClient.client.clientId;
+    const assertion = await new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(id).setSubject(id).setAudience('http://localhost:8080/par').setIssuedAt(Math.floor(clock.now().getTime() / 1000))
+      .setExpirationTime(Math.floor(clock.now().getTime() / 1000) + 60).sign(pair.privateKey);
+    const res = await app.server.inject({
+      method: 'POST', url: '/par', headers: FORM_HEADERS,
+      payload: form({ ...authParams(pkce().challenge), client_id: id, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+    });
+    expect(res.statusCode).toBe(201);
+  });
+
   it('skips the consent page for a first-party client marked skip_consent', async () => {
     const b = await signedIn();
     const p = pkce();
