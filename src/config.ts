@@ -160,7 +160,18 @@ export const configSchema = z.object({
   CLIENT_SECRET_ROTATION_OVERLAP: duration(0, 90 * 86400).default(86400).describe('How long the previous client secret keeps working after a rotation (default for rotate-secret).'),
   TOKEN_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /token; then 429 with Retry-After.'),
   TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
-  RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of the token endpoint rate limits.'),
+  INTROSPECTION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /introspect (resource servers introspect per API call); then 429 with Retry-After.'),
+  INTROSPECTION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /introspect.'),
+  REVOCATION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(600).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /revoke.'),
+  REVOCATION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /revoke.'),
+  REGISTRATION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /register and /register/:client_id together (RFC 7591, RFC 7592).'),
+  REGISTRATION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW to one client\'s configuration endpoint /register/:client_id (RFC 7592).'),
+  LOGIN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(300).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW from one IP address, whatever their outcome (bounds the argon2 work one address can cause; failures are also throttled per account and IP, see Sign-in).'),
+  LOGIN_RATE_LIMIT_PER_LOGIN: integer(1, 10_000_000).default(30).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW for one submitted login name.'),
+  CLIENT_AUTH_FAILURE_LIMIT: integer(1, 10_000_000).default(20).describe('Failed client authentications (at /token, /introspect, /revoke) one IP address may have per RATE_LIMIT_WINDOW; after that every client-authenticating request from it gets 429 until the window ends.'),
+  RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of every rate limit (fixed windows, counted in memory per instance).'),
+  CONNECTION_TIMEOUT: duration(1, 3600).default(120).describe('A connection on which nothing is received or sent for this long is closed (socket inactivity).'),
+  KEEP_ALIVE_TIMEOUT: duration(1, 3600).default(72).describe('How long an idle keep-alive connection is kept open after a response; keep it above the idle timeout of a load balancer in front.'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -207,6 +218,17 @@ export interface Config {
   tokenRateLimitPerClient: number;
   tokenRateLimitPerIp: number;
   rateLimitWindow: number;
+  introspectionRateLimitPerClient: number;
+  introspectionRateLimitPerIp: number;
+  revocationRateLimitPerClient: number;
+  revocationRateLimitPerIp: number;
+  registrationRateLimitPerIp: number;
+  registrationRateLimitPerClient: number;
+  loginRateLimitPerIp: number;
+  loginRateLimitPerLogin: number;
+  clientAuthFailureLimit: number;
+  connectionTimeoutSeconds: number;
+  keepAliveTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -294,6 +316,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenRateLimitPerClient: c.TOKEN_RATE_LIMIT_PER_CLIENT,
     tokenRateLimitPerIp: c.TOKEN_RATE_LIMIT_PER_IP,
     rateLimitWindow: c.RATE_LIMIT_WINDOW,
+    introspectionRateLimitPerClient: c.INTROSPECTION_RATE_LIMIT_PER_CLIENT,
+    introspectionRateLimitPerIp: c.INTROSPECTION_RATE_LIMIT_PER_IP,
+    revocationRateLimitPerClient: c.REVOCATION_RATE_LIMIT_PER_CLIENT,
+    revocationRateLimitPerIp: c.REVOCATION_RATE_LIMIT_PER_IP,
+    registrationRateLimitPerIp: c.REGISTRATION_RATE_LIMIT_PER_IP,
+    registrationRateLimitPerClient: c.REGISTRATION_RATE_LIMIT_PER_CLIENT,
+    loginRateLimitPerIp: c.LOGIN_RATE_LIMIT_PER_IP,
+    loginRateLimitPerLogin: c.LOGIN_RATE_LIMIT_PER_LOGIN,
+    clientAuthFailureLimit: c.CLIENT_AUTH_FAILURE_LIMIT,
+    connectionTimeoutSeconds: c.CONNECTION_TIMEOUT,
+    keepAliveTimeoutSeconds: c.KEEP_ALIVE_TIMEOUT,
   };
 }
 

@@ -1,5 +1,6 @@
 import type { AppContext } from './app.js';
 import { ClientAuthenticationFailed, ClientKeys, supportedAuthMethods, type ClientAuthDeps } from './oauth/client-auth.js';
+import { ClientAuthBackoff } from './oauth/client-auth-backoff.js';
 import { ClientRegistry } from './oauth/client-registry.js';
 import type { GrantDeps } from './oauth/grants/grant.js';
 import { supportedGrantTypes } from './oauth/grants/index.js';
@@ -37,6 +38,8 @@ export interface TokenService {
   tokenDeps: ClientAuthDeps & GrantDeps;
   introspectionDeps: IntrospectionDeps;
   revocationDeps: RevocationDeps;
+  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
+  authBackoff: ClientAuthBackoff;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
@@ -91,6 +94,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt),
   };
 
+  const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);
   const authMethods = supportedAuthMethods();
   context.discovery.contribute(() => ({
     token_endpoint: endpoints.token,
@@ -115,8 +119,10 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     tokenDeps,
     introspectionDeps,
     revocationDeps,
+    authBackoff,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
+      authBackoff.recordFailure(fields.ip);
       audit.record('client.auth_failed', { client_id: err.clientId, method: err.method, reason: err.debug, ...fields });
     },
   };

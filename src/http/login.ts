@@ -7,9 +7,10 @@ import { SessionRepository } from '../store/sessions.js';
 import { UserRepository } from '../store/users.js';
 import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../ui/pages.js';
 import type { PasswordHasher } from '../users/passwords.js';
-import { signIn } from '../users/sign-in.js';
+import { MAX_LOGIN_LENGTH, signIn } from '../users/sign-in.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
+import { createRateLimiter } from './rate-limit.js';
 
 /**
  * Where a browser may be sent after signing in: a path on this server only. Anything else
@@ -47,7 +48,19 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
       return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo }));
     });
 
-    app.post('/login', async (req, reply) => {
+    // Per IP and per submitted login name, before any argon2 work; answered with the login page.
+    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    const limit = limiter.endpoint('login', {
+      perIp: config.loginRateLimitPerIp,
+      perKey: { name: 'login', max: config.loginRateLimitPerLogin, key: (req) => text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH) || undefined },
+      onLimited: (req, reply, retryAfterSeconds) => {
+        reply.header('retry-after', String(retryAfterSeconds));
+        const login = text(field(req.body, 'login'));
+        return sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(field(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
+      },
+    });
+
+    app.post('/login', { preHandler: limit }, async (req, reply) => {
       const body = req.body;
       const returnTo = safeReturnPath(field(body, 'return_to'));
       const login = text(field(body, 'login'));

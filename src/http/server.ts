@@ -33,7 +33,11 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
+    // A slow or silent client cannot hold a connection: the whole request within
+    // REQUEST_TIMEOUT, no socket idle past CONNECTION_TIMEOUT, keep-alive idle KEEP_ALIVE_TIMEOUT.
     requestTimeout: config.requestTimeoutSeconds * 1000,
+    connectionTimeout: config.connectionTimeoutSeconds * 1000,
+    keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },

@@ -10,7 +10,6 @@ export interface OAuthMetrics {
   introspections: Counter<'result'>;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
-  rateLimited: Counter<'endpoint'>;
 }
 
 const cache = new WeakMap<Registry, OAuthMetrics>();
@@ -49,12 +48,6 @@ export function oauthMetrics(registry: Registry): OAuthMetrics {
       name: 'latchkey_client_auth_failures_total',
       help: 'Failed client authentications by the method tried.',
       labelNames: ['method'],
-      registers: [registry],
-    }),
-    rateLimited: new Counter({
-      name: 'latchkey_rate_limited_total',
-      help: 'Requests refused with 429, by endpoint.',
-      labelNames: ['endpoint'],
       registers: [registry],
     }),
   };
