@@ -8,6 +8,7 @@ import { openStore, type Store } from './db/database.js';
 import { migrate, pendingMigrations } from './db/migrator.js';
 import type { ReadinessCheck } from './http/health.js';
 import { buildServer } from './http/server.js';
+import { buildMetricsServer } from './http/metrics.js';
 import { createAuditLog, type AuditLog } from './observability/audit.js';
 import { AuditEventRepository } from './store/audit-events.js';
 import { enforceAuditRetention } from './observability/audit-retention.js';
@@ -45,6 +46,8 @@ export interface AppContext {
 export interface App {
   context: AppContext;
   server: FastifyInstance;
+  /** With METRICS_PORT: the listener serving /metrics only (not started; `latchkey start` listens on HOST:METRICS_PORT). */
+  metricsServer?: FastifyInstance;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -168,6 +171,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
+      cleanups.push(() => metricsServer.close());
+      return { context, server, metricsServer, close };
+    }
     return { context, server, close };
   } catch (err) {
     await close();

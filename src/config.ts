@@ -152,6 +152,8 @@ export const configSchema = z.object({
   JWKS_MAX_AGE: duration(0, 7 * 86400).default(3600).describe('Cache-Control max-age of the JWKS and discovery documents.'),
   KEY_RETIRE_LEEWAY: duration(0, 7 * 86400).default(300).describe('Extra time a retired key stays published after the longest token it can have signed expired (verifier clock skew).'),
   KEY_CHECK_INTERVAL: duration(1, 3600).default(60).describe('Period of the timer that reloads keys and performs due rotations and removals (NOTIFY makes changes visible sooner).'),
+  METRICS_TOKEN: credentialList.optional().describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Unset: /metrics is open to whoever reaches it.'),
+  METRICS_PORT: integer(0, 65535).optional().describe('Serve /metrics only on this separate port (bound to HOST; 0 picks a free port) and not on PORT. Unset: /metrics is on PORT.'),
   ADMIN_TOKENS: credentialList.optional().describe('Bearer credential(s) of the admin API under /admin, comma-separated, each ≥ 32 characters. Unset: the admin API is off (404).'),
   INITIAL_ACCESS_TOKEN: credentialList.optional().describe('Initial access token(s) for Dynamic Client Registration (RFC 7591) at /register, comma-separated, each ≥ 32 characters. Unset: registration is off (404, not advertised).'),
   CLIENTS_FILE: z.string().min(1).optional().describe('Path of a JSON or YAML file of clients upserted at start-up (secrets from environment variables named by client_secret_env).'),
@@ -209,6 +211,8 @@ export interface Config {
   jwksMaxAge: number;
   keyRetireLeeway: number;
   keyCheckInterval: number;
+  metricsTokens: string[];
+  metricsPort: number | undefined;
   adminTokens: string[];
   initialAccessTokens: string[];
   clientsFile: string | undefined;
@@ -268,6 +272,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (c.KEY_PUBLISH_AHEAD < c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL) {
       problems.push(`KEY_PUBLISH_AHEAD: must be at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL (${c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL}s), so every cached JWKS holds a key before it signs`);
     }
+    if (c.METRICS_PORT !== undefined && c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+      problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)');
+    }
     if (c.KEY_ROTATION_INTERVAL < c.KEY_PUBLISH_AHEAD) {
       problems.push('KEY_ROTATION_INTERVAL: must not be shorter than KEY_PUBLISH_AHEAD (the next key could never be published long enough)');
     }
@@ -307,6 +314,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwksMaxAge: c.JWKS_MAX_AGE,
     keyRetireLeeway: c.KEY_RETIRE_LEEWAY,
     keyCheckInterval: c.KEY_CHECK_INTERVAL,
+    metricsTokens: c.METRICS_TOKEN ?? [],
+    metricsPort: c.METRICS_PORT,
     adminTokens: c.ADMIN_TOKENS ?? [],
     initialAccessTokens: c.INITIAL_ACCESS_TOKEN ?? [],
     clientsFile: c.CLIENTS_FILE,

@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { NotFound } from '../oauth/errors.js';
 import { sendError } from './errors.js';
 import { healthRoutes, type ReadinessCheck } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { requestIdFor, REQUEST_ID_HEADER } from './request-id.js';
 import { applySecurityHeaders } from './security-headers.js';
 
@@ -76,10 +77,8 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   await app.register(formbody, { bodyLimit: config.bodyLimit });
 
   await app.register(healthRoutes, { checks: deps.readiness });
-  app.get('/metrics', async (_req, reply) => {
-    reply.type(deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  // /metrics here unless METRICS_PORT moves it to a listener of its own (src/http/metrics.ts).
+  if (config.metricsPort === undefined) await app.register(metricsRoutes(deps.metrics.registry, config.metricsTokens));
   for (const routes of deps.routes ?? []) await app.register(routes);
 
   return app;
