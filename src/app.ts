@@ -14,6 +14,7 @@ import { AuditEventRepository } from './store/audit-events.js';
 import { enforceAuditRetention } from './observability/audit-retention.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { instrumentStore } from './observability/db-metrics.js';
 import type { KeyRing } from './keys/keyring.js';
 import { KeyManager } from './keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/keys.js';
@@ -97,19 +98,21 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       }
     }
 
-    const store = options.store ?? await openStore({
+    const openedStore = options.store ?? await openStore({
       databaseUrl: config.databaseUrl,
       schema: config.databaseSchema,
       poolMax: config.databasePoolMax,
       dataDir: options.embeddedDataDir ?? config.dataDir,
       logger,
     });
-    if (!options.store) cleanups.push(() => store.close());
+    if (!options.store) cleanups.push(() => openedStore.close());
 
-    const result = await migrate(store.db, migrations);
+    const result = await migrate(openedStore.db, migrations);
     if (result.applied.length > 0) logger.info({ applied: result.applied }, 'database migrated');
 
     const metrics = createMetrics();
+    // From here on every query is timed (latchkey_db_query_duration_seconds) and the pool observed.
+    const store = instrumentStore(openedStore, metrics.registry);
     const auditEvents = new AuditEventRepository(store.db);
     const audit = createAuditLog(logger, {
       clock, registry: metrics.registry, sink: (events) => auditEvents.insertMany(events), excludeFromSink: config.auditDbExclude,

@@ -154,6 +154,7 @@ export const configSchema = z.object({
   KEY_CHECK_INTERVAL: duration(1, 3600).default(60).describe('Period of the timer that reloads keys and performs due rotations and removals (NOTIFY makes changes visible sooner).'),
   METRICS_TOKEN: credentialList.optional().describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Unset: /metrics is open to whoever reaches it.'),
   METRICS_PORT: integer(0, 65535).optional().describe('Serve /metrics only on this separate port (bound to HOST; 0 picks a free port) and not on PORT. Unset: /metrics is on PORT.'),
+  METRICS_PER_CLIENT: boolean.default(false).describe('Add a client_id label to latchkey_tokens_issued_total (the authenticated client on success, - on failure): one series per client, grant and outcome, so only with a bounded number of clients.'),
   ADMIN_TOKENS: credentialList.optional().describe('Bearer credential(s) of the admin API under /admin, comma-separated, each ≥ 32 characters. Unset: the admin API is off (404).'),
   INITIAL_ACCESS_TOKEN: credentialList.optional().describe('Initial access token(s) for Dynamic Client Registration (RFC 7591) at /register, comma-separated, each ≥ 32 characters. Unset: registration is off (404, not advertised).'),
   CLIENTS_FILE: z.string().min(1).optional().describe('Path of a JSON or YAML file of clients upserted at start-up (secrets from environment variables named by client_secret_env).'),
@@ -213,6 +214,7 @@ export interface Config {
   keyCheckInterval: number;
   metricsTokens: string[];
   metricsPort: number | undefined;
+  metricsPerClient: boolean;
   adminTokens: string[];
   initialAccessTokens: string[];
   clientsFile: string | undefined;
@@ -316,6 +318,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keyCheckInterval: c.KEY_CHECK_INTERVAL,
     metricsTokens: c.METRICS_TOKEN ?? [],
     metricsPort: c.METRICS_PORT,
+    metricsPerClient: c.METRICS_PER_CLIENT,
     adminTokens: c.ADMIN_TOKENS ?? [],
     initialAccessTokens: c.INITIAL_ACCESS_TOKEN ?? [],
     clientsFile: c.CLIENTS_FILE,

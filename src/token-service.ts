@@ -71,7 +71,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   cleanups.push(() => clearInterval(purge));
 
   const endpoints = endpointUrls(config.issuer);
-  const metrics = oauthMetrics(context.metrics.registry);
+  const metrics = oauthMetrics(context.metrics.registry, { perClient: config.metricsPerClient });
   const authDeps: ClientAuthDeps = {
     clients,
     assertionJtis,

@@ -1,4 +1,5 @@
 import cookie from '@fastify/cookie';
+import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app.js';
 import { sha256 } from '../oauth/secrets.js';
@@ -37,6 +38,14 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
   const users = new UserRepository(store.db);
   const sessions = new SessionRepository(store.db);
   const throttle = new LoginThrottleRepository(store.db);
+  // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
+  // latchkey_rate_limited_total{endpoint="login"}, CSRF failures are not sign-in attempts.
+  const logins = new Counter({
+    name: 'latchkey_logins_total',
+    help: 'Password sign-in attempts by outcome: success, failure (any reason) or throttled (blocked after repeated failures).',
+    labelNames: ['outcome'],
+    registers: [context.metrics.registry],
+  });
   const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
 
   return async (app) => {
@@ -72,6 +81,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher): Fastif
         login, password: text(field(body, 'password')), ip: req.ip,
         userAgent: req.headers['user-agent'], requestId: req.id,
       }, { users, sessions, throttle, hasher, clock, audit, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl });
+      logins.inc({ outcome: result.kind === 'signed_in' ? 'success' : result.kind === 'rejected' ? 'failure' : 'throttled' });
       if (result.kind === 'throttled') {
         reply.header('retry-after', String(result.retryAfterSeconds));
         return sendHtml(reply, 429, loginPage({ csrf, returnTo, login, error: 'throttled', retryAfterSeconds: result.retryAfterSeconds }));

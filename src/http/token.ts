@@ -40,6 +40,11 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       revocation: limiter.endpoint('revocation', { perIp: config.revocationRateLimitPerIp, perKey: perClaimedClient(config.revocationRateLimitPerClient), authBackoff }),
     };
 
+    const { tokensIssued, perClient } = service.metrics;
+    const issued = perClient
+      ? (labels: { grant_type: string; outcome: string }, clientId: string) => tokensIssued.inc({ ...labels, client_id: clientId })
+      : (labels: { grant_type: string; outcome: string }) => tokensIssued.inc(labels);
+
     const failed = (err: unknown, req: FastifyRequest, endpoint: string) => {
       if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ...requestAuditFields(req), endpoint });
     };
@@ -52,7 +57,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       const grantLabel = grants.has(requested) ? requested : 'unsupported';
       try {
         const result = await handleTokenRequest(authInput(req), service.tokenDeps);
-        service.metrics.tokensIssued.inc({ grant_type: result.grantType, outcome: 'success' });
+        issued({ grant_type: result.grantType, outcome: 'success' }, result.client.client.clientId);
         audit.record('token.issued', {
           client_id: result.client.client.clientId,
           sub: result.issued.sub,
@@ -64,7 +69,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
         return reply.code(200).send(result.response);
       } catch (err) {
         failed(err, req, 'token');
-        service.metrics.tokensIssued.inc({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' });
+        issued({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' }, '-');
         throw err;
       } finally {
         service.metrics.tokenRequestDuration.observe({ grant_type: grantLabel }, (performance.now() - started) / 1000);
@@ -73,6 +78,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
 
     app.post('/introspect', { preHandler: limits.introspection }, async (req, reply) => {
       noStore(reply);
+      const started = performance.now();
       try {
         const { response } = await introspect(authInput(req), service.introspectionDeps);
         service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive' });
@@ -80,6 +86,8 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       } catch (err) {
         failed(err, req, 'introspection');
         throw err;
+      } finally {
+        service.metrics.introspectionDuration.observe((performance.now() - started) / 1000);
       }
     });
 
