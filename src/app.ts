@@ -169,7 +169,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
     const tokenService = await createTokenService(context, cleanups);
     routes.push(tokenRoutes(tokenService, config, audit, metrics));
-    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config));
+    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config, auditEvents));
     if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config, metrics));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.

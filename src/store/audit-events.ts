@@ -13,6 +13,20 @@ export interface AuditQuery {
   until?: Date | undefined;
   /** At most this many rows, oldest first (a timeline); capped at 1000. */
   limit?: number | undefined;
+  /** Only rows after this one in the timeline's order (keyset pagination: the last row of the previous page). */
+  after?: AuditPosition | undefined;
+}
+
+/** A row's place in the timeline: ordered by `at`, then `id`. */
+export interface AuditPosition {
+  at: Date;
+  id: string;
+}
+
+export interface AuditPage {
+  events: AuditEventRow[];
+  /** The position of the last event when more follow, else undefined. */
+  next: AuditPosition | undefined;
 }
 
 export class AuditEventRepository {
@@ -32,14 +46,26 @@ export class AuditEventRepository {
   }
 
   async query(q: AuditQuery): Promise<AuditEventRow[]> {
+    return (await this.page(q)).events;
+  }
+
+  /** One page of the timeline, and where the next one starts (one row more is read to know). */
+  async page(q: AuditQuery): Promise<AuditPage> {
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
     let query = this.db.selectFrom('audit_events').selectAll();
+    const after = q.after;
+    if (after) query = query.where((eb) => eb.or([eb('at', '>', after.at), eb.and([eb('at', '=', after.at), eb('id', '>', after.id)])]));
     if (q.clientId) query = query.where('client_id', '=', q.clientId);
     if (q.sub) query = query.where('sub', '=', q.sub);
     if (q.event) query = query.where('event', '=', q.event);
     if (q.jti) query = query.where('jti', '=', q.jti);
     if (q.since) query = query.where('at', '>=', q.since);
     if (q.until) query = query.where('at', '<', q.until);
-    return query.orderBy('at').orderBy('id').limit(Math.min(Math.max(q.limit ?? 100, 1), 1000)).execute();
+    const rows = await query.orderBy('at').orderBy('id').limit(limit + 1).execute();
+    if (rows.length <= limit) return { events: rows, next: undefined };
+    const events = rows.slice(0, limit);
+    const last = events[events.length - 1]!;
+    return { events, next: { at: last.at, id: String(last.id) } };
   }
 
   /**
