@@ -37,6 +37,7 @@ export async function buildMetricsServer(config: Config, deps: { logger: Logger;
     connectionTimeout: config.connectionTimeoutSeconds * 1000,
     keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
     forceCloseConnections: 'idle',
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply),
   });
   app.setErrorHandler((err, req, reply) => sendError(err instanceof Error ? err : new Error(String(err)), req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new NotFound(`no route for ${req.method} ${req.url.split('?')[0]}`), req, reply));

@@ -42,6 +42,9 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Errors Fastify raises before routing (a path with broken percent-encoding) get the same
+    // JSON error as everything else instead of Fastify's own shape.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply),
   });
 
   // Graceful shutdown: once closing, every response tells its client to drop the connection,

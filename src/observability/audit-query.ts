@@ -8,7 +8,9 @@ import type { AuditPosition, AuditQuery } from '../store/audit-events.js';
  * (1–1000, default 100) and cursor (from the previous page's next_cursor).
  */
 const rfc3339 = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T10:00:00Z' }).transform((s) => new Date(s));
-const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+// No control characters: no identifier has them, and PostgreSQL text cannot hold a NUL byte.
+const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`)
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
 
 const schema = z.strictObject({
   client_id: text(255).optional(),

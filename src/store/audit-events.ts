@@ -29,6 +29,13 @@ export interface AuditPage {
   next: AuditPosition | undefined;
 }
 
+/**
+ * PostgreSQL text and jsonb cannot hold a NUL byte, and an event can carry one a client sent
+ * (a claimed client_id): it is stored as U+FFFD, else the whole batch — every event in it —
+ * would fail again at each retry.
+ */
+const storable = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replace(/\u0000/g, '\uFFFD') : value);
+
 export class AuditEventRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -41,7 +48,7 @@ export class AuditEventRepository {
     if (events.length === 0) return;
     await sql`insert into audit_events (at, event, request_id, client_id, sub, ip, user_agent, jti, details)
       select at, event, request_id, client_id, sub, ip, user_agent, jti, coalesce(details, '{}'::jsonb)
-      from jsonb_to_recordset(${JSON.stringify(events)}::jsonb)
+      from jsonb_to_recordset(${JSON.stringify(events, storable)}::jsonb)
         as e(at timestamptz, event text, request_id text, client_id text, sub text, ip text, user_agent text, jti text, details jsonb)`.execute(this.db);
   }
 
