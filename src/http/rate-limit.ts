@@ -11,7 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
  * harder back-off after repeated failed client authentications. The first limit exceeded
  * answers 429 with Retry-After and counts `latchkey_rate_limited_total{endpoint,limit}`.
  * Counters are in memory (@fastify/rate-limit's LRU store, 10,000 keys per limit), per
- * instance, over fixed windows of RATE_LIMIT_WINDOW.
+ * instance, over fixed windows of RATE_LIMIT_WINDOW. An IPv6 address counts as its /64.
  *
  * Use, inside a route plugin:
  *   const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics });
@@ -75,12 +75,13 @@ export async function createRateLimiter(app: FastifyInstance, options: { windowS
     endpoint(name, limits) {
       // `cache` (the LRU size of each limit's store) is read at run time though not in the types.
       const store = { cache: CACHE_SIZE } as object;
-      const perIp = app.createRateLimit({ ...store, max: limits.perIp, timeWindow, keyGenerator: (req) => req.ip });
+      // The library's own key for the address: an IPv4 address, or an IPv6 address's /64 (one
+      // host usually holds a whole /64, so counting per /128 would be no limit at all).
+      const perIp = app.createRateLimit({ ...store, max: limits.perIp, timeWindow });
       const keyed = limits.perKey;
-      const perKey = keyed && app.createRateLimit({
-        ...store, max: keyed.max, timeWindow,
-        keyGenerator: (req) => (keyed.key(req) ?? '').slice(0, MAX_KEY_LENGTH),
-      });
+      // The claimed key is worked out once per request (it may mean decoding a Basic header).
+      const claimed = new WeakMap<FastifyRequest, string>();
+      const perKey = keyed && app.createRateLimit({ ...store, max: keyed.max, timeWindow, keyGenerator: (req) => claimed.get(req) ?? '' });
       const exceeded = (r: Awaited<ReturnType<typeof perIp>>) => (r.isAllowed ? undefined : r.isExceeded ? r.ttlInSeconds : undefined);
       const onLimited = limits.onLimited ?? refuse;
       const limited = (req: FastifyRequest, reply: FastifyReply, limit: string, seconds: number) => {
@@ -91,7 +92,9 @@ export async function createRateLimiter(app: FastifyInstance, options: { windowS
       return async (req, reply) => {
         const ip = exceeded(await perIp(req));
         if (ip !== undefined) return limited(req, reply, 'ip', ip);
-        if (perKey && keyed.key(req) !== undefined) {
+        const claim = keyed?.key(req);
+        if (perKey && claim !== undefined) {
+          claimed.set(req, claim.slice(0, MAX_KEY_LENGTH));
           const key = exceeded(await perKey(req));
           if (key !== undefined) return limited(req, reply, keyed.name, key);
         }

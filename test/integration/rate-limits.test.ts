@@ -50,6 +50,13 @@ describe('rate limits on introspection and revocation (per IP, then per claimed 
       expect((await post('10.1.0.3')).statusCode).toBe(401);
     });
   }
+
+  it('counts an IPv6 address as its /64', async () => {
+    const post = (ip: string) => app.server.inject({ method: 'POST', url: '/introspect', remoteAddress: ip, headers: FORM_HEADERS, payload: form({ token: 'x' }) });
+    for (const ip of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3']) expect((await post(ip)).statusCode).toBe(401);
+    expectLimited(await post('2001:db8:1:2::4'), 3600);
+    expect((await post('2001:db8:1:3::1')).statusCode).toBe(401);
+  });
 });
 
 describe('the back-off after failed client authentications', () => {
