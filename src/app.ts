@@ -8,11 +8,13 @@ import { openStore, type Store } from './db/database.js';
 import { migrate, pendingMigrations } from './db/migrator.js';
 import type { ReadinessCheck } from './http/health.js';
 import { buildServer } from './http/server.js';
+import { buildMetricsServer } from './http/metrics.js';
 import { createAuditLog, type AuditLog } from './observability/audit.js';
 import { AuditEventRepository } from './store/audit-events.js';
 import { enforceAuditRetention } from './observability/audit-retention.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { instrumentStore } from './observability/db-metrics.js';
 import type { KeyRing } from './keys/keyring.js';
 import { KeyManager } from './keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/keys.js';
@@ -50,6 +52,8 @@ export interface App {
   server: FastifyInstance;
   /** Set on the start that created the demo data (embedded store, first start): shown once. */
   demo?: DemoCredentials;
+  /** With METRICS_PORT: the listener serving /metrics only (not started; `latchkey start` listens on HOST:METRICS_PORT). */
+  metricsServer?: FastifyInstance;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -99,19 +103,21 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       }
     }
 
-    const store = options.store ?? await openStore({
+    const openedStore = options.store ?? await openStore({
       databaseUrl: config.databaseUrl,
       schema: config.databaseSchema,
       poolMax: config.databasePoolMax,
       dataDir: options.embeddedDataDir ?? config.dataDir,
       logger,
     });
-    if (!options.store) cleanups.push(() => store.close());
+    if (!options.store) cleanups.push(() => openedStore.close());
 
-    const result = await migrate(store.db, migrations);
+    const result = await migrate(openedStore.db, migrations);
     if (result.applied.length > 0) logger.info({ applied: result.applied }, 'database migrated');
 
     const metrics = createMetrics();
+    // From here on every query is timed (latchkey_db_query_duration_seconds) and the pool observed.
+    const store = instrumentStore(openedStore, metrics.registry);
     const auditEvents = new AuditEventRepository(store.db);
     const audit = createAuditLog(logger, {
       clock, registry: metrics.registry, sink: (events) => auditEvents.insertMany(events), excludeFromSink: config.auditDbExclude,
@@ -166,7 +172,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
     }
     const tokenService = await createTokenService(context, cleanups);
-    routes.push(tokenRoutes(tokenService, config, audit));
+    routes.push(tokenRoutes(tokenService, config, audit, metrics));
     routes.push(authorizeRoutes(context, tokenService));
     routes.push(loginRoutes(context, hasher, interactionFormActions(context, tokenService)));
     // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
@@ -174,12 +180,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ? await createDemoData(context, { users: tokenService.users, registry: tokenService.registry, hasher })
       : undefined;
     if (!config.databaseUrl && config.demo && await tokenService.clients.get(DEMO_CLIENT_ID)) routes.push(tryRoutes(config));
-    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config));
-    if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config));
+    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config, auditEvents));
+    if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config, metrics));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
-    return { context, server, close, ...(demo ? { demo } : {}) };
+    const shown = demo ? { demo } : {};
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
+      cleanups.push(() => metricsServer.close());
+      return { context, server, metricsServer, close, ...shown };
+    }
+    return { context, server, close, ...shown };
   } catch (err) {
     await close();
     throw err;

@@ -155,6 +155,9 @@ export const configSchema = z.object({
   JWKS_MAX_AGE: duration(0, 7 * 86400).default(3600).describe('Cache-Control max-age of the JWKS and discovery documents.'),
   KEY_RETIRE_LEEWAY: duration(0, 7 * 86400).default(300).describe('Extra time a retired key stays published after the longest token it can have signed expired (verifier clock skew).'),
   KEY_CHECK_INTERVAL: duration(1, 3600).default(60).describe('Period of the timer that reloads keys and performs due rotations and removals (NOTIFY makes changes visible sooner).'),
+  METRICS_TOKEN: credentialList.optional().describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Unset: /metrics is open to whoever reaches it.'),
+  METRICS_PORT: integer(0, 65535).optional().describe('Serve /metrics only on this separate port (bound to HOST; 0 picks a free port) and not on PORT. Unset: /metrics is on PORT.'),
+  METRICS_PER_CLIENT: boolean.default(false).describe('Add a client_id label to latchkey_tokens_issued_total (the authenticated client on success, - on failure): one series per client, grant and outcome, so only with a bounded number of clients.'),
   ADMIN_TOKENS: credentialList.optional().describe('Bearer credential(s) of the admin API under /admin, comma-separated, each ≥ 32 characters. Unset: the admin API is off (404).'),
   INITIAL_ACCESS_TOKEN: credentialList.optional().describe('Initial access token(s) for Dynamic Client Registration (RFC 7591) at /register, comma-separated, each ≥ 32 characters. Unset: registration is off (404, not advertised).'),
   CLIENTS_FILE: z.string().min(1).optional().describe('Path of a JSON or YAML file of clients upserted at start-up (secrets from environment variables named by client_secret_env).'),
@@ -163,7 +166,22 @@ export const configSchema = z.object({
   CLIENT_SECRET_ROTATION_OVERLAP: duration(0, 90 * 86400).default(86400).describe('How long the previous client secret keeps working after a rotation (default for rotate-secret).'),
   TOKEN_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /token; then 429 with Retry-After.'),
   TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
-  RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of the token endpoint rate limits.'),
+  INTROSPECTION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /introspect (resource servers introspect per API call); then 429 with Retry-After.'),
+  INTROSPECTION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /introspect.'),
+  REVOCATION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(600).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /revoke.'),
+  REVOCATION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /revoke.'),
+  REGISTRATION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /register and /register/:client_id together (RFC 7591, RFC 7592).'),
+  REGISTRATION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW to one client\'s configuration endpoint /register/:client_id (RFC 7592).'),
+  LOGIN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(300).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW from one IP address, whatever their outcome (bounds the argon2 work one address can cause; failures are also throttled per account and IP, see Sign-in).'),
+  LOGIN_RATE_LIMIT_PER_LOGIN: integer(1, 10_000_000).default(30).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW for one submitted login name.'),
+  AUTHORIZE_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(3000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /authorize and /interaction; then 429 with Retry-After (an HTML page).'),
+  AUTHORIZE_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW to /authorize naming one client_id.'),
+  PAR_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /par.'),
+  PAR_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(600).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /par.'),
+  CLIENT_AUTH_FAILURE_LIMIT: integer(1, 10_000_000).default(20).describe('Failed client authentications (at /token, /introspect, /revoke) one IP address may have per RATE_LIMIT_WINDOW; after that every client-authenticating request from it gets 429 until the window ends.'),
+  RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of every rate limit (fixed windows, counted in memory per instance).'),
+  CONNECTION_TIMEOUT: duration(1, 3600).default(120).describe('A connection on which nothing is received or sent for this long is closed (socket inactivity).'),
+  KEEP_ALIVE_TIMEOUT: duration(1, 3600).default(72).describe('How long an idle keep-alive connection is kept open after a response; keep it above the idle timeout of a load balancer in front.'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -204,6 +222,9 @@ export interface Config {
   jwksMaxAge: number;
   keyRetireLeeway: number;
   keyCheckInterval: number;
+  metricsTokens: string[];
+  metricsPort: number | undefined;
+  metricsPerClient: boolean;
   adminTokens: string[];
   initialAccessTokens: string[];
   clientsFile: string | undefined;
@@ -213,6 +234,21 @@ export interface Config {
   tokenRateLimitPerClient: number;
   tokenRateLimitPerIp: number;
   rateLimitWindow: number;
+  introspectionRateLimitPerClient: number;
+  introspectionRateLimitPerIp: number;
+  revocationRateLimitPerClient: number;
+  revocationRateLimitPerIp: number;
+  registrationRateLimitPerIp: number;
+  registrationRateLimitPerClient: number;
+  loginRateLimitPerIp: number;
+  loginRateLimitPerLogin: number;
+  authorizeRateLimitPerIp: number;
+  authorizeRateLimitPerClient: number;
+  parRateLimitPerIp: number;
+  parRateLimitPerClient: number;
+  clientAuthFailureLimit: number;
+  connectionTimeoutSeconds: number;
+  keepAliveTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -251,6 +287,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // the NOTIFY serves the old JWKS until its next check, and a verifier keeps it for max-age.
     if (c.KEY_PUBLISH_AHEAD < c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL) {
       problems.push(`KEY_PUBLISH_AHEAD: must be at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL (${c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL}s), so every cached JWKS holds a key before it signs`);
+    }
+    if (c.METRICS_PORT !== undefined && c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+      problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)');
     }
     if (c.KEY_ROTATION_INTERVAL < c.KEY_PUBLISH_AHEAD) {
       problems.push('KEY_ROTATION_INTERVAL: must not be shorter than KEY_PUBLISH_AHEAD (the next key could never be published long enough)');
@@ -294,6 +333,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwksMaxAge: c.JWKS_MAX_AGE,
     keyRetireLeeway: c.KEY_RETIRE_LEEWAY,
     keyCheckInterval: c.KEY_CHECK_INTERVAL,
+    metricsTokens: c.METRICS_TOKEN ?? [],
+    metricsPort: c.METRICS_PORT,
+    metricsPerClient: c.METRICS_PER_CLIENT,
     adminTokens: c.ADMIN_TOKENS ?? [],
     initialAccessTokens: c.INITIAL_ACCESS_TOKEN ?? [],
     clientsFile: c.CLIENTS_FILE,
@@ -303,6 +345,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenRateLimitPerClient: c.TOKEN_RATE_LIMIT_PER_CLIENT,
     tokenRateLimitPerIp: c.TOKEN_RATE_LIMIT_PER_IP,
     rateLimitWindow: c.RATE_LIMIT_WINDOW,
+    introspectionRateLimitPerClient: c.INTROSPECTION_RATE_LIMIT_PER_CLIENT,
+    introspectionRateLimitPerIp: c.INTROSPECTION_RATE_LIMIT_PER_IP,
+    revocationRateLimitPerClient: c.REVOCATION_RATE_LIMIT_PER_CLIENT,
+    revocationRateLimitPerIp: c.REVOCATION_RATE_LIMIT_PER_IP,
+    registrationRateLimitPerIp: c.REGISTRATION_RATE_LIMIT_PER_IP,
+    registrationRateLimitPerClient: c.REGISTRATION_RATE_LIMIT_PER_CLIENT,
+    loginRateLimitPerIp: c.LOGIN_RATE_LIMIT_PER_IP,
+    loginRateLimitPerLogin: c.LOGIN_RATE_LIMIT_PER_LOGIN,
+    authorizeRateLimitPerIp: c.AUTHORIZE_RATE_LIMIT_PER_IP,
+    authorizeRateLimitPerClient: c.AUTHORIZE_RATE_LIMIT_PER_CLIENT,
+    parRateLimitPerIp: c.PAR_RATE_LIMIT_PER_IP,
+    parRateLimitPerClient: c.PAR_RATE_LIMIT_PER_CLIENT,
+    clientAuthFailureLimit: c.CLIENT_AUTH_FAILURE_LIMIT,
+    connectionTimeoutSeconds: c.CONNECTION_TIMEOUT,
+    keepAliveTimeoutSeconds: c.KEEP_ALIVE_TIMEOUT,
   };
 }
 

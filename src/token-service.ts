@@ -1,5 +1,6 @@
 import type { AppContext } from './app.js';
 import { ClientAuthenticationFailed, ClientKeys, supportedAuthMethods, type ClientAuthDeps } from './oauth/client-auth.js';
+import { ClientAuthBackoff } from './oauth/client-auth-backoff.js';
 import { ClientRegistry } from './oauth/client-registry.js';
 import type { GrantDeps } from './oauth/grants/grant.js';
 import { supportedGrantTypes } from './oauth/grants/index.js';
@@ -56,6 +57,8 @@ export interface TokenService {
   codes: AuthorizationCodeRepository;
   requests: AuthorizationRequestRepository;
   users: UserRepository;
+  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
+  authBackoff: ClientAuthBackoff;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
@@ -95,7 +98,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   cleanups.push(() => clearInterval(purge));
 
   const endpoints = endpointUrls(config.issuer);
-  const metrics = oauthMetrics(context.metrics.registry);
+  const metrics = oauthMetrics(context.metrics.registry, { perClient: config.metricsPerClient });
   const authDeps: ClientAuthDeps = {
     clients,
     assertionJtis,
@@ -124,6 +127,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   };
   const userInfoDeps: UserInfoDeps = { ...accessTokenDeps, clients, users, isRevoked };
 
+  const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);
   const authMethods = supportedAuthMethods();
   context.discovery.contribute(() => ({
     authorization_endpoint: endpoints.authorization,
@@ -167,8 +171,10 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     codes,
     requests,
     users,
+    authBackoff,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
+      authBackoff.recordFailure(fields.ip);
       audit.record('client.auth_failed', { client_id: err.clientId, method: err.method, reason: err.debug, ...fields });
     },
   };

@@ -39,6 +39,7 @@ SHUTDOWN_TIMEOUT, closes the database and exits.`,
     process.once('SIGINT', () => stop('SIGINT'));
 
     const address = await server.listen({ port: config.port, host: config.host });
+    const metricsAddress = app.metricsServer ? await app.metricsServer.listen({ port: config.metricsPort!, host: config.host }) : undefined;
     const readyMs = Math.round(performance.now() - startedAt);
     context.audit.record('server.started', { address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs });
     const store = context.store.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)';
@@ -55,7 +56,7 @@ SHUTDOWN_TIMEOUT, closes the database and exits.`,
       ] : []),
       `  sign in:    ${config.issuer}/login        discovery: ${config.issuer}/.well-known/openid-configuration`,
       `  health:     ${config.issuer}/healthz   ready: ${config.issuer}/readyz`,
-      `  metrics:    ${config.issuer}/metrics`,
+      `  metrics:    ${metricsAddress ? `${metricsAddress}/metrics` : `${config.issuer}/metrics`}${config.metricsTokens.length > 0 ? ' (bearer METRICS_TOKEN)' : ''}`,
       '',
       '  Stop with Ctrl-C. Configuration: `latchkey config`; commands: `latchkey --help`.',
       '',

@@ -2,6 +2,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { describeClient, type CreatedClient } from '../oauth/client-registry.js';
 import { InvalidClientMetadata, InvalidRequest } from '../oauth/errors.js';
+import { encodeAuditCursor, parseAuditQuery } from '../observability/audit-query.js';
+import type { AuditEventRepository } from '../store/audit-events.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { requestAuditFields } from './audit-fields.js';
@@ -26,7 +28,7 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: TokenService, config: Config): FastifyPluginAsync {
+export function adminRoutes(service: TokenService, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
   const authorised = credentialChecker(config.adminTokens);
   return async (app) => {
     app.addHook('onRequest', async (req) => {
@@ -72,6 +74,17 @@ export function adminRoutes(service: TokenService, config: Config): FastifyPlugi
     app.delete('/admin/clients/:client_id', async (req, reply) => {
       await service.registry.delete(id(req), { source: 'admin', fields: fields(req) });
       return reply.code(204).send();
+    });
+
+    // The audit trail as a timeline, oldest first, one page at a time (same query as `latchkey audit`).
+    app.get('/admin/audit', async (req) => {
+      const parsed = parseAuditQuery(req.query as Record<string, unknown>);
+      if (!parsed.ok) throw new InvalidRequest(parsed.problem);
+      const page = await auditEvents.page(parsed.query);
+      return {
+        events: page.events.map((row) => ({ ...row, id: String(row.id), at: row.at.toISOString() })),
+        next_cursor: page.next ? encodeAuditCursor(page.next) : null,
+      };
     });
   };
 }

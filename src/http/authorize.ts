@@ -19,6 +19,7 @@ import type { TokenService } from '../token-service.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../ui/pages.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
+import { createRateLimiter, perClaimedClient } from './rate-limit.js';
 import { htmlCsp } from './security-headers.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -132,20 +133,37 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
 
   return async (app) => {
     await app.register(cookie);
+    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    // Browser endpoints answer a refusal with a page (and never redirect: the request is not looked at).
+    const pageRefusal = (_req: FastifyRequest, reply: FastifyReply, seconds: number) =>
+      sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many requests', `Please wait ${seconds} seconds and try again.`));
+    const clientIdOf = (req: FastifyRequest) => {
+      const source = req.method === 'GET' ? req.query : req.body;
+      const v = source && typeof source === 'object' ? (source as Record<string, unknown>).client_id : undefined;
+      return typeof v === 'string' ? v : undefined;
+    };
+    const authorizeLimit = limiter.endpoint('authorize', {
+      perIp: config.authorizeRateLimitPerIp,
+      perKey: { name: 'client', max: config.authorizeRateLimitPerClient, key: clientIdOf },
+      onLimited: pageRefusal,
+    });
+    const parLimit = limiter.endpoint('par', {
+      perIp: config.parRateLimitPerIp, perKey: perClaimedClient(config.parRateLimitPerClient), authBackoff: service.authBackoff,
+    });
 
     // OpenID Connect Core §3.1.2.1: the authorization endpoint takes GET and form POST.
-    app.get('/authorize', async (req, reply) =>
+    app.get('/authorize', { preHandler: authorizeLimit }, async (req, reply) =>
       run(reply, req, async () => beginAuthorization(req.query as Record<string, string | string[]>, await browserSession(req), deps)));
 
-    app.post('/authorize', async (req, reply) => {
+    app.post('/authorize', { preHandler: authorizeLimit }, async (req, reply) => {
       if (!isForm(req)) return errorPageFor(reply, new AuthorizationError(new InvalidRequest(`the request body must be ${FORM}`)));
       return run(reply, req, async () => beginAuthorization(formBody(req.body), await browserSession(req), deps));
     });
 
-    app.get('/interaction/:id', async (req, reply) =>
+    app.get('/interaction/:id', { preHandler: authorizeLimit }, async (req, reply) =>
       run(reply, req, async () => continueAuthorization((req.params as { id: string }).id, await browserSession(req), deps)));
 
-    app.post('/interaction/:id', async (req, reply) => {
+    app.post('/interaction/:id', { preHandler: authorizeLimit }, async (req, reply) => {
       const body = isForm(req) && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
       if (!cookies.csrfValid(req, body.csrf)) {
         return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back to the application and try again.'));
@@ -168,7 +186,7 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     });
 
     // RFC 9126 §2: JSON in the token endpoint's style, 201 on success.
-    app.post('/par', async (req, reply) => {
+    app.post('/par', { preHandler: parLimit }, async (req, reply) => {
       reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
       try {
         if (!isForm(req)) throw new InvalidRequest(`the request body must be ${FORM}`);

@@ -1,4 +1,5 @@
 import cookie from '@fastify/cookie';
+import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app.js';
 import { sha256 } from '../oauth/secrets.js';
@@ -7,10 +8,11 @@ import { SessionRepository } from '../store/sessions.js';
 import { UserRepository } from '../store/users.js';
 import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../ui/pages.js';
 import type { PasswordHasher } from '../users/passwords.js';
-import { signIn } from '../users/sign-in.js';
+import { MAX_LOGIN_LENGTH, signIn } from '../users/sign-in.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
 import { htmlCsp } from './security-headers.js';
+import { createRateLimiter } from './rate-limit.js';
 
 /**
  * Where a browser may be sent after signing in: a path on this server only. Anything else
@@ -42,6 +44,14 @@ export function loginRoutes(
   const users = new UserRepository(store.db);
   const sessions = new SessionRepository(store.db);
   const throttle = new LoginThrottleRepository(store.db);
+  // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
+  // latchkey_rate_limited_total{endpoint="login"}, CSRF failures are not sign-in attempts.
+  const logins = new Counter({
+    name: 'latchkey_logins_total',
+    help: 'Password sign-in attempts by outcome: success, failure (any reason) or throttled (blocked after repeated failures).',
+    labelNames: ['outcome'],
+    registers: [context.metrics.registry],
+  });
   const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
 
   return async (app) => {
@@ -57,7 +67,19 @@ export function loginRoutes(
       return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}) }));
     });
 
-    app.post('/login', async (req, reply) => {
+    // Per IP and per submitted login name, before any argon2 work; answered with the login page.
+    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    const limit = limiter.endpoint('login', {
+      perIp: config.loginRateLimitPerIp,
+      perKey: { name: 'login', max: config.loginRateLimitPerLogin, key: (req) => text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH) || undefined },
+      onLimited: (req, reply, retryAfterSeconds) => {
+        reply.header('retry-after', String(retryAfterSeconds));
+        const login = text(field(req.body, 'login'));
+        return sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(field(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
+      },
+    });
+
+    app.post('/login', { preHandler: limit }, async (req, reply) => {
       const body = req.body;
       const returnTo = safeReturnPath(field(body, 'return_to'));
       const login = text(field(body, 'login'));
@@ -70,6 +92,7 @@ export function loginRoutes(
         login, password: text(field(body, 'password')), ip: req.ip,
         userAgent: req.headers['user-agent'], requestId: req.id,
       }, { users, sessions, throttle, hasher, clock, audit, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl });
+      logins.inc({ outcome: result.kind === 'signed_in' ? 'success' : result.kind === 'rejected' ? 'failure' : 'throttled' });
       if (result.kind === 'throttled') {
         reply.header('retry-after', String(result.retryAfterSeconds));
         return sendHtml(reply, 429, loginPage({ csrf, returnTo, login, error: 'throttled', retryAfterSeconds: result.retryAfterSeconds }));

@@ -2,9 +2,11 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { hashMatches, type Client } from '../oauth/client.js';
 import { InvalidClientMetadata, InvalidRequest } from '../oauth/errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { requestAuditFields } from './audit-fields.js';
+import { createRateLimiter } from './rate-limit.js';
 
 /** Response members the server owns (RFC 7591 §3.2.1, RFC 7592 §3): never taken from a request body as metadata. */
 const SERVER_OWNED = ['client_id', 'client_secret', 'client_id_issued_at', 'client_secret_expires_at', 'registration_access_token', 'registration_client_uri'];
@@ -33,7 +35,7 @@ function clientInformation(client: Client, registrationClientUri: string, extra:
  * token (INITIAL_ACCESS_TOKEN), and client configuration (RFC 7592) at /register/:client_id
  * with the client's registration access token. Registered only when INITIAL_ACCESS_TOKEN is set.
  */
-export function registrationRoutes(service: TokenService, config: Config): FastifyPluginAsync {
+export function registrationRoutes(service: TokenService, config: Config, metrics: Metrics): FastifyPluginAsync {
   const initialAccessTokenValid = credentialChecker(config.initialAccessTokens);
   const clientUri = (clientId: string) => `${service.endpoints.registration}/${encodeURIComponent(clientId)}`;
   const fields = requestAuditFields;
@@ -49,6 +51,14 @@ export function registrationRoutes(service: TokenService, config: Config): Fasti
   };
 
   return async (app) => {
+    // One limit over /register and /register/:client_id per IP, and per client for RFC 7592.
+    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics });
+    const limit = limiter.endpoint('registration', {
+      perIp: config.registrationRateLimitPerIp,
+      perKey: { name: 'client', max: config.registrationRateLimitPerClient, key: (req) => (req.params as { client_id?: string }).client_id },
+    });
+    app.addHook('preHandler', limit);
+
     app.post('/register', async (req, reply) => {
       // RFC 7591 §3: the initial access token, as a Bearer token.
       if (!initialAccessTokenValid(bearerToken(req.headers.authorization))) {

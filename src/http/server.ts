@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { NotFound } from '../oauth/errors.js';
 import { sendError } from './errors.js';
 import { healthRoutes, type ReadinessCheck } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { requestIdFor, REQUEST_ID_HEADER } from './request-id.js';
 import { applySecurityHeaders } from './security-headers.js';
 
@@ -33,10 +34,17 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
+    // A slow or silent client cannot hold a connection: the whole request within
+    // REQUEST_TIMEOUT, no socket idle past CONNECTION_TIMEOUT, keep-alive idle KEEP_ALIVE_TIMEOUT.
     requestTimeout: config.requestTimeoutSeconds * 1000,
+    connectionTimeout: config.connectionTimeoutSeconds * 1000,
+    keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Errors Fastify raises before routing (a path with broken percent-encoding) get the same
+    // JSON error as everything else instead of Fastify's own shape.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply),
   });
 
   // Graceful shutdown: once closing, every response tells its client to drop the connection,
@@ -72,10 +80,8 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   await app.register(formbody, { bodyLimit: config.bodyLimit });
 
   await app.register(healthRoutes, { checks: deps.readiness });
-  app.get('/metrics', async (_req, reply) => {
-    reply.type(deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  // /metrics here unless METRICS_PORT moves it to a listener of its own (src/http/metrics.ts).
+  if (config.metricsPort === undefined) await app.register(metricsRoutes(deps.metrics.registry, config.metricsTokens));
   for (const routes of deps.routes ?? []) await app.register(routes);
 
   return app;

@@ -1,8 +1,7 @@
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
-import { ClientAuthenticationFailed, claimedClientId, type ClientAuthInput } from '../oauth/client-auth.js';
-import { InvalidRequest, OAuthError, TooManyRequests } from '../oauth/errors.js';
+import { ClientAuthenticationFailed, type ClientAuthInput } from '../oauth/client-auth.js';
+import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { PkceVerificationFailed } from '../oauth/grants/authorization_code.js';
 import { grants } from '../oauth/grants/index.js';
 import { introspect } from '../oauth/introspect.js';
@@ -10,8 +9,10 @@ import { formBody } from '../oauth/params.js';
 import { revoke } from '../oauth/revoke.js';
 import { handleTokenRequest } from '../oauth/token.js';
 import type { AuditLog } from '../observability/audit.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { TokenService } from '../token-service.js';
 import { requestAuditFields } from './audit-fields.js';
+import { createRateLimiter, perClaimedClient } from './rate-limit.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -27,41 +28,29 @@ function noStore(reply: FastifyReply): void {
   reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
 }
 
-/** The claimed client of a request, for the per-client limit (read before authentication). */
-function rateLimitClientKey(req: FastifyRequest): string {
-  const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, string | string[] | undefined>) : {};
-  const id = claimedClientId({ authorization: req.headers.authorization, body });
-  return `client:${(id ?? '').slice(0, 200)}`;
-}
-
 /** POST /token, /introspect and /revoke. */
-export function tokenRoutes(service: TokenService, config: Config, audit: AuditLog): FastifyPluginAsync {
+export function tokenRoutes(service: TokenService, config: Config, audit: AuditLog, metrics: Metrics): FastifyPluginAsync {
   return async (app) => {
-    await app.register(rateLimit, { global: false, cache: 10_000 });
-    const perIp = app.createRateLimit({ max: config.tokenRateLimitPerIp, timeWindow: config.rateLimitWindow * 1000, keyGenerator: (req) => `ip:${req.ip}` });
-    const perClient = app.createRateLimit({ max: config.tokenRateLimitPerClient, timeWindow: config.rateLimitWindow * 1000, keyGenerator: rateLimitClientKey });
-    /**
-     * Per IP, then per claimed client_id: the first limit exceeded answers 429 with
-     * Retry-After. In memory, per instance. (The client limit keys on the id a request claims,
-     * before authentication: the per-IP limit is what bounds a client that claims many ids.)
-     */
-    const limit = async (req: FastifyRequest, reply: FastifyReply) => {
-      for (const limiter of [perIp, perClient]) {
-        const result = await limiter(req);
-        if (!result.isAllowed && result.isExceeded) {
-          service.metrics.rateLimited.inc({ endpoint: 'token' });
-          reply.header('Retry-After', String(Math.max(1, result.ttlInSeconds)));
-          noStore(reply);
-          throw new TooManyRequests('too many requests; retry after the time in Retry-After');
-        }
-      }
+    // Per IP, then per claimed client_id (read before authentication: the per-IP limit is what
+    // bounds a caller that claims many ids), then the back-off after failed client authentications.
+    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics });
+    const authBackoff = service.authBackoff;
+    const limits = {
+      token: limiter.endpoint('token', { perIp: config.tokenRateLimitPerIp, perKey: perClaimedClient(config.tokenRateLimitPerClient), authBackoff }),
+      introspection: limiter.endpoint('introspection', { perIp: config.introspectionRateLimitPerIp, perKey: perClaimedClient(config.introspectionRateLimitPerClient), authBackoff }),
+      revocation: limiter.endpoint('revocation', { perIp: config.revocationRateLimitPerIp, perKey: perClaimedClient(config.revocationRateLimitPerClient), authBackoff }),
     };
+
+    const { tokensIssued, perClient } = service.metrics;
+    const issued = perClient
+      ? (labels: { grant_type: string; outcome: string }, clientId: string) => tokensIssued.inc({ ...labels, client_id: clientId })
+      : (labels: { grant_type: string; outcome: string }) => tokensIssued.inc(labels);
 
     const failed = (err: unknown, req: FastifyRequest, endpoint: string) => {
       if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ...requestAuditFields(req), endpoint });
     };
 
-    app.post('/token', { preHandler: limit }, async (req, reply) => {
+    app.post('/token', { preHandler: limits.token }, async (req, reply) => {
       noStore(reply);
       const started = performance.now();
       const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
@@ -69,7 +58,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       const grantLabel = grants.has(requested) ? requested : 'unsupported';
       try {
         const result = await handleTokenRequest(authInput(req), service.tokenDeps);
-        service.metrics.tokensIssued.inc({ grant_type: result.grantType, outcome: 'success' });
+        issued({ grant_type: result.grantType, outcome: 'success' }, result.client.client.clientId);
         audit.record('token.issued', {
           client_id: result.client.client.clientId,
           sub: result.issued.sub,
@@ -82,15 +71,16 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       } catch (err) {
         failed(err, req, 'token');
         if (err instanceof PkceVerificationFailed) service.metrics.pkceFailures.inc();
-        service.metrics.tokensIssued.inc({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' });
+        issued({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' }, '-');
         throw err;
       } finally {
         service.metrics.tokenRequestDuration.observe({ grant_type: grantLabel }, (performance.now() - started) / 1000);
       }
     });
 
-    app.post('/introspect', async (req, reply) => {
+    app.post('/introspect', { preHandler: limits.introspection }, async (req, reply) => {
       noStore(reply);
+      const started = performance.now();
       try {
         const { response } = await introspect(authInput(req), service.introspectionDeps);
         service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive' });
@@ -98,10 +88,12 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       } catch (err) {
         failed(err, req, 'introspection');
         throw err;
+      } finally {
+        service.metrics.introspectionDuration.observe((performance.now() - started) / 1000);
       }
     });
 
-    app.post('/revoke', async (req, reply) => {
+    app.post('/revoke', { preHandler: limits.revocation }, async (req, reply) => {
       noStore(reply);
       try {
         const { caller, outcome } = await revoke(authInput(req), service.revocationDeps);

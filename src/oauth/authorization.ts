@@ -8,7 +8,7 @@ import {
   type AuthorizationRequest, type AuthorizationResponse, type InteractionState,
 } from './authorize.js';
 import { authenticateClient, type ClientAuthDeps, type ClientAuthInput } from './client-auth.js';
-import type { Client } from './client.js';
+import { CLIENT_ID, type Client } from './client.js';
 import { AccessDenied, InvalidRequest, InvalidRequestUri, OAuthError } from './errors.js';
 import type { FormBody } from './params.js';
 import { randomToken, sha256 } from './secrets.js';
@@ -81,7 +81,8 @@ const interactionState = (stored: StoredInteraction): InteractionState => ({
 
 /** The client of a request, enabled; otherwise an error page (never a redirect). */
 async function enabledClient(clientId: string, deps: AuthorizationDeps): Promise<Client> {
-  const client = clientId.length <= 200 ? await deps.clients.get(clientId) : undefined;
+  // An id no client can have is unknown without a lookup.
+  const client = CLIENT_ID.test(clientId) ? await deps.clients.get(clientId) : undefined;
   if (!client || client.disabled) throw new AuthorizationError(new InvalidRequest('client_id is not a registered, enabled client'));
   return client;
 }

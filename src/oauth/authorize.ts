@@ -128,7 +128,7 @@ export function validateAuthorizationRequest(
   }
 
   // RFC 6749 §4.1.2.1: from here on, errors go back to the client, with its state.
-  const state = typeof body.state === 'string' && body.state.length <= MAX_STATE_LENGTH ? body.state : undefined;
+  const state = typeof body.state === 'string' && body.state.length <= MAX_STATE_LENGTH && !body.state.includes('\u0000') ? body.state : undefined;
   let target: RedirectTarget = { redirectUri, responseMode: 'query', ...(state !== undefined ? { state } : {}) };
   try {
     const p = readParams(body, AUTHORIZATION_PARAMETERS);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { epochSeconds, type Clock } from '../clock.js';
 import type { Client } from './client.js';
-import { secretMatches } from './client.js';
+import { CLIENT_ID, secretMatches } from './client.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS, usesClientSecret, type TokenEndpointAuthMethod } from './client-metadata.js';
 import { InvalidClient, InvalidRequest } from './errors.js';
 import { readParams, type FormBody } from './params.js';
@@ -161,7 +161,8 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
 }
 
 async function usableClient(clientId: string, method: ClientAuthMethod, deps: ClientAuthDeps): Promise<Client> {
-  const client = await deps.clients.get(clientId);
+  // An id no client can have (a NUL byte, which PostgreSQL text cannot even hold, …) is unknown without a lookup.
+  const client = CLIENT_ID.test(clientId) ? await deps.clients.get(clientId) : undefined;
   if (!client) throw new ClientAuthenticationFailed(method, clientId, 'unknown client');
   if (client.disabled) throw new ClientAuthenticationFailed(method, clientId, 'client is disabled');
   if (client.metadata.token_endpoint_auth_method !== method) {

@@ -151,6 +151,19 @@ function consistencyProblems(m: ClientMetadata): string[] {
  * Validates client metadata and fills in the RFC 7591 defaults. Throws InvalidRedirectUri or
  * InvalidClientMetadata naming the member at fault.
  */
+/** The path of the first member name or string value holding a NUL byte, or undefined. */
+function pathWithNul(value: unknown, path = '', depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object' || depth > 32) return undefined;
+  for (const [key, member] of Object.entries(value)) {
+    const here = path ? `${path}.${key}` : key;
+    if (key.includes('\u0000')) return here;
+    const found = pathWithNul(member, here, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidClientMetadata('client metadata must be a JSON object');
@@ -160,6 +173,9 @@ export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: b
   const known = options.ignoreUnknown
     ? Object.fromEntries(Object.entries(input).filter(([name]) => name in metadataObject.shape))
     : input;
+  // PostgreSQL cannot store a NUL byte in text or jsonb, and no metadata value needs one.
+  const nul = pathWithNul(known);
+  if (nul !== undefined) throw new InvalidClientMetadata(`${nul || 'metadata'}: must not contain a NUL byte`);
   const parsed = metadataObject.safeParse(known);
   if (!parsed.success) {
     const redirect = parsed.error.issues.find((i) => i.path[0] === 'redirect_uris' || i.path[0] === 'post_logout_redirect_uris');

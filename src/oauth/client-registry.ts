@@ -2,15 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { ClientRepository } from '../store/clients.js';
-import { generateSecret, hashMatches, hashSecret, type Client } from './client.js';
+import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from './client.js';
 import { parseClientMetadata, usesClientSecret, type ClientMetadata } from './client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from './errors.js';
 
 /** Who made a change, for the audit trail and the `source` column. */
 export type ClientSource = Client['source'];
 
-/** RFC 6749 §2.2 allows any VSCHARs; Latchkey keeps ids URL- and shell-safe. */
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,200}$/;
 
 export interface CreatedClient {
   client: Client;

@@ -2,6 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { randomToken, sha256 } from './secrets.js';
 import type { ClientMetadata } from './client-metadata.js';
 
+/** RFC 6749 §2.2 allows any VSCHARs; Latchkey keeps ids URL- and shell-safe. No other id can exist, so none other is ever looked up. */
+export const CLIENT_ID = /^[A-Za-z0-9._~-]{1,200}$/;
+
 /** A registered client as the protocol core sees it (loaded from the registry, usually cached). */
 export interface Client {
   clientId: string;

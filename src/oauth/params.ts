@@ -13,6 +13,7 @@ export function readParams<const N extends string>(body: FormBody, names: readon
   for (const name of names) {
     const value = Object.prototype.hasOwnProperty.call(body, name) ? body[name] : undefined;
     if (Array.isArray(value)) throw new InvalidRequest(`the ${name} parameter must not be repeated (RFC 6749 §3.1)`);
+    if (typeof value === 'string' && value.includes('\u0000')) throw new InvalidRequest(`the ${name} parameter must not contain a NUL character`);
     if (typeof value === 'string' && value !== '') out[name] = value;
   }
   return out;
@@ -22,7 +23,9 @@ export function readParams<const N extends string>(body: FormBody, names: readon
 export function readRepeatedParam(body: FormBody, name: string): string[] {
   const value = Object.prototype.hasOwnProperty.call(body, name) ? body[name] : undefined;
   if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [value]).filter((v) => v !== '');
+  const values = (Array.isArray(value) ? value : [value]).filter((v) => v !== '');
+  if (values.some((v) => v.includes('\u0000'))) throw new InvalidRequest(`the ${name} parameter must not contain a NUL character`);
+  return values;
 }
 
 /** The body of a form POST, or invalid_request for anything else (RFC 6749 §3.2). */

@@ -9,6 +9,8 @@ export interface Metrics {
   registry: Registry;
   httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
   httpErrors: Counter<'route' | 'status'>;
+  /** Requests refused with 429 by a rate limit (src/http/rate-limit.ts). */
+  rateLimited: Counter<'endpoint' | 'limit'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -27,6 +29,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'latchkey_http_errors_total',
       help: 'Responses with a 4xx or 5xx status, by route template and status.',
       labelNames: ['route', 'status'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'latchkey_rate_limited_total',
+      help: 'Requests refused with 429 by a rate limit, by endpoint and the limit exceeded (ip, client, login, auth_failures).',
+      labelNames: ['endpoint', 'limit'],
       registers: [registry],
     }),
   };

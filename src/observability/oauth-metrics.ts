@@ -5,12 +5,15 @@ import { Counter, Histogram, type Registry } from 'prom-client';
  * `unsupported`; outcome is `success` or an RFC error code; method an auth method or `unknown`.
  */
 export interface OAuthMetrics {
-  tokensIssued: Counter<'grant_type' | 'outcome'>;
+  /** With METRICS_PER_CLIENT also `client_id`: the authenticated client on success, `-` on any failure (a claimed id is unbounded). */
+  tokensIssued: Counter<'grant_type' | 'outcome' | 'client_id'>;
+  /** Whether tokensIssued carries the `client_id` label. */
+  perClient: boolean;
   tokenRequestDuration: Histogram<'grant_type'>;
   introspections: Counter<'result'>;
+  introspectionDuration: Histogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
-  rateLimited: Counter<'endpoint'>;
   authorizations: Counter<'outcome'>;
   consentDecisions: Counter<'decision'>;
   pkceFailures: Counter;
@@ -20,17 +23,19 @@ export interface OAuthMetrics {
 
 const cache = new WeakMap<Registry, OAuthMetrics>();
 
-/** One set per registry (the token routes and the rate limiter share it). */
-export function oauthMetrics(registry: Registry): OAuthMetrics {
+/** One set per registry (built once per server; `perClient` is METRICS_PER_CLIENT). */
+export function oauthMetrics(registry: Registry, options: { perClient?: boolean } = {}): OAuthMetrics {
   let metrics = cache.get(registry);
   if (metrics) return metrics;
+  const perClient = options.perClient ?? false;
   metrics = {
     tokensIssued: new Counter({
       name: 'latchkey_tokens_issued_total',
       help: 'Token endpoint requests by grant type and outcome (success or the error code).',
-      labelNames: ['grant_type', 'outcome'],
+      labelNames: perClient ? ['grant_type', 'outcome', 'client_id'] : ['grant_type', 'outcome'],
       registers: [registry],
     }),
+    perClient,
     tokenRequestDuration: new Histogram({
       name: 'latchkey_token_request_duration_seconds',
       help: 'Time to handle a token request, by grant type.',
@@ -44,6 +49,12 @@ export function oauthMetrics(registry: Registry): OAuthMetrics {
       labelNames: ['result'],
       registers: [registry],
     }),
+    introspectionDuration: new Histogram({
+      name: 'latchkey_introspection_duration_seconds',
+      help: 'Time to handle an introspection request (client authentication included).',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
     revocations: new Counter({
       name: 'latchkey_revocations_total',
       help: 'Tokens revoked, by kind.',
@@ -54,12 +65,6 @@ export function oauthMetrics(registry: Registry): OAuthMetrics {
       name: 'latchkey_client_auth_failures_total',
       help: 'Failed client authentications by the method tried.',
       labelNames: ['method'],
-      registers: [registry],
-    }),
-    rateLimited: new Counter({
-      name: 'latchkey_rate_limited_total',
-      help: 'Requests refused with 429, by endpoint.',
-      labelNames: ['endpoint'],
       registers: [registry],
     }),
     authorizations: new Counter({

@@ -13,7 +13,28 @@ export interface AuditQuery {
   until?: Date | undefined;
   /** At most this many rows, oldest first (a timeline); capped at 1000. */
   limit?: number | undefined;
+  /** Only rows after this one in the timeline's order (keyset pagination: the last row of the previous page). */
+  after?: AuditPosition | undefined;
 }
+
+/** A row's place in the timeline: ordered by `at`, then `id`. */
+export interface AuditPosition {
+  at: Date;
+  id: string;
+}
+
+export interface AuditPage {
+  events: AuditEventRow[];
+  /** The position of the last event when more follow, else undefined. */
+  next: AuditPosition | undefined;
+}
+
+/**
+ * PostgreSQL text and jsonb cannot hold a NUL byte, and an event can carry one a client sent
+ * (a claimed client_id): it is stored as U+FFFD, else the whole batch — every event in it —
+ * would fail again at each retry.
+ */
+const storable = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replace(/\u0000/g, '\uFFFD') : value);
 
 export class AuditEventRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -27,19 +48,31 @@ export class AuditEventRepository {
     if (events.length === 0) return;
     await sql`insert into audit_events (at, event, request_id, client_id, sub, ip, user_agent, jti, details)
       select at, event, request_id, client_id, sub, ip, user_agent, jti, coalesce(details, '{}'::jsonb)
-      from jsonb_to_recordset(${JSON.stringify(events)}::jsonb)
+      from jsonb_to_recordset(${JSON.stringify(events, storable)}::jsonb)
         as e(at timestamptz, event text, request_id text, client_id text, sub text, ip text, user_agent text, jti text, details jsonb)`.execute(this.db);
   }
 
   async query(q: AuditQuery): Promise<AuditEventRow[]> {
+    return (await this.page(q)).events;
+  }
+
+  /** One page of the timeline, and where the next one starts (one row more is read to know). */
+  async page(q: AuditQuery): Promise<AuditPage> {
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
     let query = this.db.selectFrom('audit_events').selectAll();
+    const after = q.after;
+    if (after) query = query.where((eb) => eb.or([eb('at', '>', after.at), eb.and([eb('at', '=', after.at), eb('id', '>', after.id)])]));
     if (q.clientId) query = query.where('client_id', '=', q.clientId);
     if (q.sub) query = query.where('sub', '=', q.sub);
     if (q.event) query = query.where('event', '=', q.event);
     if (q.jti) query = query.where('jti', '=', q.jti);
     if (q.since) query = query.where('at', '>=', q.since);
     if (q.until) query = query.where('at', '<', q.until);
-    return query.orderBy('at').orderBy('id').limit(Math.min(Math.max(q.limit ?? 100, 1), 1000)).execute();
+    const rows = await query.orderBy('at').orderBy('id').limit(limit + 1).execute();
+    if (rows.length <= limit) return { events: rows, next: undefined };
+    const events = rows.slice(0, limit);
+    const last = events[events.length - 1]!;
+    return { events, next: { at: last.at, id: String(last.id) } };
   }
 
   /**

@@ -53,7 +53,9 @@ export const MAX_LOGIN_LENGTH = 254;
 
 export async function signIn(input: SignInInput, deps: SignInDeps): Promise<SignInResult> {
   const now = deps.clock.now();
-  const login = input.login.trim().slice(0, MAX_LOGIN_LENGTH);
+  // No login name contains a NUL byte (PostgreSQL text cannot hold one): it becomes U+FFFD, so
+  // such a login is an unknown one — same work, same answer — and its failure is still counted.
+  const login = input.login.replace(/\u0000/g, '\uFFFD').trim().slice(0, MAX_LOGIN_LENGTH);
   const accountKey = `account:${login.toLowerCase()}`;
   const ipKey = `ip:${input.ip}`;
   const context = { ip: input.ip, user_agent: input.userAgent, request_id: input.requestId };

@@ -236,6 +236,7 @@ describe('authorization code flow with PKCE', () => {
       ['a request object', { request: 'eyJ.eyJ.sig' }, 'request_not_supported'],
       ['an unknown response_mode', { response_mode: 'fragment' }, 'invalid_request'],
       ['a resource the client may not use', { resource: 'https://elsewhere.example.com' }, 'invalid_target'],
+      ['a NUL in the nonce (it could never be stored)', { nonce: 'n\u0000' }, 'invalid_request'],
     ];
     for (const [name, extra, error] of cases) {
       it(`${name} → ${error}`, async () => {

@@ -51,6 +51,6 @@ describe('rate limits on /token', () => {
     expect((await token(basic('b', secretB))).statusCode).toBe(200);
     expect((await token(basic('b', secretB))).statusCode).toBe(429);
     expect((await token(basic('b', secretB), '10.0.0.2')).statusCode).toBe(200);
-    expect(await app.context.metrics.registry.metrics()).toMatch(/latchkey_rate_limited_total\{endpoint="token"\} 2/);
+    expect(await app.context.metrics.registry.metrics()).toMatch(/latchkey_rate_limited_total\{endpoint="token",limit="client"\} 1\nlatchkey_rate_limited_total\{endpoint="token",limit="ip"\} 1\n/);
   });
 });

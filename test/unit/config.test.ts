@@ -104,6 +104,14 @@ describe('configuration', () => {
     ]);
   });
 
+  it('has documented rate limit and connection timeout defaults', () => {
+    const c = loadConfig({});
+    expect([c.tokenRateLimitPerClient, c.tokenRateLimitPerIp, c.introspectionRateLimitPerClient, c.introspectionRateLimitPerIp]).toEqual([6000, 60000, 60000, 60000]);
+    expect([c.revocationRateLimitPerClient, c.revocationRateLimitPerIp, c.registrationRateLimitPerIp, c.registrationRateLimitPerClient]).toEqual([600, 6000, 60, 60]);
+    expect([c.loginRateLimitPerIp, c.loginRateLimitPerLogin, c.clientAuthFailureLimit, c.rateLimitWindow]).toEqual([300, 30, 20, 60]);
+    expect([c.requestTimeoutSeconds, c.connectionTimeoutSeconds, c.keepAliveTimeoutSeconds]).toEqual([30, 120, 72]);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8080);
   });
