@@ -51,7 +51,10 @@ const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-interactive-'));
 const extraEnv = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const env = {
   ...process.env, BENCH_PINNED: '', PORT: String(PORT), ISSUER: BASE, DATA_DIR: join(dir, 'data'), DEMO: 'false', LOG_LEVEL: 'warn',
-  CLIENTS_FILE: join(dir, 'clients.json'), BENCH_CLIENT_SECRET: CLIENT_SECRET, ...extraEnv,
+  CLIENTS_FILE: join(dir, 'clients.json'), BENCH_CLIENT_SECRET: CLIENT_SECRET,
+  // The limiters stay on (their cost is part of the path); the limits are just out of reach.
+  LOGIN_RATE_LIMIT_PER_IP: '10000000', LOGIN_RATE_LIMIT_PER_LOGIN: '10000000', AUTHORIZE_RATE_LIMIT_PER_IP: '10000000',
+  AUTHORIZE_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000', ...extraEnv,
 };
 writeFileSync(env.CLIENTS_FILE, JSON.stringify({
   clients: [{ client_id: CLIENT_ID, client_secret_env: 'BENCH_CLIENT_SECRET', client_name: 'Bench', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid profile email' }],

@@ -88,6 +88,7 @@ const targets = {
         ISSUER: 'http://127.0.0.1:4300', LOG_LEVEL: args['log-level'],
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
+        INTROSPECTION_RATE_LIMIT_PER_CLIENT: '10000000', INTROSPECTION_RATE_LIMIT_PER_IP: '10000000',
         ...Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
       };
     },
