@@ -25,7 +25,7 @@ import { tokenRoutes } from './http/token.js';
 import { authorizeRoutes, interactionFormActions } from './http/authorize.js';
 import { applyClientsFile } from './oauth/client-bootstrap.js';
 import { ClientRepository } from './store/clients.js';
-import { createTokenService } from './token-service.js';
+import { createTokenService, type TokenService } from './token-service.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
 export interface AppContext {
@@ -46,6 +46,8 @@ export interface AppContext {
 export interface App {
   context: AppContext;
   server: FastifyInstance;
+  /** The token service (tests run its cleanup job and revocations directly). */
+  tokenService: TokenService;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -170,7 +172,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
-    return { context, server, close };
+    return { context, server, tokenService, close };
   } catch (err) {
     await close();
     throw err;

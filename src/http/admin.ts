@@ -5,6 +5,7 @@ import { InvalidClientMetadata, InvalidRequest } from '../oauth/errors.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { requestAuditFields } from './audit-fields.js';
+import { familyAdminRoutes } from './admin-families.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
 const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets'];
@@ -73,5 +74,7 @@ export function adminRoutes(service: TokenService, config: Config): FastifyPlugi
       await service.registry.delete(id(req), { source: 'admin', fields: fields(req) });
       return reply.code(204).send();
     });
+
+    familyAdminRoutes(app, service);
   };
 }
