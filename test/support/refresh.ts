@@ -1,8 +1,11 @@
 import { expect } from 'vitest';
-import type { TestApp } from './app.js';
+import type { FastifyInstance } from 'fastify';
 import { Browser, csrfOf } from './browser.js';
 import { basic, form, FORM_HEADERS } from './clients.js';
 import { authorizeQuery, PASSWORD, pkce, redirectParams } from './oidc.js';
+
+/** Anything with a server to inject into (a TestApp, or an App on a data directory). */
+type TestApp = { server: FastifyInstance };
 
 export const REDIRECT = 'https://app.example.com/callback';
 
