@@ -175,6 +175,17 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       expect(twice.json()).toMatchObject({ error: 'invalid_request' });
     });
 
+    it('refuses to refresh for a disabled user, rotating nothing', async () => {
+      const { UserRepository } = await import('../../src/store/users.js');
+      const carol = await createUser(app.context, 'carol');
+      const first = await codeFlow(app, web, SCOPE, 'carol');
+      const users = new UserRepository(db());
+      await users.setDisabled(carol.id, true, clock.now());
+      const res = await refresh(app, web, first.refresh_token!);
+      expect(res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'the user of this grant is no longer active' });
+      expect(await tokensOf(gid(first.access_token))).toEqual([{ generation: 1, state: 'active' }]);
+    });
+
     it('refuses a client not registered for the refresh_token grant with unauthorized_client', async () => {
       const res = await refresh(app, noRefresh, 'A'.repeat(43));
       expect(res.json()).toMatchObject({ error: 'unauthorized_client' });
