@@ -8,6 +8,7 @@ import { sessions } from './0011_sessions.js';
 import { consents } from './0012_consents.js';
 import { auditEvents } from './0013_audit_events.js';
 import { authorization } from './0014_authorization.js';
+import { refreshTokens } from './0015_refresh_tokens.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   consents,
   auditEvents,
   authorization,
+  refreshTokens,
 ];

@@ -27,7 +27,7 @@ import { tokenRoutes } from './http/token.js';
 import { authorizeRoutes, interactionFormActions } from './http/authorize.js';
 import { applyClientsFile } from './oauth/client-bootstrap.js';
 import { ClientRepository } from './store/clients.js';
-import { createTokenService } from './token-service.js';
+import { createTokenService, type TokenService } from './token-service.js';
 import { createDemoData, DEMO_CLIENT_ID, type DemoCredentials } from './demo.js';
 import { tryRoutes } from './http/try.js';
 
@@ -54,6 +54,8 @@ export interface App {
   demo?: DemoCredentials;
   /** With METRICS_PORT: the listener serving /metrics only (not started; `latchkey start` listens on HOST:METRICS_PORT). */
   metricsServer?: FastifyInstance;
+  /** The token service (tests run its cleanup job and revocations directly). */
+  tokenService: TokenService;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -189,9 +191,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (config.metricsPort !== undefined) {
       const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
       cleanups.push(() => metricsServer.close());
-      return { context, server, metricsServer, close, ...shown };
+      return { context, server, tokenService, metricsServer, close, ...shown };
     }
-    return { context, server, close, ...shown };
+    return { context, server, tokenService, close, ...shown };
   } catch (err) {
     await close();
     throw err;

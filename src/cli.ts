@@ -9,10 +9,11 @@ import { migrateCommand } from './cli/migrate.js';
 import { startCommand } from './cli/start.js';
 import { usersCommand } from './cli/users.js';
 import { auditCommand } from './cli/audit.js';
+import { tokensCommand } from './cli/tokens.js';
 import { DataDirBusyError } from './db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, auditCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, tokensCommand, auditCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

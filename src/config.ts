@@ -138,6 +138,12 @@ export const configSchema = z.object({
   INTERACTION_TTL: duration(60, 86400).default(1800).describe('Time a browser has to sign in and consent before the pending authorization request expires.'),
   REFRESH_TOKEN_IDLE_TTL: duration(60, 400 * 86400).default(14 * 86400).describe('Refresh token idle lifetime (reset by each rotation).'),
   REFRESH_TOKEN_ABSOLUTE_TTL: duration(60, 400 * 86400).default(90 * 86400).describe('Refresh token family absolute lifetime (never extended).'),
+  // RFC 9700 §4.14.2: a public client's refresh token is a bearer credential nothing else binds, so it lives shorter.
+  REFRESH_TOKEN_PUBLIC_IDLE_TTL: duration(60, 400 * 86400).default(7 * 86400).describe('Refresh token idle lifetime for public clients (token_endpoint_auth_method none).'),
+  REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL: duration(60, 400 * 86400).default(30 * 86400).describe('Refresh token family absolute lifetime for public clients.'),
+  REFRESH_TOKEN_GRACE_PERIOD: duration(0, 300).default(30).describe('Time a rotated refresh token presented again still returns its one successor (concurrent tabs, lost responses) instead of revoking the family; 0 disables.'),
+  CLEANUP_INTERVAL: duration(10, 86400).default(600).describe('Period of the job deleting expired codes, refresh tokens and families, denylist entries and assertion jtis.'),
+  CLEANUP_BATCH_SIZE: integer(10, 100_000).default(1000).describe('Rows the cleanup job deletes per statement (FOR UPDATE SKIP LOCKED, so instances share the work).'),
   // OWASP Password Storage Cheat Sheet's argon2id floor: m=19 MiB, t=2, p=1 (~20 ms a hash on one core here).
   ARGON2_MEMORY_KIB: integer(8192, 4 * 1024 * 1024).default(19456).describe('argon2id memory cost for user passwords, in KiB. Hashes made with other parameters are upgraded at the next successful login.'),
   ARGON2_TIME_COST: integer(1, 20).default(2).describe('argon2id iterations for user passwords.'),
@@ -209,6 +215,11 @@ export interface Config {
   demo: boolean;
   refreshTokenIdleTtl: number;
   refreshTokenAbsoluteTtl: number;
+  refreshTokenPublicIdleTtl: number;
+  refreshTokenPublicAbsoluteTtl: number;
+  refreshTokenGracePeriod: number;
+  cleanupInterval: number;
+  cleanupBatchSize: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   passwordMinLength: number;
   sessionIdleTtl: number;
@@ -283,6 +294,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (c.REFRESH_TOKEN_IDLE_TTL > c.REFRESH_TOKEN_ABSOLUTE_TTL) {
       problems.push('REFRESH_TOKEN_IDLE_TTL: must not exceed REFRESH_TOKEN_ABSOLUTE_TTL');
     }
+    if (c.REFRESH_TOKEN_PUBLIC_IDLE_TTL > c.REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL) {
+      problems.push('REFRESH_TOKEN_PUBLIC_IDLE_TTL: must not exceed REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL');
+    }
     // A new key must be in every verifier's cached JWKS before it signs: an instance that missed
     // the NOTIFY serves the old JWKS until its next check, and a verifier keeps it for max-age.
     if (c.KEY_PUBLISH_AHEAD < c.JWKS_MAX_AGE + c.KEY_CHECK_INTERVAL) {
@@ -320,6 +334,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     demo: c.DEMO,
     refreshTokenIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,
     refreshTokenAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
+    refreshTokenPublicIdleTtl: c.REFRESH_TOKEN_PUBLIC_IDLE_TTL,
+    refreshTokenPublicAbsoluteTtl: c.REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL,
+    refreshTokenGracePeriod: c.REFRESH_TOKEN_GRACE_PERIOD,
+    cleanupInterval: c.CLEANUP_INTERVAL,
+    cleanupBatchSize: c.CLEANUP_BATCH_SIZE,
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_TIME_COST, parallelism: c.ARGON2_PARALLELISM },
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
     sessionIdleTtl: c.SESSION_IDLE_TTL,

@@ -15,6 +15,12 @@ import {
   ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, ClientAssertionJtis, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet,
 } from './store/token-state.js';
 import { UserRepository } from './store/users.js';
+import { Cleanup } from './store/cleanup.js';
+import { ConsentRepository } from './store/consents.js';
+import { RefreshTokenRepository } from './store/refresh-tokens.js';
+import { FamilyRevocation } from './refresh-family-revocation.js';
+import { OFFLINE_ACCESS, SuccessorSealer, type RefreshTokenDeps } from './oauth/refresh-tokens.js';
+import { refreshMetrics as createRefreshMetrics, type RefreshMetrics } from './observability/refresh-metrics.js';
 import type { UserInfoDeps } from './oauth/userinfo.js';
 import { MAX_ACCESS_TOKEN_TTL } from './oauth/tokens.js';
 import { PROMPT_VALUES, RESPONSE_MODES } from './oauth/authorize.js';
@@ -59,6 +65,11 @@ export interface TokenService {
   users: UserRepository;
   /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
   authBackoff: ClientAuthBackoff;
+  refreshMetrics: RefreshMetrics;
+  /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */
+  families: FamilyRevocation;
+  /** One run of the cleanup job (a timer runs it every CLEANUP_INTERVAL), counted in the metric; the rows removed per table. */
+  runCleanup(): Promise<Record<string, number>>;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
@@ -86,19 +97,41 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   const codes = new AuthorizationCodeRepository(store.db);
   const requests = new AuthorizationRequestRepository(store.db);
   const users = new UserRepository(store.db);
-  // Expired state is deleted now and then; none is ever needed past its expiry. Redeemed codes
-  // are kept as long as a token issued from them can live, so a late replay still revokes.
-  const purge = setInterval(() => {
-    const now = clock.now();
-    const codeCutoff = new Date(now.getTime() - MAX_ACCESS_TOKEN_TTL * 1000);
-    Promise.all([denylist.purgeExpired(now), assertionJtis.purgeExpired(now), revokedGrantsTable.purgeExpired(now), codes.purgeExpired(codeCutoff), requests.purgeExpired(now)])
-      .catch((err: unknown) => context.logger.warn({ err }, 'purging expired token state failed'));
-  }, 10 * 60_000);
-  purge.unref();
-  cleanups.push(() => clearInterval(purge));
 
   const endpoints = endpointUrls(config.issuer);
   const metrics = oauthMetrics(context.metrics.registry, { perClient: config.metricsPerClient });
+  const refreshMetrics = createRefreshMetrics(context.metrics.registry);
+  const refreshStore = new RefreshTokenRepository(store.db);
+  const families = new FamilyRevocation({
+    families: refreshStore, consents: new ConsentRepository(store.db), revokedGrants, audit, metrics: refreshMetrics, clock,
+  });
+  const refreshTokens: RefreshTokenDeps = {
+    store: refreshStore,
+    sealer: new SuccessorSealer(context.keyEncryptionSecret),
+    lifetimes: {
+      idle: config.refreshTokenIdleTtl, absolute: config.refreshTokenAbsoluteTtl,
+      publicIdle: config.refreshTokenPublicIdleTtl, publicAbsolute: config.refreshTokenPublicAbsoluteTtl,
+    },
+    gracePeriod: config.refreshTokenGracePeriod,
+  };
+
+  // Expired state is deleted in bounded batches; none is ever needed past its expiry. Redeemed
+  // codes and revoked families are kept as long as a token issued from them can live, so a late
+  // replay still revokes and a revoked family's tokens still answer invalid_grant.
+  const cleanup = new Cleanup(store.db, {
+    batchSize: config.cleanupBatchSize, codeRetention: MAX_ACCESS_TOKEN_TTL, revokedFamilyRetention: MAX_ACCESS_TOKEN_TTL,
+    gracePeriod: config.refreshTokenGracePeriod,
+  });
+  const runCleanup = async () => {
+    const removed = await cleanup.run(clock.now());
+    for (const [table, n] of Object.entries(removed)) if (n > 0) refreshMetrics.cleanupDeleted.inc({ table }, n);
+    return removed;
+  };
+  const cleanupTimer = setInterval(() => {
+    runCleanup().catch((err: unknown) => context.logger.warn({ err }, 'the cleanup job failed'));
+  }, config.cleanupInterval * 1000);
+  cleanupTimer.unref();
+  cleanups.push(() => clearInterval(cleanupTimer));
   const authDeps: ClientAuthDeps = {
     clients,
     assertionJtis,
@@ -110,12 +143,10 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
   };
   const accessTokenDeps = { keys, clock, issuer: config.issuer };
-  const revokeGrant = async (grantId: string, clientId: string, reason: string, expiresAt: Date) => {
-    await revokedGrants.add(grantId, clientId, expiresAt, reason);
-    context.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
-  };
+  // A grant's refresh family (same id) and its access tokens are revoked together (src/refresh-family-revocation.ts).
+  const revokeGrant = (grantId: string, clientId: string, reason: string, expiresAt: Date) => families.revokeGrant(grantId, clientId, reason, expiresAt);
   const tokenDeps = {
-    ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl, codes, users, revokeGrant,
+    ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl, codes, users, revokeGrant, refreshTokens,
   };
   // An access token is revoked by its own jti, or with the whole grant it came from.
   const isRevoked = async ({ jti, gid }: { jti: string; gid?: string }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid));
@@ -124,6 +155,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     ...authDeps,
     ...accessTokenDeps,
     denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
+    findRefreshToken: (hash) => refreshStore.find(hash),
+    revokeGrant,
   };
   const userInfoDeps: UserInfoDeps = { ...accessTokenDeps, clients, users, isRevoked };
 
@@ -144,7 +177,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     userinfo_endpoint: endpoints.userinfo,
     claims_supported: CLAIMS_SUPPORTED,
     claims_parameter_supported: false,
-    scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS)],
+    scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS), OFFLINE_ACCESS],
     token_endpoint: endpoints.token,
     grant_types_supported: supportedGrantTypes(),
     token_endpoint_auth_methods_supported: authMethods.methods,
@@ -172,6 +205,9 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     requests,
     users,
     authBackoff,
+    refreshMetrics,
+    families,
+    runCleanup,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
       authBackoff.recordFailure(fields.ip);

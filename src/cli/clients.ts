@@ -43,6 +43,8 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --jwks-uri URL               [jwks_uri] for private_key_jwt
   --jwks-file PATH             [jwks] a JSON Web Key Set file of public keys, for private_key_jwt
   --access-token-ttl SECONDS   [access_token_ttl]
+  --refresh-token-idle-ttl SECONDS      [refresh_token_idle_ttl]
+  --refresh-token-absolute-ttl SECONDS  [refresh_token_absolute_ttl]
   --skip-consent               [skip_consent] a first-party client
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
@@ -63,6 +65,8 @@ const OPTIONS = {
   'jwks-uri': { type: 'string' },
   'jwks-file': { type: 'string' },
   'access-token-ttl': { type: 'string' },
+  'refresh-token-idle-ttl': { type: 'string' },
+  'refresh-token-absolute-ttl': { type: 'string' },
   'skip-consent': { type: 'boolean' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
@@ -92,6 +96,8 @@ function metadataFrom(v: Values): Record<string, unknown> {
     try { m.jwks = JSON.parse(readFileSync(v['jwks-file'], 'utf8')); } catch (err) { throw new UsageError(`--jwks-file: ${(err as Error).message}`); }
   }
   if (v['access-token-ttl'] !== undefined) m.access_token_ttl = Number(v['access-token-ttl']);
+  if (v['refresh-token-idle-ttl'] !== undefined) m.refresh_token_idle_ttl = Number(v['refresh-token-idle-ttl']);
+  if (v['refresh-token-absolute-ttl'] !== undefined) m.refresh_token_absolute_ttl = Number(v['refresh-token-absolute-ttl']);
   if (v['skip-consent']) m.skip_consent = true;
   return m;
 }

@@ -168,6 +168,42 @@ export interface RevokedGrantsTable {
   expires_at: Date;
 }
 
+/** migrations/0015_refresh_tokens.ts */
+export interface RefreshFamiliesTable {
+  /** The grant id: the authorization code's, carried by every access token as `gid`. */
+  id: string;
+  client_id: string;
+  user_id: string;
+  /** The scope granted (RFC 6749 §6: a refresh may narrow it, never widen it). */
+  scope: string;
+  /** The access token audience: a string or an array of strings (RFC 8707). */
+  audience: unknown;
+  sid: string;
+  auth_time: Date;
+  amr: string[];
+  acr: string | null;
+  created_at: Date;
+  absolute_expires_at: Date;
+  idle_expires_at: Date;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+export type RefreshTokenState = 'active' | 'rotated' | 'revoked';
+
+export interface RefreshTokensTable {
+  token_hash: Buffer;
+  family_id: string;
+  generation: number;
+  state: RefreshTokenState;
+  created_at: Date;
+  expires_at: Date;
+  rotated_at: Date | null;
+  /** The successor token, AES-256-GCM under the key-encryption secret, during the grace window only. */
+  successor_ciphertext: string | null;
+  successor_nonce: string | null;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
@@ -182,4 +218,6 @@ export interface Database {
   authorization_requests: AuthorizationRequestsTable;
   authorization_codes: AuthorizationCodesTable;
   revoked_grants: RevokedGrantsTable;
+  refresh_families: RefreshFamiliesTable;
+  refresh_tokens: RefreshTokensTable;
 }

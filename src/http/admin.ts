@@ -7,6 +7,7 @@ import type { AuditEventRepository } from '../store/audit-events.js';
 import type { TokenService } from '../token-service.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { requestAuditFields } from './audit-fields.js';
+import { familyAdminRoutes } from './admin-families.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
 const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets'];
@@ -86,5 +87,6 @@ export function adminRoutes(service: TokenService, config: Config, auditEvents: 
         next_cursor: page.next ? encodeAuditCursor(page.next) : null,
       };
     });
+    familyAdminRoutes(app, service);
   };
 }

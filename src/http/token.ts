@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { ClientAuthenticationFailed, type ClientAuthInput } from '../oauth/client-auth.js';
 import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { PkceVerificationFailed } from '../oauth/grants/authorization_code.js';
+import { RefreshTokenReused } from '../oauth/grants/refresh_token.js';
 import { grants } from '../oauth/grants/index.js';
 import { introspect } from '../oauth/introspect.js';
 import { formBody } from '../oauth/params.js';
@@ -67,10 +68,21 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
           grant_type: result.grantType,
           ...requestAuditFields(req),
         });
+        if (result.refresh) service.refreshMetrics.refreshTokens.inc({ outcome: result.refresh.outcome });
+        if (result.refresh && result.refresh.outcome !== 'issued') {
+          audit.record('refresh.rotated', {
+            client_id: result.client.client.clientId, sub: result.issued.sub, scope: result.issued.scope, grant_id: result.refresh.familyId,
+            generation: result.refresh.generation, grace: result.refresh.outcome === 'grace', ...requestAuditFields(req),
+          });
+        }
         return reply.code(200).send(result.response);
       } catch (err) {
         failed(err, req, 'token');
         if (err instanceof PkceVerificationFailed) service.metrics.pkceFailures.inc();
+        if (err instanceof RefreshTokenReused) {
+          service.refreshMetrics.reuseDetected.inc();
+          audit.record('refresh.reuse_detected', { client_id: err.clientId, sub: err.sub, grant_id: err.familyId, generation: err.generation, ...requestAuditFields(req) });
+        }
         issued({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' }, '-');
         throw err;
       } finally {
@@ -99,7 +111,8 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
         const { caller, outcome } = await revoke(authInput(req), service.revocationDeps);
         if (outcome.revoked) {
           service.metrics.revocations.inc({ kind: outcome.kind });
-          audit.record('token.revoked', { client_id: caller.client.clientId, jti: outcome.jti, kind: outcome.kind, ...requestAuditFields(req) });
+          const id = outcome.kind === 'access_token' ? { jti: outcome.jti } : { grant_id: outcome.familyId };
+          audit.record('token.revoked', { client_id: caller.client.clientId, ...id, kind: outcome.kind, ...requestAuditFields(req) });
         }
         // RFC 7009 §2.2: 200 with an empty body.
         return reply.code(200).send();

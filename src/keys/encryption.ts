@@ -28,11 +28,15 @@ export class KeyDecryptionError extends Error {
   }
 }
 
+/** The HKDF salt and info a use of the key-encryption secret derives its own AES key with. */
+export interface EncryptionScheme { salt: string; info: string }
+
 export class KeyEncryption {
   private readonly key: Buffer;
 
-  constructor(secret: string) {
-    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), HKDF_SALT, HKDF_INFO, 32));
+  /** `scheme` lets another use (refresh token successors) derive a key of its own from the same secret. */
+  constructor(secret: string, scheme: EncryptionScheme = { salt: HKDF_SALT, info: HKDF_INFO }) {
+    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), scheme.salt, scheme.info, 32));
   }
 
   encrypt(kid: string, plaintext: string): EncryptedPrivateKey {

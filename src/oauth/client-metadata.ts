@@ -115,6 +115,10 @@ const metadataObject = z.strictObject({
   jwks: z.object({ keys: z.array(publicJwk).min(1).max(20) }).optional(),
   /** Latchkey: access token lifetime for this client, in seconds (default ACCESS_TOKEN_TTL). */
   access_token_ttl: z.number().int().min(10).max(86400).optional(),
+  /** Latchkey: refresh token idle lifetime for this client, in seconds (default REFRESH_TOKEN_IDLE_TTL, or REFRESH_TOKEN_PUBLIC_IDLE_TTL for a public client). */
+  refresh_token_idle_ttl: z.number().int().min(60).max(400 * 86400).optional(),
+  /** Latchkey: refresh token family absolute lifetime for this client, in seconds (default REFRESH_TOKEN_ABSOLUTE_TTL, or REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL). */
+  refresh_token_absolute_ttl: z.number().int().min(60).max(400 * 86400).optional(),
   /** Latchkey: a first-party client; consent is not asked. Only an administrator may set it. */
   skip_consent: z.boolean().default(false),
   /** RFC 9126 §6 */
@@ -138,6 +142,9 @@ function consistencyProblems(m: ClientMetadata): string[] {
   }
   if (m.grant_types.includes('authorization_code') && m.redirect_uris.length === 0) {
     problems.push('authorization_code requires at least one redirect_uri');
+  }
+  if (m.refresh_token_idle_ttl !== undefined && m.refresh_token_absolute_ttl !== undefined && m.refresh_token_idle_ttl > m.refresh_token_absolute_ttl) {
+    problems.push('refresh_token_idle_ttl must not exceed refresh_token_absolute_ttl');
   }
   if (m.default_scope !== undefined) {
     const allowed = new Set(m.scope.split(' ').filter(Boolean));

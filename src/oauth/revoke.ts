@@ -2,17 +2,20 @@ import { epochSeconds } from '../clock.js';
 import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type ClientAuthInput } from './client-auth.js';
 import { InvalidRequest } from './errors.js';
 import { readParams } from './params.js';
-import { verifyAccessToken, type AccessTokenDeps } from './tokens.js';
+import { REFRESH_TOKEN_FORMAT } from './refresh-tokens.js';
+import { sha256 } from './secrets.js';
+import { MAX_ACCESS_TOKEN_TTL, verifyAccessToken, type AccessTokenDeps } from './tokens.js';
+import type { StoredRefreshToken } from '../store/refresh-tokens.js';
 
 /** What happened, for the metric and the audit event; the client gets 200 (RFC 7009 §2.2) unless the token is another client's. */
 export type RevocationOutcome =
   | { revoked: true; kind: 'access_token'; jti: string }
+  | { revoked: true; kind: 'refresh_token'; familyId: string }
   | { revoked: false; kind: 'access_token' | 'refresh_token' | 'unknown'; reason: string };
 
 /**
  * A handler for one kind of token. It recognises a token of its kind (else `undefined`, and
- * the next handler is tried) and revokes it if it belongs to `caller`. Refresh tokens will be
- * another handler in `revocationHandlers`.
+ * the next handler is tried) and revokes it if it belongs to `caller`.
  */
 export interface RevocationHandler {
   kind: 'access_token' | 'refresh_token';
@@ -21,6 +24,9 @@ export interface RevocationHandler {
 
 export interface RevocationDeps extends ClientAuthDeps, AccessTokenDeps {
   denylistAccessToken(jti: string, clientId: string, expiresAt: Date): Promise<void>;
+  findRefreshToken(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
+  /** Revokes a grant: its refresh family and every access token carrying its `gid`. */
+  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
 }
 
 /** RFC 7009 §2.1 + DESIGN: an access token's jti is denylisted until its exp. */
@@ -41,7 +47,26 @@ export const accessTokenRevocation: RevocationHandler = {
   },
 };
 
-export const revocationHandlers: readonly RevocationHandler[] = [accessTokenRevocation];
+/**
+ * RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens of the same
+ * grant — here, its whole family (every generation, and every access token carrying its gid).
+ */
+export const refreshTokenRevocation: RevocationHandler = {
+  kind: 'refresh_token',
+  async revoke(token, caller, deps) {
+    if (!REFRESH_TOKEN_FORMAT.test(token)) return undefined;
+    const found = await deps.findRefreshToken(sha256(token));
+    if (!found) return undefined;
+    // The same rule as for access tokens: another client's token is refused and left as it is.
+    if (found.family.client_id !== caller.client.clientId) throw new InvalidRequest('the token was not issued to this client (RFC 7009 §2.1)');
+    if (found.family.revoked_at !== null) return { revoked: false, kind: 'refresh_token', reason: 'already revoked' };
+    const expiresAt = new Date(deps.clock.now().getTime() + MAX_ACCESS_TOKEN_TTL * 1000);
+    await deps.revokeGrant(found.family.id, found.family.client_id, 'revoked_by_client', expiresAt);
+    return { revoked: true, kind: 'refresh_token', familyId: found.family.id };
+  },
+};
+
+export const revocationHandlers: readonly RevocationHandler[] = [accessTokenRevocation, refreshTokenRevocation];
 
 /**
  * RFC 7009 §2.1: the client authenticates (public clients identify themselves with client_id);

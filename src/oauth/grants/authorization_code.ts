@@ -1,6 +1,7 @@
 import { sha256 } from '../secrets.js';
 import { InvalidGrant, InvalidRequest, InvalidTarget } from '../errors.js';
 import { CODE_VERIFIER, s256Challenge } from '../pkce.js';
+import { mayIssueRefreshToken, startRefreshFamily } from '../refresh-tokens.js';
 import { issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import type { Grant } from './grant.js';
 
@@ -13,7 +14,8 @@ const MAX_CODE_LENGTH = 256;
  * RFC 6749 §4.1.3 with RFC 7636 §4.5 and OpenID Connect Core §3.1.3: the client exchanges the
  * code it was given, proving the redirect URI and the PKCE verifier. The code is redeemed in
  * one conditional UPDATE (src/store/authorization-codes.ts); a code presented again revokes
- * every token issued from it (RFC 6749 §4.1.2), which access tokens name by their `gid`.
+ * every token issued from it (RFC 6749 §4.1.2), which access tokens name by their `gid`, and
+ * the refresh family born from it (its id is the grant id).
  */
 export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verifier'> = {
   grantType: 'authorization_code',
@@ -78,15 +80,24 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
         amr: granted.amr, acr: granted.acr, sid: granted.sid, ttl: deps.idTokenTtl,
       })
       : undefined;
+    // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
+    const refreshToken = mayIssueRefreshToken(client, granted.scope)
+      ? await startRefreshFamily(deps.refreshTokens, client, {
+        id: granted.grant_id, userId: granted.user_id, scope: granted.scope, audience: granted.audience as string | string[],
+        sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr,
+      }, now)
+      : undefined;
     return {
       response: {
         access_token: token.token,
         token_type: 'Bearer',
         expires_in: token.expiresIn,
         ...(granted.scope ? { scope: granted.scope } : {}),
+        ...(refreshToken ? { refresh_token: refreshToken } : {}),
         ...(idToken ? { id_token: idToken } : {}),
       },
       issued: { sub: granted.user_id, scope: granted.scope, jti: token.jti },
+      ...(refreshToken ? { refresh: { familyId: granted.grant_id, generation: 1, outcome: 'issued' as const } } : {}),
     };
   },
 };

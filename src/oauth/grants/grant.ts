@@ -2,6 +2,7 @@ import type { Clock } from '../../clock.js';
 import type { KeyRing } from '../../keys/keyring.js';
 import type { Redemption } from '../../store/authorization-codes.js';
 import type { Client } from '../client.js';
+import type { RefreshTokenDeps } from '../refresh-tokens.js';
 
 /** The successful token response (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -34,7 +35,12 @@ export interface GrantDeps {
   /** Authorization codes (src/store/authorization-codes.ts). */
   codes: { redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> };
   users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
-  /** Revokes a whole grant: every access token carrying its `gid` is inactive until `expiresAt`. */
+  /** Refresh token families (src/oauth/refresh-tokens.ts). */
+  refreshTokens: RefreshTokenDeps;
+  /**
+   * Revokes a whole grant: its refresh family (same id) and every access token carrying its
+   * `gid`, inactive until `expiresAt`.
+   */
   revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
 }
 
@@ -42,6 +48,8 @@ export interface GrantResult {
   response: TokenResponse;
   /** For the token.issued audit event: identifiers, never the token. */
   issued: { sub: string; scope: string; jti: string };
+  /** For the refresh.rotated audit event: the family and generation of the refresh token returned. */
+  refresh?: { familyId: string; generation: number; outcome: 'issued' | 'rotated' | 'grace' };
 }
 
 /** One grant type: what it is called, the parameters it reads, and what it does (DESIGN). */

@@ -1,5 +1,6 @@
 import { authorizationCodeGrant } from './authorization_code.js';
 import { clientCredentialsGrant } from './client_credentials.js';
+import { refreshTokenGrant } from './refresh_token.js';
 import type { Grant } from './grant.js';
 
 /**
@@ -7,7 +8,7 @@ import type { Grant } from './grant.js';
  * grant_type anywhere else). A new grant is a file under grants/ and a line here.
  */
 export const grants: ReadonlyMap<string, Grant> = new Map<string, Grant>(
-  [authorizationCodeGrant as Grant, clientCredentialsGrant as Grant].map((grant) => [grant.grantType, grant]),
+  [authorizationCodeGrant as Grant, refreshTokenGrant as Grant, clientCredentialsGrant as Grant].map((grant) => [grant.grantType, grant]),
 );
 
 /** grant_types_supported (RFC 8414 §2) follows from the table. */

@@ -1,0 +1,124 @@
+import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } from '../errors.js';
+import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../refresh-tokens.js';
+import { sha256 } from '../secrets.js';
+import { issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import type { Grant } from './grant.js';
+
+/**
+ * A rotated refresh token presented after its grace window, or after its successor was itself
+ * rotated: the family is revoked (RFC 9700 §4.14.2). Counted and audited apart from other
+ * invalid_grant answers.
+ */
+export class RefreshTokenReused extends InvalidGrant {
+  constructor(readonly familyId: string, readonly clientId: string, readonly sub: string, readonly generation: number) {
+    super('the refresh token was already used; every token issued from this grant is revoked', `family ${familyId} revoked: generation ${generation} reused`);
+  }
+}
+
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const INVALID = 'the refresh token is invalid, expired or revoked';
+
+/** RFC 6749 §6: the scope may be narrowed, never widened; omitted, it is the scope granted. */
+function narrowedScope(requested: string | undefined, granted: string): string {
+  if (requested === undefined) return granted;
+  const tokens = requested.split(' ');
+  if (tokens.some((t) => !SCOPE_TOKEN.test(t))) throw new InvalidScope('scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
+  const allowed = new Set(granted.split(' ').filter(Boolean));
+  const outside = tokens.filter((t) => !allowed.has(t));
+  if (outside.length > 0) throw new InvalidScope(`scope exceeds the scope originally granted (RFC 6749 §6): ${[...new Set(outside)].join(' ').slice(0, 200)}`);
+  return [...new Set(tokens)].join(' ');
+}
+
+/** RFC 8707 §2.2: a refresh may narrow the audience to resources of the original grant. */
+function narrowedAudience(resources: string[], granted: string | string[]): string | string[] {
+  if (resources.length === 0) return granted;
+  const authorized = ([] as string[]).concat(granted);
+  if (resources.some((r) => !authorized.includes(r))) throw new InvalidTarget('resource was not part of the original grant');
+  const unique = [...new Set(resources)];
+  return unique.length === 1 ? unique[0]! : unique;
+}
+
+/**
+ * RFC 6749 §6 with rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1): the presented token must be
+ * its family's active one; it is rotated in one conditional UPDATE and a successor of the next
+ * generation issued. A rotated token presented again within the grace window returns the same
+ * successor (never a second one: the family does not branch) and revokes nothing; later, or
+ * once the successor was itself rotated, it is reuse and the whole family is revoked.
+ */
+export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
+  grantType: 'refresh_token',
+  parameters: ['refresh_token', 'scope'],
+
+  async handle({ client, params, resources }, deps) {
+    const { refresh_token: presented, scope: requested } = params;
+    if (presented === undefined) throw new InvalidRequest('refresh_token is required');
+    if (!REFRESH_TOKEN_FORMAT.test(presented)) throw new InvalidGrant(INVALID);
+    const refresh = deps.refreshTokens;
+    const now = deps.clock.now();
+    const hash = sha256(presented);
+
+    let found = await refresh.store.find(hash);
+    if (!found) throw new InvalidGrant(INVALID);
+    const family = found.family;
+    // RFC 6749 §6: the refresh token is bound to the client it was issued to. Nothing changes.
+    if (family.client_id !== client.clientId) throw new InvalidGrant('the refresh token was issued to another client');
+    const scope = narrowedScope(requested, family.scope);
+    const aud = narrowedAudience(resources, family.audience as string | string[]);
+    const user = await deps.users.findById(family.user_id);
+    if (!user || user.disabled) throw new InvalidGrant('the user of this grant is no longer active');
+
+    let issued: { token: string; generation: number; outcome: 'rotated' | 'grace' } | undefined;
+    if (found.state === 'active') {
+      const next = newSuccessor(refresh, client, family.id, found.generation + 1, now);
+      const rotated = await refresh.store.rotate(hash, client.clientId, next.successor, now);
+      if (rotated) issued = { token: next.token, generation: rotated.generation, outcome: 'rotated' };
+      // Not rotated: another request rotated it first, or it expired or was revoked meanwhile. Read again to say which.
+      else found = await refresh.store.find(hash);
+    }
+    if (!issued) {
+      if (!found || found.family.revoked_at !== null || found.state === 'revoked') throw new InvalidGrant(INVALID);
+      if (found.family.absolute_expires_at.getTime() <= now.getTime() || found.state === 'active') throw new InvalidGrant(INVALID, 'expired');
+      // A rotated token. Within the window and while its successor is still the active token: that same successor.
+      const windowEnds = (found.rotatedAt?.getTime() ?? 0) + refresh.gracePeriod * 1000;
+      if (refresh.gracePeriod > 0 && now.getTime() < windowEnds && found.successorState === 'active' && found.successor) {
+        const successor = refresh.sealer.open(family.id, found.generation + 1, found.successor);
+        // Sealed under another key-encryption secret: nothing to return, and no sign of theft either.
+        if (successor === undefined) throw new InvalidGrant(INVALID, 'successor does not decrypt');
+        issued = { token: successor, generation: found.generation + 1, outcome: 'grace' };
+      } else {
+        // RFC 9700 §4.14.2: one of the two parties holding this family's tokens is not its client. Revoke it all.
+        await deps.revokeGrant(family.id, family.client_id, 'refresh_token_reused', new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000));
+        throw new RefreshTokenReused(family.id, family.client_id, family.user_id, found.generation);
+      }
+    }
+
+    const token = await issueAccessToken(deps, {
+      sub: family.user_id,
+      clientId: client.clientId,
+      aud,
+      scope,
+      ttl: client.metadata.access_token_ttl ?? deps.accessTokenTtl,
+      extraClaims: { gid: family.id },
+    });
+    // OpenID Connect Core §12.2: an ID token about the original authentication (its auth_time, sid), without nonce.
+    const idToken = scope.split(' ').includes('openid')
+      ? issueIdToken(deps, {
+        alg: client.metadata.id_token_signed_response_alg, accessToken: token.token,
+        sub: family.user_id, clientId: client.clientId, authTime: family.auth_time, nonce: null,
+        amr: family.amr, acr: family.acr, sid: family.sid, ttl: deps.idTokenTtl,
+      })
+      : undefined;
+    return {
+      response: {
+        access_token: token.token,
+        token_type: 'Bearer',
+        expires_in: token.expiresIn,
+        ...(scope ? { scope } : {}),
+        refresh_token: issued.token,
+        ...(idToken ? { id_token: idToken } : {}),
+      },
+      issued: { sub: family.user_id, scope, jti: token.jti },
+      refresh: { familyId: family.id, generation: issued.generation, outcome: issued.outcome },
+    };
+  },
+};
