@@ -6,7 +6,9 @@
 //      (the ceiling: a login can be no faster than its password check);
 //   2. complete authorize → token round trips per second for a signed-in user whose consent is
 //      on record: GET /authorize with the SSO cookie (303 with a code), then POST /token
-//      (authorization_code + PKCE), each round trip a fresh PKCE pair, state and nonce.
+//      (authorization_code + PKCE), each round trip a fresh PKCE pair, state and nonce;
+//   3. refresh grants per second: each connection rotates its own refresh token family
+//      (grant_type=refresh_token, a new access token, ID token and refresh token each time).
 //
 //   npm run build && node bench/interactive.mjs [--duration 10] [--runs 3] [--connections 8]
 //
@@ -57,7 +59,7 @@ const env = {
   AUTHORIZE_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000', ...extraEnv,
 };
 writeFileSync(env.CLIENTS_FILE, JSON.stringify({
-  clients: [{ client_id: CLIENT_ID, client_secret_env: 'BENCH_CLIENT_SECRET', client_name: 'Bench', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid profile email' }],
+  clients: [{ client_id: CLIENT_ID, client_secret_env: 'BENCH_CLIENT_SECRET', client_name: 'Bench', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid profile email offline_access' }],
 }));
 
 const cli = (argv, input) => {
@@ -101,18 +103,18 @@ async function signIn(jar, login) {
   if (res.status !== 303) throw new Error(`sign-in failed: ${res.status}`);
 }
 
-function authorizePath() {
+function authorizePath(scope = 'openid profile email') {
   const verifier = randomBytes(32).toString('base64url');
   const q = new URLSearchParams({
-    response_type: 'code', client_id: CLIENT_ID, redirect_uri: REDIRECT, scope: 'openid profile email', state: randomBytes(8).toString('hex'),
+    response_type: 'code', client_id: CLIENT_ID, redirect_uri: REDIRECT, scope, state: randomBytes(8).toString('hex'),
     nonce: randomBytes(8).toString('hex'), code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
   });
   return { path: `/authorize?${q}`, verifier };
 }
 
 const basic = `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`;
-async function roundTrip(jar) {
-  const { path, verifier } = authorizePath();
+async function roundTrip(jar, scope) {
+  const { path, verifier } = authorizePath(scope);
   const auth = await jar.go('GET', path);
   const code = auth.location && new URL(auth.location).searchParams.get('code');
   if (auth.status !== 303 || !code) throw new Error(`authorize: ${auth.status} ${auth.location}`);
@@ -121,6 +123,15 @@ async function roundTrip(jar) {
     form: { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
   });
   if (token.status !== 200 || !token.body.includes('id_token')) throw new Error(`token: ${token.status} ${token.body}`);
+  return JSON.parse(token.body);
+}
+
+/** One refresh of a chain: the response's refresh token is the next one to present. */
+async function refresh(chain) {
+  const res = await chain.jar.go('POST', '/token', { headers: { authorization: basic }, form: { grant_type: 'refresh_token', refresh_token: chain.token } });
+  const body = JSON.parse(res.body);
+  if (res.status !== 200 || !body.refresh_token) throw new Error(`refresh: ${res.status} ${res.body}`);
+  chain.token = body.refresh_token;
 }
 
 /** `connections` loops doing `step` until the deadline; completed count and latencies. */
@@ -147,7 +158,7 @@ try {
   // Consent on record: the first request shows the page, the user allows once.
   const user = new Jar();
   await signIn(user, 'bench');
-  const first = await user.go('GET', authorizePath().path);
+  const first = await user.go('GET', authorizePath('openid profile email offline_access').path);
   const action = /action="(\/interaction\/[^"]+)"/.exec(first.body)[1];
   const allowed = await user.go('POST', action, { form: { csrf: csrfOf(first.body), decision: 'allow' } });
   if (allowed.status !== 303) throw new Error('consent failed');
@@ -166,6 +177,7 @@ try {
 
   const logins = [];
   const trips = [];
+  const refreshes = [];
   for (let run = 0; run < Number(args.runs); run++) {
     const l = await load(Number(args['login-connections']), Number(args.duration),
       async (i) => { const jar = new Jar(); const page = await jar.go('GET', '/login'); return { jar, csrf: csrfOf(page.body), login: `bench${i}` }; },
@@ -175,9 +187,13 @@ try {
       });
     logins.push(l);
     console.error(`logins run ${run + 1}: ${l.rate.toFixed(1)}/s, p99 ${l.p99.toFixed(0)} ms, errors ${l.errors}`);
-    const r = await load(Number(args.connections), Number(args.duration), async () => user, roundTrip);
+    const r = await load(Number(args.connections), Number(args.duration), async () => user, (jar) => roundTrip(jar));
     trips.push(r);
     console.error(`authorize→token run ${run + 1}: ${r.rate.toFixed(0)}/s, p99 ${r.p99.toFixed(1)} ms, errors ${r.errors}`);
+    const f = await load(Number(args.connections), Number(args.duration),
+      async () => ({ jar: user, token: (await roundTrip(user, 'openid profile email offline_access')).refresh_token }), refresh);
+    refreshes.push(f);
+    console.error(`refresh run ${run + 1}: ${f.rate.toFixed(0)}/s, p99 ${f.p99.toFixed(1)} ms, errors ${f.errors}`);
   }
   const p = argonResult.params;
   console.log(`\nNode ${process.version}, server on core 0, load on core 1, ${args.runs} × ${args.duration} s, argon2id m=${p.m} KiB t=${p.t} p=${p.p}\n`);
@@ -185,6 +201,7 @@ try {
   console.log('|---|---|---|---|---|');
   console.log(`| password logins (POST /login, ${args['login-connections']} connections) | ${median(logins.map((x) => x.rate)).toFixed(1)} | ${median(logins.map((x) => x.p99)).toFixed(0)} | ${logins.reduce((a, x) => a + x.errors, 0)} | bare argon2id verify on the same core: ${argonResult.rate.toFixed(1)}/s |`);
   console.log(`| authorize → token round trips (${args.connections} connections) | ${median(trips.map((x) => x.rate)).toFixed(0)} | ${median(trips.map((x) => x.p99)).toFixed(1)} | ${trips.reduce((a, x) => a + x.errors, 0)} | two requests each: GET /authorize (303 + code), POST /token (access + ID token) |`);
+  console.log(`| refresh grants (${args.connections} connections, a family each) | ${median(refreshes.map((x) => x.rate)).toFixed(0)} | ${median(refreshes.map((x) => x.p99)).toFixed(1)} | ${refreshes.reduce((a, x) => a + x.errors, 0)} | each a rotation: new access, ID and refresh token |`);
 } finally {
   server.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
