@@ -160,7 +160,8 @@ try {
   await signIn(user, 'bench');
   const first = await user.go('GET', authorizePath('openid profile email offline_access').path);
   const action = /action="(\/interaction\/[^"]+)"/.exec(first.body)[1];
-  const allowed = await user.go('POST', action, { form: { csrf: csrfOf(first.body), decision: 'allow' } });
+  const shownTo = /name="shown_to" value="([^"]+)"/.exec(first.body)[1];
+  const allowed = await user.go('POST', action, { form: { csrf: csrfOf(first.body), shown_to: shownTo, decision: 'allow' } });
   if (allowed.status !== 303) throw new Error('consent failed');
 
   // The ceiling of a login: argon2id verifications per second with the server's parameters, on core 0.

@@ -28,7 +28,7 @@ import { authorizeRoutes, interactionFormActions } from './http/authorize.js';
 import { applyClientsFile } from './oauth/client-bootstrap.js';
 import { ClientRepository } from './store/clients.js';
 import { createTokenService, type TokenService } from './token-service.js';
-import { createDemoData, DEMO_CLIENT_ID, type DemoCredentials } from './demo.js';
+import { createDemoData, DEMO_CLIENT_ID, isLoopbackIssuer, type DemoCredentials } from './demo.js';
 import { tryRoutes } from './http/try.js';
 
 /** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
@@ -178,10 +178,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     routes.push(authorizeRoutes(context, tokenService));
     routes.push(loginRoutes(context, hasher, interactionFormActions(context, tokenService)));
     // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
-    const demo = !config.databaseUrl && config.demo
+    // Only where a newcomer tries it: the embedded store and an issuer on this machine — never a
+    // deployment with a public issuer, which would get a live demo account.
+    const demoWanted = !config.databaseUrl && config.demo && isLoopbackIssuer(config.issuer);
+    const demo = demoWanted
       ? await createDemoData(context, { users: tokenService.users, registry: tokenService.registry, hasher })
       : undefined;
-    if (!config.databaseUrl && config.demo && await tokenService.clients.get(DEMO_CLIENT_ID)) routes.push(tryRoutes(config));
+    if (demoWanted && await tokenService.clients.get(DEMO_CLIENT_ID)) routes.push(tryRoutes(config));
     if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config, auditEvents));
     if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config, metrics));
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });

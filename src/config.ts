@@ -153,7 +153,7 @@ export const configSchema = z.object({
   SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
   AUDIT_DB_EXCLUDE: z.string().regex(/^[a-z_.]+(,[a-z_.]+)*$/, 'must be comma-separated event names, e.g. token.issued').optional().describe('Audit events (comma-separated names) written to the log only, not to the audit_events table — e.g. token.issued for a high-volume M2M deployment (see Measured).'),
-  DEMO: boolean.default(true).describe('Embedded store only: on the very first start (no users, no clients) create a demo user (password printed once) and the public demo client, and serve the try-it page at /try while that client exists.'),
+  DEMO: boolean.default(true).describe('Embedded store with a loopback ISSUER (localhost, 127.0.0.1, [::1]) only: on the very first start (no users, no clients) create a demo user (password printed once) and the public demo client, and serve the try-it page at /try while that client exists.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
   SIGNING_ALGS: signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.'),
   KEY_ROTATION_INTERVAL: duration(3600, 365 * 86400).default(30 * 86400).describe('How long a key signs before the scheduled rotation promotes the next one.'),
@@ -179,11 +179,12 @@ export const configSchema = z.object({
   REGISTRATION_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /register and /register/:client_id together (RFC 7591, RFC 7592).'),
   REGISTRATION_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(60).describe('Requests per RATE_LIMIT_WINDOW to one client\'s configuration endpoint /register/:client_id (RFC 7592).'),
   LOGIN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(300).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW from one IP address, whatever their outcome (bounds the argon2 work one address can cause; failures are also throttled per account and IP, see Sign-in).'),
-  LOGIN_RATE_LIMIT_PER_LOGIN: integer(1, 10_000_000).default(30).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW for one submitted login name.'),
+  LOGIN_RATE_LIMIT_PER_LOGIN: integer(1, 10_000_000).default(30).describe('Sign-in attempts (POST /login) per RATE_LIMIT_WINDOW for one submitted login name from one IP address (the per-account throttle with its growing delay works across addresses).'),
   AUTHORIZE_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(3000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /authorize and /interaction; then 429 with Retry-After (an HTML page).'),
   AUTHORIZE_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW to /authorize naming one client_id.'),
   PAR_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /par.'),
   PAR_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(600).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /par.'),
+  USERINFO_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /userinfo.'),
   CLIENT_AUTH_FAILURE_LIMIT: integer(1, 10_000_000).default(20).describe('Failed client authentications (at /token, /introspect, /revoke) one IP address may have per RATE_LIMIT_WINDOW; after that every client-authenticating request from it gets 429 until the window ends.'),
   RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of every rate limit (fixed windows, counted in memory per instance).'),
   CONNECTION_TIMEOUT: duration(1, 3600).default(120).describe('A connection on which nothing is received or sent for this long is closed (socket inactivity).'),
@@ -257,6 +258,7 @@ export interface Config {
   authorizeRateLimitPerClient: number;
   parRateLimitPerIp: number;
   parRateLimitPerClient: number;
+  userinfoRateLimitPerIp: number;
   clientAuthFailureLimit: number;
   connectionTimeoutSeconds: number;
   keepAliveTimeoutSeconds: number;
@@ -376,6 +378,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authorizeRateLimitPerClient: c.AUTHORIZE_RATE_LIMIT_PER_CLIENT,
     parRateLimitPerIp: c.PAR_RATE_LIMIT_PER_IP,
     parRateLimitPerClient: c.PAR_RATE_LIMIT_PER_CLIENT,
+    userinfoRateLimitPerIp: c.USERINFO_RATE_LIMIT_PER_IP,
     clientAuthFailureLimit: c.CLIENT_AUTH_FAILURE_LIMIT,
     connectionTimeoutSeconds: c.CONNECTION_TIMEOUT,
     keepAliveTimeoutSeconds: c.KEEP_ALIVE_TIMEOUT,

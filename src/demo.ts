@@ -8,6 +8,12 @@ import type { PasswordHasher } from './users/passwords.js';
 export const DEMO_CLIENT_ID = 'latchkey-demo';
 export const DEMO_USERNAME = 'demo';
 
+/** An issuer on this machine (localhost, 127.0.0.1, [::1]): where the demo data may be made. */
+export function isLoopbackIssuer(issuer: string): boolean {
+  const host = new URL(issuer).hostname;
+  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
+}
+
 export interface DemoCredentials {
   username: string;
   /** Shown once, on the console of the start that created it; only its argon2id hash is kept. */

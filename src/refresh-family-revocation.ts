@@ -46,8 +46,10 @@ export class FamilyRevocation {
   /** One grant: its family (if a refresh token was issued from it) and its access tokens. */
   async revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void> {
     const { deps } = this;
-    const family = await deps.families.revokeFamily(grantId, reason, deps.clock.now());
+    // revoked_grants first, then the family: a family being started concurrently writes itself
+    // first and reads revoked_grants after (startRefreshFamily), so one of the two sees the other.
     await deps.revokedGrants.add(grantId, clientId, expiresAt, reason);
+    const family = await deps.families.revokeFamily(grantId, reason, deps.clock.now());
     deps.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
     if (family) {
       deps.metrics.familiesRevoked.inc({ reason: reason in REVOKED_BY ? reason : 'admin' });

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CLIENT_ID } from '../oauth/client.js';
 import { InvalidRequest, NotFound } from '../oauth/errors.js';
 import { credentialFingerprint } from '../refresh-family-revocation.js';
 import type { TokenService } from '../token-service.js';
@@ -8,13 +9,15 @@ import { bearerToken } from './bearer.js';
 /** The administrator's reason: required, so the audit trail always says why. */
 function reasonOf(body: unknown): string {
   const reason = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).reason : undefined;
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500) throw new InvalidRequest('reason is required: a string of 1 to 500 characters saying why');
+  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500 || /[\u0000-\u0008\u000b-\u001f]/.test(reason)) {
+    throw new InvalidRequest('reason is required: a string of 1 to 500 characters saying why (no control characters)');
+  }
   return reason.trim();
 }
 
 function clientIdOf(body: unknown): string | undefined {
   const id = (body as Record<string, unknown>).client_id;
-  if (id !== undefined && (typeof id !== 'string' || id === '')) throw new InvalidRequest('client_id must be a non-empty string');
+  if (id !== undefined && (typeof id !== 'string' || !CLIENT_ID.test(id))) throw new InvalidRequest('client_id must be a client id (1-200 characters of A-Z a-z 0-9 . _ ~ -)');
   return id as string | undefined;
 }
 
@@ -35,7 +38,8 @@ export function familyAdminRoutes(app: FastifyInstance, service: TokenService): 
     const reason = reasonOf(req.body);
     const clientId = clientIdOf(req.body);
     const login = (req.params as { user: string }).user;
-    const user = await service.users.findById(login) ?? await service.users.findByLogin(login);
+    // A name with a NUL or other control character is no user (and must not reach the database).
+    const user = /[\u0000-\u001f]/.test(login) ? undefined : await service.users.findById(login) ?? await service.users.findByLogin(login);
     if (!user) throw new NotFound('no such user');
     const result = await service.families.revokeFamilies({ userId: user.id, ...(clientId !== undefined ? { clientId } : {}) }, reason, actor(req));
     return { sub: user.id, ...(clientId !== undefined ? { client_id: clientId } : {}), families_revoked: result.families, ...(result.consentDeleted !== undefined ? { consent_deleted: result.consentDeleted } : {}) };
@@ -45,6 +49,7 @@ export function familyAdminRoutes(app: FastifyInstance, service: TokenService): 
   app.post('/admin/clients/:client_id/revoke-tokens', async (req) => {
     const reason = reasonOf(req.body);
     const clientId = (req.params as { client_id: string }).client_id;
+    if (!CLIENT_ID.test(clientId)) throw new NotFound('no such client');
     const result = await service.families.revokeFamilies({ clientId }, reason, actor(req));
     return { client_id: clientId, families_revoked: result.families };
   });

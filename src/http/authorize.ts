@@ -3,14 +3,13 @@ import cookie from '@fastify/cookie';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app.js';
 import {
-  beginAuthorization, continueAuthorization, decideConsent, pushAuthorizationRequest,
+  beginAuthorization, continueAuthorization, decideConsent, interactionRedirectUri, pushAuthorizationRequest,
   type AuthorizationDeps, type AuthorizationStep, type BrowserSession,
 } from '../oauth/authorization.js';
 import { AuthorizationError } from '../oauth/authorize.js';
 import { ClientAuthenticationFailed } from '../oauth/client-auth.js';
 import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { formBody } from '../oauth/params.js';
-import { sha256 } from '../oauth/secrets.js';
 import { describeScopes } from '../oauth/scope-descriptions.js';
 import { userInfo, userInfoAccessToken } from '../oauth/userinfo.js';
 import { ConsentRepository } from '../store/consents.js';
@@ -45,8 +44,7 @@ function formActionSource(uri: string): string {
 export function interactionFormActions(context: AppContext, service: TokenService): (returnTo: string) => Promise<string[]> {
   return async (returnTo) => {
     const id = /^\/interaction\/([A-Za-z0-9_-]{43})$/.exec(returnTo)?.[1];
-    const found = id ? await service.requests.find('interaction', sha256(id), context.clock.now()) : undefined;
-    const redirectUri = (found?.params as { request?: { redirectUri?: string } } | undefined)?.request?.redirectUri;
+    const redirectUri = id ? await interactionRedirectUri(id, { requests: service.requests, clock: context.clock }) : undefined;
     return redirectUri ? ["'self'", formActionSource(redirectUri)] : ["'self'"];
   };
 }
@@ -104,7 +102,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
         tosUri: m.tos_uri,
         username: user?.username ?? '',
         scopes: describeScopes(step.request.scope.split(' ').filter(Boolean), config.scopeDescriptions ?? {}),
-        hidden: {},
+        // Whom the page was shown to: the decision counts only from that account (decideConsent).
+        hidden: { shown_to: step.userId },
         action: `/interaction/${step.interactionId}`,
       }));
     }
@@ -172,7 +171,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
       if (decision !== 'allow' && decision !== 'deny') return errorPageFor(reply, new AuthorizationError(new InvalidRequest('decision must be allow or deny')));
       const session = await browserSession(req);
       return run(reply, req, async () => {
-        const step = await decideConsent((req.params as { id: string }).id, session, decision === 'allow', deps);
+        const shownTo = typeof body.shown_to === 'string' ? body.shown_to : '';
+        const step = await decideConsent((req.params as { id: string }).id, session, { allow: decision === 'allow', shownTo }, deps);
         if (step.decided) {
           metrics.consentDecisions.inc({ decision: step.decided });
           if (step.kind === 'respond') {
@@ -222,7 +222,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
         throw err;
       }
     };
-    app.get('/userinfo', userInfoHandler);
-    app.post('/userinfo', userInfoHandler);
+    const userInfoLimit = limiter.endpoint('userinfo', { perIp: config.userinfoRateLimitPerIp });
+    app.get('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
+    app.post('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
   };
 }

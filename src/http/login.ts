@@ -67,11 +67,17 @@ export function loginRoutes(
       return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}) }));
     });
 
-    // Per IP and per submitted login name, before any argon2 work; answered with the login page.
+    // Per IP and per (login name, IP), before any argon2 work; answered with the login page.
     const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
     const limit = limiter.endpoint('login', {
       perIp: config.loginRateLimitPerIp,
-      perKey: { name: 'login', max: config.loginRateLimitPerLogin, key: (req) => text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH) || undefined },
+      // Keyed by login name *and* address: a name counted from any address would let anyone
+      // lock its owner out with a trickle of requests (the database throttle per account, with
+      // its growing delay, is what stops distributed guessing).
+      perKey: {
+        name: 'login', max: config.loginRateLimitPerLogin,
+        key: (req) => { const login = text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH); return login ? `${login}|${req.ip}` : undefined; },
+      },
       onLimited: (req, reply, retryAfterSeconds) => {
         reply.header('retry-after', String(retryAfterSeconds));
         const login = text(field(req.body, 'login'));

@@ -186,6 +186,13 @@ async function loadInteraction(interactionId: string, deps: AuthorizationDeps): 
   return { stored: found.params as StoredInteraction, client };
 }
 
+/** The redirect URI a pending interaction will end at (the sign-in page's CSP names its origin), if it is live. */
+export async function interactionRedirectUri(interactionId: string, deps: Pick<AuthorizationDeps, 'requests' | 'clock'>): Promise<string | undefined> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(interactionId)) return undefined;
+  const found = await deps.requests.find('interaction', sha256(interactionId), deps.clock.now());
+  return found ? (found.params as StoredInteraction).request.redirectUri : undefined;
+}
+
 /** GET /interaction/:id — after the sign-in page, or when the consent page is (re)loaded. */
 export async function continueAuthorization(interactionId: string, session: BrowserSession | undefined, deps: AuthorizationDeps): Promise<AuthorizationStep> {
   const { stored, client } = await loadInteraction(interactionId, deps);
@@ -196,22 +203,28 @@ export async function continueAuthorization(interactionId: string, session: Brow
  * POST /interaction/:id — the consent decision (its CSRF token already checked). Allow
  * records the grant and issues the code; deny answers access_denied (RFC 6749 §4.1.2.1).
  */
-export async function decideConsent(interactionId: string, session: BrowserSession | undefined, allow: boolean, deps: AuthorizationDeps): Promise<AuthorizationStep & { decided?: 'granted' | 'denied' }> {
+export async function decideConsent(
+  interactionId: string, session: BrowserSession | undefined, decision: { allow: boolean; shownTo: string }, deps: AuthorizationDeps,
+): Promise<AuthorizationStep & { decided?: 'granted' | 'denied' }> {
   const { stored, client } = await loadInteraction(interactionId, deps);
   const state = interactionState(stored);
   const request = stored.request;
-  // The decision counts only from the person the request is waiting for: signed in, and
-  // signed in recently enough for it.
-  if (!session || (state.loginAfter && session.authTime.getTime() < state.loginAfter.getTime())) {
+  // The decision counts only from the person the page was shown to, signed in recently enough
+  // for this request (the same rule as before the page: nextStep, consent aside). Anyone else
+  // — signed out, another account since, max_age run out — starts over from sign-in or a
+  // consent page of their own.
+  const signedIn = session !== undefined &&
+    nextStep(request, state, session, { skip: true, granted: new Set() }, deps.clock.now()).step === 'issue';
+  if (!signedIn || session.userId !== decision.shownTo) {
     return proceed(request, state, client, session, interactionId, deps);
   }
-  if (!allow) {
-    await consumeInteraction(interactionId, client, deps);
+  // The interaction is consumed first: a second submission (or a Deny racing an Allow in
+  // another tab) records nothing.
+  await consumeInteraction(interactionId, client, deps);
+  if (!decision.allow) {
     return { ...errorStep(new AuthorizationError(new AccessDenied('the user denied the request'), targetOf(request)), client, deps), decided: 'denied' };
   }
-  const scopes = request.scope.split(' ').filter(Boolean);
-  await deps.consents.grant(session.userId, client.clientId, scopes, deps.clock.now());
-  await consumeInteraction(interactionId, client, deps);
+  await deps.consents.grant(session.userId, client.clientId, request.scope.split(' ').filter(Boolean), deps.clock.now());
   return { ...await issueCode(request, session, client, deps), decided: 'granted' };
 }
 

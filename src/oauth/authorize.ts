@@ -76,14 +76,18 @@ const LOOPBACK_REDIRECT = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5
 
 /**
  * RFC 6749 §3.1.2.3 + RFC 9700 §4.1.3: exact string match against a registered redirect URI.
- * RFC 8252 §7.3: for an http loopback redirect URI the port is not compared, since a native
- * app's port is picked at run time.
+ * RFC 8252 §7.3: for an http loopback redirect URI registered without a port, the port is not
+ * compared, since a native app's port is picked at run time.
  */
 export function redirectUriMatches(candidate: string, registered: string): boolean {
   if (candidate === registered) return true;
   const c = LOOPBACK_REDIRECT.exec(candidate);
   const r = LOOPBACK_REDIRECT.exec(registered);
-  return !!c && !!r && c[1] === r[1] && (c[3] ?? '') === (r[3] ?? '');
+  // Only a loopback URI registered without a port takes any port: one registered with a port
+  // is matched exactly, and the port must be a real one (it becomes a URL the browser is sent to).
+  if (!c || !r || r[2] !== undefined) return false;
+  if (c[2] !== undefined && Number(c[2]) > 65535) return false;
+  return c[1] === r[1] && (c[3] ?? '') === (r[3] ?? '');
 }
 
 /** The client_id of a request, read strictly: a repeated one is never guessed at. */
@@ -250,9 +254,14 @@ export function nextStep(
 ): NextStep {
   const silent = request.prompt.includes('none');
   const loginAfter = interaction.loginAfter;
-  if (!session || (loginAfter !== undefined && session.authTime.getTime() < loginAfter.getTime())) {
-    if (silent) throw new AuthorizationError(new LoginRequired('the user is not signed in'), targetOf(request));
-    return { step: 'login', loginAfter: loginAfter ?? now };
+  // OpenID Connect Core §3.1.2.1 max_age holds until the code is issued (time spent on the
+  // consent page counts), unless the browser signed in during this request.
+  const signedInHere = session !== undefined && loginAfter !== undefined && session.authTime.getTime() >= loginAfter.getTime();
+  const tooOld = session !== undefined && request.maxAge !== undefined && !signedInHere &&
+    session.authTime.getTime() < now.getTime() - request.maxAge * 1000;
+  if (!session || (loginAfter !== undefined && !signedInHere) || tooOld) {
+    if (silent) throw new AuthorizationError(new LoginRequired(session ? 'the user must sign in again' : 'the user is not signed in'), targetOf(request));
+    return { step: 'login', loginAfter: tooOld ? now : loginAfter ?? now };
   }
   const requested = request.scope.split(' ').filter(Boolean);
   const needsConsent = !consent.skip && (interaction.consentPrompted || requested.some((s) => !consent.granted.has(s)));

@@ -1,6 +1,7 @@
 import { KeyEncryption } from '../keys/encryption.js';
 import type { NewRefreshFamily, StoredRefreshToken, Successor } from '../store/refresh-tokens.js';
 import type { Client } from './client.js';
+import { InvalidGrant } from './errors.js';
 import { randomToken, sha256 } from './secrets.js';
 
 /**
@@ -76,6 +77,8 @@ export class SuccessorSealer {
 /** The narrow store the refresh machinery uses (src/store/refresh-tokens.ts). */
 export interface RefreshTokenStore {
   startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }>;
+  grantRevoked(grantId: string): Promise<boolean>;
+  revokeFamily(familyId: string, reason: string, now: Date): Promise<unknown>;
   find(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
   rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date): Promise<{ generation: number; expiresAt: Date } | undefined>;
 }
@@ -98,10 +101,17 @@ export async function startRefreshFamily(
 ): Promise<string> {
   const { idle, absolute } = refreshLifetimes(client, deps.lifetimes);
   const token = randomToken();
-  await deps.store.startFamily(
+  const { revoked } = await deps.store.startFamily(
     { ...grant, clientId: client.clientId, absoluteExpiresAt: new Date(now.getTime() + absolute * 1000) },
     sha256(token), new Date(now.getTime() + idle * 1000), now,
   );
+  // A replay of the code revokes the grant (writing revoked_grants first, then the family); the
+  // family is written here first, then revoked_grants read: whichever runs second sees the other,
+  // so no race leaves a live family. A revoked grant gets no tokens at all.
+  if (revoked || await deps.store.grantRevoked(grant.id)) {
+    await deps.store.revokeFamily(grant.id, 'authorization_code_replayed', now);
+    throw new InvalidGrant('the authorization code was used twice; the tokens issued from it are revoked');
+  }
   return token;
 }
 

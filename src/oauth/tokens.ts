@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { epochSeconds, type Clock } from '../clock.js';
 import { signJwt, verifyJwt } from '../keys/jws.js';
 import type { KeyRing, SigningAlg } from '../keys/keyring.js';
+import { TemporarilyUnavailable } from './errors.js';
 
 /**
  * Access tokens: RFC 9068 JWTs, signed with the key ring's active key and not stored.
@@ -76,6 +77,16 @@ export interface IdTokenRequest {
   acr?: string | null;
   sid: string;
   ttl: number;
+}
+
+/**
+ * Refuses, before any state changes, a token request whose ID token could not be signed: the
+ * client's id_token_signed_response_alg has no active key (not active yet, or its key was
+ * revoked). Checked before a code is redeemed or a refresh token rotated, so nothing is lost.
+ */
+export function assertIdTokenSignable(keys: KeyRing, alg: SigningAlg | undefined): void {
+  const wanted = alg ?? keys.defaultAlg;
+  if (!keys.algorithms().includes(wanted)) throw new TemporarilyUnavailable(`no ${wanted} signing key is active for this client's ID tokens; retry later`);
 }
 
 /**

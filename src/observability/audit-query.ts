@@ -34,7 +34,10 @@ function decodeAuditCursor(cursor: string): AuditPosition | undefined {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string' || typeof value[1] !== 'string') return undefined;
     const at = new Date(value[0]);
-    if (Number.isNaN(at.getTime()) || !/^\d{1,19}$/.test(value[1])) return undefined;
+    // Within what the columns hold: timestamptz from 4713 BC (years before 1 are refused here),
+    // a bigint id up to 2^63 - 1.
+    if (Number.isNaN(at.getTime()) || at.getUTCFullYear() < 1 || at.getUTCFullYear() > 9999) return undefined;
+    if (!/^\d{1,19}$/.test(value[1]) || BigInt(value[1]) > 9223372036854775807n) return undefined;
     return { at, id: value[1] };
   } catch {
     return undefined;

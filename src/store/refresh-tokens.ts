@@ -136,6 +136,12 @@ export class RefreshTokenRepository {
     return row ? { generation: Number(row.generation), expiresAt: new Date(row.expires_at) } : undefined;
   }
 
+  /** Whether the grant (a family's id) was revoked as a whole. */
+  async grantRevoked(grantId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('revoked_grants').select('grant_id').where('grant_id', '=', grantId).executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** Revokes one family and all its tokens; returns it when this call revoked it (not before). */
   async revokeFamily(familyId: string, reason: string, now: Date): Promise<RevokedFamily | undefined> {
     return (await this.revokeWhere(sql`id = ${familyId}`, reason, now))[0];

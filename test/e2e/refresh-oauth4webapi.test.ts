@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { Browser, csrfOf } from '../support/browser.js';
+import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import { createClient } from '../support/clients.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
@@ -52,7 +52,7 @@ describe('refresh tokens with oauth4webapi over real HTTP', () => {
     let res = await b.request('GET', url.pathname + url.search);
     if (res.statusCode === 200) {
       const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
-      res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+      res = await b.request('POST', action, consentForm(res.body, 'allow'));
     }
     const params = oauth.validateAuthResponse(as, client, new URL(res.headers.location!), state);
     const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, REDIRECT, verifier, options);

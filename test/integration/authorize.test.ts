@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { Browser, csrfOf } from '../support/browser.js';
+import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { authorizeQuery, createUser, FAST_ARGON2, PASSWORD, pkce, redirectParams } from '../support/oidc.js';
@@ -50,7 +50,7 @@ describe('authorization code flow with PKCE', () => {
     }
     if (res.statusCode === 200 && res.body.includes('Allow access?')) {
       const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
-      res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+      res = await b.request('POST', action, consentForm(res.body, 'allow'));
     }
     return { res, params: res.headers.location ? redirectParams(res.headers.location) : {}, pair: p };
   }
@@ -120,13 +120,38 @@ describe('authorization code flow with PKCE', () => {
     await b.signIn('alice', PASSWORD);
     const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent' }).url);
     const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
-    const res = await b.request('POST', action, { csrf: csrfOf(page.body), decision: 'deny' });
+    const res = await b.request('POST', action, consentForm(page.body, 'deny'));
     expect(res.statusCode).toBe(303);
     expect(redirectParams(res.headers.location)).toEqual({ error: 'access_denied', error_description: 'the user denied the request', state: 'st-1', iss: ISSUER });
     // The interaction is over: posting again shows an error page, never a second redirect.
-    const replay = await b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' });
+    const replay = await b.request('POST', action, consentForm(page.body, 'allow'));
     expect(replay.statusCode).toBe(400);
     expect(replay.headers.location).toBeUndefined();
+  });
+
+  it('a consent decision counts only from the account the page was shown to', async () => {
+    await createUser(app.context, 'bob');
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent' }).url);
+    const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+    await b.signIn('bob', PASSWORD); // the browser changed hands
+    const res = await b.request('POST', action, consentForm(page.body, 'allow'));
+    expect(res.statusCode).toBe(200); // bob is asked himself; nothing was granted or issued
+    expect(res.headers.location).toBeUndefined();
+    expect(res.body).toContain('Signed in as <strong>bob</strong>');
+  });
+
+  it('max_age holds until the code is issued: time spent on the consent page counts', async () => {
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent', max_age: '60' }).url);
+    expect(page.statusCode).toBe(200);
+    clock.advance(120);
+    const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+    const res = await b.request('POST', action, consentForm(page.body, 'allow'));
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toMatch(/^\/login\?return_to=/);
   });
 
   it('refuses a consent form without its CSRF token', async () => {
@@ -285,8 +310,8 @@ describe('authorization code flow with PKCE', () => {
     const page = await b.request('GET', request({ prompt: 'consent' }).url);
     const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
     const [one, two] = await Promise.all([
-      b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' }),
-      b.request('POST', action, { csrf: csrfOf(page.body), decision: 'allow' }),
+      b.request('POST', action, consentForm(page.body, 'allow')),
+      b.request('POST', action, consentForm(page.body, 'allow')),
     ]);
     expect([one.statusCode, two.statusCode].sort()).toEqual([303, 400]);
   });
@@ -414,7 +439,7 @@ describe('authorization code flow with PKCE', () => {
       const url = `/authorize?${authorizeQuery({ response_type: 'code', client_id: pub.client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: p.challenge, code_challenge_method: 'S256' })}&resource=${encodeURIComponent('https://api.example.com')}&resource=${encodeURIComponent('https://files.example.com')}`;
       let res = await b.request('GET', url);
       const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
-      res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+      res = await b.request('POST', action, consentForm(res.body, 'allow'));
       const { code } = redirectParams(res.headers.location);
       const token = await app.server.inject({
         method: 'POST', url: '/token', headers: FORM_HEADERS,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { DEMO_CLIENT_ID } from '../../src/demo.js';
 import { createTestApp, testConfig, type TestApp } from '../support/app.js';
-import { Browser, csrfOf } from '../support/browser.js';
+import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { FAST_ARGON2 } from '../support/oidc.js';
 import { openTestStore } from '../support/store.js';
 
@@ -33,7 +33,7 @@ describe('demo data and the try-it page (embedded store, first start)', () => {
     const consent = await b.request('GET', res.headers.location!);
     expect(consent.body).toContain('Allow Latchkey demo to access your account?');
     const action = /action="(\/interaction\/[^"]+)"/.exec(consent.body)![1]!;
-    res = await b.request('POST', action, { csrf: csrfOf(consent.body), decision: 'allow' });
+    res = await b.request('POST', action, consentForm(consent.body, 'allow'));
     const callback = new URL(res.headers.location!);
     expect(callback.pathname).toBe('/try/callback');
     const result = await b.request('GET', callback.pathname + callback.search);
@@ -66,6 +66,17 @@ describe('demo data and the try-it page (embedded store, first start)', () => {
       await second.close();
     } finally {
       await store.close();
+    }
+  });
+
+  it('never creates demo data for a public issuer', async () => {
+    const other = await createTestApp({ ...FAST_ARGON2, DEMO: 'true', ISSUER: 'https://id.example.com' });
+    try {
+      expect(other.demo).toBeUndefined();
+      expect(await other.context.store.db.selectFrom('users').select('id').execute()).toEqual([]);
+      expect((await other.server.inject('/try')).statusCode).toBe(404);
+    } finally {
+      await other.close();
     }
   });
 });

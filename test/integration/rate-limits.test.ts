@@ -135,10 +135,12 @@ describe('rate limits on the login form', () => {
     method: 'POST', url: '/login', remoteAddress: ip, headers: FORM_HEADERS, payload: form({ login, password: 'whatever password', csrf: 'x' }),
   });
 
-  it('limits one login name (whatever its case), then one IP, answering the login page with 429 and Retry-After', async () => {
+  it('limits one login name (whatever its case) from one address, then one address, answering the login page with 429 and Retry-After', async () => {
     expect((await attempt('10.4.0.1', 'alice')).statusCode).toBe(403);
-    expect((await attempt('10.4.0.2', 'ALICE ')).statusCode).toBe(403);
-    const limited = await attempt('10.4.0.3', 'Alice');
+    expect((await attempt('10.4.0.1', 'ALICE ')).statusCode).toBe(403);
+    // Another address is not locked out of alice by the first one's attempts.
+    expect((await attempt('10.4.0.2', 'alice')).statusCode).toBe(403);
+    const limited = await attempt('10.4.0.1', 'Alice');
     expect(limited.statusCode).toBe(429);
     expect(limited.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
@@ -157,7 +159,8 @@ describe('rate limits on the authorization side (/authorize, /interaction, /par)
   let secret: string;
   beforeAll(async () => {
     app = await createTestApp({
-      AUTHORIZE_RATE_LIMIT_PER_CLIENT: '2', AUTHORIZE_RATE_LIMIT_PER_IP: '4', PAR_RATE_LIMIT_PER_CLIENT: '2', PAR_RATE_LIMIT_PER_IP: '3', RATE_LIMIT_WINDOW: '1h',
+      AUTHORIZE_RATE_LIMIT_PER_CLIENT: '2', AUTHORIZE_RATE_LIMIT_PER_IP: '4', PAR_RATE_LIMIT_PER_CLIENT: '2', PAR_RATE_LIMIT_PER_IP: '3',
+      USERINFO_RATE_LIMIT_PER_IP: '2', RATE_LIMIT_WINDOW: '1h',
     });
     secret = (await createClient(app.context, { redirect_uris: ['https://app.example.com/cb'], scope: 'openid' }, 'web')).clientSecret!;
   });
@@ -177,6 +180,11 @@ describe('rate limits on the authorization side (/authorize, /interaction, /par)
     expect((await get('10.1.0.9', 'd')).statusCode).toBe(429);
     expect(await sample(app, 'latchkey_rate_limited_total{endpoint="authorize",limit="client"}')).toBe(1);
     expect(await sample(app, 'latchkey_rate_limited_total{endpoint="authorize",limit="ip"}')).toBe(1);
+  });
+
+  it('/userinfo: JSON 429 per IP', async () => {
+    for (let i = 0; i < 2; i++) expect((await app.server.inject({ method: 'GET', url: '/userinfo', remoteAddress: '10.3.0.1' })).statusCode).toBe(401);
+    expectLimited(await app.server.inject({ method: 'GET', url: '/userinfo', remoteAddress: '10.3.0.1' }), 3600);
   });
 
   it('/par: JSON 429 per claimed client, then per IP', async () => {

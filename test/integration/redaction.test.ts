@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { Browser, csrfOf } from '../support/browser.js';
+import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { authorizeQuery, createUser, FAST_ARGON2, PASSWORD, pkce, redirectParams } from '../support/oidc.js';
@@ -42,7 +42,7 @@ describe('redaction of secrets in logs, proven on a whole flow', () => {
     res = await b.request('POST', '/login', { csrf: csrfOf(page.body), login: 'carol', password: PASSWORD, return_to: login.searchParams.get('return_to')! });
     const consent = await b.request('GET', res.headers.location!);
     const action = /action="(\/interaction\/[^"]+)"/.exec(consent.body)![1]!;
-    res = await b.request('POST', action, { csrf: csrfOf(consent.body), decision: 'allow' });
+    res = await b.request('POST', action, consentForm(consent.body, 'allow'));
     const { code } = redirectParams(res.headers.location);
 
     const token = await app.server.inject({

@@ -45,6 +45,21 @@ describe('admin API: revoking every family of a user, a client, or a user+client
     return app.logs.lines.filter((l) => l.event === 'family.revoked').at(-1)!;
   };
 
+  it('answers hostile admin input with 4xx, never a database error', async () => {
+    const cases: Array<[string, unknown, number]> = [
+      ['/admin/users/a%00b/revoke-tokens', { reason: 'r' }, 404],
+      ['/admin/users/alice/revoke-tokens', { reason: 'r', client_id: 'a\u0000b' }, 400],
+      ['/admin/users/alice/revoke-tokens', { reason: 'nul \u0000 in the reason' }, 400],
+      ['/admin/clients/a%00b/revoke-tokens', { reason: 'r' }, 404],
+    ];
+    for (const [url, body, status] of cases) expect((await admin(url, body)).statusCode, url).toBe(status);
+    const cursor = (at: string, id: string) => Buffer.from(JSON.stringify([at, id])).toString('base64url');
+    for (const c of [cursor('2030-01-01T00:00:00Z', '9999999999999999999'), cursor('-010000-01-01T00:00:00Z', '1')]) {
+      const res = await app.server.inject({ method: 'GET', url: `/admin/audit?cursor=${c}`, headers: { authorization: `Bearer ${ADMIN}` } });
+      expect(res.statusCode).toBe(400);
+    }
+  });
+
   it('refuses without a reason, an unknown user, and without the admin credential', async () => {
     const noReason = await admin('/admin/users/alice/revoke-tokens', {});
     expect(noReason.statusCode).toBe(400);

@@ -35,3 +35,10 @@ export function csrfOf(html: string): string {
   if (!m) throw new Error('no CSRF field on the page');
   return m[1]!;
 }
+
+/** The fields a consent page's form posts: its CSRF token, the account it was shown to, and the decision. */
+export function consentForm(html: string, decision: 'allow' | 'deny'): Record<string, string> {
+  const shownTo = /name="shown_to" value="([^"]+)"/.exec(html);
+  if (!shownTo) throw new Error('not a consent page');
+  return { csrf: csrfOf(html), shown_to: shownTo[1]!, decision };
+}

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { Browser, csrfOf } from './browser.js';
+import { Browser, csrfOf, consentForm } from './browser.js';
 import { basic, form, FORM_HEADERS } from './clients.js';
 import { authorizeQuery, PASSWORD, pkce, redirectParams } from './oidc.js';
 
@@ -45,7 +45,7 @@ export async function codeFlow(app: TestApp, client: TestClient, scope: string, 
   }
   if (res.statusCode === 200 && res.body.includes('Allow access?')) {
     const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
-    res = await b.request('POST', action, { csrf: csrfOf(res.body), decision: 'allow' });
+    res = await b.request('POST', action, consentForm(res.body, 'allow'));
   }
   const code = redirectParams(res.headers.location).code!;
   const auth = clientAuth(client);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { authorizationResponse, initialInteraction, nextStep, redirectUriMatches, type AuthorizationRequest } from '../../src/oauth/authorize.js';
-import { atHash } from '../../src/oauth/tokens.js';
+import { assertIdTokenSignable, atHash } from '../../src/oauth/tokens.js';
+import type { KeyRing } from '../../src/keys/keyring.js';
 import { s256Challenge } from '../../src/oauth/pkce.js';
 
 describe('redirect URI matching (RFC 6749 §3.1.2.3, RFC 8252 §7.3)', () => {
@@ -12,7 +13,12 @@ describe('redirect URI matching (RFC 6749 §3.1.2.3, RFC 8252 §7.3)', () => {
   });
   it('ignores only the port of an http loopback redirect URI', () => {
     expect(redirectUriMatches('http://127.0.0.1:5000/cb', 'http://127.0.0.1/cb')).toBe(true);
-    expect(redirectUriMatches('http://[::1]:5000/cb', 'http://[::1]:6000/cb')).toBe(true);
+    expect(redirectUriMatches('http://[::1]:5000/cb', 'http://[::1]/cb')).toBe(true);
+    // Registered with a port: that port only.
+    expect(redirectUriMatches('http://[::1]:5000/cb', 'http://[::1]:6000/cb')).toBe(false);
+    expect(redirectUriMatches('http://[::1]:6000/cb', 'http://[::1]:6000/cb')).toBe(true);
+    // Not a port at all: never a match (it could not even be redirected to).
+    expect(redirectUriMatches('http://127.0.0.1:99999/cb', 'http://127.0.0.1/cb')).toBe(false);
     expect(redirectUriMatches('http://127.0.0.1:5000/cb?a=1', 'http://127.0.0.1/cb?a=1')).toBe(true);
     expect(redirectUriMatches('http://127.0.0.1:5000/cb2', 'http://127.0.0.1/cb')).toBe(false);
     expect(redirectUriMatches('http://localhost:5000/cb', 'http://127.0.0.1/cb')).toBe(false);
@@ -76,5 +82,16 @@ describe('hashes', () => {
   it('at_hash of the OpenID Connect Core example access token', () => {
     // OpenID Connect Core, Appendix A.3 / A.4 token and at_hash (RS256 → SHA-256).
     expect(atHash('jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y', 'RS256')).toBe('77QmUPtjPfzWtF2AnpK9RQ');
+  });
+});
+
+describe('ID token signability, checked before any state changes', () => {
+  const keys = { defaultAlg: 'ES256', algorithms: () => ['ES256'] } as unknown as KeyRing;
+  it('passes for the default algorithm and for an active one', () => {
+    expect(() => assertIdTokenSignable(keys, undefined)).not.toThrow();
+    expect(() => assertIdTokenSignable(keys, 'ES256')).not.toThrow();
+  });
+  it('is temporarily_unavailable (503) for an algorithm without an active key', () => {
+    expect(() => assertIdTokenSignable(keys, 'RS256')).toThrow(expect.objectContaining({ error: 'temporarily_unavailable', status: 503 }));
   });
 });

@@ -2,7 +2,7 @@ import { sha256 } from '../secrets.js';
 import { InvalidGrant, InvalidRequest, InvalidTarget } from '../errors.js';
 import { CODE_VERIFIER, s256Challenge } from '../pkce.js';
 import { mayIssueRefreshToken, startRefreshFamily } from '../refresh-tokens.js';
-import { issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { assertIdTokenSignable, issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import type { Grant } from './grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
@@ -30,6 +30,7 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
     if (!CODE_VERIFIER.test(verifier)) throw new PkceVerificationFailed('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
     if (code.length > MAX_CODE_LENGTH) throw new InvalidGrant('the authorization code is invalid or expired');
 
+    assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
     const now = deps.clock.now();
     const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge: s256Challenge(verifier) }, now);
     switch (redemption.outcome) {

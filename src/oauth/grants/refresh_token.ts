@@ -1,7 +1,7 @@
 import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } from '../errors.js';
 import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../refresh-tokens.js';
 import { sha256 } from '../secrets.js';
-import { issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { assertIdTokenSignable, issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import type { Grant } from './grant.js';
 
 /**
@@ -53,6 +53,7 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
     const { refresh_token: presented, scope: requested } = params;
     if (presented === undefined) throw new InvalidRequest('refresh_token is required');
     if (!REFRESH_TOKEN_FORMAT.test(presented)) throw new InvalidGrant(INVALID);
+    assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
     const refresh = deps.refreshTokens;
     const now = deps.clock.now();
     const hash = sha256(presented);
