@@ -150,7 +150,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   };
   // An access token is revoked by its own jti, or with the whole grant it came from.
   const isRevoked = async ({ jti, gid }: { jti: string; gid?: string }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid));
-  const introspectionDeps: IntrospectionDeps = { ...authDeps, ...accessTokenDeps, isRevoked };
+  const userActive = async (sub: string) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; };
+  const introspectionDeps: IntrospectionDeps = { ...authDeps, ...accessTokenDeps, isRevoked, userActive };
   const revocationDeps: RevocationDeps = {
     ...authDeps,
     ...accessTokenDeps,

@@ -22,6 +22,8 @@ export type IntrospectionResponse =
 export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
   /** Is this access token revoked? (the jti denylist; later also its grant/family state) */
   isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
+  /** Whether the user a token was issued for still exists and is enabled (one read; client_credentials tokens never ask). */
+  userActive(sub: string): Promise<boolean>;
 }
 
 /**
@@ -42,6 +44,8 @@ export async function introspect(input: ClientAuthInput, deps: IntrospectionDeps
   // A token outlives neither its client's deletion nor its disabling (read from the client cache).
   const owner = await deps.clients.get(c.client_id);
   if (!owner || owner.disabled) return { caller, response: { active: false } };
+  // A user's token (it names its grant) outlives neither the user's deletion nor disabling.
+  if (c.gid !== undefined && !(await deps.userActive(c.sub))) return { caller, response: { active: false } };
   return {
     caller,
     response: {

@@ -187,13 +187,21 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
       expect(res.json()).toMatchObject({ error: 'invalid_request' });
     });
 
-    it('a disabled user\'s token stops working', async () => {
+    it('a disabled user\'s token stops working at UserInfo and introspection', async () => {
       const token = await userToken('openid');
       const { UserRepository } = await import('../../src/store/users.js');
       await new UserRepository(app.context.store.db).setDisabled(decodeJwt(token).sub!, true, clock.now());
       const res = await app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${token}` } });
       expect(res.statusCode).toBe(401);
+      const introspection = await app.server.inject({
+        method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(service.id, service.secret) }, payload: form({ token }),
+      });
+      expect(introspection.json()).toEqual({ active: false });
       await new UserRepository(app.context.store.db).setDisabled(decodeJwt(token).sub!, false, clock.now());
+      const again = await app.server.inject({
+        method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(service.id, service.secret) }, payload: form({ token }),
+      });
+      expect(again.json()).toMatchObject({ active: true });
     });
   });
 });
