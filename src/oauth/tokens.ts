@@ -123,6 +123,45 @@ export function atHash(accessToken: string, alg: SigningAlg): string {
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
+/** What a grant made by a person (a code, a refresh family) issues from: the grant and its sign-in. */
+export interface UserGrant {
+  /** The grant id: access tokens carry it as `gid`, so revoking the grant revokes them. */
+  grantId: string;
+  sub: string;
+  client: { clientId: string; accessTokenTtl?: number | undefined; idTokenAlg?: SigningAlg | undefined };
+  aud: string | string[];
+  scope: string;
+  authTime: Date;
+  nonce: string | null;
+  amr: string[];
+  acr: string | null;
+  sid: string;
+}
+
+/**
+ * The tokens of a user's grant, one rule for the code and the refresh grants: an RFC 9068 access
+ * token carrying the grant id, and an ID token when `openid` is in the scope (OpenID Connect
+ * Core §3.1.3.3; §12.2 for a refresh, which passes no nonce).
+ */
+export async function issueUserTokens(
+  deps: AccessTokenDeps & { accessTokenTtl: number; idTokenTtl: number }, grant: UserGrant,
+): Promise<{ accessToken: IssuedAccessToken; idToken?: string }> {
+  const accessToken = await issueAccessToken(deps, {
+    sub: grant.sub,
+    clientId: grant.client.clientId,
+    aud: grant.aud,
+    scope: grant.scope,
+    ttl: grant.client.accessTokenTtl ?? deps.accessTokenTtl,
+    extraClaims: { gid: grant.grantId },
+  });
+  if (!grant.scope.split(' ').includes('openid')) return { accessToken };
+  const idToken = issueIdToken(deps, {
+    alg: grant.client.idTokenAlg, accessToken: accessToken.token, sub: grant.sub, clientId: grant.client.clientId,
+    authTime: grant.authTime, nonce: grant.nonce, amr: grant.amr, acr: grant.acr, sid: grant.sid, ttl: deps.idTokenTtl,
+  });
+  return { accessToken, idToken };
+}
+
 /** The claims of a verified access token. */
 export interface AccessTokenClaims {
   iss: string;

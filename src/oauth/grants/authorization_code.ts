@@ -2,7 +2,7 @@ import { sha256 } from '../secrets.js';
 import { InvalidGrant, InvalidRequest, InvalidTarget } from '../errors.js';
 import { CODE_VERIFIER, s256Challenge } from '../pkce.js';
 import { mayIssueRefreshToken, startRefreshFamily } from '../refresh-tokens.js';
-import { assertIdTokenSignable, issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import type { Grant } from './grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
@@ -64,23 +64,11 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
       aud = unique.length === 1 ? unique[0]! : unique;
     }
 
-    const token = await issueAccessToken(deps, {
-      sub: granted.user_id,
-      clientId: client.clientId,
-      aud,
-      scope: granted.scope,
-      ttl: client.metadata.access_token_ttl ?? deps.accessTokenTtl,
-      extraClaims: { gid: granted.grant_id },
+    const { accessToken: token, idToken } = await issueUserTokens(deps, {
+      grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,
+      client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
+      authTime: granted.auth_time, nonce: granted.nonce, amr: granted.amr, acr: granted.acr, sid: granted.sid,
     });
-    const scopes = granted.scope.split(' ');
-    // OpenID Connect Core §3.1.3.3: an ID token when openid was granted.
-    const idToken = scopes.includes('openid')
-      ? issueIdToken(deps, {
-        alg: client.metadata.id_token_signed_response_alg, accessToken: token.token,
-        sub: granted.user_id, clientId: client.clientId, authTime: granted.auth_time, nonce: granted.nonce,
-        amr: granted.amr, acr: granted.acr, sid: granted.sid, ttl: deps.idTokenTtl,
-      })
-      : undefined;
     // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
     const refreshToken = mayIssueRefreshToken(client, granted.scope)
       ? await startRefreshFamily(deps.refreshTokens, client, {

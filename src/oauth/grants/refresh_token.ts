@@ -1,7 +1,7 @@
 import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } from '../errors.js';
 import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../refresh-tokens.js';
 import { sha256 } from '../secrets.js';
-import { assertIdTokenSignable, issueAccessToken, issueIdToken, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import type { Grant } from './grant.js';
 
 /**
@@ -93,22 +93,12 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
       }
     }
 
-    const token = await issueAccessToken(deps, {
-      sub: family.user_id,
-      clientId: client.clientId,
-      aud,
-      scope,
-      ttl: client.metadata.access_token_ttl ?? deps.accessTokenTtl,
-      extraClaims: { gid: family.id },
+    // OpenID Connect Core §12.2: the ID token is about the original authentication (its auth_time, sid), without nonce.
+    const { accessToken: token, idToken } = await issueUserTokens(deps, {
+      grantId: family.id, sub: family.user_id, aud, scope,
+      client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
+      authTime: family.auth_time, nonce: null, amr: family.amr, acr: family.acr, sid: family.sid,
     });
-    // OpenID Connect Core §12.2: an ID token about the original authentication (its auth_time, sid), without nonce.
-    const idToken = scope.split(' ').includes('openid')
-      ? issueIdToken(deps, {
-        alg: client.metadata.id_token_signed_response_alg, accessToken: token.token,
-        sub: family.user_id, clientId: client.clientId, authTime: family.auth_time, nonce: null,
-        amr: family.amr, acr: family.acr, sid: family.sid, ttl: deps.idTokenTtl,
-      })
-      : undefined;
     return {
       response: {
         access_token: token.token,
