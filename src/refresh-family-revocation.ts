@@ -10,7 +10,10 @@ export interface FamilyRevocationDeps {
   families: RefreshTokenRepository;
   consents: Pick<ConsentRepository, 'revoke'>;
   /** The revoked-grants set (src/store/token-state.ts RevokedSet): durable, then NOTIFY to every instance. */
-  revokedGrants: { add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void> };
+  revokedGrants: {
+    add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
+    addWritten(ids: readonly string[], expiresAt: Date): Promise<void>;
+  };
   audit: AuditLog;
   metrics: RefreshMetrics;
   clock: Clock;
@@ -66,9 +69,10 @@ export class FamilyRevocation {
     const { deps } = this;
     const now = deps.clock.now();
     await deps.families.expirePendingCodes(filter, now);
-    const revoked = await deps.families.revokeFamilies(filter, reason, now);
+    // Families and their grants in one statement; then this instance's set, and one NOTIFY.
     const expiresAt = new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000);
-    for (const family of revoked) await deps.revokedGrants.add(family.id, family.client_id, expiresAt, 'admin');
+    const revoked = await deps.families.revokeFamilies(filter, reason, now, { reason: 'admin', expiresAt });
+    await deps.revokedGrants.addWritten(revoked.map((f) => f.id), expiresAt);
     const pair = filter.userId !== undefined && filter.clientId !== undefined;
     const consentDeleted = pair ? await deps.consents.revoke(filter.userId!, filter.clientId!) : undefined;
     if (revoked.length > 0) deps.metrics.familiesRevoked.inc({ reason: 'admin' }, revoked.length);

@@ -147,14 +147,18 @@ export class RefreshTokenRepository {
     return (await this.revokeWhere(sql`id = ${familyId}`, reason, now))[0];
   }
 
-  /** Revokes every live family of a user, a client, or a user+client pair. */
-  async revokeFamilies(filter: FamilyFilter, reason: string, now: Date): Promise<RevokedFamily[]> {
+  /**
+   * Revokes every live family of a user, a client, or a user+client pair, and revokes their
+   * grants (revoked_grants, until `grantsExpireAt`) in the same statement: no failure half-way
+   * can leave a revoked family whose access tokens still pass introspection.
+   */
+  async revokeFamilies(filter: FamilyFilter, reason: string, now: Date, grants: { reason: string; expiresAt: Date }): Promise<RevokedFamily[]> {
     if (filter.userId === undefined && filter.clientId === undefined) throw new Error('revokeFamilies needs a user or a client');
     const conditions = [
       ...(filter.userId !== undefined ? [sql`user_id = ${filter.userId}`] : []),
       ...(filter.clientId !== undefined ? [sql`client_id = ${filter.clientId}`] : []),
     ];
-    return this.revokeWhere(sql.join(conditions, sql` and `), reason, now);
+    return this.revokeWhere(sql.join(conditions, sql` and `), reason, now, grants);
   }
 
   /**
@@ -170,7 +174,14 @@ export class RefreshTokenRepository {
     return Number(result.numUpdatedRows);
   }
 
-  private async revokeWhere(condition: RawBuilder<unknown>, reason: string, now: Date): Promise<RevokedFamily[]> {
+  private async revokeWhere(condition: RawBuilder<unknown>, reason: string, now: Date, grants?: { reason: string; expiresAt: Date }): Promise<RevokedFamily[]> {
+    const grantRows = grants === undefined ? sql`` : sql`,
+      g as (
+        insert into revoked_grants (grant_id, client_id, reason, revoked_at, expires_at)
+        select id, client_id, ${grants.reason}, ${now}, ${grants.expiresAt} from f
+        on conflict (grant_id) do update set expires_at = greatest(revoked_grants.expires_at, excluded.expires_at)
+        returning grant_id
+      )`;
     const result = await sql<RevokedFamily>`
       with f as (
         update refresh_families set revoked_at = ${now}, revoked_reason = ${reason}
@@ -181,7 +192,7 @@ export class RefreshTokenRepository {
         update refresh_tokens t set state = 'revoked', successor_ciphertext = null, successor_nonce = null
         from f where t.family_id = f.id and (t.state <> 'revoked' or t.successor_ciphertext is not null)
         returning t.generation
-      )
+      )${grantRows}
       select id, client_id, user_id from f`.execute(this.db);
     return result.rows;
   }

@@ -34,6 +34,9 @@ export class AccessTokenDenylist implements RevocationTable {
   }
 }
 
+/** The notification that asks every instance to re-read a revocation table. */
+const RELOAD = '*';
+
 /** A durable table of revoked ids (access token jtis, grant ids), each kept until `expires_at`. */
 export interface RevocationTable {
   add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
@@ -61,6 +64,8 @@ export class RevokedSet {
   /** Loads the live entries and subscribes; returns the cleanup (unsubscribe and stop the timer). */
   async start(reloadSeconds: number, onError: (err: unknown) => void): Promise<() => Promise<void>> {
     const unlisten = await this.notifier.listen(this.channel, (payload) => {
+      // Many ids revoked at once (addWritten): every instance re-reads the table.
+      if (payload === RELOAD) { this.reload().catch(onError); return; }
       const [id, exp] = payload.split(' ');
       if (id && Number.isFinite(Number(exp))) this.entries.set(id, Number(exp));
     });
@@ -79,6 +84,17 @@ export class RevokedSet {
 
   has(id: string): boolean {
     return this.entries.has(id);
+  }
+
+  /**
+   * Ids the caller already wrote to the table (in its own statement, e.g. a bulk family
+   * revocation): here at once, and one notification makes the other instances re-read the
+   * table — not one per id.
+   */
+  async addWritten(ids: readonly string[], expiresAt: Date): Promise<void> {
+    if (ids.length === 0) return;
+    for (const id of ids) this.entries.set(id, expiresAt.getTime());
+    await this.notifier.notify(this.channel, RELOAD);
   }
 
   /** Records in the table first (durable), then here, then tells the other instances. */

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
 import { migrate } from '../../src/db/migrator.js';
-import { ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, RevokedSet } from '../../src/store/token-state.js';
+import { ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../../src/store/token-state.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS } from '../support/clients.js';
 import { openTestStore, twoInstanceStores } from '../support/store.js';
@@ -43,5 +43,21 @@ describe('revocation across instances', () => {
     await revoked.reload();
     expect(revoked.has('jti-lost-notify')).toBe(true);
     expect(revoked.has('jti-expired')).toBe(false);
+  });
+
+  it('ids written in bulk reach another instance by one re-read notification', async () => {
+    const stores = await twoInstanceStores();
+    toClose.push(stores);
+    await migrate(stores.a.db, migrations);
+    const now = () => new Date('2026-06-01T00:00:00Z');
+    const a = new RevokedSet(GRANT_REVOKED_CHANNEL, new RevokedGrantsTable(stores.a.db, now), stores.a.notifier, now);
+    const b = new RevokedSet(GRANT_REVOKED_CHANNEL, new RevokedGrantsTable(stores.b.db, now), stores.b.notifier, now);
+    toClose.push({ close: await a.start(3600, () => {}) }, { close: await b.start(3600, () => {}) });
+    const expiresAt = new Date('2026-06-02T00:00:00Z');
+    // Written by the caller's own statement (as a bulk family revocation does), then announced once.
+    for (const id of ['g1', 'g2', 'g3']) await stores.a.db.insertInto('revoked_grants').values({ grant_id: id, client_id: 'c', reason: 'admin', revoked_at: now(), expires_at: expiresAt }).execute();
+    await a.addWritten(['g1', 'g2', 'g3'], expiresAt);
+    expect(a.has('g2')).toBe(true);
+    await eventually(() => b.has('g1') && b.has('g2') && b.has('g3'));
   });
 });
