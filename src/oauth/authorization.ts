@@ -50,6 +50,8 @@ export interface AuthorizationDeps {
   parTtl: number;
   /** The algorithms with an active signing key (ID tokens can be signed in these). */
   signingAlgs(): readonly string[];
+  /** The subject of an id_token_hint this server issued, or undefined. */
+  idTokenHintSubject(token: string): string | undefined;
 }
 
 /** Why an authorization ended, for the metric and the audit trail (bounded values). */
@@ -124,7 +126,7 @@ export async function beginAuthorization(body: FormBody, session: BrowserSession
       if (pushed === undefined) throw new AuthorizationError(new InvalidRequestUri('request_uri is unknown, expired, already used, or another client\'s'));
       request = pushed as AuthorizationRequest;
     } else {
-      request = validateAuthorizationRequest(body, client, { issuer: deps.issuer, pushed: false, signingAlgs: deps.signingAlgs() });
+      request = validateAuthorizationRequest(body, client, { issuer: deps.issuer, pushed: false, signingAlgs: deps.signingAlgs(), idTokenHintSubject: deps.idTokenHintSubject });
     }
   } catch (err) {
     if (err instanceof AuthorizationError && err.target) return errorStep(err, client, deps);
@@ -268,7 +270,7 @@ export async function pushAuthorizationRequest(input: ClientAuthInput, deps: Aut
   }
   let request: AuthorizationRequest;
   try {
-    request = validateAuthorizationRequest(input.body, client, { issuer: deps.issuer, pushed: true, signingAlgs: deps.signingAlgs() });
+    request = validateAuthorizationRequest(input.body, client, { issuer: deps.issuer, pushed: true, signingAlgs: deps.signingAlgs(), idTokenHintSubject: deps.idTokenHintSubject });
   } catch (err) {
     // RFC 9126 §2.3: errors are the token endpoint's JSON errors, never a redirect.
     if (err instanceof AuthorizationError) throw err.oauth;

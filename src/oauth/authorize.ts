@@ -42,6 +42,8 @@ export interface AuthorizationRequest {
   prompt: Prompt[];
   maxAge?: number;
   loginHint?: string;
+  /** The `sub` of a valid id_token_hint: the user the client expects to be signed in. */
+  hintedSub?: string;
   /** The access token audience (RFC 8707). */
   audience: string | string[];
 }
@@ -115,7 +117,7 @@ export function pushedRequestUri(body: FormBody): string | undefined {
 export function validateAuthorizationRequest(
   body: FormBody,
   client: Client,
-  options: { issuer: string; pushed: boolean; signingAlgs: readonly string[] },
+  options: { issuer: string; pushed: boolean; signingAlgs: readonly string[]; idTokenHintSubject: (token: string) => string | undefined },
 ): AuthorizationRequest {
   // The redirect URI first: until it is proven, nothing may be sent to it.
   let redirect: { redirect_uri?: string };
@@ -176,6 +178,11 @@ export function validateAuthorizationRequest(
     }
     if (p.nonce !== undefined && p.nonce.length > MAX_NONCE_LENGTH) throw new InvalidRequest(`nonce must be at most ${MAX_NONCE_LENGTH} characters`);
     if (p.login_hint !== undefined && p.login_hint.length > MAX_LOGIN_HINT_LENGTH) throw new InvalidRequest('login_hint is too long');
+    let hintedSub: string | undefined;
+    if (p.id_token_hint !== undefined) {
+      hintedSub = options.idTokenHintSubject(p.id_token_hint);
+      if (hintedSub === undefined) throw new InvalidRequest('id_token_hint is not an ID token this server issued');
+    }
     const audience = resolveAudience(readRepeatedParam(body, 'resource'), client, options.issuer);
     return {
       clientId: client.clientId,
@@ -188,6 +195,7 @@ export function validateAuthorizationRequest(
       prompt,
       ...(maxAge !== undefined ? { maxAge } : {}),
       ...(p.login_hint !== undefined ? { loginHint: p.login_hint } : {}),
+      ...(hintedSub !== undefined ? { hintedSub } : {}),
       audience,
     };
   } catch (err) {
@@ -259,9 +267,12 @@ export function nextStep(
   const signedInHere = session !== undefined && loginAfter !== undefined && session.authTime.getTime() >= loginAfter.getTime();
   const tooOld = session !== undefined && request.maxAge !== undefined && !signedInHere &&
     session.authTime.getTime() < now.getTime() - request.maxAge * 1000;
-  if (!session || (loginAfter !== undefined && !signedInHere) || tooOld) {
+  // OpenID Connect Core §3.1.2.1 id_token_hint: another account signed in is not the one the
+  // client expects (unless the person signed in during this request, choosing it).
+  const otherUser = session !== undefined && request.hintedSub !== undefined && !signedInHere && session.userId !== request.hintedSub;
+  if (!session || (loginAfter !== undefined && !signedInHere) || tooOld || otherUser) {
     if (silent) throw new AuthorizationError(new LoginRequired(session ? 'the user must sign in again' : 'the user is not signed in'), targetOf(request));
-    return { step: 'login', loginAfter: tooOld ? now : loginAfter ?? now };
+    return { step: 'login', loginAfter: tooOld || otherUser ? now : loginAfter ?? now };
   }
   const requested = request.scope.split(' ').filter(Boolean);
   const needsConsent = !consent.skip && (interaction.consentPrompted || requested.some((s) => !consent.granted.has(s)));

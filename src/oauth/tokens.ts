@@ -123,6 +123,18 @@ export function atHash(accessToken: string, alg: SigningAlg): string {
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
+/**
+ * The subject of an `id_token_hint` (OpenID Connect Core §3.1.2.1): an ID token this server
+ * signed (a key still in the key ring, `typ: JWT`, our `iss`); an expired one is still a hint.
+ * Undefined for anything else.
+ */
+export function idTokenHintSubject(deps: { keys: KeyRing; issuer: string }, token: string): string | undefined {
+  if (token.length > MAX_TOKEN_LENGTH) return undefined;
+  const jws = verifyJwt(token, (kid) => deps.keys.verificationKey(kid), ID_TOKEN_TYP);
+  if (!jws.ok || jws.payload.iss !== deps.issuer || typeof jws.payload.sub !== 'string') return undefined;
+  return jws.payload.sub;
+}
+
 /** What a grant made by a person (a code, a refresh family) issues from: the grant and its sign-in. */
 export interface UserGrant {
   /** The grant id: access tokens carry it as `gid`, so revoking the grant revokes them. */

@@ -176,6 +176,20 @@ describe('authorization code flow with PKCE', () => {
     expect(Object.keys(redirectParams(ok.headers.location)).sort()).toEqual(['code', 'iss', 'state']);
   });
 
+  it('prompt=none with id_token_hint: a code for the hinted user, login_required for anyone else', async () => {
+    await createUser(app.context, 'hinted-other');
+    const b = new Browser(app);
+    const { params, pair } = await authorize(b);
+    const { id_token: hint } = (await redeem(params.code!, pair.verifier)).json() as { id_token: string };
+    const same = await b.request('GET', request({ prompt: 'none', id_token_hint: hint }).url);
+    expect(Object.keys(redirectParams(same.headers.location)).sort()).toEqual(['code', 'iss', 'state']);
+    await b.signIn('hinted-other', PASSWORD);
+    const other = await b.request('GET', request({ prompt: 'none', id_token_hint: hint }).url);
+    expect(redirectParams(other.headers.location)).toMatchObject({ error: 'login_required' });
+    const garbage = await b.request('GET', request({ prompt: 'none', id_token_hint: 'eyJhbGciOiJub25lIn0.e30.' }).url);
+    expect(redirectParams(garbage.headers.location)).toMatchObject({ error: 'invalid_request', error_description: 'id_token_hint is not an ID token this server issued' });
+  });
+
   it('prompt=login and an exceeded max_age ask for the password again, and auth_time says when it was given', async () => {
     const b = new Browser(app);
     await b.signIn('alice', PASSWORD);
