@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, registryOf } from '../support/clients.js';
 import { codeFlow, refresh, REDIRECT, type TestClient, type TokenBody } from '../support/refresh.js';
 import { createUser, FAST_ARGON2 } from '../support/oidc.js';
 
@@ -145,6 +145,18 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       expect(narrow.id_token).toBeUndefined();
       const full = await ok(await refresh(app, web, narrow.refresh_token!));
       expect(full.scope).toBe(SCOPE);
+    });
+
+    it('drops from every refresh the scopes an administrator has since taken from the client', async () => {
+      const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE });
+      const client = { id: c.client.clientId, secret: c.clientSecret! };
+      const first = await codeFlow(app, client, SCOPE);
+      expect(first.scope).toBe(SCOPE);
+      await registryOf(app.context).update(client.id, { scope: 'openid offline_access' }, { source: 'cli', merge: true });
+      await eventually(async () => (await app.tokenService.clients.get(client.id))?.metadata.scope === 'openid offline_access');
+      const next = await ok(await refresh(app, client, first.refresh_token!));
+      expect(next.scope).toBe('openid offline_access');
+      expect(decodeJwt(next.access_token).scope).toBe('openid offline_access');
     });
 
     it('refuses to widen the scope with invalid_scope and leaves the token as it was', async () => {

@@ -2,6 +2,7 @@ import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } from '../er
 import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../refresh-tokens.js';
 import { sha256 } from '../secrets.js';
 import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { scopeList } from '../client-metadata.js';
 import type { Grant } from './grant.js';
 
 /**
@@ -63,7 +64,10 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
     const family = found.family;
     // RFC 6749 §6: the refresh token is bound to the client it was issued to. Nothing changes.
     if (family.client_id !== client.clientId) throw new InvalidGrant('the refresh token was issued to another client');
-    const scope = narrowedScope(requested, family.scope);
+    // What was granted, less what the client may no longer have (an administrator narrowed its
+    // registered scope since): a family never outlives a change of the client's registration.
+    const allowed = new Set(scopeList(client.metadata.scope));
+    const scope = narrowedScope(requested, family.scope.split(' ').filter((t) => allowed.has(t)).join(' '));
     const aud = narrowedAudience(resources, family.audience as string | string[]);
     const user = await deps.users.findById(family.user_id);
     if (!user || user.disabled) throw new InvalidGrant('the user of this grant is no longer active');
