@@ -178,7 +178,7 @@ describe('latchkey tokens revoke', () => {
     await app.close();
 
     const run = await cli('revoke', '--user', 'alice', '--client', web.id, '--reason', 'consent withdrawn, ticket 77');
-    expect(run.code).toBe(0);
+    expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({ sub: aliceId, client_id: web.id, families_revoked: 1, consent_deleted: true });
 
     app = await open();
