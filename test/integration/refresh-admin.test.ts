@@ -2,15 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
-import { runCli } from '../../src/cli.js';
 import { credentialFingerprint } from '../../src/refresh-family-revocation.js';
 import { AuditEventRepository } from '../../src/store/audit-events.js';
 import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
 import { createClient, form, FORM_HEADERS, basic } from '../support/clients.js';
 import { codeFlow, refresh, REDIRECT, type TestClient } from '../support/refresh.js';
 import { createUser, FAST_ARGON2 } from '../support/oidc.js';
+import { runCliCaptured } from '../support/cli.js';
 import { dropSchema, onPostgres, uniqueSchema } from '../support/store.js';
 
 const SCOPE = 'openid offline_access';
@@ -133,19 +133,8 @@ describe('admin API: revoking every family of a user, a client, or a user+client
   });
 });
 
-/** `latchkey tokens …` in this process, with its output captured. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true; });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true; });
-  try {
-    return { code: await runCli(['tokens', ...args]), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+/** `latchkey tokens …` in this process, with its stdout and stderr captured. */
+const cli = (...args: string[]) => runCliCaptured(['tokens', ...args]);
 
 describe('latchkey tokens revoke', () => {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-tokens-'));
