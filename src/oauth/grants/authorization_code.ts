@@ -3,7 +3,7 @@ import { InvalidGrant, InvalidRequest, InvalidTarget } from '../errors.js';
 import { CODE_VERIFIER, s256Challenge } from '../pkce.js';
 import { mayIssueRefreshToken, startRefreshFamily } from '../refresh-tokens.js';
 import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
-import type { Grant } from './grant.js';
+import { tokenResponse, type Grant } from './grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
 export class PkceVerificationFailed extends InvalidGrant {}
@@ -77,14 +77,7 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
       }, now)
       : undefined;
     return {
-      response: {
-        access_token: token.token,
-        token_type: 'Bearer',
-        expires_in: token.expiresIn,
-        ...(granted.scope ? { scope: granted.scope } : {}),
-        ...(refreshToken ? { refresh_token: refreshToken } : {}),
-        ...(idToken ? { id_token: idToken } : {}),
-      },
+      response: tokenResponse(token, granted.scope, { refreshToken, idToken }),
       issued: { sub: granted.user_id, scope: granted.scope, jti: token.jti },
       ...(refreshToken ? { refresh: { familyId: granted.grant_id, generation: 1, outcome: 'issued' as const } } : {}),
     };

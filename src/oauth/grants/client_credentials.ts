@@ -1,6 +1,6 @@
 import { issueAccessToken } from '../tokens.js';
 import { grantedScope, resolveAudience } from '../scope.js';
-import type { Grant } from './grant.js';
+import { tokenResponse, type Grant } from './grant.js';
 
 /**
  * RFC 6749 §4.4: a confidential client asks for a token for itself. The client is already
@@ -25,12 +25,7 @@ export const clientCredentialsGrant: Grant<'scope'> = {
     });
     // RFC 6749 §4.4.3: a refresh token SHOULD NOT be included.
     return {
-      response: {
-        access_token: token.token,
-        token_type: 'Bearer',
-        expires_in: token.expiresIn,
-        ...(scope ? { scope } : {}),
-      },
+      response: tokenResponse(token, scope),
       issued: { sub: client.clientId, scope, jti: token.jti },
     };
   },

@@ -14,6 +14,23 @@ export interface TokenResponse {
   id_token?: string;
 }
 
+/**
+ * RFC 6749 §5.1: the successful token response of any grant. `scope` only when one was
+ * granted; a refresh token and an ID token only when the grant issued them.
+ */
+export function tokenResponse(
+  accessToken: { token: string; expiresIn: number }, scope: string, issued: { refreshToken?: string | undefined; idToken?: string | undefined } = {},
+): TokenResponse {
+  return {
+    access_token: accessToken.token,
+    token_type: 'Bearer',
+    expires_in: accessToken.expiresIn,
+    ...(scope ? { scope } : {}),
+    ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
+    ...(issued.idToken ? { id_token: issued.idToken } : {}),
+  };
+}
+
 /** What a grant handler is given: the authenticated client and the parameters it declared. */
 export interface GrantInput<P extends string> {
   client: Client;

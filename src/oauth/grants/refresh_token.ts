@@ -3,7 +3,7 @@ import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../refresh-tokens.js';
 import { sha256 } from '../secrets.js';
 import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
 import { scopeList } from '../client-metadata.js';
-import type { Grant } from './grant.js';
+import { tokenResponse, type Grant } from './grant.js';
 
 /**
  * A rotated refresh token presented after its grace window, or after its successor was itself
@@ -104,14 +104,7 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
       authTime: family.auth_time, nonce: null, amr: family.amr, acr: family.acr, sid: family.sid,
     });
     return {
-      response: {
-        access_token: token.token,
-        token_type: 'Bearer',
-        expires_in: token.expiresIn,
-        ...(scope ? { scope } : {}),
-        refresh_token: issued.token,
-        ...(idToken ? { id_token: idToken } : {}),
-      },
+      response: tokenResponse(token, scope, { refreshToken: issued.token, idToken }),
       issued: { sub: family.user_id, scope, jti: token.jti },
       refresh: { familyId: family.id, generation: issued.generation, outcome: issued.outcome },
     };
