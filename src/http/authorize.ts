@@ -44,7 +44,8 @@ function formActionSource(uri: string): string {
  */
 export function interactionFormActions(context: AppContext, service: TokenService): (returnTo: string) => Promise<string[]> {
   return async (returnTo) => {
-    const id = /^\/interaction\/([A-Za-z0-9_-]{43})$/.exec(returnTo)?.[1];
+    // The id's format is src/oauth's to check (interactionRedirectUri).
+    const id = /^\/interaction\/([^/?#]+)$/.exec(returnTo)?.[1];
     const redirectUri = id ? await interactionRedirectUri(id, { requests: service.requests, clock: context.clock }) : undefined;
     return redirectUri ? ["'self'", formActionSource(redirectUri)] : ["'self'"];
   };
