@@ -39,7 +39,10 @@ export interface AuditOptions {
   maxBatch?: number;
   /** Events kept while the database is unreachable; older ones are dropped (and counted) beyond it. */
   maxBuffered?: number;
-  /** Events logged but not sent to the sink (AUDIT_DB_EXCLUDE). */
+  /**
+   * Events logged but not sent to the sink (AUDIT_DB_EXCLUDE): an event name, or `event:grant_type`
+   * for that event only when its `grant_type` field is that grant.
+   */
   excludeFromSink?: readonly string[];
 }
 
@@ -87,7 +90,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
       for (const key of Object.keys(all)) if (SECRETS.has(key)) delete all[key];
       audit.info({ ...all, event }, event);
       events.inc({ event });
-      if (!sink || logOnly.has(event)) return;
+      if (!sink || logOnly.has(event) || (typeof all.grant_type === 'string' && logOnly.has(`${event}:${all.grant_type}`))) return;
       const details: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && v !== undefined) details[k] = v;
       buffer.push({

@@ -91,6 +91,21 @@ describe('audit buffering', () => {
     expect(logs.lines.map((l) => l.event)).toEqual(['token.issued', 'token.revoked']);
   });
 
+  it('keeps an event:grant_type entry to that grant (the default excludes client_credentials issuance only)', async () => {
+    const logs = new LogCapture();
+    const written: NewAuditEvent[][] = [];
+    const audit = createAuditLog(logs.logger, {
+      clock: new ManualClock(), flushIntervalMs: 3600_000, excludeFromSink: ['token.issued:client_credentials'],
+      sink: async (events) => { written.push(events); },
+    });
+    audit.record('token.issued', { client_id: 'svc', grant_type: 'client_credentials' });
+    audit.record('token.issued', { client_id: 'web', grant_type: 'authorization_code' });
+    audit.record('token.issued', { client_id: 'other' });
+    await audit.close();
+    expect(written.flat().map((e) => e.client_id)).toEqual(['web', 'other']);
+    expect(logs.lines.map((l) => l.client_id)).toEqual(['svc', 'web', 'other']);
+  });
+
   it('drops the oldest events beyond the buffer limit and counts them', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const written: NewAuditEvent[][] = [];

@@ -1,5 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditEventRepository } from '../../src/store/audit-events.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, form, FORM_HEADERS, TestClock } from '../support/clients.js';
 
@@ -140,5 +141,36 @@ describe('client_credentials grant (RFC 6749 §4.4)', () => {
     expect(event?.request_id).toEqual(expect.any(String));
     expect(app.logs.text()).not.toContain(res.json().access_token);
     expect(app.logs.text()).not.toContain(secret);
+  });
+});
+
+describe('client_credentials issuance in the durable audit trail (AUDIT_DB_EXCLUDE)', () => {
+  const issueAndFind = async (app: TestApp) => {
+    const created = await createClient(app.context, { grant_types: ['client_credentials'] }, 'svc');
+    const res = await app.server.inject({
+      method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic('svc', created.clientSecret!) }, payload: form({ grant_type: 'client_credentials' }),
+    });
+    expect(res.statusCode).toBe(200);
+    const jti = decodeJwt(res.json().access_token).jti!;
+    await app.context.audit.flush();
+    const rows = await new AuditEventRepository(app.context.store.db).query({ jti });
+    const logged = app.logs.lines.filter((l) => l.event === 'token.issued' && l.jti === jti);
+    return { rows: rows.map((r) => r.event), logged: logged.length };
+  };
+
+  it('by default logs it but keeps it out of audit_events (machine-to-machine volume)', async () => {
+    const app = await createTestApp();
+    try {
+      expect(await issueAndFind(app)).toEqual({ rows: [], logged: 1 });
+      // The client's creation, an event of another kind, is stored.
+      expect((await new AuditEventRepository(app.context.store.db).query({ clientId: 'svc' })).map((r) => r.event)).toEqual(['client.created']);
+    } finally { await app.close(); }
+  });
+
+  it('stores it too with AUDIT_DB_EXCLUDE=none', async () => {
+    const app = await createTestApp({ AUDIT_DB_EXCLUDE: 'none' });
+    try {
+      expect(await issueAndFind(app)).toEqual({ rows: ['token.issued'], logged: 1 });
+    } finally { await app.close(); }
   });
 });
