@@ -1,6 +1,7 @@
 import type { AppContext } from './app.js';
 import { ClientAuthenticationFailed, ClientKeys, supportedAuthMethods, type ClientAuthDeps } from './oauth/client-auth.js';
 import { ClientAuthBackoff } from './oauth/client-auth-backoff.js';
+import { addressKey } from './fixed-window.js';
 import { ClientRegistry } from './oauth/client-registry.js';
 import type { GrantDeps } from './oauth/grants/grant.js';
 import { supportedGrantTypes } from './oauth/grants/index.js';
@@ -211,7 +212,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     runCleanup,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
-      authBackoff.recordFailure(fields.ip);
+      authBackoff.recordFailure(addressKey(fields.ip));
       audit.record('client.auth_failed', { client_id: err.clientId, method: err.method, reason: err.debug, ...fields });
     },
   };

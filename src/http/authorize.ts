@@ -135,10 +135,12 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
 
   return async (app) => {
     await app.register(cookie);
-    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics: context.metrics });
     // Browser endpoints answer a refusal with a page (and never redirect: the request is not looked at).
-    const pageRefusal = (_req: FastifyRequest, reply: FastifyReply, seconds: number) =>
+    const pageRefusal = (_req: FastifyRequest, reply: FastifyReply, seconds: number) => {
       sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many requests', `Please wait ${seconds} seconds and try again.`));
+      return undefined;
+    };
     const clientIdOf = (req: FastifyRequest) => {
       const source = req.method === 'GET' ? req.query : req.body;
       const v = source && typeof source === 'object' ? (source as Record<string, unknown>).client_id : undefined;

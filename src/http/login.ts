@@ -12,6 +12,7 @@ import { MAX_LOGIN_LENGTH, signIn } from '../users/sign-in.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
 import { htmlCsp } from './security-headers.js';
+import { addressKey } from '../fixed-window.js';
 import { createRateLimiter } from './rate-limit.js';
 
 /**
@@ -68,7 +69,7 @@ export function loginRoutes(
     });
 
     // Per IP and per (login name, IP), before any argon2 work; answered with the login page.
-    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics: context.metrics });
     const limit = limiter.endpoint('login', {
       perIp: config.loginRateLimitPerIp,
       // Keyed by login name *and* address: a name counted from any address would let anyone
@@ -76,12 +77,13 @@ export function loginRoutes(
       // its growing delay, is what stops distributed guessing).
       perKey: {
         name: 'login', max: config.loginRateLimitPerLogin,
-        key: (req) => { const login = text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH); return login ? `${login}|${req.ip}` : undefined; },
+        key: (req) => { const login = text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH); return login ? `${login}|${addressKey(req.ip)}` : undefined; },
       },
       onLimited: (req, reply, retryAfterSeconds) => {
         reply.header('retry-after', String(retryAfterSeconds));
         const login = text(field(req.body, 'login'));
-        return sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(field(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
+        sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(field(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
+        return undefined;
       },
     });
 

@@ -52,7 +52,7 @@ export function registrationRoutes(service: TokenService, config: Config, metric
 
   return async (app) => {
     // One limit over /register and /register/:client_id per IP, and per client for RFC 7592.
-    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics });
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
     const limit = limiter.endpoint('registration', {
       perIp: config.registrationRateLimitPerIp,
       perKey: { name: 'client', max: config.registrationRateLimitPerClient, key: (req) => (req.params as { client_id?: string }).client_id },

@@ -34,7 +34,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
   return async (app) => {
     // Per IP, then per claimed client_id (read before authentication: the per-IP limit is what
     // bounds a caller that claims many ids), then the back-off after failed client authentications.
-    const limiter = await createRateLimiter(app, { windowSeconds: config.rateLimitWindow, metrics });
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
     const authBackoff = service.authBackoff;
     const limits = {
       token: limiter.endpoint('token', { perIp: config.tokenRateLimitPerIp, perKey: perClaimedClient(config.tokenRateLimitPerClient), authBackoff }),

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { FixedWindowCounter } from '../fixed-window.js';
 
 /**
  * Harder back-off after repeated failed client authentications: a count of failures per key
@@ -12,37 +13,26 @@ import type { Clock } from '../clock.js';
  * stuffing are). In memory, per instance, at most `capacity` keys (oldest dropped first).
  */
 export class ClientAuthBackoff {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>();
+  private readonly failures: FixedWindowCounter;
 
   constructor(
     private readonly clock: Clock,
     readonly maxFailures: number,
     readonly windowSeconds: number,
-    private readonly capacity = 10_000,
-  ) {}
+    capacity = 10_000,
+  ) {
+    this.failures = new FixedWindowCounter(windowSeconds * 1000, capacity);
+  }
 
   /** Counts one failed client authentication from `key`. */
   recordFailure(key: string): void {
-    const now = this.clock.now().getTime();
-    const entry = this.failures.get(key);
-    if (entry && entry.resetAt > now) {
-      entry.count += 1;
-      return;
-    }
-    if (entry) this.failures.delete(key);
-    if (this.failures.size >= this.capacity) this.failures.delete(this.failures.keys().next().value!);
-    this.failures.set(key, { count: 1, resetAt: now + this.windowSeconds * 1000 });
+    this.failures.add(key, this.clock.now().getTime());
   }
 
   /** Seconds until `key` may try again, or undefined when it is not blocked. */
   retryAfter(key: string): number | undefined {
-    const entry = this.failures.get(key);
-    if (!entry) return undefined;
     const now = this.clock.now().getTime();
-    if (entry.resetAt <= now) {
-      this.failures.delete(key);
-      return undefined;
-    }
-    return entry.count >= this.maxFailures ? Math.max(1, Math.ceil((entry.resetAt - now) / 1000)) : undefined;
+    const window = this.failures.peek(key, now);
+    return window && window.count >= this.maxFailures ? FixedWindowCounter.secondsUntil(window.endsAt, now) : undefined;
   }
 }
