@@ -28,9 +28,19 @@ function asKeyObject(key: SigningKey['privateKey'] | VerificationKey['publicKey'
 
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 
+/** The encoded {alg, typ, kid} header of a key, per typ: the same for every token that key signs. */
+const encodedHeaders = new WeakMap<SigningKey, Map<string, string>>();
+function plainHeader(key: SigningKey, typ: string): string {
+  let byTyp = encodedHeaders.get(key);
+  if (!byTyp) { byTyp = new Map(); encodedHeaders.set(key, byTyp); }
+  let header = byTyp.get(typ);
+  if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); byTyp.set(typ, header); }
+  return header;
+}
+
 /** Signs `payload` as a compact JWS with header {alg, typ, kid} (plus `extraHeader`). */
-export function signJwt(key: SigningKey, payload: Record<string, unknown>, typ: string, extraHeader: Record<string, unknown> = {}): string {
-  const header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid, ...extraHeader }));
+export function signJwt(key: SigningKey, payload: Record<string, unknown>, typ: string, extraHeader?: Record<string, unknown>): string {
+  const header = extraHeader ? b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid, ...extraHeader })) : plainHeader(key, typ);
   const input = `${header}.${b64url(JSON.stringify(payload))}`;
   const { digest, options } = NODE_ALG[key.alg];
   const signature = nodeSign(digest, Buffer.from(input), { key: asKeyObject(key.privateKey), ...options } as Parameters<typeof nodeSign>[2]);

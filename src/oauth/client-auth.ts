@@ -88,6 +88,8 @@ export function claimedClientId(input: ClientAuthInput): string | undefined {
 
 /** Form-decoding as application/x-www-form-urlencoded does it (RFC 6749 §2.3.1, Appendix B): '+' is a space. */
 function formDecode(text: string): string {
+  // Most ids and secrets (base64url, as the server makes them) have nothing to decode.
+  if (!text.includes('%') && !text.includes('+')) return text;
   return decodeURIComponent(text.replace(/\+/g, ' '));
 }
 

@@ -11,7 +11,6 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
  * Returns the space-separated granted scope (duplicates removed, request order kept).
  */
 export function grantedScope(requested: string | undefined, client: Client): string {
-  const allowed = new Set(scopeList(client.metadata.scope));
   if (requested === undefined) {
     return scopeList(client.metadata.default_scope ?? client.metadata.scope).join(' ');
   }
@@ -19,9 +18,18 @@ export function grantedScope(requested: string | undefined, client: Client): str
   if (tokens.some((t) => !SCOPE_TOKEN.test(t))) {
     throw new InvalidScope('scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
   }
+  const allowed = allowedScopes(client);
   const outside = tokens.filter((t) => !allowed.has(t));
   if (outside.length > 0) throw new InvalidScope(`scope not allowed for this client: ${[...new Set(outside)].join(' ').slice(0, 200)}`);
-  return [...new Set(tokens)].join(' ');
+  return tokens.length === 1 ? requested : [...new Set(tokens)].join(' ');
+}
+
+/** A client's allowed scopes as a set, made once per loaded client (client objects are immutable; a change loads a new one). */
+const allowedSets = new WeakMap<Client, Set<string>>();
+function allowedScopes(client: Client): Set<string> {
+  let set = allowedSets.get(client);
+  if (!set) { set = new Set(scopeList(client.metadata.scope)); allowedSets.set(client, set); }
+  return set;
 }
 
 /**
@@ -35,8 +43,10 @@ export function resolveAudience(resources: readonly string[], client: Client, is
   const allowed = client.metadata.resources;
   if (resources.length === 0) return allowed[0] ?? issuer;
   for (const resource of resources) {
+    // A registered resource is a valid indicator (checked at registration): only others are parsed.
+    if (allowed.includes(resource)) continue;
     if (!isResourceIndicator(resource)) throw new InvalidTarget('resource must be an absolute URI without a fragment (RFC 8707 §2)');
-    if (!allowed.includes(resource)) throw new InvalidTarget('resource not allowed for this client');
+    throw new InvalidTarget('resource not allowed for this client');
   }
   const unique = [...new Set(resources)];
   return unique.length === 1 ? unique[0]! : unique;

@@ -44,7 +44,7 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-export async function issueAccessToken(deps: AccessTokenDeps, request: AccessTokenRequest): Promise<IssuedAccessToken> {
+export function issueAccessToken(deps: AccessTokenDeps, request: AccessTokenRequest): IssuedAccessToken {
   const key = deps.keys.signingKey();
   const iat = epochSeconds(deps.clock);
   const exp = iat + request.ttl;
@@ -158,7 +158,7 @@ export interface UserGrant {
 export async function issueUserTokens(
   deps: AccessTokenDeps & { accessTokenTtl: number; idTokenTtl: number }, grant: UserGrant,
 ): Promise<{ accessToken: IssuedAccessToken; idToken?: string }> {
-  const accessToken = await issueAccessToken(deps, {
+  const accessToken = issueAccessToken(deps, {
     sub: grant.sub,
     clientId: grant.client.clientId,
     aud: grant.aud,

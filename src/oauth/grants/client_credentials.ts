@@ -16,7 +16,7 @@ export const clientCredentialsGrant: Grant<'scope'> = {
     // RFC 8707 §2: the resource names the audience; unknown ones are invalid_target.
     const aud = resolveAudience(resources, client, deps.issuer);
     // RFC 9068 §2.2: for client_credentials the subject is the client itself.
-    const token = await issueAccessToken(deps, {
+    const token = issueAccessToken(deps, {
       sub: client.clientId,
       clientId: client.clientId,
       aud,
