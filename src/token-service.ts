@@ -23,7 +23,7 @@ import { FamilyRevocation } from './refresh-family-revocation.js';
 import { OFFLINE_ACCESS, SuccessorSealer, type RefreshTokenDeps } from './oauth/refresh-tokens.js';
 import { refreshMetrics as createRefreshMetrics, type RefreshMetrics } from './observability/refresh-metrics.js';
 import type { UserInfoDeps } from './oauth/userinfo.js';
-import { MAX_ACCESS_TOKEN_TTL } from './oauth/tokens.js';
+import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens } from './oauth/tokens.js';
 import { PROMPT_VALUES, RESPONSE_MODES } from './oauth/authorize.js';
 import { CLAIMS_SUPPORTED, SCOPE_CLAIMS } from './oauth/claims.js';
 import { KNOWN_RESPONSE_TYPES } from './oauth/client-metadata.js';
@@ -143,7 +143,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     // RFC 9126 §2: the pushed authorization request endpoint URL too.
     assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
   };
-  const accessTokenDeps = { keys, clock, issuer: config.issuer };
+  // One cache of verified access-token signatures, shared by introspection, revocation and UserInfo.
+  const accessTokenDeps = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens() };
   // A grant's refresh family (same id) and its access tokens are revoked together (src/refresh-family-revocation.ts).
   const revokeGrant = (grantId: string, clientId: string, reason: string, expiresAt: Date) => families.revokeGrant(grantId, clientId, reason, expiresAt);
   const tokenDeps = {

@@ -28,11 +28,14 @@ function asKeyObject(key: SigningKey['privateKey'] | VerificationKey['publicKey'
 
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 
-/** The encoded {alg, typ, kid} header of a key, per typ: the same for every token that key signs. */
-const encodedHeaders = new WeakMap<SigningKey, Map<string, string>>();
+/**
+ * The encoded {alg, typ, kid} header of a key, per typ: the same for every token that key signs.
+ * Kept by the private key object (the key ring hands out a new SigningKey wrapper per call).
+ */
+const encodedHeaders = new WeakMap<object, Map<string, string>>();
 function plainHeader(key: SigningKey, typ: string): string {
-  let byTyp = encodedHeaders.get(key);
-  if (!byTyp) { byTyp = new Map(); encodedHeaders.set(key, byTyp); }
+  let byTyp = encodedHeaders.get(key.privateKey);
+  if (!byTyp) { byTyp = new Map(); encodedHeaders.set(key.privateKey, byTyp); }
   let header = byTyp.get(typ);
   if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); byTyp.set(typ, header); }
   return header;

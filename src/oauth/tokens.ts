@@ -3,6 +3,7 @@ import { epochSeconds, type Clock } from '../clock.js';
 import { signJwt, verifyJwt } from '../keys/jws.js';
 import type { KeyRing, SigningAlg } from '../keys/keyring.js';
 import { TemporarilyUnavailable } from './errors.js';
+import { sha256 } from './secrets.js';
 
 /**
  * Access tokens: RFC 9068 JWTs, signed with the key ring's active key and not stored.
@@ -20,6 +21,44 @@ export interface AccessTokenDeps {
   keys: KeyRing;
   clock: Clock;
   issuer: string;
+  /** Tokens whose signature was already verified (introspection sees the same token once per API call). */
+  verified?: VerifiedAccessTokens;
+}
+
+/**
+ * The claims of access tokens whose signature this instance has verified, so a token presented
+ * again (a resource server introspects it on every API call) costs no second signature check —
+ * an ES256 verification is the most expensive step of introspection. Keyed by the token's
+ * SHA-256 (the token itself is not kept); at most `capacity` entries, oldest forgotten first, and
+ * none past its `exp`. Only the signature is remembered: a hit still needs its key to be
+ * trusted now (a revoked or removed key ends it at once), and every claim, expiry and
+ * revocation check runs as for a new token.
+ */
+export class VerifiedAccessTokens {
+  private readonly entries = new Map<string, { kid: string; claims: Readonly<Record<string, unknown>>; exp: number }>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  static keyOf(token: string): string {
+    return sha256(token).toString('base64url');
+  }
+
+  get(key: string, nowSeconds: number): { kid: string; claims: Readonly<Record<string, unknown>> } | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.exp <= nowSeconds) { this.entries.delete(key); return undefined; }
+    return entry;
+  }
+
+  remember(key: string, kid: string, claims: Record<string, unknown>, exp: number): void {
+    if (this.capacity <= 0) return;
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { kid, claims: Object.freeze(claims), exp });
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }
 
 export interface AccessTokenRequest {
@@ -204,13 +243,23 @@ const MAX_TOKEN_LENGTH = 8192;
  */
 export async function verifyAccessToken(deps: AccessTokenDeps, token: string, options: { allowExpired?: boolean } = {}): Promise<AccessTokenVerification> {
   if (token.length > MAX_TOKEN_LENGTH) return { valid: false, reason: 'malformed' };
-  const jws = verifyJwt(token, (kid) => {
+  const trustedKey = (kid: string) => {
     const key = deps.keys.verificationKey(kid);
     return key && ACCESS_TOKEN_ALGS.includes(key.alg) ? key : undefined;
-  }, ACCESS_TOKEN_TYP);
-  if (!jws.ok) return { valid: false, reason: jws.reason };
-  const c = jws.payload;
+  };
   const now = epochSeconds(deps.clock);
+  const cacheKey = deps.verified ? VerifiedAccessTokens.keyOf(token) : undefined;
+  const seen = cacheKey !== undefined ? deps.verified!.get(cacheKey, now) : undefined;
+  let c: Readonly<Record<string, unknown>>;
+  let kid: string;
+  if (seen && trustedKey(seen.kid)) {
+    ({ claims: c, kid } = seen);
+  } else {
+    const jws = verifyJwt(token, trustedKey, ACCESS_TOKEN_TYP);
+    if (!jws.ok) return { valid: false, reason: jws.reason };
+    c = jws.payload;
+    kid = jws.header.kid as string;
+  }
   const audOk = typeof c.aud === 'string' || (Array.isArray(c.aud) && c.aud.length > 0 && c.aud.every((a) => typeof a === 'string'));
   if (c.iss !== deps.issuer || typeof c.sub !== 'string' || !audOk || typeof c.jti !== 'string' ||
       typeof c.client_id !== 'string' || !Number.isInteger(c.iat) || !Number.isInteger(c.exp) ||
@@ -219,6 +268,10 @@ export async function verifyAccessToken(deps: AccessTokenDeps, token: string, op
     return { valid: false, reason: 'invalid_claims' };
   }
   // RFC 7519 §4.1.4: expired at or after `exp`.
-  if (!options.allowExpired && (c.exp as number) <= now) return { valid: false, reason: 'expired' };
+  if ((c.exp as number) <= now) {
+    if (!options.allowExpired) return { valid: false, reason: 'expired' };
+  } else if (cacheKey !== undefined && !seen) {
+    deps.verified!.remember(cacheKey, kid, c as Record<string, unknown>, c.exp as number);
+  }
   return { valid: true, claims: c as AccessTokenClaims };
 }

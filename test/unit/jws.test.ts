@@ -21,6 +21,18 @@ describe('compact JWS signing', () => {
     await expect(jwtVerify(jwt, publicKey)).resolves.toMatchObject({ payload: { a: 'b' } });
   });
 
+  it('keeps each key\'s header per typ and adds an extra header member when asked (headers are encoded once per key)', async () => {
+    const one = await generateKeyPair('ES256');
+    const two = await generateKeyPair('ES256');
+    const sign = (kid: string, privateKey: typeof one.privateKey, typ: string, extra?: Record<string, unknown>) =>
+      decodeProtectedHeader(signJwt({ kid, alg: 'ES256', privateKey }, { a: 1 }, typ, extra));
+    expect(sign('k1', one.privateKey, 'at+jwt')).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' });
+    expect(sign('k1', one.privateKey, 'JWT')).toEqual({ alg: 'ES256', typ: 'JWT', kid: 'k1' });
+    expect(sign('k1', one.privateKey, 'at+jwt')).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' });
+    expect(sign('k2', two.privateKey, 'at+jwt')).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: 'k2' });
+    expect(sign('k1', one.privateKey, 'JWT', { cty: 'x' })).toEqual({ alg: 'ES256', typ: 'JWT', kid: 'k1', cty: 'x' });
+  });
+
   it('yields a signature a different key does not verify', async () => {
     const one = await generateKeyPair('ES256');
     const two = await generateKeyPair('ES256');
