@@ -58,6 +58,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   const logOnly = new Set(options.excludeFromSink ?? []);
   const events = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
   const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database (buffer full while it was unreachable).', registers: options.registry ? [options.registry] : [] });
+  const eventCounters = new Map<string, { inc(): void }>();
   let buffer: NewAuditEvent[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -85,14 +86,18 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
 
   return {
     record(event, fields = {}) {
-      const all: AuditFields = { ...fields };
-      // Defence in depth: a secret-bearing field never reaches the log nor the table.
-      for (const key of Object.keys(all)) if (SECRETS.has(key)) delete all[key];
-      audit.info({ ...all, event }, event);
-      events.inc({ event });
+      // Defence in depth: a secret-bearing field never reaches the log nor the table. One copy,
+      // one pass (this runs for every token issued).
+      const all: AuditFields = {};
+      for (const key in fields) if (!SECRETS.has(key)) all[key] = fields[key];
+      all.event = event;
+      audit.info(all, event);
+      let count = eventCounters.get(event);
+      if (count === undefined) { count = events.labels(event); eventCounters.set(event, count); }
+      count.inc();
       if (!sink || logOnly.has(event) || (typeof all.grant_type === 'string' && logOnly.has(`${event}:${all.grant_type}`))) return;
       const details: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && v !== undefined) details[k] = v;
+      for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && k !== 'event' && v !== undefined) details[k] = v;
       buffer.push({
         at: clock.now(), event, request_id: str(all.request_id), client_id: str(all.client_id), sub: str(all.sub),
         ip: str(all.ip), user_agent: str(all.user_agent), jti: str(all.jti), details,

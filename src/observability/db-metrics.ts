@@ -1,5 +1,6 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { LatencyHistogram } from './latency-histogram.js';
 import type { Store } from '../db/database.js';
 
 type Operation = 'select' | 'insert' | 'update' | 'delete' | 'other';
@@ -18,7 +19,7 @@ const OPERATIONS: Partial<Record<RootOperationNode['kind'] | string, Operation>>
  */
 class QueryTimer implements KyselyPlugin {
   private readonly started = new WeakMap<object, { at: number; operation: Operation }>();
-  constructor(private readonly histogram: Histogram<'operation'>) {}
+  constructor(private readonly histogram: LatencyHistogram<'operation'>) {}
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     this.started.set(args.queryId, { at: performance.now(), operation: OPERATIONS[args.node.kind] ?? 'other' });
@@ -41,7 +42,7 @@ class QueryTimer implements KyselyPlugin {
  * waiting for one. The embedded PGlite store has one connection and no pool: no pool gauges.
  */
 export function instrumentStore(store: Store, registry: Registry): Store {
-  const histogram = new Histogram({
+  const histogram = new LatencyHistogram({
     name: 'latchkey_db_query_duration_seconds',
     help: 'Database query latency (including the wait for a pooled connection), by operation.',
     labelNames: ['operation'],

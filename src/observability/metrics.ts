@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { LatencyHistogram } from './latency-histogram.js';
 
 /**
  * One registry per server instance (not prom-client's global one), so that several servers in
@@ -7,7 +8,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
  */
 export interface Metrics {
   registry: Registry;
-  httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
+  httpRequestDuration: LatencyHistogram<'method' | 'route' | 'status_class'>;
   httpErrors: Counter<'route' | 'status'>;
   /** Requests refused with 429 by a rate limit (src/http/rate-limit.ts). */
   rateLimited: Counter<'endpoint' | 'limit'>;
@@ -18,7 +19,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'latchkey_' });
   return {
     registry,
-    httpRequestDuration: new Histogram({
+    httpRequestDuration: new LatencyHistogram({
       name: 'latchkey_http_request_duration_seconds',
       help: 'HTTP request latency by route template and status class.',
       labelNames: ['method', 'route', 'status_class'],

@@ -1,4 +1,5 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { LatencyHistogram } from './latency-histogram.js';
 
 /**
  * The token service's metrics. Labels are bounded: grant_type is a registered grant or
@@ -9,9 +10,9 @@ export interface OAuthMetrics {
   tokensIssued: Counter<'grant_type' | 'outcome' | 'client_id'>;
   /** Whether tokensIssued carries the `client_id` label. */
   perClient: boolean;
-  tokenRequestDuration: Histogram<'grant_type'>;
+  tokenRequestDuration: LatencyHistogram<'grant_type'>;
   introspections: Counter<'result'>;
-  introspectionDuration: Histogram;
+  introspectionDuration: LatencyHistogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
   authorizations: Counter<'outcome'>;
@@ -36,7 +37,7 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
       registers: [registry],
     }),
     perClient,
-    tokenRequestDuration: new Histogram({
+    tokenRequestDuration: new LatencyHistogram({
       name: 'latchkey_token_request_duration_seconds',
       help: 'Time to handle a token request, by grant type.',
       labelNames: ['grant_type'],
@@ -49,7 +50,7 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
       labelNames: ['result'],
       registers: [registry],
     }),
-    introspectionDuration: new Histogram({
+    introspectionDuration: new LatencyHistogram({
       name: 'latchkey_introspection_duration_seconds',
       help: 'Time to handle an introspection request (client authentication included).',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
