@@ -26,5 +26,5 @@ export async function handleTokenRequest(input: ClientAuthInput, deps: ClientAut
   const params = readParams(input.body, grant.parameters);
   const resources = readRepeatedParam(input.body, 'resource');
   const result = await grant.handle({ client: authenticated.client, params, resources }, deps);
-  return { ...result, grantType: grant.grantType, client: authenticated };
+  return { response: result.response, issued: result.issued, refresh: result.refresh, grantType: grant.grantType, client: authenticated };
 }

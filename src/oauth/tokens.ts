@@ -88,11 +88,15 @@ export function issueAccessToken(deps: AccessTokenDeps, request: AccessTokenRequ
   const iat = epochSeconds(deps.clock);
   const exp = iat + request.ttl;
   const jti = randomUUID();
-  // Registered claims last: a grant's extra claims can add to them, never replace them.
-  const claims: Record<string, unknown> = {
-    ...request.extraClaims,
-    iss: deps.issuer, sub: request.sub, aud: request.aud, exp, iat, jti, client_id: request.clientId,
-  };
+  // Registered claims assigned last: a grant's extra claims can add to them, never replace them.
+  const claims: Record<string, unknown> = request.extraClaims ? { ...request.extraClaims } : {};
+  claims.iss = deps.issuer;
+  claims.sub = request.sub;
+  claims.aud = request.aud;
+  claims.exp = exp;
+  claims.iat = iat;
+  claims.jti = jti;
+  claims.client_id = request.clientId;
   if (request.scope) claims.scope = request.scope;
   // node:crypto's synchronous signer (src/keys/jws.ts): the same JWS as jose's, ~3x cheaper.
   const token = signJwt(key, claims, ACCESS_TOKEN_TYP);

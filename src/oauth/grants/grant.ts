@@ -21,14 +21,12 @@ export interface TokenResponse {
 export function tokenResponse(
   accessToken: { token: string; expiresIn: number }, scope: string, issued: { refreshToken?: string | undefined; idToken?: string | undefined } = {},
 ): TokenResponse {
-  return {
-    access_token: accessToken.token,
-    token_type: 'Bearer',
-    expires_in: accessToken.expiresIn,
-    ...(scope ? { scope } : {}),
-    ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
-    ...(issued.idToken ? { id_token: issued.idToken } : {}),
-  };
+  // Built by assignment, not spreads: this runs for every token issued.
+  const response: TokenResponse = { access_token: accessToken.token, token_type: 'Bearer', expires_in: accessToken.expiresIn };
+  if (scope) response.scope = scope;
+  if (issued.refreshToken) response.refresh_token = issued.refreshToken;
+  if (issued.idToken) response.id_token = issued.idToken;
+  return response;
 }
 
 /** What a grant handler is given: the authenticated client and the parameters it declared. */
