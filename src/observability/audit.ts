@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
+import { RequestCounter } from './request-metrics.js';
 import type { Clock } from '../clock.js';
 import type { NewAuditEvent } from '../store/audit-events.js';
 import { SECRET_FIELDS } from './logger.js';
@@ -56,9 +57,8 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   const maxBatch = options.maxBatch ?? 500;
   const maxBuffered = options.maxBuffered ?? 10_000;
   const logOnly = new Set(options.excludeFromSink ?? []);
-  const events = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
+  const events = new RequestCounter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
   const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database (buffer full while it was unreachable).', registers: options.registry ? [options.registry] : [] });
-  const eventCounters = new Map<string, { inc(): void }>();
   let buffer: NewAuditEvent[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -92,9 +92,7 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
       for (const key in fields) if (!SECRETS.has(key)) all[key] = fields[key];
       all.event = event;
       audit.info(all, event);
-      let count = eventCounters.get(event);
-      if (count === undefined) { count = events.labels(event); eventCounters.set(event, count); }
-      count.inc();
+      events.inc({ event });
       if (!sink || logOnly.has(event) || (typeof all.grant_type === 'string' && logOnly.has(`${event}:${all.grant_type}`))) return;
       const details: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && k !== 'event' && v !== undefined) details[k] = v;

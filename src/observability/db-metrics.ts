@@ -1,6 +1,6 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { Gauge, type Registry } from 'prom-client';
-import { LatencyHistogram } from './latency-histogram.js';
+import { LatencyHistogram } from './request-metrics.js';
 import type { Store } from '../db/database.js';
 
 type Operation = 'select' | 'insert' | 'update' | 'delete' | 'other';

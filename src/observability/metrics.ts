@@ -1,5 +1,5 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { LatencyHistogram } from './latency-histogram.js';
+import { LatencyHistogram } from './request-metrics.js';
 
 /**
  * One registry per server instance (not prom-client's global one), so that several servers in

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { LatencyHistogram } from './latency-histogram.js';
+import { LatencyHistogram, RequestCounter } from './request-metrics.js';
 
 /**
  * The token service's metrics. Labels are bounded: grant_type is a registered grant or
@@ -7,11 +7,11 @@ import { LatencyHistogram } from './latency-histogram.js';
  */
 export interface OAuthMetrics {
   /** With METRICS_PER_CLIENT also `client_id`: the authenticated client on success, `-` on any failure (a claimed id is unbounded). */
-  tokensIssued: Counter<'grant_type' | 'outcome' | 'client_id'>;
+  tokensIssued: RequestCounter<'grant_type' | 'outcome' | 'client_id'>;
   /** Whether tokensIssued carries the `client_id` label. */
   perClient: boolean;
   tokenRequestDuration: LatencyHistogram<'grant_type'>;
-  introspections: Counter<'result'>;
+  introspections: RequestCounter<'result'>;
   introspectionDuration: LatencyHistogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
@@ -30,7 +30,7 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
   if (metrics) return metrics;
   const perClient = options.perClient ?? false;
   metrics = {
-    tokensIssued: new Counter({
+    tokensIssued: new RequestCounter({
       name: 'latchkey_tokens_issued_total',
       help: 'Token endpoint requests by grant type and outcome (success or the error code).',
       labelNames: perClient ? ['grant_type', 'outcome', 'client_id'] : ['grant_type', 'outcome'],
@@ -44,7 +44,7 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
-    introspections: new Counter({
+    introspections: new RequestCounter({
       name: 'latchkey_introspections_total',
       help: 'Introspection answers by result (active or inactive).',
       labelNames: ['result'],
