@@ -152,7 +152,7 @@ export const configSchema = z.object({
   SESSION_ABSOLUTE_TTL: duration(300, 400 * 86400).default(36000).describe('SSO session absolute lifetime from sign-in; never extended.'),
   SCOPE_DESCRIPTIONS: scopeDescriptions.optional().describe('JSON object of scope → plain-language description shown on the consent page; adds to and overrides the built-in ones for openid, profile, email, phone, address, offline_access.'),
   AUDIT_RETENTION: duration(86400, 10 * 365 * 86400).default(90 * 86400).describe('How long audit events are kept in the audit_events table; older ones are deleted hourly in batches.'),
-  AUDIT_DB_EXCLUDE: z.string().regex(/^(none|[a-z_.]+(:[a-z_]+)?(,[a-z_.]+(:[a-z_]+)?)*)$/, 'must be none, or comma-separated event names, each optionally :grant_type (e.g. token.issued:client_credentials)').default('token.issued:client_credentials').describe('Audit events written to the log only, not to the audit_events table: comma-separated event names, each optionally narrowed to one grant type with :grant_type; none stores every event. The default keeps machine-to-machine issuance (thousands a second, see Measured) out of the table; every other event, user token issuance included, is stored.'),
+  AUDIT_DB_EXCLUDE: z.string().regex(/^(none|[a-z_.]+(:[A-Za-z0-9_.:-]+)?(,[a-z_.]+(:[A-Za-z0-9_.:-]+)?)*)$/, 'must be none, or comma-separated event names, each optionally :grant_type (e.g. token.issued:client_credentials)').default('token.issued:client_credentials').describe('Audit events written to the log only, not to the audit_events table: comma-separated event names, each optionally narrowed to one grant type with :grant_type; none stores every event. The default keeps machine-to-machine issuance (thousands a second, see Measured) out of the table; every other event, user token issuance included, is stored.'),
   DEMO: boolean.default(true).describe('Embedded store with a loopback ISSUER (localhost, 127.0.0.1, [::1]) only: on the very first start (no users, no clients) create a demo user (password printed once) and the public demo client, and serve the try-it page at /try while that client exists.'),
   PASSWORD_MIN_LENGTH: integer(8, 128).default(12).describe('Shortest password accepted when one is set (NIST SP 800-63B: length, no composition rules).'),
   SIGNING_ALGS: signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.'),
@@ -169,6 +169,7 @@ export const configSchema = z.object({
   CLIENTS_FILE: z.string().min(1).optional().describe('Path of a JSON or YAML file of clients upserted at start-up (secrets from environment variables named by client_secret_env).'),
   CLIENT_CACHE_SIZE: integer(1, 1_000_000).default(10000).describe('Most clients held in the in-memory client cache (least recently used dropped first).'),
   CLIENT_CACHE_TTL: duration(1, 86400).default(300).describe('Longest a cached client is used before it is re-read, even without a change notification.'),
+  VERIFIED_TOKEN_CACHE_SIZE: integer(0, 1_000_000).default(10000).describe('Most access tokens whose signature is remembered as verified (introspection, revocation and UserInfo check a token\'s signature once; key trust, claims and revocation every time). 0 turns the cache off.'),
   CLIENT_SECRET_ROTATION_OVERLAP: duration(0, 90 * 86400).default(86400).describe('How long the previous client secret keeps working after a rotation (default for rotate-secret).'),
   TOKEN_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one client_id may make to /token; then 429 with Retry-After.'),
   TOKEN_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /token; then 429 with Retry-After.'),
@@ -242,6 +243,7 @@ export interface Config {
   clientsFile: string | undefined;
   clientCacheSize: number;
   clientCacheTtl: number;
+  verifiedTokenCacheSize: number;
   clientSecretRotationOverlap: number;
   tokenRateLimitPerClient: number;
   tokenRateLimitPerIp: number;
@@ -362,6 +364,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     clientsFile: c.CLIENTS_FILE,
     clientCacheSize: c.CLIENT_CACHE_SIZE,
     clientCacheTtl: c.CLIENT_CACHE_TTL,
+    verifiedTokenCacheSize: c.VERIFIED_TOKEN_CACHE_SIZE,
     clientSecretRotationOverlap: c.CLIENT_SECRET_ROTATION_OVERLAP,
     tokenRateLimitPerClient: c.TOKEN_RATE_LIMIT_PER_CLIENT,
     tokenRateLimitPerIp: c.TOKEN_RATE_LIMIT_PER_IP,

@@ -45,9 +45,11 @@ export class FixedWindowCounter {
 /**
  * What a per-address limit counts by: an IPv4 address as it is; an IPv6 address by its /64 (one
  * host usually holds a whole /64, so counting per /128 would be no limit at all), or as the IPv4
- * address it maps (::ffff:a.b.c.d). Anything unparsable counts as itself.
+ * address it maps (::ffff:a.b.c.d). Anything unparsable counts as itself; no address at all
+ * (a socket already destroyed has none) as the empty string.
  */
-export function addressKey(ip: string): string {
+export function addressKey(ip: string | undefined): string {
+  if (ip === undefined) return '';
   if (!ip.includes(':')) return ip;
   const groups = ipv6Groups(ip);
   if (!groups) return ip;

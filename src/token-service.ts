@@ -144,7 +144,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
   };
   // One cache of verified access-token signatures, shared by introspection, revocation and UserInfo.
-  const accessTokenDeps = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens() };
+  const accessTokenDeps = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens(config.verifiedTokenCacheSize) };
   // A grant's refresh family (same id) and its access tokens are revoked together (src/refresh-family-revocation.ts).
   const revokeGrant = (grantId: string, clientId: string, reason: string, expiresAt: Date) => families.revokeGrant(grantId, clientId, reason, expiresAt);
   const tokenDeps = {

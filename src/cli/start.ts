@@ -41,7 +41,11 @@ SHUTDOWN_TIMEOUT, closes the database and exits.`,
     const address = await server.listen({ port: config.port, host: config.host });
     const metricsAddress = app.metricsServer ? await app.metricsServer.listen({ port: config.metricsPort!, host: config.host }) : undefined;
     const readyMs = Math.round(performance.now() - startedAt);
-    context.audit.record('server.started', { address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs });
+    context.audit.record('server.started', {
+      address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs,
+      // What the durable audit trail leaves out (AUDIT_DB_EXCLUDE), said where an operator looks first.
+      audit_log_only: config.auditDbExclude.length > 0 ? config.auditDbExclude.join(',') : 'none',
+    });
     const store = context.store.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)';
     process.stdout.write([
       '',

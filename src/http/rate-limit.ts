@@ -84,6 +84,7 @@ export function createRateLimiter(options: { windowSeconds: number; metrics: Met
         const err = onLimited(req, reply, seconds);
         // Without an error the refusal has been sent, and the request goes no further.
         if (err) done(err);
+        else if (!reply.sent) done(new Error(`the ${name} limit's refusal sent no reply`));
       };
 
       return (req, reply, done) => {

@@ -29,15 +29,16 @@ function asKeyObject(key: SigningKey['privateKey'] | VerificationKey['publicKey'
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 
 /**
- * The encoded {alg, typ, kid} header of a key, per typ: the same for every token that key signs.
+ * The encoded {alg, typ, kid} header of a key, per kid, alg and typ: the same for every token it signs.
  * Kept by the private key object (the key ring hands out a new SigningKey wrapper per call).
  */
 const encodedHeaders = new WeakMap<object, Map<string, string>>();
 function plainHeader(key: SigningKey, typ: string): string {
   let byTyp = encodedHeaders.get(key.privateKey);
   if (!byTyp) { byTyp = new Map(); encodedHeaders.set(key.privateKey, byTyp); }
-  let header = byTyp.get(typ);
-  if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); byTyp.set(typ, header); }
+  const id = `${key.kid}\u0000${key.alg}\u0000${typ}`;
+  let header = byTyp.get(id);
+  if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); byTyp.set(id, header); }
   return header;
 }
 

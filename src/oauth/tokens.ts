@@ -53,6 +53,7 @@ export class VerifiedAccessTokens {
   remember(key: string, kid: string, claims: Record<string, unknown>, exp: number): void {
     if (this.capacity <= 0) return;
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (Array.isArray(claims.aud)) Object.freeze(claims.aud);
     this.entries.set(key, { kid, claims: Object.freeze(claims), exp });
   }
 
@@ -233,7 +234,8 @@ export interface AccessTokenClaims {
 }
 
 export type AccessTokenVerification =
-  | { valid: true; claims: AccessTokenClaims }
+  // Read-only: the claims of a remembered token are shared by every request presenting it.
+  | { valid: true; claims: Readonly<AccessTokenClaims> }
   | { valid: false; reason: 'malformed' | 'unknown_key' | 'invalid_signature' | 'expired' | 'invalid_claims' };
 
 /** Longest string looked at as a token; anything longer is malformed without parsing. */

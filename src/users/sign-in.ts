@@ -6,6 +6,7 @@ import type { LoginThrottleRepository } from '../store/login-throttle.js';
 import type { SessionRepository, SsoSession } from '../store/sessions.js';
 import type { User, UserRepository } from '../store/users.js';
 import type { PasswordHasher } from './passwords.js';
+import { addressKey } from '../fixed-window.js';
 
 /**
  * First-party sign-in with a password: throttling against guessing, one generic failure for
@@ -57,7 +58,8 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   // such a login is an unknown one — same work, same answer — and its failure is still counted.
   const login = input.login.replace(/\u0000/g, '\uFFFD').trim().slice(0, MAX_LOGIN_LENGTH);
   const accountKey = `account:${login.toLowerCase()}`;
-  const ipKey = `ip:${input.ip}`;
+  // Per address as every limit counts it: an IPv6 address by its /64 (src/fixed-window.ts).
+  const ipKey = `ip:${addressKey(input.ip)}`;
   const context = { ip: input.ip, user_agent: input.userAgent, request_id: input.requestId };
 
   const blocked = await deps.throttle.blockedUntil([accountKey, ipKey], now);

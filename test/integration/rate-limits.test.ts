@@ -94,6 +94,14 @@ describe('the back-off after failed client authentications', () => {
     clock.advance(601);
     expect((await post('/token', '10.2.0.1', basic('svc', secret))).statusCode).toBe(200);
   });
+
+  it('counts the failures of an IPv6 address by its /64, and of an IPv4-mapped address as that IPv4 address', async () => {
+    for (const ip of ['2001:db8:5:6::1', '2001:db8:5:6::2', '2001:db8:5:6:ffff::3']) expect((await post('/token', ip, basic('svc', 'wrong'))).statusCode).toBe(401);
+    expectLimited(await post('/token', '2001:db8:5:6::99', basic('svc', secret)), 600);
+    expect((await post('/token', '2001:db8:5:7::1', basic('svc', secret))).statusCode).toBe(200);
+    for (const ip of ['10.2.0.9', '::ffff:10.2.0.9', '10.2.0.9']) expect((await post('/token', ip, basic('svc', 'wrong'))).statusCode).toBe(401);
+    expectLimited(await post('/token', '10.2.0.9', basic('svc', secret)), 600);
+  });
 });
 
 describe('rate limits on registration (RFC 7591 / RFC 7592)', () => {

@@ -125,3 +125,13 @@ describe('configuration', () => {
     }
   });
 });
+
+describe('AUDIT_DB_EXCLUDE', () => {
+  it('defaults to machine-to-machine issuance, takes event and event:grant_type entries (URN grant types too), and none', () => {
+    expect(loadConfig({}).auditDbExclude).toEqual(['token.issued:client_credentials']);
+    expect(loadConfig({ AUDIT_DB_EXCLUDE: 'none' }).auditDbExclude).toEqual([]);
+    expect(loadConfig({ AUDIT_DB_EXCLUDE: 'token.issued:urn:ietf:params:oauth:grant-type:device_code,login.failed' }).auditDbExclude)
+      .toEqual(['token.issued:urn:ietf:params:oauth:grant-type:device_code', 'login.failed']);
+    for (const bad of ['Token.Issued', 'token.issued:', 'a,,b', 'token issued']) expect(() => loadConfig({ AUDIT_DB_EXCLUDE: bad }), bad).toThrow(ConfigError);
+  });
+});

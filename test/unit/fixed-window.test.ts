@@ -44,6 +44,10 @@ describe('addressKey', () => {
     expect(addressKey('1:2:3:4:5:6:7:8')).toBe('1:2:3:4::/64');
   });
 
+  it('counts a request whose socket has no address any more as the empty key', () => {
+    expect(addressKey(undefined)).toBe('');
+  });
+
   it('counts text that is no IPv6 address as itself', () => {
     for (const bad of ['1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3', 'g::1', '::ffff:300.1.1.1', '1:2:3:4:5:6:7::8:9']) expect(addressKey(bad)).toBe(bad);
   });

@@ -7,11 +7,14 @@ import { ManualClock } from '../support/clock.js';
 /** A key ring of one ES256 key whose trust the test switches off (as a revocation does). */
 function ring() {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const state = { trusted: true };
+  // `signatureChecks` counts the reads of the public key: one per signature verification.
+  const state = { trusted: true, signatureChecks: 0 };
   const keys = {
     defaultAlg: 'ES256',
     signingKey: (): SigningKey => ({ kid: 'k1', alg: 'ES256', privateKey }),
-    verificationKey: (kid: string): VerificationKey | undefined => (state.trusted && kid === 'k1' ? { kid, alg: 'ES256', publicKey } : undefined),
+    verificationKey: (kid: string): VerificationKey | undefined => (state.trusted && kid === 'k1'
+      ? { kid, alg: 'ES256', get publicKey() { state.signatureChecks += 1; return publicKey; } }
+      : undefined),
   } as unknown as KeyRing;
   return { keys, state };
 }
@@ -26,14 +29,26 @@ describe('verified access-token cache (a presented token\'s signature is checked
     return { deps, state, clock, verified, issue };
   };
 
-  it('remembers a valid token and answers it again the same way', async () => {
-    const { deps, verified, issue } = setup();
+  it('remembers a valid token and answers it again the same way without a second signature check', async () => {
+    const { deps, state, verified, issue } = setup();
     const token = issue();
     const first = await verifyAccessToken(deps, token);
     expect(first).toMatchObject({ valid: true, claims: { sub: 'svc', client_id: 'svc', scope: 'a' } });
     expect(verified.size).toBe(1);
+    expect(state.signatureChecks).toBe(1);
     expect(await verifyAccessToken(deps, token)).toEqual(first);
-    expect(verified.size).toBe(1);
+    expect(await verifyAccessToken(deps, token)).toEqual(first);
+    expect(state.signatureChecks).toBe(1);
+    // Without the cache, or with one of size 0 (VERIFIED_TOKEN_CACHE_SIZE=0), every presentation is checked.
+    const uncached = { ...deps, verified: undefined };
+    await verifyAccessToken(uncached, token);
+    await verifyAccessToken(uncached, token);
+    expect(state.signatureChecks).toBe(3);
+    const off = { ...deps, verified: new VerifiedAccessTokens(0) };
+    expect((await verifyAccessToken(off, token)).valid).toBe(true);
+    expect((await verifyAccessToken(off, token)).valid).toBe(true);
+    expect(state.signatureChecks).toBe(5);
+    expect(off.verified.size).toBe(0);
   });
 
   it('ends a remembered token at once when its key is no longer trusted', async () => {
@@ -50,6 +65,9 @@ describe('verified access-token cache (a presented token\'s signature is checked
     expect((await verifyAccessToken(deps, token)).valid).toBe(true);
     clock.advance(60_000);
     expect(await verifyAccessToken(deps, token)).toEqual({ valid: false, reason: 'expired' });
+    expect(verified.size).toBe(0);
+    // Where an expired token is acceptable (allowExpired) it is verified afresh, and not remembered.
+    expect(await verifyAccessToken(deps, token, { allowExpired: true })).toMatchObject({ valid: true, claims: { sub: 'svc' } });
     expect(verified.size).toBe(0);
   });
 
