@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { SigningAlg } from './keys/keyring.js';
 
@@ -46,6 +47,31 @@ const integer = (min: number, max: number) =>
 const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
   error: (issue) => `must be true or false (got "${String(issue.input)}")`,
 }).transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Which proxies' X-Forwarded-For to believe (Fastify's trustProxy): false, or the proxies'
+ * addresses / CIDR ranges (and proxy-addr's names loopback, linklocal, uniquelocal): the client
+ * address is then the nearest one in X-Forwarded-For that is not a trusted proxy. `true`
+ * believes every hop, so the client names its own address and every per-IP limit is its to
+ * choose. (A hop count is not offered: Fastify 5 refuses it, as it cannot check the peer.)
+ */
+const trustProxy = z.string().transform((text, ctx): boolean | string[] => {
+  const value = text.trim().toLowerCase();
+  if (['false', '0', 'no'].includes(value)) return false;
+  if (['true', '1', 'yes'].includes(value)) return true;
+  const entries = value.split(',').map((e) => e.trim());
+  const valid = (e: string) => ['loopback', 'linklocal', 'uniquelocal'].includes(e) || (() => {
+    const [address, bits, extra] = e.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  })();
+  if (entries.length === 0 || !entries.every(valid)) {
+    ctx.addIssue({ code: 'custom', message: `must be false, true, or comma-separated proxy addresses/CIDRs (got "${text}")` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 /** A JSON object of scope → description, e.g. {"api:read":"Read your invoices"}. */
 const scopeDescriptions = z.string().transform((text, ctx) => {
@@ -127,7 +153,7 @@ export const configSchema = z.object({
   KEY_ENCRYPTION_SECRET: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)').optional().describe('Secret from which the key that encrypts signing keys at rest is derived. Required with DATABASE_URL; embedded mode generates one into DATA_DIR/key-encryption-secret (mode 0600).'),
   ACCESS_LOG: z.enum(['all', 'errors', 'off']).default('errors').describe('One log line per HTTP request: for every request (all), for 4xx/5xx answers only (errors), or none. Successful requests are always counted in the metrics, and security events are audit events regardless.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-  TRUST_PROXY: boolean.default(false).describe('Trust X-Forwarded-* headers (set true behind a reverse proxy you control).'),
+  TRUST_PROXY: trustProxy.default(false).describe('Which reverse proxies to believe about the client address (X-Forwarded-For) and scheme: false, or the proxies\' addresses/CIDRs, comma-separated (loopback, linklocal, uniquelocal allowed) — the client is the nearest address that is not one of them. true believes every hop: the client can then pick its own address and so escape every per-IP limit.'),
   BODY_LIMIT: integer(1024, 10 * 1024 * 1024).default(64 * 1024).describe('Largest accepted request body in bytes; larger bodies get 413.'),
   REQUEST_TIMEOUT: duration(1, 600).default(30).describe('Time a client has to send a whole request before the connection is closed.'),
   SHUTDOWN_TIMEOUT: duration(1, 600).default(10).describe('On SIGTERM/SIGINT: time allowed to drain in-flight requests before the process exits anyway.'),
@@ -205,7 +231,7 @@ export interface Config {
   keyEncryptionSecret: string | undefined;
   logLevel: RawConfig['LOG_LEVEL'];
   accessLog: RawConfig['ACCESS_LOG'];
-  trustProxy: boolean;
+  trustProxy: boolean | string[];
   bodyLimit: number;
   requestTimeoutSeconds: number;
   shutdownTimeoutSeconds: number;

@@ -231,3 +231,28 @@ describe('connection timeouts', () => {
     expect(closed).toBe(true);
   });
 });
+
+describe('the address a limit counts behind a trusted proxy (TRUST_PROXY)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await createTestApp({ TRUST_PROXY: '127.0.0.1', INTROSPECTION_RATE_LIMIT_PER_IP: '2', RATE_LIMIT_WINDOW: '1h' });
+  });
+  afterAll(async () => { await app.close(); });
+
+  const post = (peer: string, forwardedFor: string) => app.server.inject({
+    method: 'POST', url: '/introspect', remoteAddress: peer, headers: { ...FORM_HEADERS, 'x-forwarded-for': forwardedFor }, payload: form({ token: 'x' }),
+  });
+
+  it('is the nearest address the proxy reports, whatever the client put in front of it', async () => {
+    expect((await post('127.0.0.1', '198.51.100.1, 10.7.0.1')).statusCode).toBe(401);
+    expect((await post('127.0.0.1', '198.51.100.2, 10.7.0.1')).statusCode).toBe(401);
+    expectLimited(await post('127.0.0.1', '198.51.100.3, 10.7.0.1'), 3600);
+    expect((await post('127.0.0.1', '10.7.0.2')).statusCode).toBe(401);
+  });
+
+  it('is the peer itself when the peer is not a trusted proxy', async () => {
+    expect((await post('10.8.0.1', '10.9.0.1')).statusCode).toBe(401);
+    expect((await post('10.8.0.1', '10.9.0.2')).statusCode).toBe(401);
+    expectLimited(await post('10.8.0.1', '10.9.0.3'), 3600);
+  });
+});

@@ -41,7 +41,7 @@ describe('configuration', () => {
     expect(lines.find((l) => l.startsWith('PORT: '))).toBe('PORT: must be an integer from 0 to 65535 (got "eighty")');
     expect(lines.find((l) => l.startsWith('ACCESS_TOKEN_TTL: '))).toBe('ACCESS_TOKEN_TTL: must be a duration such as 600, 90s, 10m, 12h or 30d (got "soon")');
     expect(lines.some((l) => l.startsWith('LOG_LEVEL: '))).toBe(true);
-    expect(lines.find((l) => l.startsWith('TRUST_PROXY: '))).toBe('TRUST_PROXY: must be true or false (got "maybe")');
+    expect(lines.find((l) => l.startsWith('TRUST_PROXY: '))).toBe('TRUST_PROXY: must be false, true, or comma-separated proxy addresses/CIDRs (got "maybe")');
   });
 
   it('requires KEY_ENCRYPTION_SECRET with DATABASE_URL', () => {
@@ -133,5 +133,17 @@ describe('AUDIT_DB_EXCLUDE', () => {
     expect(loadConfig({ AUDIT_DB_EXCLUDE: 'token.issued:urn:ietf:params:oauth:grant-type:device_code,login.failed' }).auditDbExclude)
       .toEqual(['token.issued:urn:ietf:params:oauth:grant-type:device_code', 'login.failed']);
     for (const bad of ['Token.Issued', 'token.issued:', 'a,,b', 'token issued']) expect(() => loadConfig({ AUDIT_DB_EXCLUDE: bad }), bad).toThrow(ConfigError);
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('is false, true, or the proxies\' addresses and CIDR ranges', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.0.2.7,2001:db8::/32,loopback' }).trustProxy).toEqual(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', 'loopback']);
+    for (const bad of ['2', '10.0.0.0/33', '2001:db8::/129', 'proxy.example.com', '10.0.0.1/8/1', '10.0.0.1,']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(ConfigError);
+    }
   });
 });
