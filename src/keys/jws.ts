@@ -34,11 +34,11 @@ const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64ur
  */
 const encodedHeaders = new WeakMap<object, Map<string, string>>();
 function plainHeader(key: SigningKey, typ: string): string {
-  let byTyp = encodedHeaders.get(key.privateKey);
-  if (!byTyp) { byTyp = new Map(); encodedHeaders.set(key.privateKey, byTyp); }
+  let headers = encodedHeaders.get(key.privateKey);
+  if (!headers) { headers = new Map(); encodedHeaders.set(key.privateKey, headers); }
   const id = `${key.kid}\u0000${key.alg}\u0000${typ}`;
-  let header = byTyp.get(id);
-  if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); byTyp.set(id, header); }
+  let header = headers.get(id);
+  if (header === undefined) { header = b64url(JSON.stringify({ alg: key.alg, typ, kid: key.kid })); headers.set(id, header); }
   return header;
 }
 

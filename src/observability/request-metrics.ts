@@ -31,21 +31,33 @@ function labelCopy<L extends string>(labelNames: readonly L[], labels: LabelValu
   return copy;
 }
 
-/** A Prometheus counter for the request path (`inc(labels)`), exported as prom-client's Counter is. */
-export class RequestCounter<L extends string = never> {
-  readonly type = 'counter';
+/** What both metrics share: a name, help, label names, and registration on prom-client registries. */
+abstract class RequestMetric<L extends string> {
   readonly aggregator = 'sum';
   readonly name: string;
   readonly help: string;
-  private readonly labelNames: readonly L[];
-  private series = new Map<string, { labels: Record<string, string>; value: number }>();
+  protected readonly labelNames: readonly L[];
 
-  constructor(options: { name: string; help: string; labelNames?: readonly L[]; registers: Registry[] }) {
+  constructor(options: { name: string; help: string; labelNames?: readonly L[] | undefined }) {
     this.name = options.name;
     this.help = options.help;
     this.labelNames = options.labelNames ?? [];
+  }
+
+  protected registerOn(registries: Registry[]): void {
+    for (const registry of registries) registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+}
+
+/** A Prometheus counter for the request path (`inc(labels)`), exported as prom-client's Counter is. */
+export class RequestCounter<L extends string = never> extends RequestMetric<L> {
+  readonly type = 'counter';
+  private series = new Map<string, { labels: Record<string, string>; value: number }>();
+
+  constructor(options: { name: string; help: string; labelNames?: readonly L[]; registers: Registry[] }) {
+    super(options);
     this.reset();
-    for (const registry of options.registers) registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+    this.registerOn(options.registers);
   }
 
   inc(...args: [L] extends [never] ? [value?: number] : [labels: LabelValues<L>, value?: number]): void {
@@ -75,21 +87,15 @@ export class RequestCounter<L extends string = never> {
  * metric and exported in the same shape (`_bucket{le}` cumulative, `+Inf`, `_sum`, `_count`).
  * Counts live in a typed array per label set.
  */
-export class LatencyHistogram<L extends string = never> {
+export class LatencyHistogram<L extends string = never> extends RequestMetric<L> {
   readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly name: string;
-  readonly help: string;
-  private readonly labelNames: readonly L[];
   private readonly bounds: readonly number[];
   private series = new Map<string, Series>();
 
   constructor(options: { name: string; help: string; labelNames?: readonly L[]; buckets: readonly number[]; registers: Registry[] }) {
-    this.name = options.name;
-    this.help = options.help;
-    this.labelNames = options.labelNames ?? [];
+    super(options);
     this.bounds = [...options.buckets].sort((a, b) => a - b);
-    for (const registry of options.registers) registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+    this.registerOn(options.registers);
   }
 
   /** Records one value (seconds) for a label set; a histogram without labels takes the value alone. */
