@@ -159,6 +159,27 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       expect(decodeJwt(next.access_token).scope).toBe('openid offline_access');
     });
 
+    it('keeps to the resources the client still has registered, and refuses the grant once none is left', async () => {
+      const [a, b] = ['https://a.example.com/api', 'https://b.example.com/api'];
+      const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, resources: [a, b] });
+      const client = { id: c.client.clientId, secret: c.clientSecret! };
+      const first = await codeFlow(app, client, SCOPE);
+      expect(decodeJwt(first.access_token).aud).toBe(a);
+      const registered = async (resources: string[]) => {
+        await registryOf(app.context).update(client.id, { resources }, { source: 'cli', merge: true });
+        await eventually(async () => JSON.stringify((await app.tokenService.clients.get(client.id))?.metadata.resources) === JSON.stringify(resources));
+      };
+      await registered([b, a]);
+      const second = await ok(await refresh(app, client, first.refresh_token!));
+      expect(decodeJwt(second.access_token).aud).toBe(a);
+      await registered([b]);
+      const refused = await refresh(app, client, second.refresh_token!);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json()).toEqual({ error: 'invalid_grant', error_description: 'the resources of this grant are no longer registered for the client' });
+      // Nothing changed: the presented token is still the family's active one.
+      expect(await tokensOf(gid(first.access_token))).toEqual([{ generation: 1, state: 'rotated' }, { generation: 2, state: 'active' }]);
+    });
+
     it('refuses to widen the scope with invalid_scope and leaves the token as it was', async () => {
       const first = await codeFlow(app, web, 'openid offline_access');
       const wider = await refresh(app, web, first.refresh_token!, { scope: 'openid offline_access api:read' });

@@ -40,6 +40,17 @@ function narrowedAudience(resources: string[], granted: string | string[]): stri
 }
 
 /**
+ * What a family's audience still may be: the resources it was granted that the client still has
+ * registered (an administrator may have removed some since), and the issuer, the audience of a
+ * client that registered none. Nothing left: the grant can no longer be used.
+ */
+function stillRegisteredAudience(granted: string | string[], registered: readonly string[], issuer: string): string | string[] {
+  const kept = ([] as string[]).concat(granted).filter((aud) => aud === issuer || registered.includes(aud));
+  if (kept.length === 0) throw new InvalidGrant('the resources of this grant are no longer registered for the client');
+  return kept.length === 1 ? kept[0]! : kept;
+}
+
+/**
  * RFC 6749 §6 with rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1): the presented token must be
  * its family's active one; it is rotated in one conditional UPDATE and a successor of the next
  * generation issued. A rotated token presented again within the grace window returns the same
@@ -65,10 +76,10 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
     // RFC 6749 §6: the refresh token is bound to the client it was issued to. Nothing changes.
     if (family.client_id !== client.clientId) throw new InvalidGrant('the refresh token was issued to another client');
     // What was granted, less what the client may no longer have (an administrator narrowed its
-    // registered scope since): a family never outlives a change of the client's registration.
+    // registered scope or resources since): a family never outlives a change of the client's registration.
     const allowed = new Set(scopeList(client.metadata.scope));
     const scope = narrowedScope(requested, family.scope.split(' ').filter((t) => allowed.has(t)).join(' '));
-    const aud = narrowedAudience(resources, family.audience as string | string[]);
+    const aud = narrowedAudience(resources, stillRegisteredAudience(family.audience as string | string[], client.metadata.resources, deps.issuer));
     const user = await deps.users.findById(family.user_id);
     if (!user || user.disabled) throw new InvalidGrant('the user of this grant is no longer active');
 
