@@ -6,7 +6,7 @@ import type { LoginThrottleRepository } from '../store/login-throttle.js';
 import type { SessionRepository, SsoSession } from '../store/sessions.js';
 import type { User, UserRepository } from '../store/users.js';
 import type { PasswordHasher } from './passwords.js';
-import { addressKey } from '../fixed-window.js';
+import { addressKey, FixedWindowCounter } from '../fixed-window.js';
 
 /**
  * First-party sign-in with a password: throttling against guessing, one generic failure for
@@ -65,7 +65,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   const blocked = await deps.throttle.blockedUntil([accountKey, ipKey], now);
   if (blocked) {
     deps.audit.record('login.throttled', context);
-    return { kind: 'throttled', retryAfterSeconds: Math.max(1, Math.ceil((blocked.getTime() - now.getTime()) / 1000)) };
+    return { kind: 'throttled', retryAfterSeconds: FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) };
   }
 
   const user = login ? await deps.users.findByLogin(login) : undefined;
