@@ -19,7 +19,7 @@ import type { TokenService } from '../token-service.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../ui/pages.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
-import { createRateLimiter, perClaimedClient } from './rate-limit.js';
+import { createRateLimiter } from './rate-limit.js';
 import { htmlCsp } from './security-headers.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -74,7 +74,6 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     signingAlgs: () => context.keys.algorithms(),
     idTokenHintSubject: (token) => idTokenHintSubject({ keys: context.keys, issuer: config.issuer }, token),
   };
-  const parDeps = { ...deps, ...service.authDeps };
 
   async function browserSession(req: FastifyRequest): Promise<BrowserSession | undefined> {
     const s = await cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
@@ -151,9 +150,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
       perKey: { name: 'client', max: config.authorizeRateLimitPerClient, key: clientIdOf },
       onLimited: pageRefusal,
     });
-    const parLimit = limiter.endpoint('par', {
-      perIp: config.parRateLimitPerIp, perKey: perClaimedClient(config.parRateLimitPerClient), authBackoff: service.authBackoff,
-    });
+    const parLimit = limiter.endpoint('par', { perIp: config.parRateLimitPerIp, authBackoff: service.authBackoff });
+    const parDeps = { ...deps, ...service.authDeps, clientRateLimit: limiter.client('par', config.parRateLimitPerClient, clock) };
 
     // OpenID Connect Core §3.1.2.1: the authorization endpoint takes GET and form POST.
     app.get('/authorize', { preHandler: authorizeLimit }, async (req, reply) =>

@@ -1,22 +1,25 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { addressKey, FixedWindowCounter } from '../fixed-window.js';
+import type { Clock } from '../clock.js';
 import type { ClientAuthBackoff } from '../oauth/client-auth-backoff.js';
-import { claimedClientId } from '../oauth/client-auth.js';
+import { ClientRateLimit } from '../oauth/client-rate-limit.js';
 import { TooManyRequests } from '../oauth/errors.js';
 import type { Metrics } from '../observability/metrics.js';
 
 /**
- * Rate limits for any endpoint, one piece: per IP address, then per claimed key (a client_id,
- * a login name) when the request claims one, then — where client authentication happens — the
- * harder back-off after repeated failed client authentications. The first limit exceeded
- * answers 429 with Retry-After and counts `latchkey_rate_limited_total{endpoint,limit}`.
+ * Rate limits for any endpoint, one piece: per IP address, then per claimed key (a login name,
+ * a client_id at /authorize) when the request claims one, then — where client authentication
+ * happens — the harder back-off after repeated failed client authentications. The first limit
+ * exceeded answers 429 with Retry-After and counts `latchkey_rate_limited_total{endpoint,limit}`.
  * Counters are in memory (src/fixed-window.ts, 10,000 keys per limit), per instance, over
  * fixed windows of RATE_LIMIT_WINDOW. An IPv6 address counts as its /64.
  *
  * A synchronous preHandler (no promise, no await: it runs on every token request). Use, inside
  * a route plugin:
  *   const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
- *   app.post('/par', { preHandler: limiter.endpoint('par', { perIp: n, perKey: perClaimedClient(m), authBackoff }) }, …);
+ *   app.post('/par', { preHandler: limiter.endpoint('par', { perIp: n, authBackoff }) }, …);
+ * The endpoints that authenticate clients limit each client after it has authenticated:
+ * `limiter.client('par', m, clock)` goes into the core's ClientAuthDeps (src/oauth/client-rate-limit.ts).
  */
 export interface EndpointLimits {
   /** Requests per window from one IP address. */
@@ -45,23 +48,13 @@ export type RateLimitPreHandler = (req: FastifyRequest, reply: FastifyReply, don
 export interface RateLimiter {
   /** A preHandler enforcing `limits` for the endpoint `name` (the metric's `endpoint` label). */
   endpoint(name: string, limits: EndpointLimits): RateLimitPreHandler;
+  /** The per-authenticated-client limit of the endpoint `name`: `max` requests per window per client. */
+  client(name: string, max: number, clock: Clock): ClientRateLimit;
 }
 
 /** Keys longer than this are cut: a claimed key is attacker-chosen and lives in memory. */
 const MAX_KEY_LENGTH = 200;
 const CAPACITY = 10_000;
-
-/** The per-client limit of the endpoints that authenticate clients: the client_id a request claims, before authentication. */
-export function perClaimedClient(max: number): KeyedLimit {
-  return {
-    name: 'client',
-    max,
-    key: (req) => {
-      const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, string | string[] | undefined>) : {};
-      return claimedClientId({ authorization: req.headers.authorization, body });
-    },
-  };
-}
 
 /** The default refusal: RFC 6749 §5.1 says token responses (errors too) are not cached. */
 function refuse(_req: FastifyRequest, reply: FastifyReply, retryAfterSeconds: number): Error {
@@ -101,6 +94,9 @@ export function createRateLimiter(options: { windowSeconds: number; metrics: Met
         if (backoff !== undefined) return limited(req, reply, done, 'auth_failures', backoff);
         done();
       };
+    },
+    client(name, max, clock) {
+      return new ClientRateLimit(clock, max, options.windowSeconds, () => counter.inc({ endpoint: name, limit: 'client' }));
     },
   };
 }

@@ -13,7 +13,7 @@ import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TokenService } from '../token-service.js';
 import { requestAuditFields } from './audit-fields.js';
-import { createRateLimiter, perClaimedClient } from './rate-limit.js';
+import { createRateLimiter } from './rate-limit.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -32,15 +32,19 @@ function noStore(reply: FastifyReply): void {
 /** POST /token, /introspect and /revoke. */
 export function tokenRoutes(service: TokenService, config: Config, audit: AuditLog, metrics: Metrics): FastifyPluginAsync {
   return async (app) => {
-    // Per IP, then per claimed client_id (read before authentication: the per-IP limit is what
-    // bounds a caller that claims many ids), then the back-off after failed client authentications.
+    // Per IP and the back-off after failed client authentications before anything is read;
+    // per client once the client has authenticated (src/oauth/client-rate-limit.ts).
     const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
     const authBackoff = service.authBackoff;
     const limits = {
-      token: limiter.endpoint('token', { perIp: config.tokenRateLimitPerIp, perKey: perClaimedClient(config.tokenRateLimitPerClient), authBackoff }),
-      introspection: limiter.endpoint('introspection', { perIp: config.introspectionRateLimitPerIp, perKey: perClaimedClient(config.introspectionRateLimitPerClient), authBackoff }),
-      revocation: limiter.endpoint('revocation', { perIp: config.revocationRateLimitPerIp, perKey: perClaimedClient(config.revocationRateLimitPerClient), authBackoff }),
+      token: limiter.endpoint('token', { perIp: config.tokenRateLimitPerIp, authBackoff }),
+      introspection: limiter.endpoint('introspection', { perIp: config.introspectionRateLimitPerIp, authBackoff }),
+      revocation: limiter.endpoint('revocation', { perIp: config.revocationRateLimitPerIp, authBackoff }),
     };
+    const clock = service.tokenDeps.clock;
+    const tokenDeps = { ...service.tokenDeps, clientRateLimit: limiter.client('token', config.tokenRateLimitPerClient, clock) };
+    const introspectionDeps = { ...service.introspectionDeps, clientRateLimit: limiter.client('introspection', config.introspectionRateLimitPerClient, clock) };
+    const revocationDeps = { ...service.revocationDeps, clientRateLimit: limiter.client('revocation', config.revocationRateLimitPerClient, clock) };
 
     const { tokensIssued, perClient } = service.metrics;
     const issued = perClient
@@ -58,7 +62,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       const requested = typeof body.grant_type === 'string' ? body.grant_type : '';
       const grantLabel = grants.has(requested) ? requested : 'unsupported';
       try {
-        const result = await handleTokenRequest(authInput(req), service.tokenDeps);
+        const result = await handleTokenRequest(authInput(req), tokenDeps);
         issued({ grant_type: result.grantType, outcome: 'success' }, result.client.client.clientId);
         audit.record('token.issued', {
           client_id: result.client.client.clientId,
@@ -94,7 +98,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       noStore(reply);
       const started = performance.now();
       try {
-        const { response } = await introspect(authInput(req), service.introspectionDeps);
+        const { response } = await introspect(authInput(req), introspectionDeps);
         service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive' });
         return reply.code(200).send(response);
       } catch (err) {
@@ -108,7 +112,7 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
     app.post('/revoke', { preHandler: limits.revocation }, async (req, reply) => {
       noStore(reply);
       try {
-        const { caller, outcome } = await revoke(authInput(req), service.revocationDeps);
+        const { caller, outcome } = await revoke(authInput(req), revocationDeps);
         if (outcome.revoked) {
           service.metrics.revocations.inc({ kind: outcome.kind });
           const id = outcome.kind === 'access_token' ? { jti: outcome.jti } : { grant_id: outcome.familyId };

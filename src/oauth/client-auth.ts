@@ -55,6 +55,8 @@ export interface ClientAuthDeps {
    * of the endpoints that authenticate clients (token, introspection, revocation, …).
    */
   assertionAudiences: readonly string[];
+  /** This endpoint's per-client limit (src/oauth/client-rate-limit.ts); none: no limit. */
+  clientRateLimit?: { admit(clientId: string): void } | undefined;
 }
 
 /**
@@ -66,24 +68,6 @@ export class ClientAuthenticationFailed extends InvalidClient {
     super('client authentication failed', debug);
     if (method === 'client_secret_basic') this.headers['WWW-Authenticate'] = `Basic realm="${BASIC_REALM}"`;
   }
-}
-
-/**
- * The claimed client_id of a request, without authenticating it (rate limiting keys on it).
- * Undefined when the request names none or cannot be read.
- */
-export function claimedClientId(input: ClientAuthInput): string | undefined {
-  try {
-    const basic = parseBasic(input.authorization);
-    if (basic) return basic.clientId;
-  } catch { /* malformed: no claim */ }
-  const id = input.body.client_id;
-  if (typeof id === 'string' && id) return id;
-  const assertion = input.body.client_assertion;
-  if (typeof assertion === 'string') {
-    try { const iss = decodeJwt(assertion).iss; if (iss) return iss; } catch { /* none */ }
-  }
-  return undefined;
 }
 
 /** Form-decoding as application/x-www-form-urlencoded does it (RFC 6749 §2.3.1, Appendix B): '+' is a space. */
@@ -157,9 +141,18 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
     // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
     const client = await usableClient(params.client_id, 'none', deps);
     if (!options.allowPublic) throw new ClientAuthenticationFailed('none', client.clientId, 'this endpoint requires an authenticated (confidential) client');
-    return { client, method: 'none' };
+    return admitted(client, 'none', deps);
   }
   throw new ClientAuthenticationFailed('unknown', undefined, 'no client authentication');
+}
+
+/**
+ * A client that has proven who it is, once this endpoint's per-client limit admits it (429 beyond
+ * it): the last step of every authentication method, before the request changes anything.
+ */
+function admitted(client: Client, method: ClientAuthMethod, deps: ClientAuthDeps): AuthenticatedClient {
+  deps.clientRateLimit?.admit(client.clientId);
+  return { client, method };
 }
 
 async function usableClient(clientId: string, method: ClientAuthMethod, deps: ClientAuthDeps): Promise<Client> {
@@ -178,7 +171,7 @@ async function bySecret(method: 'client_secret_basic' | 'client_secret_post', cl
   if (!usesClientSecret(client.metadata.token_endpoint_auth_method) || !secretMatches(secret, client.secrets, deps.clock.now())) {
     throw new ClientAuthenticationFailed(method, clientId, 'wrong or expired client secret');
   }
-  return { client, method };
+  return admitted(client, method, deps);
 }
 
 /** RFC 7523 §3 and §2.2, RFC 7521 §4.2. */
@@ -220,10 +213,11 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   }
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('client_assertion jti must be a non-empty string', clientId);
+  const authenticated = admitted(client, 'private_key_jwt', deps);
   // RFC 7523 §3 (7): the jti is remembered until exp (+ leeway) and a second use is refused.
   const firstUse = await deps.assertionJtis.consume(clientId, hashJti(jti), new Date((exp + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000));
   if (!firstUse) throw fail('client_assertion replayed (jti already used)', clientId);
-  return { client, method: 'private_key_jwt' };
+  return authenticated;
 }
 
 /**

@@ -21,7 +21,7 @@ function expectLimited(res: { statusCode: number; headers: Record<string, unknow
   expect(res.headers['cache-control']).toBe('no-store');
 }
 
-describe('rate limits on introspection and revocation (per IP, then per claimed client)', () => {
+describe('rate limits on introspection and revocation (per IP, and per client once it has authenticated)', () => {
   let app: TestApp;
   let secret: string;
   beforeAll(async () => {
@@ -195,7 +195,7 @@ describe('rate limits on the authorization side (/authorize, /interaction, /par)
     expectLimited(await app.server.inject({ method: 'GET', url: '/userinfo', remoteAddress: '10.3.0.1' }), 3600);
   });
 
-  it('/par: JSON 429 per claimed client, then per IP', async () => {
+  it('/par: JSON 429 per authenticated client, then per IP', async () => {
     const post = (ip: string, authorization?: string) => app.server.inject({
       method: 'POST', url: '/par', remoteAddress: ip, headers: { ...FORM_HEADERS, ...(authorization ? { authorization } : {}) }, payload: form({ response_type: 'code' }),
     });

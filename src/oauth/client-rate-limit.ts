@@ -1,0 +1,39 @@
+import type { Clock } from '../clock.js';
+import { FixedWindowCounter } from '../fixed-window.js';
+import { TooManyRequests } from './errors.js';
+
+/**
+ * The per-client request limit of an endpoint that authenticates clients (/token, /introspect,
+ * /revoke, /par), counted per *authenticated* client: src/oauth/client-auth.ts admits a client
+ * once it has proven its credential and before anything else happens (no code redeemed, no
+ * refresh token rotated, no assertion jti spent). Requests sent in a client's name with wrong
+ * credentials never spend its allowance, so nobody can lock a confidential client out by naming
+ * it; they count against the sender's address instead (the per-IP limit and the failure back-off,
+ * src/http/rate-limit.ts). A public client has no credential: whoever names it spends its
+ * allowance. Fixed windows of `windowSeconds`, in memory, per instance.
+ */
+export class ClientRateLimit {
+  private readonly counts: FixedWindowCounter;
+
+  constructor(
+    private readonly clock: Clock,
+    readonly max: number,
+    windowSeconds: number,
+    /** Called for each refusal (the rate-limit metric). */
+    private readonly onRefused: () => void = () => {},
+    capacity = 10_000,
+  ) {
+    this.counts = new FixedWindowCounter(windowSeconds * 1000, capacity);
+  }
+
+  /** Counts one request of `clientId`; beyond `max` in the window: 429 too_many_requests with Retry-After (RFC 6585 §4). */
+  admit(clientId: string): void {
+    const now = this.clock.now().getTime();
+    const window = this.counts.add(clientId, now);
+    if (window.count <= this.max) return;
+    this.onRefused();
+    const err = new TooManyRequests('too many requests; retry after the time in Retry-After');
+    err.headers['Retry-After'] = String(FixedWindowCounter.secondsUntil(window.endsAt, now));
+    throw err;
+  }
+}
