@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import type { Store } from '../db/database.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
-import { NotFound } from '../oauth/errors.js';
+import { InvalidRequest, NotFound } from '../oauth/errors.js';
 import { sendError } from './errors.js';
 import { healthRoutes, type ReadinessCheck } from './health.js';
 import { metricsRoutes } from './metrics.js';
@@ -80,6 +80,18 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   // Endpoints take forms (RFC 6749) or JSON (admin API, RFC 7591); nothing else is parsed.
   app.removeContentTypeParser('text/plain');
   await app.register(formbody, { bodyLimit: config.bodyLimit });
+  // JSON as Fastify parses it (prototype poisoning refused), and only well-formed Unicode: a
+  // `\ud800` escape parses to an unpaired surrogate, which neither a PostgreSQL text/jsonb value
+  // nor an audit event can hold (RFC 8259 §8.2: such strings are not interoperable).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.bodyLimit }, (req, body, done) => {
+    parseJson(req, body as string, (err, value) => {
+      if (err) done(err, undefined);
+      else if (!wellFormed(value)) done(new InvalidRequest('the JSON body holds a string that is not well-formed Unicode (an unpaired surrogate)'), undefined);
+      else done(null, value);
+    });
+  });
 
   await app.register(healthRoutes, { checks: deps.readiness });
   // /metrics here unless METRICS_PORT moves it to a listener of its own (src/http/metrics.ts).
@@ -87,4 +99,23 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   for (const routes of deps.routes ?? []) await app.register(routes);
 
   return app;
+}
+
+/** Whether every string of a parsed JSON value, member names included, is well-formed UTF-16 (no unpaired surrogate). Iterative: nesting depth is the client's. */
+function wellFormed(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === 'string') {
+      if (!v.isWellFormed()) return false;
+    } else if (Array.isArray(v)) {
+      for (const item of v) pending.push(item);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [name, item] of Object.entries(v)) {
+        if (!name.isWellFormed()) return false;
+        pending.push(item);
+      }
+    }
+  }
+  return true;
 }

@@ -344,16 +344,22 @@ describe('regressions found by the fuzz test', () => {
   });
 });
 
-describe('NUL bytes in client metadata (admin API)', () => {
+describe('NUL bytes and unpaired surrogates in client metadata (admin API)', () => {
   let app: TestApp;
   beforeAll(async () => { app = await createTestApp({ ADMIN_TOKENS: ADMIN }); });
   afterAll(async () => { await app.close(); });
 
-  it('refuses client metadata with a NUL byte as invalid_client_metadata, creating nothing', async () => {
-    for (const metadata of [{ client_name: 'a\u0000b' }, { scope: 'a\u0000b' }, { redirect_uris: ['https://a.example/\u0000'] }, { client_id: 'a\u0000b' }]) {
-      const res = await app.server.inject({ method: 'POST', url: '/admin/clients', headers: { authorization: adminAuth() }, payload: { grant_types: ['client_credentials'], ...metadata } });
+  it('refuses client metadata with a NUL byte or an unpaired surrogate with 400, creating nothing', async () => {
+    const count = async () => (await app.context.store.db.selectFrom('clients').select('client_id').execute()).length;
+    const before = await count();
+    for (const metadata of [
+      { client_name: 'a\u0000b' }, { scope: 'a\u0000b' }, { redirect_uris: ['https://a.example/\u0000'] }, { client_id: 'a\u0000b' },
+      { client_name: 'a\uD800b' }, { logo_uri: 'https://a.example/\uDC00' }, { redirect_uris: ['https://a.example/\uD800'] }, { contacts: ['\uDBFF@a.example'] },
+    ]) {
+      const res = await app.server.inject({ method: 'POST', url: '/admin/clients', headers: { authorization: adminAuth(), 'content-type': 'application/json' }, payload: JSON.stringify({ grant_types: ['client_credentials'], ...metadata }) });
       expect(res.statusCode, JSON.stringify(metadata)).toBe(400);
     }
+    expect(await count()).toBe(before);
   });
 });
 

@@ -118,6 +118,28 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     expect((await manage('GET', one.registration_client_uri, one.registration_access_token)).statusCode).toBe(200);
   });
 
+  it('refuses JSON holding an unpaired surrogate with 400 invalid_request and registers nothing; a well-formed pair is kept', async () => {
+    const before = (await app.context.store.db.selectFrom('clients').select('client_id').execute()).length;
+    const raw = (json: string) => app.server.inject({
+      method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' }, payload: json,
+    });
+    // JSON.stringify would escape the lone surrogate the same way: \ud800 inside a string.
+    for (const json of [
+      '{"client_name":"A\\ud800","grant_types":["client_credentials"]}',
+      '{"redirect_uris":["https://app.example.com/cb\\udc00"]}',
+      '{"\\ud800":"x","grant_types":["client_credentials"]}',
+      '{"grant_types":["client_credentials"],"x":[[{"y":"\\udbff"}]]}',
+    ]) {
+      const res = await raw(json);
+      expect(res.statusCode, json).toBe(400);
+      expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'the JSON body holds a string that is not well-formed Unicode (an unpaired surrogate)' });
+    }
+    expect((await app.context.store.db.selectFrom('clients').select('client_id').execute()).length).toBe(before);
+    const ok = await raw('{"client_name":"Rocket \\ud83d\\ude80","grant_types":["client_credentials"]}');
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().client_name).toBe('Rocket \u{1F680}');
+  });
+
   it('advertises the registration endpoint', () => {
     expect(app.context.discovery.build().registration_endpoint).toBe('http://localhost:8080/register');
   });
