@@ -30,11 +30,16 @@ export interface AuditPage {
 }
 
 /**
- * PostgreSQL text and jsonb cannot hold a NUL byte, and an event can carry one a client sent
- * (a claimed client_id): it is stored as U+FFFD, else the whole batch — every event in it —
- * would fail again at each retry.
+ * PostgreSQL text and jsonb cannot hold a NUL byte nor an unpaired UTF-16 surrogate, and an
+ * event can carry one a client sent (a claimed client_id): each is stored as U+FFFD, else the
+ * whole batch — every event in it — would fail again at each retry. (JSON request bodies with an
+ * unpaired surrogate are refused at parsing, src/http/server.ts; this is the last line.)
  */
-const storable = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replace(/\u0000/g, '\uFFFD') : value);
+const storable = (_key: string, value: unknown) => {
+  if (typeof value !== 'string') return value;
+  const text = value.isWellFormed() ? value : value.toWellFormed();
+  return text.includes('\u0000') ? text.replace(/\u0000/g, '\uFFFD') : text;
+};
 
 export class AuditEventRepository {
   constructor(private readonly db: Kysely<Database>) {}

@@ -119,6 +119,17 @@ describe('audit buffering', () => {
     expect(await metrics.registry.getSingleMetricAsString('latchkey_audit_events_dropped_total')).toContain('latchkey_audit_events_dropped_total 2');
   });
 
+  it('stores a NUL or an unpaired surrogate as U+FFFD instead of failing the batch', async () => {
+    const repo = new AuditEventRepository(store.db);
+    const base = { at: new Date(), request_id: null, sub: null, ip: null, user_agent: null, jti: null };
+    await repo.insertMany([
+      { ...base, event: 'odd.text', client_id: 'odd\u0000a', details: { reason: 'x\ud800y' } },
+      { ...base, event: 'odd.text', client_id: 'odd\udc00b', details: { reason: 'fine \u{1F680}' } },
+    ]);
+    const rows = await repo.query({ event: 'odd.text' });
+    expect(rows.map((r) => [r.client_id, r.details])).toEqual([['odd\uFFFDa', { reason: 'x\uFFFDy' }], ['odd\uFFFDb', { reason: 'fine \u{1F680}' }]]);
+  });
+
   it('deletes events past the retention in batches and keeps the rest', async () => {
     const repo = new AuditEventRepository(store.db);
     const clock = new ManualClock('2026-01-01T00:00:00Z');
