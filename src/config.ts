@@ -212,7 +212,7 @@ export const configSchema = z.object({
   PAR_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(6000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /par.'),
   PAR_RATE_LIMIT_PER_CLIENT: integer(1, 10_000_000).default(600).describe('Requests per RATE_LIMIT_WINDOW one client may make to /par, counted once it has authenticated.'),
   USERINFO_RATE_LIMIT_PER_IP: integer(1, 10_000_000).default(60000).describe('Requests per RATE_LIMIT_WINDOW one IP address may make to /userinfo.'),
-  CLIENT_AUTH_FAILURE_LIMIT: integer(1, 10_000_000).default(20).describe('Failed client authentications (at /token, /introspect, /revoke) one IP address may have per RATE_LIMIT_WINDOW; after that every client-authenticating request from it gets 429 until the window ends.'),
+  CLIENT_AUTH_FAILURE_LIMIT: integer(1, 10_000_000).default(20).describe('Failed client authentications (at /token, /introspect, /revoke, /par) one IP address may have per RATE_LIMIT_WINDOW; after that every client-authenticating request from it gets 429 until the window ends.'),
   RATE_LIMIT_WINDOW: duration(1, 3600).default(60).describe('The window of every rate limit (fixed windows, counted in memory per instance).'),
   CONNECTION_TIMEOUT: duration(1, 3600).default(120).describe('A connection on which nothing is received or sent for this long is closed (socket inactivity).'),
   KEEP_ALIVE_TIMEOUT: duration(1, 3600).default(72).describe('How long an idle keep-alive connection is kept open after a response; keep it above the idle timeout of a load balancer in front.'),

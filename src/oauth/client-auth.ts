@@ -4,6 +4,7 @@ import { epochSeconds, type Clock } from '../clock.js';
 import type { Client } from './client.js';
 import { CLIENT_ID, secretMatches } from './client.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS, usesClientSecret, type TokenEndpointAuthMethod } from './client-metadata.js';
+import type { ClientRateLimit } from './client-rate-limit.js';
 import { InvalidClient, InvalidRequest } from './errors.js';
 import { readParams, type FormBody } from './params.js';
 
@@ -56,7 +57,7 @@ export interface ClientAuthDeps {
    */
   assertionAudiences: readonly string[];
   /** This endpoint's per-client limit (src/oauth/client-rate-limit.ts); none: no limit. */
-  clientRateLimit?: { admit(clientId: string): void } | undefined;
+  clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'refuseWhenFull'> | undefined;
 }
 
 /**
@@ -213,11 +214,12 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   }
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('client_assertion jti must be a non-empty string', clientId);
-  const authenticated = admitted(client, 'private_key_jwt', deps);
+  // Refused over the limit before the jti is spent; counted only once it is (a replay counts nothing).
+  deps.clientRateLimit?.refuseWhenFull(clientId);
   // RFC 7523 §3 (7): the jti is remembered until exp (+ leeway) and a second use is refused.
   const firstUse = await deps.assertionJtis.consume(clientId, hashJti(jti), new Date((exp + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000));
   if (!firstUse) throw fail('client_assertion replayed (jti already used)', clientId);
-  return authenticated;
+  return admitted(client, 'private_key_jwt', deps);
 }
 
 /**

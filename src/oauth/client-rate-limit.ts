@@ -6,11 +6,11 @@ import { TooManyRequests } from './errors.js';
  * The per-client request limit of an endpoint that authenticates clients (/token, /introspect,
  * /revoke, /par), counted per *authenticated* client: src/oauth/client-auth.ts admits a client
  * once it has proven its credential and before anything else happens (no code redeemed, no
- * refresh token rotated, no assertion jti spent). Requests sent in a client's name with wrong
- * credentials never spend its allowance, so nobody can lock a confidential client out by naming
- * it; they count against the sender's address instead (the per-IP limit and the failure back-off,
- * src/http/rate-limit.ts). A public client has no credential: whoever names it spends its
- * allowance. Fixed windows of `windowSeconds`, in memory, per instance.
+ * refresh token rotated). Requests sent in a client's name with wrong credentials, or with a
+ * replayed assertion, never spend its allowance, so nobody can lock a confidential client out by
+ * naming it; they count against the sender's address instead (the per-IP limit and the failure
+ * back-off, src/http/rate-limit.ts). A public client has no credential: whoever names it spends
+ * its allowance. Fixed windows of `windowSeconds`, in memory, per instance.
  */
 export class ClientRateLimit {
   private readonly counts: FixedWindowCounter;
@@ -30,10 +30,24 @@ export class ClientRateLimit {
   admit(clientId: string): void {
     const now = this.clock.now().getTime();
     const window = this.counts.add(clientId, now);
-    if (window.count <= this.max) return;
+    if (window.count > this.max) this.refuse(window.endsAt, now);
+  }
+
+  /**
+   * The 429 `admit` would answer, without counting: for an authentication that spends something
+   * before it is complete (a client assertion's jti), so a refused request spends nothing and a
+   * replayed assertion counts nothing.
+   */
+  refuseWhenFull(clientId: string): void {
+    const now = this.clock.now().getTime();
+    const window = this.counts.peek(clientId, now);
+    if (window && window.count >= this.max) this.refuse(window.endsAt, now);
+  }
+
+  private refuse(endsAt: number, now: number): never {
     this.onRefused();
     const err = new TooManyRequests('too many requests; retry after the time in Retry-After');
-    err.headers['Retry-After'] = String(FixedWindowCounter.secondsUntil(window.endsAt, now));
+    err.headers['Retry-After'] = String(FixedWindowCounter.secondsUntil(endsAt, now));
     throw err;
   }
 }

@@ -263,3 +263,42 @@ describe('client authentication at the token endpoint', () => {
     expect(app.logs.text()).not.toContain('definitely-wrong');
   });
 });
+
+describe('the per-client limit and client assertions (private_key_jwt)', () => {
+  let app: TestApp;
+  const clock = new TestClock();
+  let key: CryptoKey;
+  beforeAll(async () => {
+    app = await createTestApp({ TOKEN_RATE_LIMIT_PER_CLIENT: '2', RATE_LIMIT_WINDOW: '1m' }, { clock });
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    key = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
+    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, 'limited-jwt');
+  });
+  afterAll(async () => { await app.close(); });
+
+  const assertion = (lifetime = 60) => {
+    const now = Math.floor(clock.now().getTime() / 1000);
+    return new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('limited-jwt').setSubject('limited-jwt')
+      .setAudience(TOKEN_ENDPOINT).setIssuedAt(now).setExpirationTime(now + lifetime).sign(key);
+  };
+  const token = (jwt: string, ip: string) => app.server.inject({
+    method: 'POST', url: '/token', remoteAddress: ip, headers: FORM_HEADERS,
+    payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
+  });
+
+  it('counts no replayed assertion, and spends no jti on a refused request', async () => {
+    const first = await assertion();
+    expect((await token(first, '10.5.0.1')).statusCode).toBe(200);
+    // Replays of a captured assertion fail and spend nothing of the client's allowance of 2.
+    for (const ip of ['10.5.1.1', '10.5.1.2', '10.5.1.3']) expect((await token(first, ip)).statusCode).toBe(401);
+    expect((await token(await assertion(), '10.5.0.1')).statusCode).toBe(200);
+    // Over the limit: refused before its jti is remembered, so the same assertion works in the next window.
+    const third = await assertion(240);
+    const refused = await token(third, '10.5.0.1');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('60');
+    clock.advance(60);
+    expect((await token(third, '10.5.0.1')).statusCode).toBe(200);
+  });
+});

@@ -51,6 +51,19 @@ describe('rate limits on introspection and revocation (per IP, and per client on
     });
   }
 
+  for (const path of ['/introspect', '/revoke'] as const) {
+    it(`${path}: requests in a client's name with wrong credentials spend none of its allowance`, async () => {
+      const name = `rs-${path.slice(1)}`;
+      const own = (await createClient(app.context, { grant_types: ['client_credentials'] }, name)).clientSecret!;
+      const post = (ip: string, authorization: string) => app.server.inject({
+        method: 'POST', url: path, remoteAddress: ip, headers: { ...FORM_HEADERS, authorization }, payload: form({ token: 'not-a-token' }),
+      });
+      for (const ip of ['10.1.2.1', '10.1.2.2', '10.1.2.3']) expect((await post(ip, basic(name, 'wrong'))).statusCode).toBe(401);
+      for (const ip of ['10.1.3.1', '10.1.3.2']) expect((await post(ip, basic(name, own))).statusCode).toBe(200);
+      expectLimited(await post('10.1.3.3', basic(name, own)), 3600);
+    });
+  }
+
   it('counts an IPv6 address as its /64', async () => {
     const post = (ip: string) => app.server.inject({ method: 'POST', url: '/introspect', remoteAddress: ip, headers: FORM_HEADERS, payload: form({ token: 'x' }) });
     for (const ip of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3']) expect((await post(ip)).statusCode).toBe(401);
@@ -204,6 +217,17 @@ describe('rate limits on the authorization side (/authorize, /interaction, /par)
     expectLimited(await post('10.2.0.3', basic('web', secret)), 3600);
     for (let i = 0; i < 3; i++) expect((await post('10.2.0.9')).statusCode).toBe(401);
     expectLimited(await post('10.2.0.9'), 3600);
+    expect(await sample(app, 'latchkey_rate_limited_total{endpoint="par",limit="client"}')).toBe(1);
+  });
+
+  it('/par: requests in a client\'s name with wrong credentials spend none of its allowance', async () => {
+    const own = (await createClient(app.context, { redirect_uris: ['https://app.example.com/cb'], scope: 'openid' }, 'web-par')).clientSecret!;
+    const post = (ip: string, authorization: string) => app.server.inject({
+      method: 'POST', url: '/par', remoteAddress: ip, headers: { ...FORM_HEADERS, authorization }, payload: form({ response_type: 'code' }),
+    });
+    for (const ip of ['10.2.1.1', '10.2.1.2', '10.2.1.3']) expect((await post(ip, basic('web-par', 'wrong'))).statusCode).toBe(401);
+    for (const ip of ['10.2.2.1', '10.2.2.2']) expect((await post(ip, basic('web-par', own))).statusCode).toBe(400);
+    expectLimited(await post('10.2.2.3', basic('web-par', own)), 3600);
   });
 });
 
