@@ -48,6 +48,19 @@ export interface AuditOptions {
 }
 
 const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', 'jti']);
+
+/**
+ * PostgreSQL refused the statement for the data in it (SQLSTATE class 22, data exception, or 23,
+ * integrity constraint violation): retrying the same events can never succeed. Anything else
+ * (connection refused, timeout, shutdown) is the database being unavailable, and is retried.
+ */
+function refusedForItsData(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
+/** What is logged of a database error (`sqlstate`: a field named `code` would be redacted as an authorization code). */
+const errorSummary = (err: unknown) => ({ message: (err as Error)?.message, sqlstate: (err as { code?: unknown } | null)?.code });
 const SECRETS = new Set<string>(SECRET_FIELDS);
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
@@ -58,9 +71,30 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   const maxBuffered = options.maxBuffered ?? 10_000;
   const logOnly = new Set(options.excludeFromSink ?? []);
   const events = new RequestCounter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by event.', labelNames: ['event'], registers: options.registry ? [options.registry] : [] });
-  const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database (buffer full while it was unreachable).', registers: options.registry ? [options.registry] : [] });
+  const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database: the buffer was full while it was unreachable, or it refused the event itself.', registers: options.registry ? [options.registry] : [] });
   let buffer: NewAuditEvent[] = [];
   let flushing: Promise<void> | undefined;
+
+  /**
+   * A batch the database refuses for its data (not for being unreachable): its events one at a
+   * time, setting aside — logged and counted — each one refused in turn, so one bad event cannot
+   * hold back every later one. Returns how many events from the head were written or set aside;
+   * fewer than the batch when the database stopped answering on the way.
+   */
+  const isolate = async (write: (events: NewAuditEvent[]) => Promise<void>, batch: NewAuditEvent[]): Promise<number> => {
+    let handled = 0;
+    for (const event of batch) {
+      try {
+        await write([event]);
+      } catch (err) {
+        if (!refusedForItsData(err)) break;
+        dropped.inc();
+        logger.error({ err: errorSummary(err), audit_event: event.event, request_id: event.request_id }, 'audit event refused by the database; dropped (its log line remains)');
+      }
+      handled += 1;
+    }
+    return handled;
+  };
 
   const flush = async (): Promise<void> => {
     if (!sink) return;
@@ -73,7 +107,10 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
           await sink(batch);
           buffer = buffer.slice(batch.length);
         } catch (err) {
-          logger.error({ err: { message: (err as Error).message }, buffered: buffer.length }, 'audit events could not be written; will retry');
+          const handled = refusedForItsData(err) ? await isolate(sink, batch) : 0;
+          buffer = buffer.slice(handled);
+          if (handled === batch.length) continue;
+          logger.error({ err: errorSummary(err), buffered: buffer.length }, 'audit events could not be written; will retry');
           return;
         }
       }

@@ -77,6 +77,59 @@ describe('audit buffering', () => {
     expect((await repo.query({ sub: 's' })).map((r) => r.event)).toEqual(['a.one', 'a.two']);
   });
 
+  it('sets aside an event the database refuses for its data, writes the rest of its batch and keeps going', async () => {
+    const logs = new LogCapture();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const repo = new AuditEventRepository(store.db);
+    let invalidTime = false;
+    const clock = { now: () => (invalidTime ? new Date(Number.NaN) : new Date()) };
+    const statements: number[] = [];
+    const audit = createAuditLog(logs.logger, {
+      clock, registry: metrics.registry, flushIntervalMs: 3600_000,
+      sink: async (events) => { statements.push(events.length); await repo.insertMany(events); },
+    });
+    audit.record('p.one', { sub: 'poison' });
+    invalidTime = true;
+    audit.record('p.bad', { sub: 'poison', request_id: 'req-bad' }); // no time: the NOT NULL column refuses it (SQLSTATE 23502)
+    invalidTime = false;
+    audit.record('p.two', { sub: 'poison' });
+    await audit.flush();
+    expect((await repo.query({ sub: 'poison' })).map((r) => r.event)).toEqual(['p.one', 'p.two']);
+    expect(statements).toEqual([3, 1, 1, 1]);
+    expect(logs.lines.find((l) => l.msg === 'audit event refused by the database; dropped (its log line remains)')).toMatchObject({ audit_event: 'p.bad', request_id: 'req-bad', err: { sqlstate: '23502' } });
+    expect(logs.lines.find((l) => l.event === 'p.bad')).toMatchObject({ audit: true, sub: 'poison' });
+    expect(await metrics.registry.getSingleMetricAsString('latchkey_audit_events_dropped_total')).toContain('latchkey_audit_events_dropped_total 1');
+    // Nothing is left to retry, and later events are written as usual.
+    audit.record('p.three', { sub: 'poison' });
+    await audit.close();
+    expect((await repo.query({ sub: 'poison' })).map((r) => r.event)).toEqual(['p.one', 'p.two', 'p.three']);
+    expect(statements).toEqual([3, 1, 1, 1, 1]);
+    expect(logs.text()).not.toContain('will retry');
+  });
+
+  it('keeps the rest of a refused batch for the retry when the database stops answering while it is set apart', async () => {
+    const logs = new LogCapture();
+    const written: string[] = [];
+    const dataError = Object.assign(new Error('null value in column "at"'), { code: '23502' });
+    let calls = 0;
+    const audit = createAuditLog(logs.logger, {
+      clock: new ManualClock(), flushIntervalMs: 3600_000,
+      sink: async (events) => {
+        calls += 1;
+        if (calls === 1) throw dataError; // the batch of three
+        if (calls === 2) { written.push(...events.map((e) => e.event)); return; } // the first alone
+        if (calls === 3) throw new Error('connection refused'); // no SQLSTATE: unavailable
+        written.push(...events.map((e) => e.event));
+      },
+    });
+    for (const name of ['q.one', 'q.two', 'q.three']) audit.record(name);
+    await audit.flush();
+    expect(written).toEqual(['q.one']);
+    expect(logs.text()).toContain('audit events could not be written; will retry');
+    await audit.close();
+    expect(written).toEqual(['q.one', 'q.two', 'q.three']);
+  });
+
   it('logs but does not store the events AUDIT_DB_EXCLUDE names', async () => {
     const logs = new LogCapture();
     const written: NewAuditEvent[][] = [];
