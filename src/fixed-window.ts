@@ -26,6 +26,12 @@ export class FixedWindowCounter {
     return window;
   }
 
+  /** Takes back one event counted for `key` in its current window at `now` (ms), if it has one. */
+  release(key: string, now: number): void {
+    const window = this.windows.get(key);
+    if (window !== undefined && window.endsAt > now && window.count > 0) window.count -= 1;
+  }
+
   /** The count for `key` in its current window at `now` (ms), without counting; undefined when it has none. */
   peek(key: string, now: number): { count: number; endsAt: number } | undefined {
     const window = this.windows.get(key);

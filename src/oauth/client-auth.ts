@@ -57,7 +57,7 @@ export interface ClientAuthDeps {
    */
   assertionAudiences: readonly string[];
   /** This endpoint's per-client limit (src/oauth/client-rate-limit.ts); none: no limit. */
-  clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'refuseWhenFull'> | undefined;
+  clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
 }
 
 /**
@@ -214,12 +214,16 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   }
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('client_assertion jti must be a non-empty string', clientId);
-  // Refused over the limit before the jti is spent; counted only once it is (a replay counts nothing).
-  deps.clientRateLimit?.refuseWhenFull(clientId);
+  // Counted before the jti is spent, so a request over the limit spends nothing (concurrent ones
+  // included); a replay gives its count back, so it spends nothing of the client's allowance.
+  const authenticated = admitted(client, 'private_key_jwt', deps);
   // RFC 7523 §3 (7): the jti is remembered until exp (+ leeway) and a second use is refused.
   const firstUse = await deps.assertionJtis.consume(clientId, hashJti(jti), new Date((exp + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000));
-  if (!firstUse) throw fail('client_assertion replayed (jti already used)', clientId);
-  return admitted(client, 'private_key_jwt', deps);
+  if (!firstUse) {
+    deps.clientRateLimit?.release(clientId);
+    throw fail('client_assertion replayed (jti already used)', clientId);
+  }
+  return authenticated;
 }
 
 /**

@@ -34,14 +34,11 @@ export class ClientRateLimit {
   }
 
   /**
-   * The 429 `admit` would answer, without counting: for an authentication that spends something
-   * before it is complete (a client assertion's jti), so a refused request spends nothing and a
-   * replayed assertion counts nothing.
+   * Gives back the count of a request `admit` let through that then failed its authentication
+   * (a replayed client assertion, which is admitted before its jti is spent).
    */
-  refuseWhenFull(clientId: string): void {
-    const now = this.clock.now().getTime();
-    const window = this.counts.peek(clientId, now);
-    if (window && window.count >= this.max) this.refuse(window.endsAt, now);
+  release(clientId: string): void {
+    this.counts.release(clientId, this.clock.now().getTime());
   }
 
   private refuse(endsAt: number, now: number): never {

@@ -13,6 +13,19 @@ describe('FixedWindowCounter', () => {
     expect(c.peek('never', 0)).toBeUndefined();
   });
 
+  it('takes back one event of a key in its current window only, never below zero', () => {
+    const c = new FixedWindowCounter(1000);
+    c.add('a', 0); c.add('a', 1);
+    c.release('a', 2);
+    expect(c.peek('a', 3)).toEqual({ count: 1, endsAt: 1000 });
+    c.release('a', 4); c.release('a', 5);
+    expect(c.peek('a', 6)).toEqual({ count: 0, endsAt: 1000 });
+    c.release('never', 7);
+    expect(c.peek('never', 7)).toBeUndefined();
+    c.release('a', 1000);
+    expect(c.add('a', 1000)).toEqual({ count: 1, endsAt: 2000 });
+  });
+
   it('holds at most `capacity` keys, forgetting the one whose window started first', () => {
     const c = new FixedWindowCounter(10_000, 2);
     c.add('a', 0); c.add('a', 1);
