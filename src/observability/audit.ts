@@ -52,11 +52,13 @@ const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', '
 /**
  * PostgreSQL refused the statement for the data in it (SQLSTATE class 22, data exception, or 23,
  * integrity constraint violation): retrying the same events can never succeed. Anything else
- * (connection refused, timeout, shutdown) is the database being unavailable, and is retried.
+ * (connection refused, timeout, shutdown) is the database being unavailable, and is retried — and
+ * so is 23505, a duplicate key: only the id can collide, when its sequence lags behind the rows
+ * (after a restore), and every failed attempt moves the sequence on.
  */
 function refusedForItsData(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code) && code !== '23505';
 }
 
 /** What is logged of a database error (`sqlstate`: a field named `code` would be redacted as an authorization code). */
@@ -78,22 +80,31 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   /**
    * A batch the database refuses for its data (not for being unreachable): its events one at a
    * time, setting aside — logged and counted — each one refused in turn, so one bad event cannot
-   * hold back every later one. Returns how many events from the head were written or set aside;
-   * fewer than the batch when the database stopped answering on the way.
+   * hold back every later one. Returns the events written or set aside — the whole batch unless
+   * the database stopped answering on the way, and then that error.
    */
-  const isolate = async (write: (events: NewAuditEvent[]) => Promise<void>, batch: NewAuditEvent[]): Promise<number> => {
-    let handled = 0;
+  const isolate = async (write: (events: NewAuditEvent[]) => Promise<void>, batch: NewAuditEvent[]): Promise<{ handled: NewAuditEvent[]; outage?: unknown }> => {
+    const handled: NewAuditEvent[] = [];
     for (const event of batch) {
       try {
         await write([event]);
       } catch (err) {
-        if (!refusedForItsData(err)) break;
+        if (!refusedForItsData(err)) return { handled, outage: err };
         dropped.inc();
         logger.error({ err: errorSummary(err), audit_event: event.event, request_id: event.request_id }, 'audit event refused by the database; dropped (its log line remains)');
       }
-      handled += 1;
+      handled.push(event);
     }
-    return handled;
+    return { handled };
+  };
+  /**
+   * The buffer without `done`. By identity, not by position: while a batch was being written,
+   * record() may have dropped the oldest events (buffer full), those of the batch included.
+   */
+  const remove = (done: readonly NewAuditEvent[]) => {
+    if (done.length === 0) return;
+    const gone = new Set(done);
+    buffer = buffer.filter((event) => !gone.has(event));
   };
 
   const flush = async (): Promise<void> => {
@@ -105,12 +116,12 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
         const batch = buffer.slice(0, maxBatch);
         try {
           await sink(batch);
-          buffer = buffer.slice(batch.length);
+          remove(batch);
         } catch (err) {
-          const handled = refusedForItsData(err) ? await isolate(sink, batch) : 0;
-          buffer = buffer.slice(handled);
-          if (handled === batch.length) continue;
-          logger.error({ err: errorSummary(err), buffered: buffer.length }, 'audit events could not be written; will retry');
+          const { handled, outage } = refusedForItsData(err) ? await isolate(sink, batch) : { handled: [], outage: err };
+          remove(handled);
+          if (handled.length === batch.length) continue;
+          logger.error({ err: errorSummary(outage), buffered: buffer.length }, 'audit events could not be written; will retry');
           return;
         }
       }

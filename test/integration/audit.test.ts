@@ -125,9 +125,51 @@ describe('audit buffering', () => {
     for (const name of ['q.one', 'q.two', 'q.three']) audit.record(name);
     await audit.flush();
     expect(written).toEqual(['q.one']);
-    expect(logs.text()).toContain('audit events could not be written; will retry');
+    expect(logs.lines.find((l) => l.msg === 'audit events could not be written; will retry')).toMatchObject({ err: { message: 'connection refused' }, buffered: 2 });
     await audit.close();
     expect(written).toEqual(['q.one', 'q.two', 'q.three']);
+  });
+
+  it('retries a batch refused as a duplicate key (a lagging id sequence), dropping nothing', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const written: string[] = [];
+    let calls = 0;
+    const audit = createAuditLog(new LogCapture().logger, {
+      clock: new ManualClock(), registry: metrics.registry, flushIntervalMs: 3600_000,
+      sink: async (events) => {
+        calls += 1;
+        if (calls === 1) throw Object.assign(new Error('duplicate key value violates unique constraint "audit_events_pkey"'), { code: '23505' });
+        written.push(...events.map((e) => e.event));
+      },
+    });
+    audit.record('d.one');
+    audit.record('d.two');
+    await audit.flush();
+    expect(written).toEqual([]);
+    await audit.close();
+    expect(written).toEqual(['d.one', 'd.two']);
+    expect(await metrics.registry.getSingleMetricAsString('latchkey_audit_events_dropped_total')).toContain('latchkey_audit_events_dropped_total 0');
+  });
+
+  it('keeps the events recorded while a batch is written, even when the full buffer dropped that batch\'s events meanwhile', async () => {
+    const written: string[] = [];
+    let release!: () => void;
+    let first = true;
+    const audit = createAuditLog(new LogCapture().logger, {
+      clock: new ManualClock(), flushIntervalMs: 3600_000, maxBatch: 100, maxBuffered: 3,
+      sink: async (events) => {
+        if (first) { first = false; await new Promise<void>((r) => { release = r; }); }
+        written.push(...events.map((e) => e.event));
+      },
+    });
+    audit.record('t.1');
+    audit.record('t.2');
+    const flushing = audit.flush(); // writes [t.1, t.2] and waits
+    for (const n of [3, 4, 5]) audit.record(`t.${n}`); // the buffer keeps the newest three: t.3, t.4, t.5
+    release();
+    await flushing;
+    await audit.close();
+    expect(written).toEqual(['t.1', 't.2', 't.3', 't.4', 't.5']);
   });
 
   it('logs but does not store the events AUDIT_DB_EXCLUDE names', async () => {
