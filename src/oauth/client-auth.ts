@@ -149,7 +149,8 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
 
 /**
  * A client that has proven who it is, once this endpoint's per-client limit admits it (429 beyond
- * it): the last step of every authentication method, before the request changes anything.
+ * it): the step after every authentication method's credential check, before the request changes
+ * anything (for an assertion, before its jti is spent).
  */
 function admitted(client: Client, method: ClientAuthMethod, deps: ClientAuthDeps): AuthenticatedClient {
   deps.clientRateLimit?.admit(client.clientId);

@@ -48,6 +48,8 @@ export interface AuditOptions {
 }
 
 const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', 'jti']);
+const SECRETS = new Set<string>(SECRET_FIELDS);
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
 /**
  * PostgreSQL refused the statement for the data in it (SQLSTATE class 22, data exception, or 23,
@@ -63,8 +65,6 @@ function refusedForItsData(err: unknown): boolean {
 
 /** What is logged of a database error (`sqlstate`: a field named `code` would be redacted as an authorization code). */
 const errorSummary = (err: unknown) => ({ message: (err as Error)?.message, sqlstate: (err as { code?: unknown } | null)?.code });
-const SECRETS = new Set<string>(SECRET_FIELDS);
-const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
 export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog {
   const audit = logger.child({ audit: true });
