@@ -176,7 +176,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const tokenService = await createTokenService(context, cleanups);
     routes.push(tokenRoutes(tokenService, config, audit, metrics));
     routes.push(authorizeRoutes(context, tokenService));
-    routes.push(loginRoutes(context, hasher, interactionFormActions(context, tokenService)));
+    routes.push(loginRoutes(context, hasher, { formActionsFor: interactionFormActions(context, tokenService), clients: tokenService.clients }));
     // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
     // Only where a newcomer tries it: the embedded store and an issuer on this machine — never a
     // deployment with a public issuer, which would get a live demo account.

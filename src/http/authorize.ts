@@ -20,7 +20,7 @@ import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../ui/pa
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
 import { createRateLimiter } from './rate-limit.js';
-import { htmlCsp } from './security-headers.js';
+import { formActionSource, htmlCsp } from './security-headers.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const FORM_POST_SCRIPT_HASH = `'sha256-${createHash('sha256').update(FORM_POST_SCRIPT).digest('base64')}'`;
@@ -30,12 +30,6 @@ function sendHtml(reply: FastifyReply, status: number, body: string): FastifyRep
 }
 
 const isForm = (req: FastifyRequest) => (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === FORM;
-
-/** CSP `form-action` source for a redirect URI: its origin, or its scheme for a native app's private-use scheme. */
-function formActionSource(uri: string): string {
-  const url = new URL(uri);
-  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
-}
 
 /**
  * The form-action sources of a sign-in form that returns to `returnTo`: when that is a pending

@@ -2,7 +2,11 @@ import cookie from '@fastify/cookie';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app.js';
+import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from '../oauth/end-session.js';
+import { InvalidRequest } from '../oauth/errors.js';
+import type { FormBody } from '../oauth/params.js';
 import { sha256 } from '../oauth/secrets.js';
+import { readIdTokenHint } from '../oauth/tokens.js';
 import { LoginThrottleRepository } from '../store/login-throttle.js';
 import { SessionRepository } from '../store/sessions.js';
 import { UserRepository } from '../store/users.js';
@@ -11,7 +15,7 @@ import type { PasswordHasher } from '../users/passwords.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../users/sign-in.js';
 import { requestAuditFields } from './audit-fields.js';
 import { BrowserCookies } from './browser-session.js';
-import { htmlCsp } from './security-headers.js';
+import { formActionSource, htmlCsp } from './security-headers.js';
 import { addressKey } from '../fixed-window.js';
 import { createRateLimiter } from './rate-limit.js';
 
@@ -33,14 +37,26 @@ function sendHtml(reply: FastifyReply, status: number, body: string): FastifyRep
   return reply.code(status).type('text/html; charset=utf-8').send(body);
 }
 
-/** The first-party sign-in pages: /login, /logout and the account page at /. */
-export function loginRoutes(
-  context: AppContext,
-  hasher: PasswordHasher,
+export interface LoginRoutesOptions {
   /** CSP form-action sources for a form returning to this path (default: 'self' only). */
-  formActionsFor: (returnTo: string) => Promise<string[]> = async () => ["'self'"],
-): FastifyPluginAsync {
+  formActionsFor?: (returnTo: string) => Promise<string[]>;
+  /** The client registry, for RP-initiated logout at /logout. */
+  clients: EndSessionDeps['clients'];
+}
+
+/**
+ * The first-party sign-in pages: /login, the account page at /, and /logout — the
+ * end_session_endpoint of OpenID Connect RP-Initiated Logout 1.0 as well as the account page's
+ * sign-out.
+ */
+export function loginRoutes(context: AppContext, hasher: PasswordHasher, options: LoginRoutesOptions): FastifyPluginAsync {
   const { config, store, clock, audit } = context;
+  const formActionsFor = options.formActionsFor ?? (async () => ["'self'"]);
+  const endSessionDeps: EndSessionDeps = {
+    clients: options.clients,
+    readIdTokenHint: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token),
+  };
+  context.discovery.contribute(() => ({ end_session_endpoint: `${config.issuer}/logout` }));
   const cookies = new BrowserCookies(config.issuer);
   const users = new UserRepository(store.db);
   const sessions = new SessionRepository(store.db);
@@ -50,6 +66,12 @@ export function loginRoutes(
   const logins = new Counter({
     name: 'latchkey_logins_total',
     help: 'Password sign-in attempts by outcome: success, failure (any reason) or throttled (blocked after repeated failures).',
+    labelNames: ['outcome'],
+    registers: [context.metrics.registry],
+  });
+  const logouts = new Counter({
+    name: 'latchkey_logouts_total',
+    help: 'Sign-out requests at /logout by outcome: signed_out, stayed (the person chose to stay signed in), not_signed_in (no session to end), invalid_request (refused; nothing done).',
     labelNames: ['outcome'],
     registers: [context.metrics.registry],
   });
@@ -122,17 +144,60 @@ export function loginRoutes(
       return sendHtml(reply, 200, accountPage({ username: user.username, csrf: cookies.csrfToken(req, reply) }));
     });
 
-    app.get('/logout', async (req, reply) => sendHtml(reply, 200, logoutPage({ csrf: cookies.csrfToken(req, reply) })));
-
-    app.post('/logout', async (req, reply) => {
-      if (!cookies.csrfValid(req, field(req.body, 'csrf'))) {
-        return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
+    /**
+     * /logout, GET or POST (RP-Initiated Logout 1.0 §2: both). The request is validated first;
+     * a bad one gets an error page and changes nothing. With a session, the person is asked
+     * (§2: the OP SHOULD ask; a cross-site GET must not sign anyone out), and the answer comes
+     * back as a POST of this page's form, CSRF-checked, carrying the same parameters, which are
+     * validated again. Without a session there is nothing to ask. Either way the browser goes
+     * back to the client's post_logout_redirect_uri when the request named a valid one.
+     */
+    const logout = async (req: FastifyRequest, reply: FastifyReply, params: FormBody, form: FormBody | undefined) => {
+      let request: EndSessionRequest;
+      try {
+        request = await validateEndSessionRequest(params, endSessionDeps);
+      } catch (err) {
+        if (!(err instanceof InvalidRequest)) throw err;
+        logouts.inc({ outcome: 'invalid_request' });
+        return sendHtml(reply, 400, errorPage('Sign out failed', `The sign-out request is not valid: ${err.description}.`));
       }
-      const id = cookies.sessionId(req);
-      const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
-      if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, ...requestAuditFields(req) });
-      cookies.clearSession(reply);
-      return sendHtml(reply, 200, signedOutPage());
+      const done = (outcome: 'signed_out' | 'stayed' | 'not_signed_in') => {
+        logouts.inc({ outcome });
+        if (request.redirect) return reply.code(303).header('location', postLogoutRedirectUrl(request.redirect)).send();
+        if (outcome === 'stayed') return reply.code(303).header('location', '/').send();
+        return sendHtml(reply, 200, signedOutPage());
+      };
+
+      // The answer to this page's question: only from this page (CSRF), else it is a new request.
+      if (form && field(form, 'csrf') !== undefined) {
+        if (!cookies.csrfValid(req, field(form, 'csrf'))) {
+          return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
+        }
+        if (field(form, 'decision') === 'stay') return done('stayed');
+        const id = cookies.sessionId(req);
+        const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
+        if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.clientId, ...requestAuditFields(req) });
+        cookies.clearSession(reply);
+        return done(ended ? 'signed_out' : 'not_signed_in');
+      }
+
+      const session = await currentSession(req);
+      if (!session) return done('not_signed_in');
+      const user = await users.findById(session.user_id);
+      const client = request.clientId !== undefined ? await options.clients.get(request.clientId) : undefined;
+      reply.header('content-security-policy', htmlCsp({ formAction: request.redirect ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"] }));
+      return sendHtml(reply, 200, logoutPage({
+        csrf: cookies.csrfToken(req, reply),
+        username: user?.username,
+        clientName: client ? client.metadata.client_name ?? client.clientId : undefined,
+        hidden: request.params,
+      }));
+    };
+
+    app.get('/logout', async (req, reply) => logout(req, reply, req.query as FormBody, undefined));
+    app.post('/logout', async (req, reply) => {
+      const body = (req.body && typeof req.body === 'object' ? req.body : {}) as FormBody;
+      return logout(req, reply, body, body);
     });
   };
 }

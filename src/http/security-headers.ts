@@ -19,6 +19,12 @@ export function htmlCsp(options: { formAction?: readonly string[]; scriptHashes?
   ].join('; ');
 }
 
+/** CSP `form-action` source for a redirect URI: its origin, or its scheme for a native app's private-use scheme. */
+export function formActionSource(uri: string): string {
+  const url = new URL(uri);
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
+}
+
 export const HTML_CSP = htmlCsp();
 
 export function applySecurityHeaders(reply: FastifyReply, https: boolean): void {

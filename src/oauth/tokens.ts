@@ -167,16 +167,30 @@ export function atHash(accessToken: string, alg: SigningAlg): string {
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
+/** What an `id_token_hint` says: the user, the session and the client it was issued for. */
+export interface IdTokenHint {
+  sub: string;
+  sid?: string | undefined;
+  aud: string[];
+}
+
 /**
- * The subject of an `id_token_hint` (OpenID Connect Core §3.1.2.1): an ID token this server
- * signed (a key still in the key ring, `typ: JWT`, our `iss`); an expired one is still a hint.
- * Undefined for anything else.
+ * An `id_token_hint` (OpenID Connect Core §3.1.2.1, RP-Initiated Logout 1.0 §2): an ID token
+ * this server signed (a key still in the key ring, `typ: JWT`, our `iss`); an expired one is
+ * still a hint. Undefined for anything else.
  */
-export function idTokenHintSubject(deps: { keys: KeyRing; issuer: string }, token: string): string | undefined {
+export function readIdTokenHint(deps: { keys: KeyRing; issuer: string }, token: string): IdTokenHint | undefined {
   if (token.length > MAX_TOKEN_LENGTH) return undefined;
   const jws = verifyJwt(token, (kid) => deps.keys.verificationKey(kid), ID_TOKEN_TYP);
   if (!jws.ok || jws.payload.iss !== deps.issuer || typeof jws.payload.sub !== 'string') return undefined;
-  return jws.payload.sub;
+  const { sub, sid, aud } = jws.payload;
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+  return { sub, sid: typeof sid === 'string' ? sid : undefined, aud: audiences };
+}
+
+/** The subject of an `id_token_hint` at /authorize, or undefined. */
+export function idTokenHintSubject(deps: { keys: KeyRing; issuer: string }, token: string): string | undefined {
+  return readIdTokenHint(deps, token)?.sub;
 }
 
 /** What a grant made by a person (a code, a refresh family) issues from: the grant and its sign-in. */

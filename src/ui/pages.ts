@@ -50,12 +50,26 @@ export function signedOutPage(): string {
 <p><a href="/login">Sign in again</a></p>`);
 }
 
-export function logoutPage(m: { csrf: string }): string {
+export interface LogoutPageModel {
+  csrf: string;
+  /** Who is signed in. */
+  username?: string | undefined;
+  /** The application that asked for the sign-out (RP-Initiated Logout), if one did. */
+  clientName?: string | undefined;
+  /** The logout request's parameters, carried through the form. */
+  hidden?: Record<string, string>;
+}
+
+export function logoutPage(m: LogoutPageModel): string {
   return page('Sign out', html`
 <h1>Sign out?</h1>
-<form method="post" action="/logout">
+${m.clientName ? html`<p>${m.clientName} asks to sign you out.</p>
+` : ''}${m.username ? html`<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
+` : ''}<form method="post" action="/logout">
   <input type="hidden" name="csrf" value="${m.csrf}">
-  <button type="submit">Sign out</button>
+${Object.entries(m.hidden ?? {}).map(([k, v]) => html`  <input type="hidden" name="${k}" value="${v}">
+`)}  <button type="submit" name="decision" value="sign_out">Sign out</button>
+  <button type="submit" name="decision" value="stay" class="secondary">Stay signed in</button>
 </form>`);
 }
 

@@ -59,7 +59,7 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { ...options, algorithm: 'oidc' }));
     // Registered without a port: RFC 8252 §7.3 lets the RP's loopback listener pick any.
     const base = { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['authorization_code'], scope: 'openid profile email' };
-    for (const [name, extra] of [['web', { client_name: 'Web App' }], ['second', { client_name: 'Second App' }], ['par', { client_name: 'PAR App', require_pushed_authorization_requests: true }]] as const) {
+    for (const [name, extra] of [['web', { client_name: 'Web App', post_logout_redirect_uris: [rp.redirectUri('/signed-out')] }], ['second', { client_name: 'Second App' }], ['par', { client_name: 'PAR App', require_pushed_authorization_requests: true }]] as const) {
       const created = await createClient(app.context, { ...base, ...extra });
       clients[name] = { client: { client_id: created.client.clientId }, auth: oauth.ClientSecretBasic(created.clientSecret!) };
     }
@@ -170,6 +170,31 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     await page.waitForURL((u) => u.href.startsWith(rp.redirectUri()));
     const tokens = await finish('web', fresh);
     expect(oauth.getValidatedIdTokenClaims(tokens)!.auth_time).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) - 30);
+    await context.close();
+  });
+
+  it('RP-initiated logout: the app sends the browser to end_session_endpoint and gets it back signed out', async () => {
+    const { context, page } = await newPage();
+    const flow = await start(page, 'web');
+    await signIn(page);
+    if (!atRp(page)) await consent(page, 'Allow');
+    const tokens = await finish('web', flow);
+    const state = oauth.generateRandomState();
+    const url = new URL(as.end_session_endpoint!);
+    url.searchParams.set('id_token_hint', tokens.id_token!);
+    url.searchParams.set('post_logout_redirect_uri', rp.redirectUri('/signed-out'));
+    url.searchParams.set('state', state);
+    await page.goto(url.href);
+    expect(await page.getByRole('heading').textContent()).toBe('Sign out?');
+    expect(await page.getByText('Web App asks to sign you out.').count()).toBe(1);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL((u) => u.href.startsWith(rp.redirectUri('/signed-out')));
+    expect(new URL(page.url()).searchParams.get('state')).toBe(state);
+
+    // The SSO session is gone: a silent request now needs a login.
+    const silent = await start(page, 'web', { prompt: 'none' });
+    await page.waitForURL((u) => u.href.startsWith(rp.redirectUri()));
+    expect(() => oauth.validateAuthResponse(as, clients.web.client, new URL(rp.last().url), silent.state)).toThrow(expect.objectContaining({ error: 'login_required' }));
     await context.close();
   });
 

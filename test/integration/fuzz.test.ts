@@ -71,7 +71,7 @@ const ENDPOINTS: FuzzEndpoint[] = [
   { path: '/par', body: 'form', methods: ['POST'], params: ['response_type', 'client_id', 'client_secret', 'redirect_uri', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'request_uri'], success: [201], errors: 'oauth', validCredential: clientAuth, singleValued: ['response_type', 'redirect_uri', 'state'] },
   { path: '/userinfo', body: 'form', methods: ['GET', 'POST'], params: ['access_token'], success: [200], errors: 'oauth' },
   { path: '/login', body: 'form', methods: ['GET', 'POST'], params: ['login', 'password', 'csrf', 'return_to'], success: [200, 303], errors: 'page', csrf: true },
-  { path: '/logout', body: 'form', methods: ['GET', 'POST'], params: ['csrf'], success: [200], errors: 'page', csrf: true },
+  { path: '/logout', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'decision', 'id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'], success: [200, 303], errors: 'page', csrf: true },
   { path: '/', methods: ['GET'], params: [], success: [200, 303], errors: 'page' },
   { path: '/healthz', methods: ['GET'], params: [], success: [200], errors: 'oauth' },
   { path: '/readyz', methods: ['GET'], params: [], success: [200], errors: 'oauth' },

@@ -28,11 +28,10 @@ export function clientAuth(client: TestClient): { headers: Record<string, string
 }
 
 /**
- * The authorization code flow through sign-in and consent (a new browser each time), then the
+ * The authorization code flow through sign-in and consent (a new browser unless given), then the
  * code redeemed: the token response.
  */
-export async function codeFlow(app: TestApp, client: TestClient, scope: string, login = 'alice'): Promise<TokenBody & { code: string; verifier: string }> {
-  const b = new Browser(app);
+export async function codeFlow(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app)): Promise<TokenBody & { code: string; verifier: string }> {
   const p = pkce();
   let res = await b.request('GET', `/authorize?${authorizeQuery({
     response_type: 'code', client_id: client.id, redirect_uri: REDIRECT, scope, state: 's', code_challenge: p.challenge, code_challenge_method: 'S256',
