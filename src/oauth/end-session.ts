@@ -8,7 +8,11 @@ import type { IdTokenHint } from './tokens.js';
  * end_session_endpoint to sign the user out of this server, and may ask to be sent back.
  */
 export interface EndSessionRequest {
-  /** The client asking: the audience of the id_token_hint, or the client_id it named. */
+  /**
+   * The client asking, as far as the id_token_hint proves it: the token's audience (the
+   * client_id, when one is given, must be among it). A client_id without a hint proves nothing
+   * (anyone can name a client), so it is only checked to exist.
+   */
   clientId?: string | undefined;
   /** The user and session the id_token_hint was issued for. */
   hint?: IdTokenHint | undefined;
@@ -45,8 +49,8 @@ export async function validateEndSessionRequest(body: FormBody, deps: EndSession
   if (p.client_id !== undefined && hint && !hint.aud.includes(p.client_id)) {
     throw new InvalidRequest('client_id is not the client the id_token_hint was issued to');
   }
-  const clientId = p.client_id ?? (hint?.aud.length === 1 ? hint.aud[0] : undefined);
-  const client = clientId !== undefined && CLIENT_ID.test(clientId) ? await deps.clients.get(clientId) : undefined;
+  const named = p.client_id ?? (hint?.aud.length === 1 ? hint.aud[0] : undefined);
+  const client = named !== undefined && CLIENT_ID.test(named) ? await deps.clients.get(named) : undefined;
   if (p.client_id !== undefined && !client) throw new InvalidRequest('unknown client_id');
 
   let redirect: EndSessionRequest['redirect'];
@@ -63,7 +67,7 @@ export async function validateEndSessionRequest(body: FormBody, deps: EndSession
   for (const name of ['id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'] as const) {
     if (p[name] !== undefined) params[name] = p[name];
   }
-  return { clientId: client?.clientId, hint, redirect, params };
+  return { clientId: hint ? client?.clientId : undefined, hint, redirect, params };
 }
 
 /** §3: the post-logout redirect, with `state` added to the URI's query when the request had one. */

@@ -95,7 +95,22 @@ describe('RP-initiated logout', () => {
     const page = await b.request('POST', '/logout', { id_token_hint: idToken, post_logout_redirect_uri: SIGNED_OUT });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('<h1>Sign out?</h1>');
+    expect(page.body).toContain('<p>Invoices asks to sign you out.</p>');
     expect(await isSignedIn(b)).toBe(true);
+  });
+
+  it('does not take a client_id without an id_token_hint as the app asking: not named, not audited', async () => {
+    const { b, sid } = await signedIn();
+    const page = await b.request('GET', logoutUrl({ client_id: web.id, state: 'x' }));
+    expect(page.statusCode).toBe(200);
+    expect(page.body).not.toContain('asks to sign you out');
+    expect(page.headers['content-security-policy']).toContain("form-action 'self';");
+    const out = await b.request('POST', '/logout', answer(page.body, 'sign_out'));
+    expect(out.statusCode).toBe(200);
+    expect(out.body).toContain('You are signed out.');
+    const line = app.logs.lines.filter((l) => l.event === 'logout').pop()!;
+    expect(line.sid).toBe(sid);
+    expect(line).not.toHaveProperty('client_id');
   });
 
   it('refuses a bad request with an error page: no redirect, no sign-out', async () => {
