@@ -11,7 +11,7 @@ import { ClientAuthenticationFailed } from '../oauth/client-auth.js';
 import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { formBody } from '../oauth/params.js';
 import { describeScopes } from '../oauth/scope-descriptions.js';
-import { idTokenHintSubject } from '../oauth/tokens.js';
+import { readIdTokenHint } from '../oauth/tokens.js';
 import { userInfo, userInfoAccessToken } from '../oauth/userinfo.js';
 import { ConsentRepository } from '../store/consents.js';
 import { SessionRepository } from '../store/sessions.js';
@@ -66,7 +66,7 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     interactionTtl: config.interactionTtl,
     parTtl: config.parTtl,
     signingAlgs: () => context.keys.algorithms(),
-    idTokenHintSubject: (token) => idTokenHintSubject({ keys: context.keys, issuer: config.issuer }, token),
+    idTokenHintSubject: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token)?.sub,
   };
 
   async function browserSession(req: FastifyRequest): Promise<BrowserSession | undefined> {

@@ -176,7 +176,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
         if (field(form, 'decision') === 'stay') return done('stayed');
         const id = cookies.sessionId(req);
         const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
-        if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.clientId, ...requestAuditFields(req) });
+        if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
         cookies.clearSession(reply);
         return done(ended ? 'signed_out' : 'not_signed_in');
       }
@@ -184,12 +184,11 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
       const session = await currentSession(req);
       if (!session) return done('not_signed_in');
       const user = await users.findById(session.user_id);
-      const client = request.clientId !== undefined ? await options.clients.get(request.clientId) : undefined;
       reply.header('content-security-policy', htmlCsp({ formAction: request.redirect ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"] }));
       return sendHtml(reply, 200, logoutPage({
         csrf: cookies.csrfToken(req, reply),
         username: user?.username,
-        clientName: client ? client.metadata.client_name ?? client.clientId : undefined,
+        clientName: request.client ? request.client.metadata.client_name ?? request.client.clientId : undefined,
         hidden: request.params,
       }));
     };

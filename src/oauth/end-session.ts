@@ -13,9 +13,7 @@ export interface EndSessionRequest {
    * client_id, when one is given, must be among it). A client_id without a hint proves nothing
    * (anyone can name a client), so it is only checked to exist.
    */
-  clientId?: string | undefined;
-  /** The user and session the id_token_hint was issued for. */
-  hint?: IdTokenHint | undefined;
+  client?: Client | undefined;
   /** Where the browser goes afterwards: one of the client's post_logout_redirect_uris, exactly, with `state`. */
   redirect?: { uri: string; state?: string | undefined } | undefined;
   /** The parameters as accepted, to carry through the confirmation form unchanged. */
@@ -67,7 +65,7 @@ export async function validateEndSessionRequest(body: FormBody, deps: EndSession
   for (const name of ['id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'] as const) {
     if (p[name] !== undefined) params[name] = p[name];
   }
-  return { clientId: hint ? client?.clientId : undefined, hint, redirect, params };
+  return { client: hint ? client : undefined, redirect, params };
 }
 
 /** §3: the post-logout redirect, with `state` added to the URI's query when the request had one. */

@@ -167,10 +167,9 @@ export function atHash(accessToken: string, alg: SigningAlg): string {
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
-/** What an `id_token_hint` says: the user, the session and the client it was issued for. */
+/** What an `id_token_hint` says: the user and the clients it was issued to. */
 export interface IdTokenHint {
   sub: string;
-  sid?: string | undefined;
   aud: string[];
 }
 
@@ -183,14 +182,8 @@ export function readIdTokenHint(deps: { keys: KeyRing; issuer: string }, token: 
   if (token.length > MAX_TOKEN_LENGTH) return undefined;
   const jws = verifyJwt(token, (kid) => deps.keys.verificationKey(kid), ID_TOKEN_TYP);
   if (!jws.ok || jws.payload.iss !== deps.issuer || typeof jws.payload.sub !== 'string') return undefined;
-  const { sub, sid, aud } = jws.payload;
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-  return { sub, sid: typeof sid === 'string' ? sid : undefined, aud: audiences };
-}
-
-/** The subject of an `id_token_hint` at /authorize, or undefined. */
-export function idTokenHintSubject(deps: { keys: KeyRing; issuer: string }, token: string): string | undefined {
-  return readIdTokenHint(deps, token)?.sub;
+  const { sub, aud } = jws.payload;
+  return { sub, aud: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [] };
 }
 
 /** What a grant made by a person (a code, a refresh family) issues from: the grant and its sign-in. */
