@@ -34,9 +34,9 @@ function allowedScopes(client: Client): Set<string> {
 
 /**
  * The audience of a token from the RFC 8707 `resource` parameter(s): each must be an absolute
- * URI without a fragment (§2) and one of the client's registered `resources`, else
- * invalid_target. None requested: the client's first registered resource, or the issuer when
- * it registered none.
+ * URI without a fragment (§2) and one of the client's registered `resources` or the issuer
+ * (this server's own resource, UserInfo), else invalid_target. None requested: the client's
+ * first registered resource, or the issuer when it registered none.
  */
 export function resolveAudience(resources: readonly string[], client: Client, issuer: string): string | string[] {
   if (resources.length > 10) throw new InvalidRequest('too many resource parameters');
@@ -44,7 +44,7 @@ export function resolveAudience(resources: readonly string[], client: Client, is
   if (resources.length === 0) return allowed[0] ?? issuer;
   for (const resource of resources) {
     // A registered resource is a valid indicator (checked at registration): only others are parsed.
-    if (allowed.includes(resource)) continue;
+    if (resource === issuer || allowed.includes(resource)) continue;
     if (!isResourceIndicator(resource)) throw new InvalidTarget('resource must be an absolute URI without a fragment (RFC 8707 §2)');
     throw new InvalidTarget('resource not allowed for this client');
   }

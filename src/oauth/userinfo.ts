@@ -27,14 +27,21 @@ export function userInfoAccessToken(authorization: string | undefined, formToken
 /**
  * OpenID Connect Core §5.3: the claims of the user a live access token was issued for, as its
  * scopes release them (§5.4). The token must come from a user's grant (a client_credentials
- * token has no user) and carry `openid`; revoked, expired, foreign, or a disabled user's
- * tokens are invalid_token (RFC 6750 §3.1).
+ * token has no user), have the issuer among its audiences, and carry `openid`; revoked,
+ * expired, foreign, another resource's, or a disabled user's tokens are invalid_token
+ * (RFC 6750 §3.1).
  */
 export async function userInfo(token: string, deps: UserInfoDeps): Promise<Record<string, unknown>> {
   const verified = await verifyAccessToken(deps, token);
   if (!verified.valid) throw new InvalidToken('the access token is invalid or expired', verified.reason);
   const c = verified.claims;
   if (c.gid === undefined) throw new InvalidToken('the access token was not issued for a user');
+  // RFC 9068 §4: UserInfo is a resource of this server, so the token must name it (the issuer)
+  // among its audiences. A token issued for another resource server (RFC 8707) is refused here,
+  // or that server could read the user's profile with a token meant only for itself.
+  if (!(typeof c.aud === 'string' ? c.aud === deps.issuer : c.aud.includes(deps.issuer))) {
+    throw new InvalidToken('the access token was issued for another resource: its audience must include the issuer to be used at UserInfo', 'audience');
+  }
   if (await deps.isRevoked(c)) throw new InvalidToken('the access token is invalid or expired', 'revoked');
   const client = await deps.clients.get(c.client_id);
   if (!client || client.disabled) throw new InvalidToken('the access token is invalid or expired', 'client gone or disabled');

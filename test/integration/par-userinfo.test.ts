@@ -180,6 +180,48 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
       }
     });
 
+    it('takes only a token whose audience includes the issuer: one for another resource server is invalid_token', async () => {
+      const api = 'https://api.example.com';
+      const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid email', skip_consent: true, resources: [api] });
+      const client = { id: c.client.clientId, secret: c.clientSecret! };
+      const tokenFor = async (resources: string[], narrowTo?: string) => {
+        const b = await signedIn();
+        const p = pkce();
+        const q = new URLSearchParams({ client_id: client.id, ...authParams(p.challenge) });
+        for (const r of resources) q.append('resource', r);
+        const { code } = redirectParams((await b.request('GET', `/authorize?${q}`)).headers.location);
+        const res = await app.server.inject({
+          method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(client.id, client.secret) },
+          payload: form({ grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, code_verifier: p.verifier, ...(narrowTo ? { resource: narrowTo } : {}) }),
+        });
+        expect(res.statusCode).toBe(200);
+        return (res.json() as { access_token: string }).access_token;
+      };
+      const call = (token: string) => app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${token}` } });
+      const issuer = 'http://localhost:8080';
+
+      // No resource: the client's registered API is the audience, and UserInfo is not it.
+      const apiOnly = await tokenFor([]);
+      expect(decodeJwt(apiOnly).aud).toBe(api);
+      const refused = await call(apiOnly);
+      expect(refused.statusCode).toBe(401);
+      expect(refused.headers['www-authenticate']).toBe('Bearer realm="http://localhost:8080", error="invalid_token"');
+      expect(refused.json()).toEqual({ error: 'invalid_token', error_description: 'the access token was issued for another resource: its audience must include the issuer to be used at UserInfo' });
+      // Still a live token for the API: introspection says so.
+      const introspection = await app.server.inject({
+        method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(service.id, service.secret) }, payload: form({ token: apiOnly }),
+      });
+      expect(introspection.json()).toMatchObject({ active: true, aud: api });
+
+      // The issuer is always a resource a client may name (it is not registered for this one).
+      const both = await tokenFor([api, issuer]);
+      expect(decodeJwt(both).aud).toEqual([api, issuer]);
+      expect((await call(both)).json()).toEqual({ sub: userId, email: 'bob@example.com', email_verified: true });
+      const narrowed = await tokenFor([api, issuer], issuer);
+      expect(decodeJwt(narrowed).aud).toBe(issuer);
+      expect((await call(narrowed)).statusCode).toBe(200);
+    });
+
     it('a token sent both in the header and the body is invalid_request', async () => {
       const token = await userToken('openid');
       const res = await app.server.inject({ method: 'POST', url: '/userinfo', headers: { ...FORM_HEADERS, authorization: `Bearer ${token}` }, payload: form({ access_token: token }) });
