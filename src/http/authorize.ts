@@ -141,7 +141,8 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     };
     const authorizeLimit = limiter.endpoint('authorize', {
       perIp: config.authorizeRateLimitPerIp,
-      perKey: { name: 'client', max: config.authorizeRateLimitPerClient, key: clientIdOf },
+      // Off by default: the client_id is only claimed, so its allowance is anyone's to spend.
+      ...(config.authorizeRateLimitPerClient > 0 ? { perKey: { name: 'client', max: config.authorizeRateLimitPerClient, key: clientIdOf } } : {}),
       onLimited: pageRefusal,
     });
     const parLimit = limiter.endpoint('par', { perIp: config.parRateLimitPerIp, authBackoff: service.authBackoff });

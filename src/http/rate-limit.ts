@@ -8,8 +8,8 @@ import type { Metrics } from '../observability/metrics.js';
 
 /**
  * Rate limits for any endpoint, one piece: per IP address, then per claimed key (a login name,
- * a client_id at /authorize) when the request claims one, then — where client authentication
- * happens — the harder back-off after repeated failed client authentications. The first limit
+ * a client_id at /authorize when AUTHORIZE_RATE_LIMIT_PER_CLIENT is set) when the request
+ * claims one, then — where client authentication happens — the harder back-off after repeated failed client authentications. The first limit
  * exceeded answers 429 with Retry-After and counts `latchkey_rate_limited_total{endpoint,limit}`.
  * Counters are in memory (src/fixed-window.ts, 10,000 keys per limit), per instance, over
  * fixed windows of RATE_LIMIT_WINDOW. An IPv6 address counts as its /64.

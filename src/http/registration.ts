@@ -40,6 +40,12 @@ export function registrationRoutes(service: TokenService, config: Config, metric
   const clientUri = (clientId: string) => `${service.endpoints.registration}/${encodeURIComponent(clientId)}`;
   const fields = requestAuditFields;
 
+  // One limit over /register and /register/:client_id per IP, and one per client for RFC 7592,
+  // counted once the client's registration access token has matched: requests naming a client
+  // with a wrong token spend their address's allowance, never that client's.
+  const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
+  const perClient = limiter.client('registration', config.registrationRateLimitPerClient, service.tokenDeps.clock);
+
   /** RFC 7592 §2: the registration access token of this client, else 401 (also for an unknown client). */
   const authorise = async (req: FastifyRequest): Promise<string> => {
     const clientId = (req.params as { client_id: string }).client_id;
@@ -47,17 +53,12 @@ export function registrationRoutes(service: TokenService, config: Config, metric
     if (!token || !(await service.registry.registrationAccessTokenMatches(clientId, token))) {
       throw invalidToken('latchkey-registration', 'a valid registration access token for this client is required');
     }
+    perClient.admit(clientId);
     return clientId;
   };
 
   return async (app) => {
-    // One limit over /register and /register/:client_id per IP, and per client for RFC 7592.
-    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
-    const limit = limiter.endpoint('registration', {
-      perIp: config.registrationRateLimitPerIp,
-      perKey: { name: 'client', max: config.registrationRateLimitPerClient, key: (req) => (req.params as { client_id?: string }).client_id },
-    });
-    app.addHook('preHandler', limit);
+    app.addHook('preHandler', limiter.endpoint('registration', { perIp: config.registrationRateLimitPerIp }));
 
     app.post('/register', async (req, reply) => {
       // RFC 7591 §3: the initial access token, as a Bearer token.

@@ -133,6 +133,11 @@ describe('rate limits on registration (RFC 7591 / RFC 7592)', () => {
     expect(created.statusCode).toBe(201);
     const { client_id: clientId, registration_access_token: rat } = created.json() as { client_id: string; registration_access_token: string };
     const read = (ip: string) => app.server.inject({ method: 'GET', url: `/register/${clientId}`, remoteAddress: ip, headers: { authorization: `Bearer ${rat}` } });
+    // Requests in its name with a wrong registration access token spend none of its allowance.
+    for (const ip of ['10.3.1.1', '10.3.1.2', '10.3.1.3']) {
+      const wrong = await app.server.inject({ method: 'GET', url: `/register/${clientId}`, remoteAddress: ip, headers: { authorization: 'Bearer not-its-token' } });
+      expect(wrong.statusCode).toBe(401);
+    }
     expect((await read('10.3.0.2')).statusCode).toBe(200);
     expect((await read('10.3.0.3')).statusCode).toBe(200);
     expectLimited(await read('10.3.0.4'), 3600);
@@ -201,6 +206,23 @@ describe('rate limits on the authorization side (/authorize, /interaction, /par)
     expect((await get('10.1.0.9', 'd')).statusCode).toBe(429);
     expect(await sample(app, 'latchkey_rate_limited_total{endpoint="authorize",limit="client"}')).toBe(1);
     expect(await sample(app, 'latchkey_rate_limited_total{endpoint="authorize",limit="ip"}')).toBe(1);
+  });
+
+  it('/authorize: no per-client_id limit unless AUTHORIZE_RATE_LIMIT_PER_CLIENT is set (anyone could spend it)', async () => {
+    const open = await createTestApp({ AUTHORIZE_RATE_LIMIT_PER_IP: '2', RATE_LIMIT_WINDOW: '1h' });
+    try {
+      expect(open.context.config.authorizeRateLimitPerClient).toBe(0);
+      for (let i = 1; i <= 12; i++) {
+        const res = await open.server.inject({ method: 'GET', url: '/authorize?client_id=web', remoteAddress: `10.4.0.${i}` });
+        expect(res.statusCode, `request ${i}`).toBe(400);
+      }
+      // The per-IP limit still holds.
+      for (let i = 0; i < 2; i++) await open.server.inject({ method: 'GET', url: '/authorize?client_id=web', remoteAddress: '10.4.1.1' });
+      expect((await open.server.inject({ method: 'GET', url: '/authorize?client_id=web', remoteAddress: '10.4.1.1' })).statusCode).toBe(429);
+      expect((await sample(open, 'latchkey_rate_limited_total{endpoint="authorize",limit="client"}')) ?? 0).toBe(0);
+    } finally {
+      await open.close();
+    }
   });
 
   it('/userinfo: JSON 429 per IP', async () => {
