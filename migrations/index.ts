@@ -9,6 +9,7 @@ import { consents } from './0012_consents.js';
 import { auditEvents } from './0013_audit_events.js';
 import { authorization } from './0014_authorization.js';
 import { refreshTokens } from './0015_refresh_tokens.js';
+import { sessionClients } from './0016_session_clients.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -25,4 +26,5 @@ export const migrations: readonly Migration[] = [
   auditEvents,
   authorization,
   refreshTokens,
+  sessionClients,
 ];

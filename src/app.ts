@@ -20,6 +20,7 @@ import { KeyManager } from './keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/keys.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
 import { loginRoutes } from './http/login.js';
+import { createSessionEndNotifier, type SessionEndNotifier } from './session-end.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { adminRoutes } from './http/admin.js';
 import { registrationRoutes } from './http/registration.js';
@@ -56,6 +57,8 @@ export interface App {
   metricsServer?: FastifyInstance;
   /** The token service (tests run its cleanup job and revocations directly). */
   tokenService: TokenService;
+  /** Back-channel logout notifications (tests wait for them with idle()). */
+  sessionEnd: SessionEndNotifier;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -176,7 +179,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const tokenService = await createTokenService(context, cleanups);
     routes.push(tokenRoutes(tokenService, config, audit, metrics));
     routes.push(authorizeRoutes(context, tokenService));
-    routes.push(loginRoutes(context, hasher, { formActionsFor: interactionFormActions(context, tokenService), clients: tokenService.clients }));
+    const sessionEnd = createSessionEndNotifier(context, tokenService.clients);
+    cleanups.push(() => sessionEnd.idle());
+    routes.push(loginRoutes(context, hasher, { formActionsFor: interactionFormActions(context, tokenService), clients: tokenService.clients, sessionEnd }));
     // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
     // Only where a newcomer tries it: the embedded store and an issuer on this machine — never a
     // deployment with a public issuer, which would get a live demo account.
@@ -194,9 +199,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (config.metricsPort !== undefined) {
       const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
       cleanups.push(() => metricsServer.close());
-      return { context, server, tokenService, metricsServer, close, ...shown };
+      return { context, server, tokenService, sessionEnd, metricsServer, close, ...shown };
     }
-    return { context, server, tokenService, close, ...shown };
+    return { context, server, tokenService, sessionEnd, close, ...shown };
   } catch (err) {
     await close();
     throw err;

@@ -160,6 +160,7 @@ export const configSchema = z.object({
   ACCESS_TOKEN_TTL: duration(10, 86400).default(600).describe('Lifetime of access tokens (RFC 9068 JWTs).'),
   ID_TOKEN_TTL: duration(10, 86400).default(3600).describe('Lifetime of ID tokens.'),
   AUTHORIZATION_CODE_TTL: duration(5, 600).default(60).describe('Lifetime of authorization codes.'),
+  BACKCHANNEL_LOGOUT_TIMEOUT: duration(1, 60).default(5).describe('How long a client\'s backchannel_logout_uri has to answer a logout token (OpenID Connect Back-Channel Logout); one attempt, not retried.'),
   PAR_TTL: duration(10, 600).default(60).describe('Lifetime of the request_uri of a pushed authorization request (RFC 9126); it is used once.'),
   INTERACTION_TTL: duration(60, 86400).default(1800).describe('Time a browser has to sign in and consent before the pending authorization request expires.'),
   REFRESH_TOKEN_IDLE_TTL: duration(60, 400 * 86400).default(14 * 86400).describe('Refresh token idle lifetime (reset by each rotation).'),
@@ -239,6 +240,7 @@ export interface Config {
   idTokenTtl: number;
   authorizationCodeTtl: number;
   parTtl: number;
+  backchannelLogoutTimeout: number;
   interactionTtl: number;
   demo: boolean;
   refreshTokenIdleTtl: number;
@@ -360,6 +362,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     idTokenTtl: c.ID_TOKEN_TTL,
     authorizationCodeTtl: c.AUTHORIZATION_CODE_TTL,
     parTtl: c.PAR_TTL,
+    backchannelLogoutTimeout: c.BACKCHANNEL_LOGOUT_TIMEOUT,
     interactionTtl: c.INTERACTION_TTL,
     demo: c.DEMO,
     refreshTokenIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,

@@ -40,6 +40,7 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --resource URI               [resources] repeatable: allowed audiences; the first is the default
   --redirect-uri URI           [redirect_uris] repeatable
   --post-logout-redirect-uri URI  [post_logout_redirect_uris] repeatable
+  --backchannel-logout-uri URL [backchannel_logout_uri] told when a session it took part in ends
   --jwks-uri URL               [jwks_uri] for private_key_jwt
   --jwks-file PATH             [jwks] a JSON Web Key Set file of public keys, for private_key_jwt
   --access-token-ttl SECONDS   [access_token_ttl]
@@ -62,6 +63,7 @@ const OPTIONS = {
   resource: { type: 'string', multiple: true },
   'redirect-uri': { type: 'string', multiple: true },
   'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'backchannel-logout-uri': { type: 'string' },
   'jwks-uri': { type: 'string' },
   'jwks-file': { type: 'string' },
   'access-token-ttl': { type: 'string' },
@@ -91,6 +93,7 @@ function metadataFrom(v: Values): Record<string, unknown> {
   if (v.resource) m.resources = v.resource;
   if (v['redirect-uri']) m.redirect_uris = v['redirect-uri'];
   if (v['post-logout-redirect-uri']) m.post_logout_redirect_uris = v['post-logout-redirect-uri'];
+  if (v['backchannel-logout-uri'] !== undefined) m.backchannel_logout_uri = v['backchannel-logout-uri'];
   if (v['jwks-uri'] !== undefined) m.jwks_uri = v['jwks-uri'];
   if (v['jwks-file'] !== undefined) {
     try { m.jwks = JSON.parse(readFileSync(v['jwks-file'], 'utf8')); } catch (err) { throw new UsageError(`--jwks-file: ${(err as Error).message}`); }

@@ -204,6 +204,12 @@ export interface RefreshTokensTable {
   successor_nonce: string | null;
 }
 
+export interface SessionClientsTable {
+  sid: string;
+  client_id: string;
+  created_at: Date;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
@@ -220,4 +226,5 @@ export interface Database {
   revoked_grants: RevokedGrantsTable;
   refresh_families: RefreshFamiliesTable;
   refresh_tokens: RefreshTokensTable;
+  session_clients: SessionClientsTable;
 }

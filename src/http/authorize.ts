@@ -15,6 +15,7 @@ import { readIdTokenHint } from '../oauth/tokens.js';
 import { userInfo, userInfoAccessToken } from '../oauth/userinfo.js';
 import { ConsentRepository } from '../store/consents.js';
 import { SessionRepository } from '../store/sessions.js';
+import { SessionClientRepository } from '../store/session-clients.js';
 import type { TokenService } from '../token-service.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../ui/pages.js';
 import { requestAuditFields } from './audit-fields.js';
@@ -59,6 +60,7 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
     clients: service.clients,
     requests: service.requests,
     codes: service.codes,
+    sessionClients: new SessionClientRepository(store.db),
     consents,
     clock,
     issuer: config.issuer,

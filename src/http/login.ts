@@ -9,6 +9,7 @@ import { sha256 } from '../oauth/secrets.js';
 import { readIdTokenHint } from '../oauth/tokens.js';
 import { LoginThrottleRepository } from '../store/login-throttle.js';
 import { SessionRepository } from '../store/sessions.js';
+import type { SessionEndNotifier } from '../session-end.js';
 import { UserRepository } from '../store/users.js';
 import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../ui/pages.js';
 import type { PasswordHasher } from '../users/passwords.js';
@@ -42,6 +43,8 @@ export interface LoginRoutesOptions {
   formActionsFor?: (returnTo: string) => Promise<string[]>;
   /** The client registry, for RP-initiated logout at /logout. */
   clients: EndSessionDeps['clients'];
+  /** Told of every session that ends here (Back-Channel Logout, src/session-end.ts). */
+  sessionEnd?: SessionEndNotifier;
 }
 
 /**
@@ -132,7 +135,8 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
       }
       // Replace any previous session of this browser (no session fixation).
       const previous = cookies.sessionId(req);
-      if (previous) await sessions.end(sha256(previous), clock.now());
+      const replaced = previous ? await sessions.end(sha256(previous), clock.now()) : undefined;
+      if (replaced) options.sessionEnd?.sessionEnded(replaced, requestAuditFields(req));
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
       return reply.code(303).header('location', returnTo).send();
     });
@@ -176,7 +180,10 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
         if (field(form, 'decision') === 'stay') return done('stayed');
         const id = cookies.sessionId(req);
         const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
-        if (ended) audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
+        if (ended) {
+          audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
+          options.sessionEnd?.sessionEnded(ended, requestAuditFields(req));
+        }
         cookies.clearSession(reply);
         return done(ended ? 'signed_out' : 'not_signed_in');
       }

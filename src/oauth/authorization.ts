@@ -37,6 +37,8 @@ export interface AuthorizationDeps {
     consume(kind: AuthorizationRequestKind, idHash: Buffer, clientId: string, now: Date): Promise<unknown>;
   };
   codes: { create(code: NewAuthorizationCode, now: Date, ttlSeconds: number): Promise<void> };
+  /** Back-Channel Logout §2.3: the clients to tell when a session ends (src/oauth/backchannel-logout.ts). */
+  sessionClients: { add(sid: string, clientId: string, now: Date): Promise<void> };
   consents: {
     grantedScopes(userId: string, clientId: string): Promise<Set<string>>;
     grant(userId: string, clientId: string, scopes: readonly string[], now: Date): Promise<Set<string>>;
@@ -249,6 +251,10 @@ async function issueCode(request: AuthorizationRequest, session: BrowserSession,
     amr: session.amr,
     acr: session.acr,
   }, deps.clock.now(), deps.codeTtl);
+  // An ID token (with this sid) will follow: the client takes part in the session from now on.
+  if (client.metadata.backchannel_logout_uri && request.scope.split(' ').includes('openid')) {
+    await deps.sessionClients.add(session.sid, client.clientId, deps.clock.now());
+  }
   return {
     kind: 'respond',
     response: authorizationResponse(targetOf(request), deps.issuer, { code }),

@@ -123,6 +123,13 @@ const metadataObject = z.strictObject({
   skip_consent: z.boolean().default(false),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
+  /**
+   * OpenID Connect Back-Channel Logout 1.0 §2.2: where this server posts a logout token when a
+   * session the client took part in ends. An absolute https URL (http only on loopback), no fragment.
+   */
+  backchannel_logout_uri: webUri.refine((uri) => !uri.includes('#'), 'must not include a fragment (Back-Channel Logout §2.2)').optional(),
+  /** Back-Channel Logout §2.2: the logout token must carry `sid` (this server always sends it). */
+  backchannel_logout_session_required: z.boolean().optional(),
   /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
   id_token_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
 });

@@ -157,6 +157,30 @@ export function issueIdToken(deps: AccessTokenDeps, request: IdTokenRequest): st
   return signJwt(key, claims, ID_TOKEN_TYP);
 }
 
+/** Back-Channel Logout 1.0 §2.4: the one event a logout token carries. */
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Back-Channel Logout 1.0 §2.4 and §4.1 (cross-JWT confusion): logout tokens are explicitly typed. */
+export const LOGOUT_TOKEN_TYP = 'logout+jwt';
+
+/**
+ * Back-Channel Logout 1.0 §2.4: a logout token for a client whose session `sid` of user `sub`
+ * ended — iss, aud (the client), iat, exp, jti, sub, sid, the event, and never a nonce — signed
+ * like that client's ID tokens.
+ */
+export function issueLogoutToken(deps: AccessTokenDeps, request: { clientId: string; sub: string; sid: string; alg?: SigningAlg | undefined; ttl: number }): string {
+  const iat = epochSeconds(deps.clock);
+  return signJwt(deps.keys.signingKey(request.alg), {
+    iss: deps.issuer,
+    sub: request.sub,
+    aud: request.clientId,
+    iat,
+    exp: iat + request.ttl,
+    jti: randomUUID(),
+    sid: request.sid,
+    events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
+  }, LOGOUT_TOKEN_TYP);
+}
+
 /**
  * OpenID Connect Core §3.1.3.6 at_hash: the left half of the hash of the access token, with the
  * hash of the ID token's alg (SHA-256 for ES256, RS256, PS256; SHA-512 for Ed25519, as the

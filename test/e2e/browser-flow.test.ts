@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,8 @@ interface Callback { method: string; url: URL; body: URLSearchParams }
 /** The relying party's redirect endpoint: records what the browser brought back. */
 class RelyingParty {
   readonly callbacks: Callback[] = [];
+  /** Logout tokens posted to its backchannel_logout_uri (Back-Channel Logout 1.0 §2.5). */
+  readonly logoutTokens: string[] = [];
   private server!: Server;
   port = 0;
   async start(): Promise<void> {
@@ -30,6 +33,10 @@ class RelyingParty {
       req.on('end', () => {
         // Only the redirect endpoint counts (the browser also asks for /favicon.ico).
         if (req.url!.startsWith('/cb')) this.callbacks.push({ method: req.method!, url: new URL(req.url!, `http://127.0.0.1:${this.port}`), body: new URLSearchParams(data) });
+        if (req.url === '/backchannel' && req.method === 'POST') {
+          this.logoutTokens.push(new URLSearchParams(data).get('logout_token')!);
+          return res.writeHead(200, { 'cache-control': 'no-store' }).end();
+        }
         res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>RP</title><p>back at the app</p>');
       });
     });
@@ -59,7 +66,7 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { ...options, algorithm: 'oidc' }));
     // Registered without a port: RFC 8252 §7.3 lets the RP's loopback listener pick any.
     const base = { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['authorization_code'], scope: 'openid profile email' };
-    for (const [name, extra] of [['web', { client_name: 'Web App', post_logout_redirect_uris: [rp.redirectUri('/signed-out')] }], ['second', { client_name: 'Second App' }], ['par', { client_name: 'PAR App', require_pushed_authorization_requests: true }]] as const) {
+    for (const [name, extra] of [['web', { client_name: 'Web App', post_logout_redirect_uris: [rp.redirectUri('/signed-out')], backchannel_logout_uri: rp.redirectUri('/backchannel') }], ['second', { client_name: 'Second App' }], ['par', { client_name: 'PAR App', require_pushed_authorization_requests: true }]] as const) {
       const created = await createClient(app.context, { ...base, ...extra });
       clients[name] = { client: { client_id: created.client.clientId }, auth: oauth.ClientSecretBasic(created.clientSecret!) };
     }
@@ -190,6 +197,16 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.href.startsWith(rp.redirectUri('/signed-out')));
     expect(new URL(page.url()).searchParams.get('state')).toBe(state);
+
+    // Back-channel: the app was told of the session's end, by a logout token it can verify.
+    await app.sessionEnd.idle();
+    const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
+    const told = await Promise.all(rp.logoutTokens.map((t) => jwtVerify(t, createRemoteJWKSet(new URL(as.jwks_uri!)), {
+      issuer: as.issuer, audience: clients.web.client.client_id, typ: 'logout+jwt', requiredClaims: ['iat', 'exp', 'jti', 'sid', 'events'],
+    })));
+    expect(told.filter(({ payload }) => payload.sid === idClaims.sid).map(({ payload }) => [payload.sub, payload.events])).toEqual([
+      [idClaims.sub, { 'http://schemas.openid.net/event/backchannel-logout': {} }],
+    ]);
 
     // The SSO session is gone: a silent request now needs a login.
     const silent = await start(page, 'web', { prompt: 'none' });

@@ -106,6 +106,8 @@ describe('JWKS and discovery endpoints', () => {
       revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       revocation_endpoint_auth_signing_alg_values_supported: assertionAlgs,
       end_session_endpoint: 'https://id.example.com/logout',
+      backchannel_logout_supported: true,
+      backchannel_logout_session_supported: true,
     });
     expect(oidc.headers['cache-control']).toBe('public, max-age=3600');
     expect((await a.server.inject({ url: '/.well-known/openid-configuration', headers: { 'if-none-match': oidc.headers.etag as string } })).statusCode).toBe(304);

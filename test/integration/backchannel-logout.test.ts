@@ -1,0 +1,157 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { Browser } from '../support/browser.js';
+import { createClient } from '../support/clients.js';
+import { ManualClock } from '../support/clock.js';
+import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
+import { codeFlow, REDIRECT, type TestClient } from '../support/refresh.js';
+
+const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** A relying party's back-channel endpoint: records each POST and answers with the status set for its path. */
+class Receiver {
+  readonly posts: { path: string; contentType: string | undefined; body: URLSearchParams }[] = [];
+  readonly status = new Map<string, number>();
+  readonly hang = new Set<string>();
+  private server!: Server;
+  base = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; }).on('end', () => {
+        const path = req.url ?? '';
+        this.posts.push({ path, contentType: req.headers['content-type'], body: new URLSearchParams(body) });
+        if (this.hang.has(path)) return; // never answers
+        res.writeHead(this.status.get(path) ?? 200, { 'cache-control': 'no-store' }).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.base = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+  to(path: string) { return this.posts.filter((p) => p.path === path); }
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+describe('OpenID Connect Back-Channel Logout 1.0', () => {
+  let app: TestApp;
+  const clock = new ManualClock();
+  const rp = new Receiver();
+  let web: TestClient;
+  let other: TestClient;
+  let silent: TestClient;
+  let broken: TestClient;
+
+  beforeAll(async () => {
+    await rp.start();
+    app = await createTestApp({ ...FAST_ARGON2, BACKCHANNEL_LOGOUT_TIMEOUT: '1' }, { clock });
+    const make = async (metadata: Record<string, unknown>) => {
+      const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, ...metadata });
+      return { id: c.client.clientId, secret: c.clientSecret! };
+    };
+    web = await make({ backchannel_logout_uri: `${rp.base}/web/bc?tenant=1`, backchannel_logout_session_required: true, id_token_signed_response_alg: 'ES256' });
+    other = await make({ backchannel_logout_uri: `${rp.base}/other/bc` });
+    silent = await make({});
+    broken = await make({ backchannel_logout_uri: `${rp.base}/broken/bc` });
+    await createUser(app.context, 'alice');
+  });
+  afterAll(async () => {
+    await app.close();
+    await rp.stop();
+  });
+
+  const signOut = async (b: Browser) => {
+    const page = await b.request('GET', '/logout');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    const res = await b.request('POST', '/logout', { csrf, decision: 'sign_out' });
+    expect(res.statusCode).toBe(200);
+  };
+  const sidOf = (idToken: string) => decodeJwt(idToken).sid as string;
+  const metric = async (outcome: string) => {
+    const values = (await app.context.metrics.registry.getSingleMetric('latchkey_backchannel_logouts_total')!.get()).values;
+    return values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  };
+
+  it('posts a logout token to each client that took part in the session, and only to those', async () => {
+    const b = new Browser(app);
+    const first = await codeFlow(app, web, 'openid', 'alice', b);
+    await codeFlow(app, silent, 'openid', 'alice', b);
+    await codeFlow(app, web, 'openid', 'alice', b); // a second code in the same session: told once
+    const sid = sidOf(first.id_token!);
+    const before = { web: rp.to('/web/bc?tenant=1').length, other: rp.to('/other/bc').length, delivered: await metric('delivered') };
+
+    await signOut(b);
+    await app.sessionEnd.idle();
+    expect(await metric('delivered')).toBe(before.delivered + 1);
+    expect(rp.to('/web/bc?tenant=1').length).toBe(before.web + 1);
+    expect(rp.to('/other/bc').length).toBe(before.other); // never in this session
+
+    const post = rp.to('/web/bc?tenant=1').pop()!;
+    expect(post.contentType).toBe('application/x-www-form-urlencoded');
+    expect([...post.body.keys()]).toEqual(['logout_token']);
+    const token = post.body.get('logout_token')!;
+    expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'ES256', typ: 'logout+jwt' });
+    const jwks = createLocalJWKSet((await app.server.inject({ method: 'GET', url: '/jwks' })).json());
+    const { payload } = await jwtVerify(token, jwks, { issuer: 'http://localhost:8080', audience: web.id, currentDate: clock.now(), typ: 'logout+jwt' });
+    expect(Object.keys(payload).sort()).toEqual(['aud', 'events', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub']);
+    expect(payload).toMatchObject({ sub: decodeJwt(first.id_token!).sub, sid, events: { [EVENT]: {} } });
+    expect(payload.exp! - payload.iat!).toBe(120);
+    expect(payload.nonce).toBeUndefined();
+
+    const audited = app.logs.lines.filter((l) => l.event === 'logout.backchannel').pop();
+    expect(audited).toMatchObject({ client_id: web.id, sid, outcome: 'delivered', detail: 'HTTP 200' });
+    expect(JSON.stringify(app.logs.lines)).not.toContain(token);
+
+    // A new session nobody took part in: signing out of it tells nobody.
+    const again = new Browser(app);
+    expect((await again.signIn('alice', PASSWORD)).statusCode).toBe(303);
+    await signOut(again);
+    await app.sessionEnd.idle();
+    expect(rp.to('/web/bc?tenant=1').length).toBe(before.web + 1);
+    expect(await metric('delivered')).toBe(before.delivered + 1);
+  });
+
+  it('a failing or silent endpoint is counted and audited as failed, and the sign-out still completes', async () => {
+    rp.status.set('/broken/bc', 500);
+    rp.hang.add('/other/bc');
+    const b = new Browser(app);
+    const t = await codeFlow(app, broken, 'openid', 'alice', b);
+    await codeFlow(app, other, 'openid', 'alice', b);
+    const failed = await metric('failed');
+    await signOut(b);
+    expect((await b.request('GET', '/')).statusCode).toBe(303); // signed out at once, whatever the clients do
+    await app.sessionEnd.idle();
+    expect(await metric('failed')).toBe(failed + 2);
+    const events = app.logs.lines.filter((l) => l.event === 'logout.backchannel' && l.sid === sidOf(t.id_token!));
+    expect(events.map((e) => [e.client_id, e.outcome, e.detail]).sort()).toEqual([[broken.id, 'failed', 'HTTP 500'], [other.id, 'failed', 'timeout']].sort());
+  });
+
+  it('a new sign-in replacing the session tells its clients too', async () => {
+    rp.status.delete('/broken/bc');
+    const b = new Browser(app);
+    const t = await codeFlow(app, broken, 'openid', 'alice', b);
+    const before = rp.to('/broken/bc').length;
+    expect((await b.signIn('alice', PASSWORD)).statusCode).toBe(303);
+    await app.sessionEnd.idle();
+    expect(rp.to('/broken/bc').length).toBe(before + 1);
+    expect(decodeJwt(rp.to('/broken/bc').pop()!.body.get('logout_token')!).sid).toBe(sidOf(t.id_token!));
+  });
+
+  it('is advertised in discovery, and the URI is validated like other client metadata', async () => {
+    const metadata = (await app.server.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json();
+    expect(metadata).toMatchObject({ backchannel_logout_supported: true, backchannel_logout_session_supported: true });
+    for (const [uri, message] of [
+      ['https://rp.example.com/bc#frag', 'backchannel_logout_uri: must not include a fragment (Back-Channel Logout §2.2)'],
+      ['http://rp.example.com/bc', 'backchannel_logout_uri: must be an https URL (http only on loopback)'],
+      ['not a url', 'backchannel_logout_uri: must be an https URL (http only on loopback)'],
+    ]) {
+      await expect(createClient(app.context, { redirect_uris: [REDIRECT], backchannel_logout_uri: uri })).rejects.toMatchObject({ error: 'invalid_client_metadata', description: message });
+    }
+  });
+});
