@@ -41,7 +41,10 @@ export async function notifyBackchannelLogout(session: { sid: string; sub: strin
       const status = await deps.post(uri, new URLSearchParams({ logout_token: token }));
       return { clientId, outcome: status >= 200 && status < 300 ? 'delivered' : 'failed', detail: `HTTP ${status}` };
     } catch (err) {
-      return { clientId, outcome: 'failed', detail: (err as Error)?.name === 'TimeoutError' ? 'timeout' : ((err as Error)?.message ?? 'error').slice(0, 200) };
+      // fetch says only "fetch failed"; the system error code under it (ECONNREFUSED, ENOTFOUND…) says why.
+      const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+      const detail = (err as Error)?.name === 'TimeoutError' ? 'timeout' : typeof code === 'string' ? code : String((err as Error)?.message ?? err).slice(0, 200);
+      return { clientId, outcome: 'failed', detail };
     }
   }));
   return results.filter((r): r is BackchannelResult => r !== undefined);

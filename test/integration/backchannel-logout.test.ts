@@ -7,6 +7,7 @@ import { Browser } from '../support/browser.js';
 import { createClient } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
+import { freePort } from '../support/process.js';
 import { codeFlow, REDIRECT, type TestClient } from '../support/refresh.js';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -47,6 +48,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
   let other: TestClient;
   let silent: TestClient;
   let broken: TestClient;
+  let unreachable: TestClient;
 
   beforeAll(async () => {
     await rp.start();
@@ -59,6 +61,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     other = await make({ backchannel_logout_uri: `${rp.base}/other/bc` });
     silent = await make({});
     broken = await make({ backchannel_logout_uri: `${rp.base}/broken/bc` });
+    unreachable = await make({ backchannel_logout_uri: `http://127.0.0.1:${await freePort()}/bc` }); // nothing listens there
     await createUser(app.context, 'alice');
   });
   afterAll(async () => {
@@ -123,13 +126,14 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     const b = new Browser(app);
     const t = await codeFlow(app, broken, 'openid', 'alice', b);
     await codeFlow(app, other, 'openid', 'alice', b);
+    await codeFlow(app, unreachable, 'openid', 'alice', b);
     const failed = await metric('failed');
     await signOut(b);
     expect((await b.request('GET', '/')).statusCode).toBe(303); // signed out at once, whatever the clients do
     await app.sessionEnd.idle();
-    expect(await metric('failed')).toBe(failed + 2);
+    expect(await metric('failed')).toBe(failed + 3);
     const events = app.logs.lines.filter((l) => l.event === 'logout.backchannel' && l.sid === sidOf(t.id_token!));
-    expect(events.map((e) => [e.client_id, e.outcome, e.detail]).sort()).toEqual([[broken.id, 'failed', 'HTTP 500'], [other.id, 'failed', 'timeout']].sort());
+    expect(events.map((e) => [e.client_id, e.outcome, e.detail]).sort()).toEqual([[broken.id, 'failed', 'HTTP 500'], [other.id, 'failed', 'timeout'], [unreachable.id, 'failed', 'ECONNREFUSED']].sort());
   });
 
   it('a new sign-in replacing the session tells its clients too', async () => {
