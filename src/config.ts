@@ -169,7 +169,7 @@ export const configSchema = z.object({
   REFRESH_TOKEN_PUBLIC_IDLE_TTL: duration(60, 400 * 86400).default(7 * 86400).describe('Refresh token idle lifetime for public clients (token_endpoint_auth_method none).'),
   REFRESH_TOKEN_PUBLIC_ABSOLUTE_TTL: duration(60, 400 * 86400).default(30 * 86400).describe('Refresh token family absolute lifetime for public clients.'),
   REFRESH_TOKEN_GRACE_PERIOD: duration(0, 300).default(30).describe('Time a rotated refresh token presented again still returns its one successor (concurrent tabs, lost responses) instead of revoking the family; 0 disables.'),
-  CLEANUP_INTERVAL: duration(10, 86400).default(600).describe('Period of the job deleting expired codes, refresh tokens and families, denylist entries and assertion jtis.'),
+  CLEANUP_INTERVAL: duration(10, 86400).default(600).describe('Period of the job deleting expired codes, refresh tokens and families, denylist entries, assertion jtis, ended or expired SSO sessions and idle sign-in throttle counters.'),
   CLEANUP_BATCH_SIZE: integer(10, 100_000).default(1000).describe('Rows the cleanup job deletes per statement (FOR UPDATE SKIP LOCKED, so instances share the work).'),
   // OWASP Password Storage Cheat Sheet's argon2id floor: m=19 MiB, t=2, p=1 (~20 ms a hash on one core here).
   ARGON2_MEMORY_KIB: integer(8192, 4 * 1024 * 1024).default(19456).describe('argon2id memory cost for user passwords, in KiB. Hashes made with other parameters are upgraded at the next successful login.'),

@@ -16,6 +16,7 @@ import {
   ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, ClientAssertionJtis, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet,
 } from './store/token-state.js';
 import { UserRepository } from './store/users.js';
+import { THROTTLE } from './users/sign-in.js';
 import { Cleanup } from './store/cleanup.js';
 import { ConsentRepository } from './store/consents.js';
 import { RefreshTokenRepository } from './store/refresh-tokens.js';
@@ -121,7 +122,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   // replay still revokes and a revoked family's tokens still answer invalid_grant.
   const cleanup = new Cleanup(store.db, {
     batchSize: config.cleanupBatchSize, codeRetention: MAX_ACCESS_TOKEN_TTL, revokedFamilyRetention: MAX_ACCESS_TOKEN_TTL,
-    gracePeriod: config.refreshTokenGracePeriod,
+    gracePeriod: config.refreshTokenGracePeriod, loginThrottleWindow: THROTTLE.windowSeconds,
   });
   const runCleanup = async () => {
     const removed = await cleanup.run(clock.now());

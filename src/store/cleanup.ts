@@ -18,6 +18,8 @@ export interface CleanupOptions {
   revokedFamilyRetention: number;
   /** The refresh grace window (seconds): kept successors are erased once it has passed. */
   gracePeriod: number;
+  /** The sign-in throttle's counting window (seconds): a counter idle longer, and not blocking, starts again from zero anyway. */
+  loginThrottleWindow: number;
 }
 
 /**
@@ -64,6 +66,20 @@ export class Cleanup {
         batch: (now, n) => sql`delete from refresh_families where id in (
           select id from refresh_families
           where idle_expires_at < ${now} or absolute_expires_at < ${now} or revoked_at < ${ago(now, options.revokedFamilyRetention)}
+          limit ${n} for update skip locked)`,
+      },
+      {
+        // A session ended or expired can never be used again (its session_clients rows go with it).
+        name: 'sessions',
+        batch: (now, n) => sql`delete from sessions where id_hash in (
+          select id_hash from sessions where ended_at is not null or idle_expires_at < ${now} or absolute_expires_at < ${now}
+          limit ${n} for update skip locked)`,
+      },
+      {
+        name: 'login_throttle',
+        batch: (now, n) => sql`delete from login_throttle where key in (
+          select key from login_throttle
+          where last_failure_at < ${ago(now, options.loginThrottleWindow)} and (blocked_until is null or blocked_until < ${now})
           limit ${n} for update skip locked)`,
       },
       {

@@ -10,7 +10,7 @@ import { openTestStore } from '../support/store.js';
 
 const NOW = new Date('2030-01-01T00:00:00Z');
 const at = (seconds: number) => new Date(NOW.getTime() + seconds * 1000);
-const OPTIONS = { batchSize: 10, codeRetention: 86400, revokedFamilyRetention: 86400, gracePeriod: 30 };
+const OPTIONS = { batchSize: 10, codeRetention: 86400, revokedFamilyRetention: 86400, gracePeriod: 30, loginThrottleWindow: 900 };
 
 /** Rows on either side of every cutoff; returns the ids that must survive. */
 async function seed(store: Store, userId: string, expiredPerTable = 1) {
@@ -25,7 +25,16 @@ async function seed(store: Store, userId: string, expiredPerTable = 1) {
     created_at: at(-100_000), idle_expires_at: at(f.idle), absolute_expires_at: at(f.absolute),
     revoked_at: f.revoked === undefined ? null : at(f.revoked), revoked_reason: f.revoked === undefined ? null : 'test',
   });
+  const session = (sid: string, f: { idle: number; absolute: number; ended?: number }) => ({
+    id_hash: randomBytes(32), sid, user_id: userId, auth_time: at(-5000), amr: ['pwd'], acr: null, created_at: at(-5000), last_seen_at: at(-100),
+    idle_expires_at: at(f.idle), absolute_expires_at: at(f.absolute), ended_at: f.ended === undefined ? null : at(f.ended),
+  });
+  const throttle = (key: string, lastFailure: number, blockedUntil?: number) => ({
+    key, failures: 3, last_failure_at: at(lastFailure), blocked_until: blockedUntil === undefined ? null : at(blockedUntil),
+  });
   for (let i = 0; i < expiredPerTable; i++) {
+    await db.insertInto('sessions').values(session(`ended-${i}`, { idle: 100, absolute: 1000, ended: -10 })).execute();
+    await db.insertInto('login_throttle').values(throttle(`stale-${i}`, -901)).execute();
     await db.insertInto('authorization_codes').values(code(at(-86401))).execute();
     await db.insertInto('authorization_requests').values({ id_hash: randomBytes(32), kind: 'par', client_id: 'c', params: '{}', created_at: at(-100), expires_at: at(-1) }).execute();
     await db.insertInto('revoked_access_tokens').values({ jti: randomUUID(), client_id: 'c', expires_at: at(-1) }).execute();
@@ -39,6 +48,14 @@ async function seed(store: Store, userId: string, expiredPerTable = 1) {
     jti: randomUUID(), grant: randomUUID(), assertion: randomUUID(),
   };
   await db.insertInto('authorization_codes').values([live.code, live.recentCode]).execute();
+  // Sessions: ended, idle-expired and absolute-expired go; the live one stays.
+  await db.insertInto('sessions').values([
+    session('idle-expired', { idle: -1, absolute: 1000 }), session('absolute-expired', { idle: 100, absolute: -1 }), session('live', { idle: 100, absolute: 1000 }),
+  ]).execute();
+  // Throttle counters: stale and no longer blocking go; recent, or stale but still blocking, stay.
+  await db.insertInto('login_throttle').values([
+    throttle('stale-was-blocked', -1000, -100), throttle('recent', -60), throttle('stale-still-blocked', -1000, 60),
+  ]).execute();
   await db.insertInto('authorization_requests').values(live.request).execute();
   await db.insertInto('revoked_access_tokens').values({ jti: live.jti, client_id: 'c', expires_at: at(60) }).execute();
   await db.insertInto('revoked_grants').values({ grant_id: live.grant, client_id: 'c', reason: 'r', revoked_at: at(-10), expires_at: at(60) }).execute();
@@ -76,7 +93,7 @@ describe('the cleanup job', () => {
     const removed = await new Cleanup(store.db, OPTIONS).run(NOW);
     expect(removed).toEqual({
       authorization_codes: 25, authorization_requests: 25, revoked_access_tokens: 25, revoked_grants: 25, client_assertion_jtis: 25,
-      refresh_families: 27, refresh_successors: 1,
+      refresh_families: 27, sessions: 27, login_throttle: 26, refresh_successors: 1,
     });
     const db = store.db;
     expect((await db.selectFrom('authorization_codes').select('code_hash').execute()).map((r) => Buffer.from(r.code_hash).toString('hex')).sort())
@@ -86,6 +103,8 @@ describe('the cleanup job', () => {
     expect(await db.selectFrom('revoked_grants').select('grant_id').execute()).toEqual([{ grant_id: live.grant }]);
     expect(await db.selectFrom('client_assertion_jtis').select('jti_hash').execute()).toEqual([{ jti_hash: live.assertion }]);
     expect((await db.selectFrom('refresh_families').select('id').orderBy('id').execute()).map((r) => r.id)).toEqual(['live', 'revoked-recently']);
+    expect(await db.selectFrom('sessions').select('sid').execute()).toEqual([{ sid: 'live' }]);
+    expect((await db.selectFrom('login_throttle').select('key').orderBy('key').execute()).map((r) => r.key)).toEqual(['recent', 'stale-still-blocked']);
     // Tokens went with their family; the live family's tokens stay, only the successor past the window erased.
     expect(await db.selectFrom('refresh_tokens').select(['family_id', 'generation', 'successor_ciphertext']).orderBy('generation').execute()).toEqual([
       { family_id: 'live', generation: 1, successor_ciphertext: null },
