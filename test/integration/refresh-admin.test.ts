@@ -174,6 +174,8 @@ describe('latchkey tokens revoke', () => {
     try {
       expect((await refresh(app, web, tokens.refresh_token!)).json()).toMatchObject({ error: 'invalid_grant' });
       const events = await new AuditEventRepository(app.context.store.db).query({ clientId: web.id });
+      // Named in full so that a failure here says which events were there (it failed once, unreproduced).
+      expect(events.map((e) => e.event), run.stderr).toContain('family.revoked');
       const event = events.find((e) => e.event === 'family.revoked')!;
       expect(event.details).toMatchObject({ revoked_by: `cli:${userInfo().username}`, reason: 'consent withdrawn, ticket 77', of: 'user_client', families: 1 });
       expect(await app.context.store.db.selectFrom('consents').selectAll().where('user_id', '=', aliceId).execute()).toEqual([]);
