@@ -20,7 +20,7 @@ import { KeyManager } from './keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/keys.js';
 import { DiscoveryRegistry } from './oauth/discovery.js';
 import { loginRoutes } from './http/login.js';
-import { createSessionEndNotifier, type SessionEndNotifier } from './session-end.js';
+import { serverSessionEndNotifier, type SessionEndNotifier } from './session-end.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { adminRoutes } from './http/admin.js';
 import { registrationRoutes } from './http/registration.js';
@@ -179,7 +179,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const tokenService = await createTokenService(context, cleanups);
     routes.push(tokenRoutes(tokenService, config, audit, metrics));
     routes.push(authorizeRoutes(context, tokenService));
-    const sessionEnd = createSessionEndNotifier(context, tokenService.clients);
+    const sessionEnd = serverSessionEndNotifier(context, tokenService.clients);
     cleanups.push(() => sessionEnd.idle());
     routes.push(loginRoutes(context, hasher, { formActionsFor: interactionFormActions(context, tokenService), clients: tokenService.clients, sessionEnd }));
     // A newcomer's first start on the embedded store: demo user, demo client, try-it page.

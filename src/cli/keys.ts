@@ -145,7 +145,8 @@ async function withKeys(sub: string, fn: (session: KeysSession) => Promise<numbe
   }
 }
 
-function keyEncryptionSecret(config: Config): string {
+/** The secret the signing keys are encrypted under: configured, or the embedded store's generated one. */
+export function keyEncryptionSecret(config: Config): string {
   if (config.keyEncryptionSecret) return config.keyEncryptionSecret;
   return embeddedKeyEncryptionSecret(config.dataDir).secret;
 }

@@ -1,8 +1,14 @@
+import type { Logger } from 'pino';
+import pino from 'pino';
 import { migrations } from '../../migrations/index.js';
+import { systemClock } from '../clock.js';
 import type { Config } from '../config.js';
 import { lockDataDir } from '../db/data-dir.js';
 import { openStore, type Store } from '../db/database.js';
 import { migrate, type MigrationResult } from '../db/migrator.js';
+import { createAuditLog, type AuditLog } from '../observability/audit.js';
+import { createLogger } from '../observability/logger.js';
+import { AuditEventRepository } from '../store/audit-events.js';
 
 /**
  * Opens the store for one CLI command, migrated, and closes it after. In embedded mode the
@@ -21,5 +27,20 @@ export async function withCliStore<T>(config: Config, fn: (store: Store, migrate
     }
   } finally {
     release?.();
+  }
+}
+
+/**
+ * An audit log for one CLI command, like the server's: its lines go to stderr (stdout is the
+ * command's answer) and its events to audit_events, written before the command returns.
+ */
+export async function withCliAudit<T>(config: Config, store: Store, fn: (audit: AuditLog, logger: Logger) => Promise<T>): Promise<T> {
+  const logger = createLogger(config.logLevel, pino.destination(2));
+  const auditEvents = new AuditEventRepository(store.db);
+  const audit = createAuditLog(logger, { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
+  try {
+    return await fn(audit, logger);
+  } finally {
+    await audit.close();
   }
 }

@@ -1,20 +1,16 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock } from '../clock.js';
-import { createAuditLog } from '../observability/audit.js';
-import { createLogger } from '../observability/logger.js';
 import { refreshMetrics } from '../observability/refresh-metrics.js';
 import { FamilyRevocation } from '../refresh-family-revocation.js';
-import { AuditEventRepository } from '../store/audit-events.js';
 import { ConsentRepository } from '../store/consents.js';
 import { RefreshTokenRepository } from '../store/refresh-tokens.js';
 import { GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../store/token-state.js';
 import { UserRepository } from '../store/users.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
-import { withCliStore } from './store.js';
+import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey tokens revoke [--user USER] [--client CLIENT_ID] --reason TEXT
 
@@ -57,10 +53,7 @@ export const tokensCommand: Command = {
         if (!user) throw new UsageError(`no user "${values.user}"`);
         userId = user.id;
       }
-      // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
-      const auditEvents = new AuditEventRepository(store.db);
-      const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
-      try {
+      return withCliAudit(config, store, async (audit) => {
         const now = () => systemClock.now();
         const families = new FamilyRevocation({
           families: new RefreshTokenRepository(store.db),
@@ -78,9 +71,7 @@ export const tokensCommand: Command = {
           families_revoked: result.families, ...(result.consentDeleted !== undefined ? { consent_deleted: result.consentDeleted } : {}),
         })}\n`);
         return 0;
-      } finally {
-        await audit.close();
-      }
+      });
     });
   },
 };

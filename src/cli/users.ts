@@ -1,13 +1,23 @@
 import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { systemClock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { Store } from '../db/database.js';
+import { KeyManager } from '../keys/manager.js';
+import type { AuditLog } from '../observability/audit.js';
+import { createSessionEndNotifier } from '../session-end.js';
+import { ClientRepository } from '../store/clients.js';
+import { SessionRepository, type SsoSession } from '../store/sessions.js';
 import { UserExists, UserRepository, type User } from '../store/users.js';
 import { createPasswordHasher, PasswordRejected } from '../users/passwords.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { readSecretFromStdin } from './read-secret.js';
-import { withCliStore } from './store.js';
+import { keyEncryptionSecret } from './keys.js';
+import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey users <subcommand> [options]
 
@@ -18,7 +28,8 @@ const HELP = `Usage: latchkey users <subcommand> [options]
   set-password USERNAME [--password-stdin]
       Replaces the password (generated and printed once unless read from standard input).
   disable USERNAME | enable USERNAME
-      A disabled user cannot sign in.
+      A disabled user cannot sign in. Disabling also ends the user's SSO sessions and tells the
+      apps of each (back-channel logout, when they registered a backchannel_logout_uri).
   list [--json]
       Lists users (never password hashes).
 
@@ -47,6 +58,30 @@ async function findOrFail(repo: UserRepository, login: string | undefined): Prom
   const user = await repo.findByLogin(login);
   if (!user) throw new UsageError(`no user "${login}"`);
   return user;
+}
+
+/**
+ * Back-channel logout for sessions the CLI ended (Back-Channel Logout 1.0), from this process:
+ * the same logout tokens, signed with the server's keys, and audit events as the server's.
+ * The user is already disabled and signed out whatever happens here.
+ */
+async function tellApps(config: Config, store: Store, sessions: SsoSession[], audit: AuditLog, logger: Logger, by: Record<string, string>): Promise<number> {
+  try {
+    const keys = new KeyManager({ config, store, secret: keyEncryptionSecret(config), clock: systemClock, logger, audit });
+    await keys.load();
+    const clients = new ClientRepository(store.db, store.notifier);
+    const notifier = createSessionEndNotifier({
+      keys, clock: systemClock, issuer: config.issuer, db: store.db, clients: { get: (id) => clients.find(id) },
+      audit, logger, timeoutSeconds: config.backchannelLogoutTimeout,
+    });
+    const results = (await Promise.all(sessions.map((s) => notifier.sessionEnded(s, by)))).flat();
+    const delivered = results.filter((r) => r.outcome === 'delivered').length;
+    process.stdout.write(`apps told by back-channel logout: ${delivered} delivered, ${results.length - delivered} failed\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`latchkey users: the apps of the ended sessions could not be told: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 export const usersCommand: Command = {
@@ -118,13 +153,23 @@ export const usersCommand: Command = {
       }
       case 'disable':
       case 'enable':
-        return withCliStore(config, async (store) => {
+        return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
           const repo = new UserRepository(store.db);
           const user = await findOrFail(repo, positionals[0]);
           await repo.setDisabled(user.id, sub === 'disable', now());
           process.stdout.write(`${user.username} ${sub}d\n`);
-          return 0;
-        });
+          const by = { by: `cli:${userInfo().username}` };
+          if (sub === 'enable') {
+            audit.record('user.enabled', { sub: user.id, ...by });
+            return 0;
+          }
+          // A disabled user is signed out everywhere at once, and the apps of each session are told.
+          const ended = await new SessionRepository(store.db).endAllOf(user.id, now());
+          audit.record('user.disabled', { sub: user.id, sessions_ended: ended.length, ...by });
+          if (ended.length === 0) return 0;
+          process.stdout.write(`sessions ended: ${ended.length}\n`);
+          return tellApps(config, store, ended, audit, logger, by);
+        }));
       case 'list':
         return withCliStore(config, async (store) => {
           const users = await new UserRepository(store.db).list();

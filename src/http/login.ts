@@ -136,7 +136,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
       // Replace any previous session of this browser (no session fixation).
       const previous = cookies.sessionId(req);
       const replaced = previous ? await sessions.end(sha256(previous), clock.now()) : undefined;
-      if (replaced) options.sessionEnd?.sessionEnded(replaced, requestAuditFields(req));
+      if (replaced) void options.sessionEnd?.sessionEnded(replaced, requestAuditFields(req));
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
       return reply.code(303).header('location', returnTo).send();
     });
@@ -182,7 +182,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
         const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
         if (ended) {
           audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
-          options.sessionEnd?.sessionEnded(ended, requestAuditFields(req));
+          void options.sessionEnd?.sessionEnded(ended, requestAuditFields(req));
         }
         cookies.clearSession(reply);
         return done(ended ? 'signed_out' : 'not_signed_in');

@@ -51,6 +51,15 @@ export class SessionRepository {
     return session;
   }
 
+  /** Ends every live session of a user (disabled): returns those it ended. */
+  async endAllOf(userId: string, now: Date): Promise<SsoSession[]> {
+    const rows = await this.db.updateTable('sessions').set({ ended_at: now })
+      .where('user_id', '=', userId).where('ended_at', 'is', null)
+      .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .returningAll().execute();
+    return rows.map(({ id_hash: _, ...session }) => session);
+  }
+
   /** Ends the session; returns it if it was live. */
   async end(idHash: Buffer, now: Date): Promise<SsoSession | undefined> {
     const row = await this.db.updateTable('sessions').set({ ended_at: now })

@@ -1,8 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { createApp, type App } from '../../src/app.js';
+import { AuditEventRepository } from '../../src/store/audit-events.js';
+import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
+import { runCliCaptured } from '../support/cli.js';
+import { dropSchema, onPostgres, uniqueSchema } from '../support/store.js';
 import { Browser } from '../support/browser.js';
 import { createClient } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
@@ -157,5 +164,62 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     ]) {
       await expect(createClient(app.context, { redirect_uris: [REDIRECT], backchannel_logout_uri: uri })).rejects.toMatchObject({ error: 'invalid_client_metadata', description: message });
     }
+  });
+});
+
+describe('latchkey users disable: the user\'s sessions end and their apps are told', () => {
+  const rp = new Receiver();
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-disable-'));
+  const schema = uniqueSchema();
+  const saved = { ...process.env };
+  const env: Record<string, string> = onPostgres
+    ? { DATABASE_SCHEMA: schema, KEY_ENCRYPTION_SECRET: 'cli-test-key-encryption-secret-0123456789' }
+    : { DATA_DIR: dir };
+  const open = async (): Promise<App> => createApp(testConfig({ ...FAST_ARGON2, ...env, ...(onPostgres ? { DATABASE_URL: process.env.DATABASE_URL! } : {}) }), { logger: new LogCapture().logger });
+
+  beforeAll(async () => {
+    await rp.start();
+    Object.assign(process.env, { LOG_LEVEL: 'silent', ISSUER: 'http://localhost:8080', ...env });
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await rp.stop();
+    rmSync(dir, { recursive: true, force: true });
+    if (onPostgres) await dropSchema(schema);
+  });
+
+  it('ends every live session of the user, posts a logout token for each, and audits who did it', async () => {
+    let app = await open();
+    const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, backchannel_logout_uri: `${rp.base}/cli/bc` });
+    const client = { id: c.client.clientId, secret: c.clientSecret! };
+    const aliceId = (await createUser(app.context, 'alice')).id;
+    const sids = [];
+    for (let i = 0; i < 2; i++) sids.push(decodeJwt((await codeFlow(app as TestApp, client, 'openid', 'alice')).id_token!).sid as string);
+    await app.close();
+
+    const run = await runCliCaptured(['users', 'disable', 'alice']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('alice disabled\nsessions ended: 2\napps told by back-channel logout: 2 delivered, 0 failed\n');
+
+    app = await open();
+    try {
+      const jwks = createLocalJWKSet((await app.server.inject({ method: 'GET', url: '/jwks' })).json());
+      const told = await Promise.all(rp.to('/cli/bc').map((p) => jwtVerify(p.body.get('logout_token')!, jwks, { issuer: 'http://localhost:8080', audience: client.id, typ: 'logout+jwt' })));
+      expect(told.map(({ payload }) => [payload.sub, payload.sid]).sort()).toEqual(sids.map((sid) => [aliceId, sid]).sort());
+      const sessions = await app.context.store.db.selectFrom('sessions').select(['sid', 'ended_at']).where('user_id', '=', aliceId).execute();
+      expect(sessions.map((s) => s.sid).sort()).toEqual([...sids].sort());
+      expect(sessions.every((s) => s.ended_at !== null)).toBe(true);
+      const events = await new AuditEventRepository(app.context.store.db).query({});
+      const by = `cli:${userInfo().username}`;
+      expect(events.filter((e) => e.event === 'user.disabled').map((e) => [e.sub, e.details])).toEqual([[aliceId, { sessions_ended: 2, by }]]);
+      expect(events.filter((e) => e.event === 'logout.backchannel').map((e) => [e.client_id, e.details.outcome, e.details.by])).toEqual([[client.id, 'delivered', by], [client.id, 'delivered', by]]);
+    } finally {
+      await app.close();
+    }
+
+    // Disabled again: no live session is left, so nobody is told twice.
+    const again = await runCliCaptured(['users', 'disable', 'alice']);
+    expect(again.stdout).toBe('alice disabled\n');
+    expect(rp.to('/cli/bc')).toHaveLength(2);
   });
 });
