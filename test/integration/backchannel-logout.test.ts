@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
 import { AuditEventRepository } from '../../src/store/audit-events.js';
-import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
-import { runCliCaptured } from '../support/cli.js';
-import { dropSchema, onPostgres, uniqueSchema } from '../support/store.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { runCliCaptured, sharedStoreForCli } from '../support/cli.js';
 import { Browser } from '../support/browser.js';
 import { createClient } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
@@ -169,23 +165,14 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
 
 describe('latchkey users disable: the user\'s sessions end and their apps are told', () => {
   const rp = new Receiver();
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-disable-'));
-  const schema = uniqueSchema();
-  const saved = { ...process.env };
-  const env: Record<string, string> = onPostgres
-    ? { DATABASE_SCHEMA: schema, KEY_ENCRYPTION_SECRET: 'cli-test-key-encryption-secret-0123456789' }
-    : { DATA_DIR: dir };
-  const open = async (): Promise<App> => createApp(testConfig({ ...FAST_ARGON2, ...env, ...(onPostgres ? { DATABASE_URL: process.env.DATABASE_URL! } : {}) }), { logger: new LogCapture().logger });
-
+  const { open, setUp, tearDown } = sharedStoreForCli('latchkey-disable-');
   beforeAll(async () => {
     await rp.start();
-    Object.assign(process.env, { LOG_LEVEL: 'silent', ISSUER: 'http://localhost:8080', ...env });
+    setUp({ ISSUER: 'http://localhost:8080' });
   });
   afterAll(async () => {
-    process.env = saved;
     await rp.stop();
-    rmSync(dir, { recursive: true, force: true });
-    if (onPostgres) await dropSchema(schema);
+    await tearDown();
   });
 
   it('ends every live session of the user, posts a logout token for each, and audits who did it', async () => {

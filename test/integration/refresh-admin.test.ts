@@ -1,17 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
 import { credentialFingerprint } from '../../src/refresh-family-revocation.js';
 import { AuditEventRepository } from '../../src/store/audit-events.js';
-import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { createClient, form, FORM_HEADERS, basic } from '../support/clients.js';
 import { codeFlow, refresh, REDIRECT, type TestClient } from '../support/refresh.js';
 import { createUser, FAST_ARGON2 } from '../support/oidc.js';
-import { runCliCaptured } from '../support/cli.js';
-import { dropSchema, onPostgres, uniqueSchema } from '../support/store.js';
+import { runCliCaptured, sharedStoreForCli } from '../support/cli.js';
 
 const SCOPE = 'openid offline_access';
 const ADMIN = 'admin-credential-0123456789-0123456789-abcdef';
@@ -137,20 +133,9 @@ describe('admin API: revoking every family of a user, a client, or a user+client
 const cli = (...args: string[]) => runCliCaptured(['tokens', ...args]);
 
 describe('latchkey tokens revoke', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-tokens-'));
-  const schema = uniqueSchema();
-  const saved = { ...process.env };
-  const env: Record<string, string> = onPostgres
-    ? { DATABASE_SCHEMA: schema, KEY_ENCRYPTION_SECRET: 'cli-test-key-encryption-secret-0123456789' }
-    : { DATA_DIR: dir };
-  const open = async (): Promise<App> => createApp(testConfig({ ...FAST_ARGON2, ...env, ...(onPostgres ? { DATABASE_URL: process.env.DATABASE_URL! } : {}) }), { logger: new LogCapture().logger });
-
-  beforeAll(() => { Object.assign(process.env, { LOG_LEVEL: 'silent', ...env }); });
-  afterAll(async () => {
-    process.env = saved;
-    rmSync(dir, { recursive: true, force: true });
-    if (onPostgres) await dropSchema(schema);
-  });
+  const { open, setUp, tearDown } = sharedStoreForCli('latchkey-tokens-');
+  beforeAll(() => { setUp(); });
+  afterAll(async () => { await tearDown(); });
 
   it('has --help and refuses without a reason or a target', async () => {
     expect((await cli('--help')).stdout).toContain('revoke --user USER --client CLIENT_ID --reason TEXT');
