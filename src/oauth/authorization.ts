@@ -12,6 +12,7 @@ import { CLIENT_ID, type Client } from './client.js';
 import { AccessDenied, InvalidRequest, InvalidRequestUri, OAuthError } from './errors.js';
 import type { FormBody } from './params.js';
 import { randomToken, sha256 } from './secrets.js';
+import { issuesIdToken } from './tokens.js';
 
 /**
  * The authorization code flow from the authorization request to the code (RFC 6749 §4.1,
@@ -252,7 +253,7 @@ async function issueCode(request: AuthorizationRequest, session: BrowserSession,
     acr: session.acr,
   }, deps.clock.now(), deps.codeTtl);
   // An ID token (with this sid) will follow: the client takes part in the session from now on.
-  if (client.metadata.backchannel_logout_uri && request.scope.split(' ').includes('openid')) {
+  if (client.metadata.backchannel_logout_uri && issuesIdToken(request.scope)) {
     await deps.sessionClients.add(session.sid, client.clientId, deps.clock.now());
   }
   return {

@@ -6,6 +6,7 @@ import {
 import { readParams, readRepeatedParam, type FormBody } from './params.js';
 import { CODE_CHALLENGE } from './pkce.js';
 import { grantedScope, resolveAudience } from './scope.js';
+import { issuesIdToken } from './tokens.js';
 
 /**
  * The authorization endpoint's rules (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2, RFC 7636,
@@ -167,7 +168,7 @@ export function validateAuthorizationRequest(
     // The ID token must be signable in the client's algorithm: a key of it may not be active
     // yet (published ahead of use), which is a passing condition (RFC 6749 §4.1.2.1).
     const alg = client.metadata.id_token_signed_response_alg;
-    if (alg && scope.split(' ').includes('openid') && !options.signingAlgs.includes(alg)) {
+    if (alg && issuesIdToken(scope) && !options.signingAlgs.includes(alg)) {
       throw new TemporarilyUnavailable(`no ${alg} signing key is active yet for this client's ID tokens`);
     }
     const prompt = parsePrompt(p.prompt);

@@ -104,6 +104,11 @@ export function issueAccessToken(deps: AccessTokenDeps, request: AccessTokenRequ
   return { token, jti, iat, exp, expiresIn: request.ttl };
 }
 
+/** OpenID Connect Core §3.1.2.1: a grant whose scope holds `openid` comes with an ID token. */
+export function issuesIdToken(scope: string): boolean {
+  return scope.split(' ').includes('openid');
+}
+
 /** OpenID Connect Core §2: an ID token is a plain JWT (`typ: JWT`). */
 export const ID_TOKEN_TYP = 'JWT';
 
@@ -241,7 +246,7 @@ export async function issueUserTokens(
     ttl: grant.client.accessTokenTtl ?? deps.accessTokenTtl,
     extraClaims: { gid: grant.grantId },
   });
-  if (!grant.scope.split(' ').includes('openid')) return { accessToken };
+  if (!issuesIdToken(grant.scope)) return { accessToken };
   const idToken = issueIdToken(deps, {
     alg: grant.client.idTokenAlg, accessToken: accessToken.token, sub: grant.sub, clientId: grant.client.clientId,
     authTime: grant.authTime, nonce: grant.nonce, amr: grant.amr, acr: grant.acr, sid: grant.sid, ttl: deps.idTokenTtl,
