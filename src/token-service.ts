@@ -189,6 +189,8 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     introspection_endpoint: endpoints.introspection,
     introspection_endpoint_auth_methods_supported: authMethods.methods.filter((m) => m !== 'none'),
     introspection_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
+    // RFC 9701 §7: the algorithms a client may register as introspection_signed_response_alg and be served.
+    introspection_signing_alg_values_supported: accessTokenDeps.keys.algorithms(),
     revocation_endpoint: endpoints.revocation,
     revocation_endpoint_auth_methods_supported: authMethods.methods,
     revocation_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,

@@ -5,7 +5,7 @@ import { InvalidRequest, OAuthError } from '../oauth/errors.js';
 import { PkceVerificationFailed } from '../oauth/grants/authorization_code.js';
 import { RefreshTokenReused } from '../oauth/grants/refresh_token.js';
 import { grants } from '../oauth/grants/index.js';
-import { introspect } from '../oauth/introspect.js';
+import { INTROSPECTION_JWT_MEDIA_TYPE, introspect } from '../oauth/introspect.js';
 import { formBody } from '../oauth/params.js';
 import { revoke } from '../oauth/revoke.js';
 import { handleTokenRequest } from '../oauth/token.js';
@@ -98,8 +98,11 @@ export function tokenRoutes(service: TokenService, config: Config, audit: AuditL
       noStore(reply);
       const started = performance.now();
       try {
-        const { response } = await introspect(authInput(req), introspectionDeps);
-        service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive' });
+        // The answer depends on Accept (RFC 9701 §4).
+        reply.header('Vary', 'Accept');
+        const { response, jwt } = await introspect({ ...authInput(req), accept: req.headers.accept }, introspectionDeps);
+        service.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive', format: jwt === undefined ? 'json' : 'jwt' });
+        if (jwt !== undefined) return reply.code(200).header('Content-Type', INTROSPECTION_JWT_MEDIA_TYPE).send(jwt);
         return reply.code(200).send(response);
       } catch (err) {
         failed(err, req, 'introspection');

@@ -132,6 +132,12 @@ const metadataObject = z.strictObject({
   backchannel_logout_session_required: z.boolean().optional(),
   /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
   id_token_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
+  /**
+   * RFC 9701 §6: the JWS alg of the JWT introspection responses this client (a resource server)
+   * asks for. Default: the server's default, as for ID tokens (the RFC's default is RS256, a key
+   * Latchkey keeps only when SIGNING_ALGS names it). Responses are signed, never encrypted.
+   */
+  introspection_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;

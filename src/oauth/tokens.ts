@@ -134,8 +134,17 @@ export interface IdTokenRequest {
  * revoked). Checked before a code is redeemed or a refresh token rotated, so nothing is lost.
  */
 export function assertIdTokenSignable(keys: KeyRing, alg: SigningAlg | undefined): void {
+  assertSignable(keys, alg, "this client's ID tokens");
+}
+
+/**
+ * A JWT signed with a client's registered alg (or the key ring's default) needs that alg's key to
+ * be active: when it is not (not active yet, or revoked), the request is refused as
+ * temporarily_unavailable rather than signed with another alg than the client expects.
+ */
+export function assertSignable(keys: KeyRing, alg: SigningAlg | undefined, what: string): void {
   const wanted = alg ?? keys.defaultAlg;
-  if (!keys.algorithms().includes(wanted)) throw new TemporarilyUnavailable(`no ${wanted} signing key is active for this client's ID tokens; retry later`);
+  if (!keys.algorithms().includes(wanted)) throw new TemporarilyUnavailable(`no ${wanted} signing key is active for ${what}; retry later`);
 }
 
 /**

@@ -11,7 +11,7 @@ export interface OAuthMetrics {
   /** Whether tokensIssued carries the `client_id` label. */
   perClient: boolean;
   tokenRequestDuration: LatencyHistogram<'grant_type'>;
-  introspections: RequestCounter<'result'>;
+  introspections: RequestCounter<'result' | 'format'>;
   introspectionDuration: LatencyHistogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
@@ -46,8 +46,8 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
     }),
     introspections: new RequestCounter({
       name: 'latchkey_introspections_total',
-      help: 'Introspection answers by result (active or inactive).',
-      labelNames: ['result'],
+      help: 'Introspection answers by result (active or inactive) and format (json, or jwt: RFC 9701).',
+      labelNames: ['result', 'format'],
       registers: [registry],
     }),
     introspectionDuration: new LatencyHistogram({

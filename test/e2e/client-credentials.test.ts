@@ -49,6 +49,27 @@ describe('client_credentials end to end with oauth4webapi', () => {
     });
   });
 
+  it('introspects with a signed JWT response (RFC 9701), verified by the library against the JWKS', async () => {
+    const client: oauth.Client = { client_id: 'orders-worker' };
+    const tokens = await oauth.processClientCredentialsResponse(as, client,
+      await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(basicSecret), { scope: 'orders:write' }, options));
+    const gateway: oauth.Client = { client_id: 'gateway' };
+    const response = await oauth.introspectionRequest(as, gateway, oauth.ClientSecretBasic(gatewaySecret), tokens.access_token, { ...options, requestJwtResponse: true });
+    expect(response.headers.get('content-type')).toBe('application/token-introspection+jwt');
+    const copy = response.clone();
+    // The library checks typ, iss, aud = its client_id, iat and the alg against discovery's list.
+    const introspection = await oauth.processIntrospectionResponse(as, gateway, response);
+    await oauth.validateApplicationLevelSignature(as, response, options);
+    expect(introspection).toMatchObject({ active: true, client_id: 'orders-worker', scope: 'orders:write', aud: 'https://orders.example.com', token_type: 'Bearer' });
+
+    // Another resource server cannot pass off the gateway's response as its own: the audience is the gateway.
+    const other: oauth.Client = { client_id: 'orders-worker' };
+    const replayed = await oauth.processIntrospectionResponse(as, other, new Response(await copy.text(), { headers: { 'content-type': 'application/token-introspection+jwt' } }))
+      .catch((e: unknown) => e);
+    expect(replayed).toBeInstanceOf(oauth.OperationProcessingError);
+    expect((replayed as oauth.OperationProcessingError).message).toContain('"aud"');
+  });
+
   it('obtains a token with private_key_jwt', async () => {
     const client: oauth.Client = { client_id: 'jwt-worker' };
     const auth = oauth.PrivateKeyJwt({ key: jwtKey, kid: 'worker-key' });

@@ -159,7 +159,8 @@ const request = (ep: FuzzEndpoint) => fc.record({
   headers: fc.dictionary(headerSafe.filter((s) => /^[a-z][a-z0-9-]{0,20}$/.test(s)).map((s) => `x-fz-${s}`), headerSafe, { maxKeys: 3 }),
   extra: fc.record({
     cookie: fc.option(headerSafe, { nil: undefined }),
-    accept: fc.option(fc.constantFrom('application/json', 'text/html', '*/*', 'image/png', ''), { nil: undefined }),
+    accept: fc.option(fc.constantFrom('application/json', 'text/html', '*/*', 'image/png', '', 'application/token-introspection+jwt',
+      'application/token-introspection+jwt;q=x, ;;,*/*;q=', `application/token-introspection+jwt${';q=1'.repeat(500)}`), { nil: undefined }),
     'x-request-id': fc.option(headerSafe, { nil: undefined }),
     'x-forwarded-for': fc.option(headerSafe, { nil: undefined }),
   }, { requiredKeys: [] }),

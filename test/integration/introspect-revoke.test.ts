@@ -1,4 +1,4 @@
-import { SignJWT, decodeJwt } from 'jose';
+import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyRing } from '../../src/keys/keyring.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -117,10 +117,106 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
       expect(res.json().error).toBe('invalid_request');
     });
 
-    it('counts introspections by result', async () => {
+    it('counts introspections by result and format', async () => {
       const metrics = await app.context.metrics.registry.metrics();
-      expect(metrics).toMatch(/latchkey_introspections_total\{result="active"\} [1-9]/);
-      expect(metrics).toMatch(/latchkey_introspections_total\{result="inactive"\} [1-9]/);
+      expect(metrics).toMatch(/latchkey_introspections_total\{result="active",format="json"\} [1-9]/);
+      expect(metrics).toMatch(/latchkey_introspections_total\{result="inactive",format="json"\} [1-9]/);
+    });
+  });
+
+  describe('JWT introspection responses (RFC 9701)', () => {
+    const JWT_TYPE = 'application/token-introspection+jwt';
+    const asJwt = (token: string, authorization = rsAuth, accept = JWT_TYPE) => app.server.inject({
+      method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization, accept }, payload: form({ token }),
+    });
+    const verify = async (jwt: string) => {
+      const jwks = createLocalJWKSet(JSON.parse((await app.server.inject('/jwks')).body) as Parameters<typeof createLocalJWKSet>[0]);
+      return jwtVerify(jwt, jwks, { typ: 'token-introspection+jwt', issuer: 'http://localhost:8080', audience: 'resource-server', algorithms: ['ES256'] });
+    };
+
+    it('answers a signed JWT with the RFC 7662 answer as token_introspection, for the resource server asking', async () => {
+      const token = await issue(issuerAuth, { scope: 'write' });
+      const json = (await introspect(token)).json();
+      const res = await asJwt(token);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe(JWT_TYPE);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers.vary).toBe('Accept');
+      const { payload, protectedHeader } = await verify(res.body);
+      expect(protectedHeader).toEqual({ alg: 'ES256', typ: 'token-introspection+jwt', kid: app.context.keys.signingKey().kid });
+      // iss, aud (the caller), iat and the answer: no sub, no exp, so it cannot pass for an access token.
+      expect(payload).toEqual({
+        iss: 'http://localhost:8080', aud: 'resource-server', iat: Math.floor(clock.now().getTime() / 1000), token_introspection: json,
+      });
+      expect(json).toMatchObject({ active: true, client_id: 'svc', scope: 'write' });
+    });
+
+    it('wraps an inactive answer the same way, with nothing but active:false', async () => {
+      const token = await issue();
+      await post('/revoke', { token }, issuerAuth);
+      const res = await asJwt(token);
+      expect(res.statusCode).toBe(200);
+      const { payload } = await verify(res.body);
+      expect(payload.token_introspection).toEqual({ active: false });
+      const malformed = await verify((await asJwt('not-a-token', otherAuth)).body).catch((e: unknown) => e);
+      expect(malformed).toMatchObject({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'aud' }); // addressed to its caller, not to resource-server
+      expect(decodeJwt((await asJwt('not-a-token', otherAuth)).body)).toMatchObject({ aud: 'other', token_introspection: { active: false } });
+    });
+
+    it('keeps JSON unless the Accept header prefers the JWT type', async () => {
+      const token = await issue();
+      const cases: Array<[string, 'jwt' | 'json']> = [
+        ['application/json', 'json'],
+        ['*/*', 'json'],
+        ['application/json, application/token-introspection+jwt', 'json'],
+        ['application/token-introspection+jwt, application/json', 'jwt'],
+        ['application/json;q=0.5, application/token-introspection+jwt', 'jwt'],
+        ['Application/Token-Introspection+JWT', 'jwt'],
+        ['application/token-introspection+jwt;q=0', 'json'],
+      ];
+      for (const [accept, format] of cases) {
+        const res = await asJwt(token, rsAuth, accept);
+        expect(res.statusCode, accept).toBe(200);
+        if (format === 'jwt') {
+          expect(res.headers['content-type'], accept).toBe(JWT_TYPE);
+          expect((await verify(res.body)).payload.token_introspection, accept).toMatchObject({ active: true });
+        } else {
+          expect(res.headers['content-type'], accept).toMatch(/^application\/json/);
+          expect(res.json().active, accept).toBe(true);
+        }
+      }
+      const plain = await introspect(token);
+      expect(plain.headers['content-type']).toMatch(/^application\/json/);
+    });
+
+    it('answers errors as JSON, and refuses unauthenticated callers as before', async () => {
+      const token = await issue();
+      const none = await app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, accept: JWT_TYPE }, payload: form({ token }) });
+      expect(none.statusCode).toBe(401);
+      expect(none.json().error).toBe('invalid_client');
+      const missing = await app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: rsAuth, accept: JWT_TYPE }, payload: form({}) });
+      expect(missing.statusCode).toBe(400);
+      expect(missing.json().error).toBe('invalid_request');
+    });
+
+    it('signs with the registered introspection_signed_response_alg, and refuses rather than use another when it has no key', async () => {
+      const rsa = basic('rs-rsa', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'RS256' }, 'rs-rsa')).clientSecret!);
+      const token = await issue();
+      const res = await asJwt(token, rsa);
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.json()).toEqual({ error: 'temporarily_unavailable', error_description: "no RS256 signing key is active for this client's introspection responses; retry later" });
+      // Its JSON answer does not depend on the alg.
+      expect((await introspect(token, rsa)).json().active).toBe(true);
+      // A registered alg with a key: that key signs.
+      const es = basic('rs-es', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'ES256' }, 'rs-es')).clientSecret!);
+      expect(decodeProtectedHeader((await asJwt(token, es)).body)).toMatchObject({ alg: 'ES256', typ: 'token-introspection+jwt' });
+    });
+
+    it('counts JWT answers by format', async () => {
+      const metrics = await app.context.metrics.registry.metrics();
+      expect(metrics).toMatch(/latchkey_introspections_total\{result="active",format="jwt"\} [1-9]/);
+      expect(metrics).toMatch(/latchkey_introspections_total\{result="inactive",format="jwt"\} [1-9]/);
     });
   });
 

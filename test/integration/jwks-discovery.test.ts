@@ -102,6 +102,7 @@ describe('JWKS and discovery endpoints', () => {
       introspection_endpoint: 'https://id.example.com/introspect',
       introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       introspection_endpoint_auth_signing_alg_values_supported: assertionAlgs,
+      introspection_signing_alg_values_supported: ['ES256', 'EdDSA'],
       revocation_endpoint: 'https://id.example.com/revoke',
       revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       revocation_endpoint_auth_signing_alg_values_supported: assertionAlgs,
@@ -133,6 +134,7 @@ describe('JWKS and discovery endpoints', () => {
     clock.advance(DAY);
     await keyManagerOf(a).tick();
     expect((await metadata()).id_token_signing_alg_values_supported).toEqual(['RS256', 'ES256']);
+    expect((await metadata()).introspection_signing_alg_values_supported).toEqual(['RS256', 'ES256']);
     expect(a.context.keys.defaultAlg).toBe('RS256');
     expect(a.context.keys.signingKey().alg).toBe('RS256');
   });

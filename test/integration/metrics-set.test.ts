@@ -62,7 +62,7 @@ describe('metrics of sign-in, introspection, revocation and the database', () =>
     expect((await introspect(basic('svc', 'wrong'))).statusCode).toBe(401);
     expect(await sample(app, 'latchkey_introspection_duration_seconds_count')).toBe(2);
     expect(await sample(app, 'latchkey_introspection_duration_seconds_bucket{le="+Inf"}')).toBe(2);
-    expect(await sample(app, 'latchkey_introspections_total{result="active"}')).toBe(1);
+    expect(await sample(app, 'latchkey_introspections_total{result="active",format="json"}')).toBe(1);
 
     const revoke = await app.server.inject({
       method: 'POST', url: '/revoke', headers: { ...FORM_HEADERS, authorization: basic('svc', secret) }, payload: form({ token }),

@@ -44,6 +44,13 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     expect((await register({ grant_types: ['client_credentials'] }, IAT2)).statusCode).toBe(201);
   });
 
+  it('registers a resource server\'s introspection_signed_response_alg; encryption is not offered, so not echoed (RFC 9701 §6, RFC 7591 §3.2.1)', async () => {
+    const res = await register({ grant_types: ['client_credentials'], introspection_signed_response_alg: 'EdDSA', introspection_encrypted_response_alg: 'RSA-OAEP-256' });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().introspection_signed_response_alg).toBe('EdDSA');
+    expect(res.json().introspection_encrypted_response_alg).toBeUndefined();
+  });
+
   it('registers a public native client without a secret', async () => {
     const res = await register({ redirect_uris: ['com.example.app:/cb', 'http://127.0.0.1/cb'], token_endpoint_auth_method: 'none' });
     expect(res.statusCode).toBe(201);
@@ -72,6 +79,8 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     [{ grant_types: ['client_credentials'], skip_consent: true }, 'invalid_client_metadata'],
     [{ grant_types: ['client_credentials'], scope: 'a', default_scope: 'b' }, 'invalid_client_metadata'],
     [{ grant_types: 'client_credentials' }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], introspection_signed_response_alg: 'HS256' }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], introspection_signed_response_alg: 'none' }, 'invalid_client_metadata'],
     [['not', 'an', 'object'], 'invalid_client_metadata'],
   ])('refuses %j with %s', async (body, error) => {
     const before = await app.context.store.db.selectFrom('clients').select('client_id').execute();

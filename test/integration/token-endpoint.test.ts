@@ -21,6 +21,7 @@ describe('token service discovery contributions (RFC 8414 §2)', () => {
       introspection_endpoint: 'http://localhost:8080/introspect',
       introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       introspection_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA', 'RS256', 'PS256'],
+      introspection_signing_alg_values_supported: ['ES256'],
       revocation_endpoint: 'http://localhost:8080/revoke',
       revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       revocation_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA', 'RS256', 'PS256'],
