@@ -38,7 +38,8 @@ export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
  * that is not a live token this server issued — expired, revoked, signed by a key no longer in
  * the key ring, issued to a client since deleted or disabled, malformed, unknown — is simply
  * `{active:false}` (§2.2). token_type_hint is a
- * hint: only access tokens exist to be introspected today, so it changes nothing.
+ * hint: only access tokens exist to be introspected today, so it changes nothing. When the
+ * caller's Accept header prefers it (RFC 9701 §4), the same answer also comes signed as `jwt`.
  */
 export async function introspect(
   input: ClientAuthInput & { accept?: string | undefined },
