@@ -37,6 +37,8 @@ const provider = new Provider(issuer, {
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: 'ES256',
+    // RFC 9701 responses (the introspection_jwt scenario), signed like Latchkey's.
+    introspection_signed_response_alg: 'ES256',
     scope: 'api:read',
   }],
   jwks: { keys: [jwk] },
@@ -46,6 +48,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    jwtIntrospection: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => 'urn:bench:api',

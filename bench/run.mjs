@@ -5,7 +5,8 @@
 // servers pinned to core 0, the load generator (this process, autocannon) to core 1, loopback,
 // 50 connections, rounds interleaved across targets, median of the runs after a warm-up.
 //
-//   npm run bench                                # every scenario, 3 runs of 8 s
+//   npm run bench                                # client_credentials and introspection, 3 runs of 8 s
+//   npm run bench -- --scenario introspection_jwt  # introspection answered as a JWT (RFC 9701)
 //   npm run bench -- --scenario client_credentials --runs 5 --duration 10
 //   npm run bench -- --targets latchkey,ceiling  # a subset of targets
 //
@@ -107,6 +108,11 @@ const scenarios = {
     const { access_token } = await res.json();
     if (!access_token) throw new Error(`no token from ${base}`);
     return { method: 'POST', url: `${base}${t.introspect.path}`, headers: form, body: `token=${encodeURIComponent(access_token)}` };
+  },
+  // The same, answered as a signed JWT (RFC 9701): one ES256 signature per request.
+  introspection_jwt: async (t, base) => {
+    const request = await scenarios.introspection(t, base);
+    return request && { ...request, headers: { ...form, accept: 'application/token-introspection+jwt' } };
   },
 };
 
