@@ -87,6 +87,9 @@ const publicJwk = z.looseObject({
   kid: z.string().optional(),
 }).refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk), 'must hold public keys only (no private members)');
 
+/** The JWS algs a client may ask its signed responses (ID tokens, JWT introspection) in: those the key manager can hold. */
+const signedResponseAlg = z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' });
+
 const metadataObject = z.strictObject({
   redirect_uris: z.array(redirectUri).max(50).default([]),
   post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
@@ -131,13 +134,13 @@ const metadataObject = z.strictObject({
   /** Back-Channel Logout §2.2: the logout token must carry `sid` (this server always sends it). */
   backchannel_logout_session_required: z.boolean().optional(),
   /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
-  id_token_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
+  id_token_signed_response_alg: signedResponseAlg.optional(),
   /**
    * RFC 9701 §6: the JWS alg of the JWT introspection responses this client (a resource server)
    * asks for. Default: the server's default, as for ID tokens (the RFC's default is RS256, a key
    * Latchkey keeps only when SIGNING_ALGS names it). Responses are signed, never encrypted.
    */
-  introspection_signed_response_alg: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' }).optional(),
+  introspection_signed_response_alg: signedResponseAlg.optional(),
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;
