@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /**
  * Access tokens are JWTs and not stored; revoking one (RFC 7009) records its jti until the

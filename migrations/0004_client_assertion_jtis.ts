@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /**
  * RFC 7523 §3 (7): a client assertion's jti is used once. Each accepted assertion's jti

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /** People who sign in: the stable `sub`, login names, OIDC standard claims (Core §5.1), password hash. */
 export const users: Migration = {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /** SSO sessions (opaque id in a cookie, stored as SHA-256) and the login throttle counters. */
 export const sessions: Migration = {

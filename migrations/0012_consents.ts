@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /** Consent decisions: the scopes a user granted a client, one row per (user, client). */
 export const consents: Migration = {

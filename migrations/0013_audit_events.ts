@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /** The durable audit trail: one row per security event, queryable by client, subject, event and time. */
 export const auditEvents: Migration = {

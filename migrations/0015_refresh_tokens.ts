@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /**
  * Refresh token families (issue 6, DESIGN "Refresh tokens live in families"):

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 
 /**
  * The clients with a backchannel_logout_uri that took part in each SSO session (OpenID Connect

@@ -1,4 +1,4 @@
-import type { Migration } from '../src/db/migrator.js';
+import type { Migration } from '../src/platform/db/migrator.js';
 import { signingKeys } from './0001_signing_keys.js';
 import { migration as clients } from './0002_clients.js';
 import { migration as tokenRevocations } from './0003_token_revocations.js';

@@ -10,7 +10,7 @@ import { startCommand } from './cli/start.js';
 import { usersCommand } from './cli/users.js';
 import { auditCommand } from './cli/audit.js';
 import { tokensCommand } from './cli/tokens.js';
-import { DataDirBusyError } from './db/data-dir.js';
+import { DataDirBusyError } from './platform/db/data-dir.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
 export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, tokensCommand, auditCommand];

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { encodeAuditCursor, parseAuditQuery } from '../observability/audit-query.js';
-import { AuditEventRepository } from '../store/audit-events.js';
+import { encodeAuditCursor, parseAuditQuery } from '../platform/observability/audit-query.js';
+import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { withCliStore } from './store.js';

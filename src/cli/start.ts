@@ -1,4 +1,4 @@
-import { createApp } from '../app.js';
+import { createApp } from '../server/app.js';
 import type { Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 

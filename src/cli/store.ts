@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import pino from 'pino';
 import { migrations } from '../../migrations/index.js';
-import { systemClock } from '../clock.js';
-import type { Config } from '../config.js';
-import { lockDataDir } from '../db/data-dir.js';
-import { openStore, type Store } from '../db/database.js';
-import { migrate, type MigrationResult } from '../db/migrator.js';
-import { createAuditLog, type AuditLog } from '../observability/audit.js';
-import { createLogger } from '../observability/logger.js';
-import { AuditEventRepository } from '../store/audit-events.js';
+import { systemClock } from '../platform/clock.js';
+import type { Config } from '../platform/config/config.js';
+import { lockDataDir } from '../platform/db/data-dir.js';
+import { openStore, type Store } from '../platform/db/database.js';
+import { migrate, type MigrationResult } from '../platform/db/migrator.js';
+import { createAuditLog, type AuditLog } from '../platform/observability/audit.js';
+import { createLogger } from '../platform/observability/logger.js';
+import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 
 /**
  * Opens the store for one CLI command, migrated, and closes it after. In embedded mode the

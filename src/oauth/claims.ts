@@ -1,4 +1,4 @@
-import type { AddressClaim, ProfileClaims } from '../db/schema.js';
+import type { AddressClaim, ProfileClaims } from '../platform/db/schema.js';
 
 /** The standard claims each scope releases (OpenID Connect Core §5.4). */
 export const SCOPE_CLAIMS = {

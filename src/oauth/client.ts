@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { randomToken, sha256 } from './secrets.js';
+import { randomToken, sha256 } from '../platform/crypto.js';
 import type { ClientMetadata } from './client-metadata.js';
 
 /** RFC 6749 §2.2 allows any VSCHARs; Latchkey keeps ids URL- and shell-safe. No other id can exist, so none other is ever looked up. */

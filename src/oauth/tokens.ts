@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { epochSeconds, type Clock } from '../clock.js';
-import { signJwt, verifyJwt } from '../keys/jws.js';
-import type { KeyRing, SigningAlg } from '../keys/keyring.js';
+import { epochSeconds, type Clock } from '../platform/clock.js';
+import { signJwt, verifyJwt } from '../platform/keys/jws.js';
+import type { KeyRing, SigningAlg } from '../platform/keys/keyring.js';
 import { TemporarilyUnavailable } from './errors.js';
-import { sha256 } from './secrets.js';
+import { sha256 } from '../platform/crypto.js';
 
 /**
  * Access tokens: RFC 9068 JWTs, signed with the key ring's active key and not stored.

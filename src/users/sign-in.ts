@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.js';
-import type { AuditLog } from '../observability/audit.js';
-import { randomToken, sha256 } from '../oauth/secrets.js';
-import type { LoginThrottleRepository } from '../store/login-throttle.js';
-import type { SessionRepository, SsoSession } from '../store/sessions.js';
-import type { User, UserRepository } from '../store/users.js';
+import type { Clock } from '../platform/clock.js';
+import type { AuditLog } from '../platform/observability/audit.js';
+import { randomToken, sha256 } from '../platform/crypto.js';
+import type { LoginThrottleRepository } from './sign-in-throttle-store.js';
+import type { SessionRepository, SsoSession } from './session-store.js';
+import type { User, UserRepository } from './user-store.js';
 import type { PasswordHasher } from './passwords.js';
-import { addressKey, FixedWindowCounter } from '../fixed-window.js';
+import { addressKey, FixedWindowCounter } from '../platform/fixed-window.js';
 
 /**
  * First-party sign-in with a password: throttling against guessing, one generic failure for

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditEventRepository, type NewAuditEvent } from '../../src/store/audit-events.js';
+import { AuditEventRepository, type NewAuditEvent } from '../../src/platform/observability/audit-event-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 const ADMIN = 'admin-credential-0123456789-abcdefghijklmnop';

@@ -434,7 +434,7 @@ describe('authorization code flow with PKCE', () => {
     });
 
     it('a disabled user\'s code is invalid_grant', async () => {
-      const { UserRepository } = await import('../../src/store/users.js');
+      const { UserRepository } = await import('../../src/users/user-store.js');
       const users = new UserRepository(app.context.store.db);
       const { code, verifier } = await freshCode();
       await users.setDisabled(aliceId, true, clock.now());

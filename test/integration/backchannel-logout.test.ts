@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditEventRepository } from '../../src/store/audit-events.js';
+import { AuditEventRepository } from '../../src/platform/observability/audit-event-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { runCliCaptured, sharedStoreForCli } from '../support/cli.js';
 import { Browser } from '../support/browser.js';

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
-import type { Store } from '../../src/db/database.js';
-import { migrate } from '../../src/db/migrator.js';
-import { Cleanup } from '../../src/store/cleanup.js';
+import type { Store } from '../../src/platform/db/database.js';
+import { migrate } from '../../src/platform/db/migrator.js';
+import { Cleanup } from '../../src/platform/db/cleanup.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { openTestStore } from '../support/store.js';

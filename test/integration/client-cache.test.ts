@@ -1,6 +1,6 @@
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/db/database.js';
+import type { Store } from '../../src/platform/db/database.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS, registryOf } from '../support/clients.js';
 import { openTestStore } from '../support/store.js';

@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditEventRepository } from '../../src/store/audit-events.js';
+import { AuditEventRepository } from '../../src/platform/observability/audit-event-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, form, FORM_HEADERS, TestClock } from '../support/clients.js';
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
-import type { Store } from '../../src/db/database.js';
-import { migrate } from '../../src/db/migrator.js';
-import { ConsentRepository } from '../../src/store/consents.js';
-import { UserRepository } from '../../src/store/users.js';
+import type { Store } from '../../src/platform/db/database.js';
+import { migrate } from '../../src/platform/db/migrator.js';
+import { ConsentRepository } from '../../src/oauth/consent-store.js';
+import { UserRepository } from '../../src/users/user-store.js';
 import { openTestStore } from '../support/store.js';
 
 describe('consent decisions', () => {

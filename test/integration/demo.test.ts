@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.js';
-import { DEMO_CLIENT_ID } from '../../src/demo.js';
+import { createApp } from '../../src/server/app.js';
+import { DEMO_CLIENT_ID } from '../../src/capabilities/demo/demo-data.js';
 import { createTestApp, testConfig, type TestApp } from '../support/app.js';
 import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { FAST_ARGON2 } from '../support/oidc.js';
@@ -58,7 +58,7 @@ describe('demo data and the try-it page (embedded store, first start)', () => {
     try {
       const first = await createApp(testConfig({ ...FAST_ARGON2 }), { store });
       await first.close();
-      const { UserRepository } = await import('../../src/store/users.js');
+      const { UserRepository } = await import('../../src/users/user-store.js');
       await new UserRepository(store.db).create({ username: 'someone' }, new Date());
       const second = await createApp(testConfig({ ...FAST_ARGON2, DEMO: 'true' }), { store });
       expect(second.demo).toBeUndefined();

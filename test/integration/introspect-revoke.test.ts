@@ -1,6 +1,6 @@
 import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyRing } from '../../src/keys/keyring.js';
+import type { KeyRing } from '../../src/platform/keys/keyring.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS, registryOf, TestClock } from '../support/clients.js';
 

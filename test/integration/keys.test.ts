@@ -1,6 +1,6 @@
 import { importPKCS8, type JWK } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KeyEncryption } from '../../src/keys/encryption.js';
+import { KeyEncryption } from '../../src/platform/keys/encryption.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { DAY, HOUR, ManualClock } from '../support/clock.js';
 import { eventually, keyManagerOf, signToken, TEST_KEY_SECRET, verifyThroughJwks } from '../support/keys.js';

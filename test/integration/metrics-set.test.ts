@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserRepository } from '../../src/store/users.js';
+import { UserRepository } from '../../src/users/user-store.js';
 import { createPasswordHasher } from '../../src/users/passwords.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';

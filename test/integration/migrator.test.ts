@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/db/database.js';
-import { migrate, pendingMigrations, type Migration } from '../../src/db/migrator.js';
+import { openStore, type Store } from '../../src/platform/db/database.js';
+import { migrate, pendingMigrations, type Migration } from '../../src/platform/db/migrator.js';
 import { onPostgres, openTestStore } from '../support/store.js';
 
 const table = (name: string): Migration => ({

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/db/database.js';
+import type { Store } from '../../src/platform/db/database.js';
 import { openTestStore } from '../support/store.js';
 
 describe('cross-instance notifications (LISTEN/NOTIFY)', () => {

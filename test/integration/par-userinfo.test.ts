@@ -231,7 +231,7 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
 
     it('a disabled user\'s token stops working at UserInfo and introspection', async () => {
       const token = await userToken('openid');
-      const { UserRepository } = await import('../../src/store/users.js');
+      const { UserRepository } = await import('../../src/users/user-store.js');
       await new UserRepository(app.context.store.db).setDisabled(decodeJwt(token).sub!, true, clock.now());
       const res = await app.server.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${token}` } });
       expect(res.statusCode).toBe(401);

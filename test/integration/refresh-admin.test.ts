@@ -1,8 +1,8 @@
 import { userInfo } from 'node:os';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialFingerprint } from '../../src/refresh-family-revocation.js';
-import { AuditEventRepository } from '../../src/store/audit-events.js';
+import { credentialFingerprint } from '../../src/oauth/refresh-families/revocation.js';
+import { AuditEventRepository } from '../../src/platform/observability/audit-event-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createClient, form, FORM_HEADERS, basic } from '../support/clients.js';
 import { codeFlow, refresh, REDIRECT, type TestClient } from '../support/refresh.js';

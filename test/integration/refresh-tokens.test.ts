@@ -209,7 +209,7 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
     });
 
     it('refuses to refresh for a disabled user, rotating nothing', async () => {
-      const { UserRepository } = await import('../../src/store/users.js');
+      const { UserRepository } = await import('../../src/users/user-store.js');
       const carol = await createUser(app.context, 'carol');
       const first = await codeFlow(app, web, SCOPE, 'carol');
       const users = new UserRepository(db());
@@ -394,7 +394,7 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
 
     it('a family born after its code was replayed is born revoked', async () => {
       // The replay's revocation reached revoked_grants before the first redemption created the family.
-      const repo = (await import('../../src/store/refresh-tokens.js')).RefreshTokenRepository;
+      const repo = (await import('../../src/oauth/refresh-families/store.js')).RefreshTokenRepository;
       const grantId = '00000000-0000-4000-8000-000000000001';
       await db().insertInto('revoked_grants').values({ grant_id: grantId, client_id: web.id, reason: 'authorization_code_replayed', revoked_at: clock.now(), expires_at: new Date(clock.now().getTime() + 86400_000) }).execute();
       const started = await new repo(db()).startFamily({

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
-import { migrate } from '../../src/db/migrator.js';
-import { ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../../src/store/token-state.js';
+import { migrate } from '../../src/platform/db/migrator.js';
+import { ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../../src/oauth/revocation-state.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { basic, createClient, eventually, form, FORM_HEADERS } from '../support/clients.js';
 import { openTestStore, twoInstanceStores } from '../support/store.js';

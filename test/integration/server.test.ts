@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../../src/http/server.js';
-import { createAuditLog } from '../../src/observability/audit.js';
-import { createMetrics } from '../../src/observability/metrics.js';
-import { systemClock } from '../../src/clock.js';
+import { buildServer } from '../../src/server/http/server.js';
+import { createAuditLog } from '../../src/platform/observability/audit.js';
+import { createMetrics } from '../../src/platform/observability/metrics.js';
+import { systemClock } from '../../src/platform/clock.js';
 import { InvalidGrant } from '../../src/oauth/errors.js';
 import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
 import { openTestStore } from '../support/store.js';

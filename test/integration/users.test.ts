@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
-import type { Store } from '../../src/db/database.js';
-import { migrate } from '../../src/db/migrator.js';
-import { UserExists, UserRepository } from '../../src/store/users.js';
+import type { Store } from '../../src/platform/db/database.js';
+import { migrate } from '../../src/platform/db/migrator.js';
+import { UserExists, UserRepository } from '../../src/users/user-store.js';
 import { openTestStore } from '../support/store.js';
 
 describe('user repository', () => {

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { createApp, type App, type AppOptions } from '../../src/app.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createApp, type App, type AppOptions } from '../../src/server/app.js';
+import { loadConfig, type Config } from '../../src/platform/config/config.js';
+import { createLogger } from '../../src/platform/observability/logger.js';
 import { openTestStore } from './store.js';
 
 /** Log lines captured in memory, parsed, for tests that assert on what was (not) logged. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App } from '../../src/server/app.js';
 import { runCli } from '../../src/cli.js';
 import { LogCapture, testConfig } from './app.js';
 import { FAST_ARGON2 } from './oidc.js';

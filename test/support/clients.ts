@@ -1,6 +1,6 @@
-import type { AppContext } from '../../src/app.js';
-import { ClientRegistry, type CreatedClient } from '../../src/oauth/client-registry.js';
-import { ClientRepository } from '../../src/store/clients.js';
+import type { AppContext } from '../../src/server/app.js';
+import { ClientRegistry, type CreatedClient } from '../../src/oauth/clients/registry.js';
+import { ClientRepository } from '../../src/oauth/clients/store.js';
 
 /** The manual clock of test/support/clock.ts, under the name these tests use. */
 export { ManualClock as TestClock } from './clock.js';

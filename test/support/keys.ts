@@ -1,8 +1,8 @@
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWTVerifyResult } from 'jose';
-import { epochSeconds, type Clock } from '../../src/clock.js';
-import type { KeyRing } from '../../src/keys/keyring.js';
-import { KeyManager } from '../../src/keys/manager.js';
-import type { App } from '../../src/app.js';
+import { epochSeconds, type Clock } from '../../src/platform/clock.js';
+import type { KeyRing } from '../../src/platform/keys/keyring.js';
+import { KeyManager } from '../../src/platform/keys/manager.js';
+import type { App } from '../../src/server/app.js';
 
 export const TEST_KEY_SECRET = 'test-key-encryption-secret-0123456789abcdef';
 

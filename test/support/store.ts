@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openStore, type Store } from '../../src/db/database.js';
+import { openStore, type Store } from '../../src/platform/db/database.js';
 
 /** True when the suite runs against the real Postgres named by DATABASE_URL. */
 export const onPostgres = Boolean(process.env.DATABASE_URL);

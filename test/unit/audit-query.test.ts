@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeAuditCursor, parseAuditQuery } from '../../src/observability/audit-query.js';
+import { encodeAuditCursor, parseAuditQuery } from '../../src/platform/observability/audit-query.js';
 
 describe('parseAuditQuery (the admin API and `latchkey audit`)', () => {
   it('reads filters, RFC 3339 times, the limit (default 100) and a cursor', () => {

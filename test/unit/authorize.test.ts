@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { authorizationResponse, initialInteraction, nextStep, redirectUriMatches, type AuthorizationRequest } from '../../src/oauth/authorize.js';
+import { authorizationResponse, initialInteraction, nextStep, redirectUriMatches, type AuthorizationRequest } from '../../src/capabilities/authorization-code/authorization-request.js';
 import { assertIdTokenSignable, atHash } from '../../src/oauth/tokens.js';
-import type { KeyRing } from '../../src/keys/keyring.js';
-import { s256Challenge } from '../../src/oauth/pkce.js';
+import type { KeyRing } from '../../src/platform/keys/keyring.js';
+import { s256Challenge } from '../../src/capabilities/authorization-code/pkce.js';
 
 describe('redirect URI matching (RFC 6749 §3.1.2.3, RFC 8252 §7.3)', () => {
   it('is exact string comparison', () => {

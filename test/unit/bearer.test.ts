@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearerToken, credentialChecker } from '../../src/http/bearer.js';
+import { bearerToken, credentialChecker } from '../../src/server/http/bearer.js';
 
 describe('bearer credentials', () => {
   it('reads the credential of a Bearer header, case-insensitively', () => {

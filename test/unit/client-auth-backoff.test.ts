@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientAuthBackoff } from '../../src/oauth/client-auth-backoff.js';
+import { ClientAuthBackoff } from '../../src/oauth/client-auth/failure-backoff.js';
 import { ManualClock } from '../support/clock.js';
 
 describe('ClientAuthBackoff', () => {

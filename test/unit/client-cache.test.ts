@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Client } from '../../src/oauth/client.js';
-import { ClientCache } from '../../src/store/client-cache.js';
+import { ClientCache } from '../../src/oauth/clients/cache.js';
 import { TestClock } from '../support/clients.js';
 
 const client = (clientId: string, version = 1) => ({ clientId, version } as unknown as Client);

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DataDirBusyError, embeddedKeyEncryptionSecret, lockDataDir } from '../../src/db/data-dir.js';
+import { DataDirBusyError, embeddedKeyEncryptionSecret, lockDataDir } from '../../src/platform/db/data-dir.js';
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'latchkey-datadir-'));
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toHttpError } from '../../src/http/errors.js';
+import { toHttpError } from '../../src/server/http/errors.js';
 import { InvalidGrant, OAuthError } from '../../src/oauth/errors.js';
 
 describe('error mapping', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addressKey, FixedWindowCounter } from '../../src/fixed-window.js';
+import { addressKey, FixedWindowCounter } from '../../src/platform/fixed-window.js';
 
 describe('FixedWindowCounter', () => {
   it('counts per key within a window and starts a new window after it', () => {

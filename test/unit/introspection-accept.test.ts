@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { prefersJwtResponse } from '../../src/oauth/introspect.js';
+import { prefersJwtResponse } from '../../src/capabilities/introspection/introspect.js';
 
 describe('RFC 9701 §4: when the Accept header asks for a JWT introspection response', () => {
   it.each([

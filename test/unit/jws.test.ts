@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import type { SigningAlg } from '../../src/keys/keyring.js';
-import { signJwt, verifyJwt } from '../../src/keys/jws.js';
+import type { SigningAlg } from '../../src/platform/keys/keyring.js';
+import { signJwt, verifyJwt } from '../../src/platform/keys/jws.js';
 
 describe('compact JWS signing', () => {
   for (const alg of ['ES256', 'EdDSA', 'RS256', 'PS256'] as SigningAlg[]) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyDecryptionError, KeyEncryption } from '../../src/keys/encryption.js';
+import { KeyDecryptionError, KeyEncryption } from '../../src/platform/keys/encryption.js';
 
 const SECRET = 'unit-test-key-encryption-secret-0123456789';
 

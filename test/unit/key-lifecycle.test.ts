@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { SigningAlg } from '../../src/keys/keyring.js';
-import { KeyLifecycleError, planRevocation, planRotation, planScheduled, type KeyPolicy, type KeyRecord } from '../../src/keys/lifecycle.js';
+import type { SigningAlg } from '../../src/platform/keys/keyring.js';
+import { KeyLifecycleError, planRevocation, planRotation, planScheduled, type KeyPolicy, type KeyRecord } from '../../src/platform/keys/lifecycle.js';
 
 const DAY = 86400;
 const T0 = new Date('2030-01-01T00:00:00Z');

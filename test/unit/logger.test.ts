@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactUrl, scrubSecrets } from '../../src/observability/logger.js';
+import { redactUrl, scrubSecrets } from '../../src/platform/observability/logger.js';
 import { LogCapture } from '../support/app.js';
 
 describe('log redaction', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/platform/config/config.js';
 import type { Client } from '../../src/oauth/client.js';
 import { parseClientMetadata } from '../../src/oauth/client-metadata.js';
-import { mayIssueRefreshToken, refreshLifetimes, SuccessorSealer } from '../../src/oauth/refresh-tokens.js';
+import { mayIssueRefreshToken, refreshLifetimes, SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
 
 const DEFAULTS = { idle: 1000, absolute: 9000, publicIdle: 100, publicAbsolute: 900 };
 

@@ -1,6 +1,6 @@
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { LatencyHistogram, RequestCounter } from '../../src/observability/request-metrics.js';
+import { LatencyHistogram, RequestCounter } from '../../src/platform/observability/request-metrics.js';
 
 describe('LatencyHistogram (the request-path histogram)', () => {
   const buckets = [0.001, 0.005, 0.01, 0.5];

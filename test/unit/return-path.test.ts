@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { safeReturnPath } from '../../src/http/login.js';
+import { safeReturnPath } from '../../src/capabilities/login/routes.js';
 
 describe('return path after sign-in', () => {
   it('keeps a path on this server, query included', () => {

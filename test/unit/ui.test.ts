@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { describeScopes } from '../../src/oauth/scope-descriptions.js';
-import { html } from '../../src/ui/html.js';
-import { consentPage, loginPage } from '../../src/ui/pages.js';
+import { describeScopes } from '../../src/capabilities/authorization-code/scope-descriptions.js';
+import { html } from '../../src/platform/ui/html.js';
+import { consentPage, loginPage } from '../../src/platform/ui/pages.js';
 
 describe('server-rendered pages', () => {
   it('escapes interpolated values but not nested fragments', () => {

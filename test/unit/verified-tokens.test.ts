@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { KeyRing, SigningKey, VerificationKey } from '../../src/keys/keyring.js';
+import type { KeyRing, SigningKey, VerificationKey } from '../../src/platform/keys/keyring.js';
 import { issueAccessToken, verifyAccessToken, VerifiedAccessTokens } from '../../src/oauth/tokens.js';
 import { ManualClock } from '../support/clock.js';
 

@@ -1,0 +1,76 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AuthorizationCodesTable, Database } from '../../platform/db/schema.js';
+
+export type AuthorizationCodeRecord = Omit<Selectable<AuthorizationCodesTable>, 'code_hash'>;
+
+export interface NewAuthorizationCode {
+  codeHash: Buffer;
+  grantId: string;
+  clientId: string;
+  userId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scope: string;
+  audience: string | string[];
+  nonce: string | null;
+  sid: string;
+  authTime: Date;
+  amr: string[];
+  acr: string | null;
+}
+
+/** What a redemption attempt found. */
+export type Redemption =
+  | { outcome: 'redeemed'; code: AuthorizationCodeRecord }
+  /** Redeemed before: RFC 6749 §4.1.2 says revoke what was issued from it. */
+  | { outcome: 'replayed'; code: AuthorizationCodeRecord }
+  | { outcome: 'expired' | 'unknown' | 'mismatch'; code?: AuthorizationCodeRecord };
+
+/** Authorization codes, stored as SHA-256 of the code (DESIGN: secrets at rest are hashes). */
+export class AuthorizationCodeRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(c: NewAuthorizationCode, now: Date, ttlSeconds: number): Promise<void> {
+    await this.db.insertInto('authorization_codes').values({
+      code_hash: c.codeHash, grant_id: c.grantId, client_id: c.clientId, user_id: c.userId,
+      redirect_uri: c.redirectUri, code_challenge: c.codeChallenge, scope: c.scope,
+      audience: JSON.stringify(c.audience), nonce: c.nonce, sid: c.sid, auth_time: c.authTime,
+      amr: c.amr, acr: c.acr, created_at: now, expires_at: new Date(now.getTime() + ttlSeconds * 1000), redeemed_at: null,
+    }).execute();
+  }
+
+  /**
+   * Redeems a code in one conditional UPDATE: live, never redeemed, and matching the client,
+   * redirect URI and PKCE challenge the token request proves (RFC 6749 §4.1.3, RFC 7636 §4.6).
+   * A request that does not match leaves the code as it was (a wrong verifier does not burn
+   * the legitimate client's code). Only when nothing was updated is the row read, to say why.
+   */
+  async redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> {
+    const redeemed = await this.db.updateTable('authorization_codes').set({ redeemed_at: now })
+      .where('code_hash', '=', codeHash)
+      .where('redeemed_at', 'is', null)
+      .where('expires_at', '>', now)
+      .where('client_id', '=', expected.clientId)
+      .where('redirect_uri', '=', expected.redirectUri)
+      .where('code_challenge', '=', expected.codeChallenge)
+      .returningAll()
+      .executeTakeFirst();
+    if (redeemed) return { outcome: 'redeemed', code: strip(redeemed) };
+    const row = await this.db.selectFrom('authorization_codes').selectAll().where('code_hash', '=', codeHash).executeTakeFirst();
+    if (!row) return { outcome: 'unknown' };
+    const code = strip(row);
+    if (row.redeemed_at !== null) return { outcome: 'replayed', code };
+    if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired', code };
+    return { outcome: 'mismatch', code };
+  }
+
+  async purgeExpired(now: Date): Promise<number> {
+    const result = await this.db.deleteFrom('authorization_codes').where('expires_at', '<', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
+function strip(row: Selectable<AuthorizationCodesTable>): AuthorizationCodeRecord {
+  const { code_hash: _, ...code } = row;
+  return code;
+}

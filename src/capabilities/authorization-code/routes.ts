@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../../server/app.js';
+import {
+  beginAuthorization, continueAuthorization, decideConsent, interactionRedirectUri, pushAuthorizationRequest,
+  type AuthorizationDeps, type AuthorizationStep, type BrowserSession,
+} from './authorization-flow.js';
+import { AuthorizationError } from './authorization-request.js';
+import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
+import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
+import { formBody } from '../../oauth/params.js';
+import { describeScopes } from './scope-descriptions.js';
+import { readIdTokenHint } from '../../oauth/tokens.js';
+import { userInfo, userInfoAccessToken } from '../userinfo/userinfo.js';
+import { ConsentRepository } from '../../oauth/consent-store.js';
+import { SessionRepository } from '../../users/session-store.js';
+import { SessionClientRepository } from '../../users/session-clients-store.js';
+import type { TokenService } from '../../server/services.js';
+import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../../platform/ui/pages.js';
+import { requestAuditFields } from '../../server/http/audit-fields.js';
+import { BrowserCookies } from '../../server/http/browser-session.js';
+import { createRateLimiter } from '../../server/http/rate-limit.js';
+import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+const FORM_POST_SCRIPT_HASH = `'sha256-${createHash('sha256').update(FORM_POST_SCRIPT).digest('base64')}'`;
+
+function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type('text/html; charset=utf-8').send(body);
+}
+
+const isForm = (req: FastifyRequest) => (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === FORM;
+
+/**
+ * The form-action sources of a sign-in form that returns to `returnTo`: when that is a pending
+ * interaction, the sign-in may end in a redirect to its client (consent on record), and a
+ * form's redirects must be allowed by form-action too.
+ */
+export function interactionFormActions(context: AppContext, service: TokenService): (returnTo: string) => Promise<string[]> {
+  return async (returnTo) => {
+    // The id's format is src/oauth's to check (interactionRedirectUri).
+    const id = /^\/interaction\/([^/?#]+)$/.exec(returnTo)?.[1];
+    const redirectUri = id ? await interactionRedirectUri(id, { requests: service.requests, clock: context.clock }) : undefined;
+    return redirectUri ? ["'self'", formActionSource(redirectUri)] : ["'self'"];
+  };
+}
+
+/**
+ * The browser side of the authorization code flow: /authorize (GET and POST), the pending
+ * interaction at /interaction/:id (sign-in hand-off and the consent page), /par and /userinfo.
+ */
+export function authorizeRoutes(context: AppContext, service: TokenService): FastifyPluginAsync {
+  const { config, store, clock, audit } = context;
+  const cookies = new BrowserCookies(config.issuer);
+  const sessions = new SessionRepository(store.db);
+  const consents = new ConsentRepository(store.db);
+  const metrics = service.metrics;
+  const deps: AuthorizationDeps = {
+    clients: service.clients,
+    requests: service.requests,
+    codes: service.codes,
+    sessionClients: new SessionClientRepository(store.db),
+    consents,
+    clock,
+    issuer: config.issuer,
+    codeTtl: config.authorizationCodeTtl,
+    interactionTtl: config.interactionTtl,
+    parTtl: config.parTtl,
+    signingAlgs: () => context.keys.algorithms(),
+    idTokenHintSubject: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token)?.sub,
+  };
+
+  async function browserSession(req: FastifyRequest): Promise<BrowserSession | undefined> {
+    const s = await cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
+    return s ? { userId: s.user_id, sid: s.sid, authTime: s.auth_time, amr: s.amr, acr: s.acr } : undefined;
+  }
+
+  /** An error the browser must not be redirected with (RFC 6749 §4.1.2.1): shown here instead. */
+  function errorPageFor(reply: FastifyReply, err: AuthorizationError): FastifyReply {
+    metrics.authorizations.inc({ outcome: 'not_redirected' });
+    return sendHtml(reply, 400, errorPage('Request not valid', `The application sent a request that cannot be served: ${err.oauth.description}.`));
+  }
+
+  async function render(step: AuthorizationStep, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (step.kind === 'login') {
+      const query = new URLSearchParams({ return_to: `/interaction/${step.interactionId}`, ...(step.loginHint ? { login_hint: step.loginHint } : {}) });
+      return reply.code(303).header('location', `/login?${query}`).send();
+    }
+    if (step.kind === 'consent') {
+      // Allow and Deny both end in a redirect to the client.
+      reply.header('content-security-policy', htmlCsp({ formAction: ["'self'", formActionSource(step.request.redirectUri)] }));
+      const user = await service.users.findById(step.userId);
+      const m = step.client.metadata;
+      return sendHtml(reply, 200, consentPage({
+        csrf: cookies.csrfToken(req, reply),
+        clientName: m.client_name ?? step.client.clientId,
+        clientUri: m.client_uri,
+        policyUri: m.policy_uri,
+        tosUri: m.tos_uri,
+        username: user?.username ?? '',
+        scopes: describeScopes(step.request.scope.split(' ').filter(Boolean), config.scopeDescriptions ?? {}),
+        // Whom the page was shown to: the decision counts only from that account (decideConsent).
+        hidden: { shown_to: step.userId },
+        action: `/interaction/${step.interactionId}`,
+      }));
+    }
+    metrics.authorizations.inc({ outcome: step.outcome });
+    const fields = requestAuditFields(req);
+    if (step.issued) {
+      audit.record('authorization.code_issued', { client_id: step.client.clientId, sub: step.issued.sub, scope: step.issued.scope, grant_id: step.issued.grantId, ...fields });
+    } else if (step.error) {
+      audit.record('authorization.failed', { client_id: step.client.clientId, error: step.error.error, reason: step.error.description, ...fields });
+    }
+    const response = step.response;
+    if (response.mode === 'query') return reply.code(303).header('location', response.location).send();
+    reply.header('content-security-policy', htmlCsp({ formAction: [formActionSource(response.action)], scriptHashes: [FORM_POST_SCRIPT_HASH] }));
+    return sendHtml(reply, 200, formPostPage(response.action, response.fields));
+  }
+
+  /** Runs one step of the flow; an error that must not be redirected becomes the error page. */
+  async function run(reply: FastifyReply, req: FastifyRequest, step: () => Promise<AuthorizationStep>): Promise<FastifyReply> {
+    try {
+      return await render(await step(), req, reply);
+    } catch (err) {
+      if (err instanceof AuthorizationError) return errorPageFor(reply, err);
+      throw err;
+    }
+  }
+
+  return async (app) => {
+    await app.register(cookie);
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    // Browser endpoints answer a refusal with a page (and never redirect: the request is not looked at).
+    const pageRefusal = (_req: FastifyRequest, reply: FastifyReply, seconds: number) => {
+      sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many requests', `Please wait ${seconds} seconds and try again.`));
+      return undefined;
+    };
+    const clientIdOf = (req: FastifyRequest) => {
+      const source = req.method === 'GET' ? req.query : req.body;
+      const v = source && typeof source === 'object' ? (source as Record<string, unknown>).client_id : undefined;
+      return typeof v === 'string' ? v : undefined;
+    };
+    const authorizeLimit = limiter.endpoint('authorize', {
+      perIp: config.authorizeRateLimitPerIp,
+      // Off by default: the client_id is only claimed, so its allowance is anyone's to spend.
+      ...(config.authorizeRateLimitPerClient > 0 ? { perKey: { name: 'client', max: config.authorizeRateLimitPerClient, key: clientIdOf } } : {}),
+      onLimited: pageRefusal,
+    });
+    const parLimit = limiter.endpoint('par', { perIp: config.parRateLimitPerIp, authBackoff: service.authBackoff });
+    const parDeps = { ...deps, ...service.authDeps, clientRateLimit: limiter.client('par', config.parRateLimitPerClient, clock) };
+
+    // OpenID Connect Core §3.1.2.1: the authorization endpoint takes GET and form POST.
+    app.get('/authorize', { preHandler: authorizeLimit }, async (req, reply) =>
+      run(reply, req, async () => beginAuthorization(req.query as Record<string, string | string[]>, await browserSession(req), deps)));
+
+    app.post('/authorize', { preHandler: authorizeLimit }, async (req, reply) => {
+      if (!isForm(req)) return errorPageFor(reply, new AuthorizationError(new InvalidRequest(`the request body must be ${FORM}`)));
+      return run(reply, req, async () => beginAuthorization(formBody(req.body), await browserSession(req), deps));
+    });
+
+    app.get('/interaction/:id', { preHandler: authorizeLimit }, async (req, reply) =>
+      run(reply, req, async () => continueAuthorization((req.params as { id: string }).id, await browserSession(req), deps)));
+
+    app.post('/interaction/:id', { preHandler: authorizeLimit }, async (req, reply) => {
+      const body = isForm(req) && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+      if (!cookies.csrfValid(req, body.csrf)) {
+        return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back to the application and try again.'));
+      }
+      const decision = body.decision;
+      if (decision !== 'allow' && decision !== 'deny') return errorPageFor(reply, new AuthorizationError(new InvalidRequest('decision must be allow or deny')));
+      const session = await browserSession(req);
+      return run(reply, req, async () => {
+        const shownTo = typeof body.shown_to === 'string' ? body.shown_to : '';
+        const step = await decideConsent((req.params as { id: string }).id, session, { allow: decision === 'allow', shownTo }, deps);
+        if (step.decided) {
+          metrics.consentDecisions.inc({ decision: step.decided });
+          if (step.kind === 'respond') {
+            audit.record(`consent.${step.decided}`, {
+              client_id: step.client.clientId, sub: session!.userId, scope: step.issued?.scope, ...requestAuditFields(req),
+            });
+          }
+        }
+        return step;
+      });
+    });
+
+    // RFC 9126 §2: JSON in the token endpoint's style, 201 on success.
+    app.post('/par', { preHandler: parLimit }, async (req, reply) => {
+      reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+      try {
+        if (!isForm(req)) throw new InvalidRequest(`the request body must be ${FORM}`);
+        const { client, response } = await pushAuthorizationRequest({ authorization: req.headers.authorization, body: formBody(req.body) }, parDeps);
+        metrics.pushedRequests.inc({ outcome: 'success' });
+        audit.record('authorization.pushed', { client_id: client.clientId, ...requestAuditFields(req) });
+        return reply.code(201).send(response);
+      } catch (err) {
+        if (err instanceof ClientAuthenticationFailed) service.clientAuthFailed(err, { ...requestAuditFields(req), endpoint: 'par' });
+        metrics.pushedRequests.inc({ outcome: err instanceof OAuthError ? err.error : 'server_error' });
+        throw err;
+      }
+    });
+
+    // OpenID Connect Core §5.3: GET or POST, the access token as a bearer token (RFC 6750).
+    const userInfoHandler = async (req: FastifyRequest, reply: FastifyReply) => {
+      reply.header('Cache-Control', 'no-store');
+      try {
+        if (req.method === 'POST' && req.body !== undefined && !isForm(req)) throw new InvalidRequest(`the request body must be ${FORM}`);
+        const form = req.method === 'POST' && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+        const token = userInfoAccessToken(req.headers.authorization, form.access_token);
+        const claims = await userInfo(token, service.userInfoDeps);
+        metrics.userInfo.inc({ outcome: 'success' });
+        return reply.code(200).send(claims);
+      } catch (err) {
+        if (err instanceof OAuthError) {
+          metrics.userInfo.inc({ outcome: err.error });
+          // RFC 6750 §3: the Bearer challenge, with the error code when a token was presented.
+          const presented = req.headers.authorization !== undefined || (req.method === 'POST' && req.body && typeof req.body === 'object' && 'access_token' in req.body);
+          const code = presented ? `, error="${err.error}"` : '';
+          err.headers['WWW-Authenticate'] = `Bearer realm="${config.issuer}"${code}`;
+        }
+        throw err;
+      }
+    };
+    const userInfoLimit = limiter.endpoint('userinfo', { perIp: config.userinfoRateLimitPerIp });
+    app.get('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
+    app.post('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
+  };
+}

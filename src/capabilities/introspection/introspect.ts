@@ -1,0 +1,125 @@
+import { epochSeconds } from '../../platform/clock.js';
+import { signJwt } from '../../platform/keys/jws.js';
+import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type ClientAuthInput } from '../../oauth/client-auth/authenticate.js';
+import { InvalidRequest } from '../../oauth/errors.js';
+import { readParams } from '../../oauth/params.js';
+import { assertSignable, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
+
+/** RFC 9701 §4, §5: the media type a resource server asks for, and the response's Content-Type. */
+export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
+/** RFC 9701 §5, §8.1 (cross-JWT confusion): the `typ` of a JWT introspection response. */
+export const INTROSPECTION_JWT_TYP = 'token-introspection+jwt';
+
+/** RFC 7662 §2.2 */
+export type IntrospectionResponse =
+  | { active: false }
+  | {
+      active: true;
+      scope?: string;
+      client_id: string;
+      token_type: 'Bearer';
+      exp: number;
+      iat: number;
+      sub: string;
+      aud: string | string[];
+      iss: string;
+      jti: string;
+    };
+
+export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
+  /** Is this access token revoked? (the jti denylist; later also its grant/family state) */
+  isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
+  /** Whether the user a token was issued for still exists and is enabled (one read; client_credentials tokens never ask). */
+  userActive(sub: string): Promise<boolean>;
+}
+
+/**
+ * RFC 7662 §2.1: only an authenticated client may introspect (401 otherwise, §2.3). Anything
+ * that is not a live token this server issued — expired, revoked, signed by a key no longer in
+ * the key ring, issued to a client since deleted or disabled, malformed, unknown — is simply
+ * `{active:false}` (§2.2). token_type_hint is a
+ * hint: only access tokens exist to be introspected today, so it changes nothing. When the
+ * caller's Accept header prefers it (RFC 9701 §4), the same answer also comes signed as `jwt`.
+ */
+export async function introspect(
+  input: ClientAuthInput & { accept?: string | undefined },
+  deps: IntrospectionDeps,
+): Promise<{ caller: AuthenticatedClient; response: IntrospectionResponse; jwt?: string }> {
+  const caller = await authenticateClient(input, deps, { allowPublic: false });
+  const { token } = readParams(input.body, ['token', 'token_type_hint']);
+  if (token === undefined) throw new InvalidRequest('token is required (RFC 7662 §2.1)');
+  const alg = caller.client.metadata.introspection_signed_response_alg;
+  const asJwt = prefersJwtResponse(input.accept);
+  if (asJwt) assertSignable(deps.keys, alg, "this client's introspection responses");
+  const response = await answer(token, deps);
+  if (!asJwt) return { caller, response };
+  // RFC 9701 §5: iss, aud (the resource server asking: the authenticated caller), iat, and the
+  // RFC 7662 answer as token_introspection ({active:false} alone when inactive). No sub and no
+  // exp, so the response cannot pass for an access token; explicitly typed (§8.1).
+  const jwt = signJwt(deps.keys.signingKey(alg), {
+    iss: deps.issuer,
+    aud: caller.client.clientId,
+    iat: epochSeconds(deps.clock),
+    token_introspection: response,
+  }, INTROSPECTION_JWT_TYP);
+  return { caller, response, jwt };
+}
+
+async function answer(token: string, deps: IntrospectionDeps): Promise<IntrospectionResponse> {
+  const verified = await verifyAccessToken(deps, token);
+  if (!verified.valid) return { active: false };
+  const c = verified.claims;
+  if (await deps.isRevoked(c)) return { active: false };
+  // A token outlives neither its client's deletion nor its disabling (read from the client cache).
+  const owner = await deps.clients.get(c.client_id);
+  if (!owner || owner.disabled) return { active: false };
+  // A user's token (it names its grant) outlives neither the user's deletion nor disabling.
+  if (c.gid !== undefined && !(await deps.userActive(c.sub))) return { active: false };
+  return {
+    active: true,
+    ...(c.scope ? { scope: c.scope } : {}),
+    client_id: c.client_id,
+    token_type: 'Bearer',
+    exp: c.exp,
+    iat: c.iat,
+    sub: c.sub,
+    aud: c.aud,
+    iss: c.iss,
+    jti: c.jti,
+  };
+}
+
+const JSON_TYPE = 'application/json';
+/** RFC 9110 §12.4.2: a weight is 0 to 1 with at most three decimals. */
+const WEIGHT = /^q=(0(\.\d{0,3})?|1(\.0{0,3})?)$/;
+
+/**
+ * RFC 9701 §4: a resource server asks for the JWT response with `Accept:
+ * application/token-introspection+jwt`; the plain JSON of RFC 7662 stays the default. Each of
+ * the two types takes the weight of the most specific range of the Accept header that matches it
+ * (RFC 9110 §12.5.1: the type itself, then application/*, then *\/*). The JWT is chosen when its
+ * weight is above zero and above JSON's; on equal weights only when the header names the JWT
+ * type itself, ahead of application/json if it names both.
+ */
+export function prefersJwtResponse(accept: string | undefined): boolean {
+  if (accept === undefined || !accept.toLowerCase().includes(INTROSPECTION_JWT_TYP)) return false;
+  const best = { jwt: { q: 0, specificity: -1, at: -1 }, json: { q: 0, specificity: -1, at: -1 } };
+  accept.split(',').forEach((range, at) => {
+    const [type = '', ...params] = range.split(';').map((part) => part.trim().toLowerCase());
+    let q = 1;
+    for (const param of params) {
+      if (!param.startsWith('q=')) continue;
+      const weight = WEIGHT.exec(param);
+      if (!weight) return; // a malformed weight: the range is ignored
+      q = Number(weight[1]);
+    }
+    for (const [name, full] of [['jwt', INTROSPECTION_JWT_MEDIA_TYPE], ['json', JSON_TYPE]] as const) {
+      const specificity = type === full ? 2 : type === 'application/*' ? 1 : type === '*/*' ? 0 : -1;
+      if (specificity > best[name].specificity) best[name] = { q, specificity, at };
+    }
+  });
+  const { jwt, json } = best;
+  if (jwt.q <= 0) return false;
+  if (jwt.q !== json.q) return jwt.q > json.q;
+  return jwt.specificity === 2 && (json.specificity < 2 || jwt.at < json.at);
+}

@@ -1,0 +1,269 @@
+import { createHash } from 'node:crypto';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { epochSeconds, type Clock } from '../../platform/clock.js';
+import type { Client } from '../client.js';
+import { CLIENT_ID, secretMatches } from '../client.js';
+import { TOKEN_ENDPOINT_AUTH_METHODS, usesClientSecret, type TokenEndpointAuthMethod } from '../client-metadata.js';
+import type { ClientRateLimit } from './client-rate-limit.js';
+import { InvalidClient, InvalidRequest } from '../errors.js';
+import { readParams, type FormBody } from '../params.js';
+
+/**
+ * Client authentication at the token, introspection and revocation endpoints: one module, one
+ * rule per method. Framework-free: it takes the Authorization header and the form body.
+ */
+
+/** RFC 7523 §2.2 */
+export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** Client assertion algorithms: asymmetric only. `none` and every HS* are refused (RFC 8725 §3.1). */
+export const CLIENT_ASSERTION_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
+/**
+ * RFC 7523 §3 (4) asks for an exp; a client assertion is made for one request, so Latchkey
+ * rejects one valid for longer than this from now (a long-lived assertion is a bearer
+ * credential in all but name, and its jti would have to be remembered as long).
+ */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
+/** Leeway for the client's clock on exp/nbf/iat. */
+export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
+/** Realm of the WWW-Authenticate challenge (RFC 7617). */
+export const BASIC_REALM = 'latchkey';
+
+export type ClientAuthMethod = TokenEndpointAuthMethod;
+
+export interface AuthenticatedClient {
+  client: Client;
+  method: ClientAuthMethod;
+}
+
+export interface ClientAuthInput {
+  /** The Authorization request header, as received. */
+  authorization?: string | undefined;
+  body: FormBody;
+}
+
+/** Remembers an assertion's jti until `expiresAt`; false when it was already used (replay). */
+export interface AssertionJtiStore {
+  consume(clientId: string, jtiHash: string, expiresAt: Date): Promise<boolean>;
+}
+
+export interface ClientAuthDeps {
+  clients: { get(clientId: string): Promise<Client | undefined> };
+  assertionJtis: AssertionJtiStore;
+  clientKeys: ClientKeys;
+  clock: Clock;
+  /**
+   * Values accepted as a client assertion's `aud` (RFC 7523 §3 (3)): the issuer and the URLs
+   * of the endpoints that authenticate clients (token, introspection, revocation, …).
+   */
+  assertionAudiences: readonly string[];
+  /** This endpoint's per-client limit (src/oauth/client-rate-limit.ts); none: no limit. */
+  clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
+}
+
+/**
+ * 401 invalid_client (RFC 6749 §5.2). `method` (for the failure metric) is what was tried;
+ * `clientId` what was claimed, if anything. With Basic, the response challenges for Basic.
+ */
+export class ClientAuthenticationFailed extends InvalidClient {
+  constructor(readonly method: ClientAuthMethod | 'unknown', readonly clientId: string | undefined, debug: string) {
+    super('client authentication failed', debug);
+    if (method === 'client_secret_basic') this.headers['WWW-Authenticate'] = `Basic realm="${BASIC_REALM}"`;
+  }
+}
+
+/** Form-decoding as application/x-www-form-urlencoded does it (RFC 6749 §2.3.1, Appendix B): '+' is a space. */
+function formDecode(text: string): string {
+  // Most ids and secrets (base64url, as the server makes them) have nothing to decode.
+  if (!text.includes('%') && !text.includes('+')) return text;
+  return decodeURIComponent(text.replace(/\+/g, ' '));
+}
+
+/**
+ * RFC 6749 §2.3.1 + RFC 7617: `Basic base64(urlencode(client_id) ":" urlencode(client_secret))`.
+ * Undefined when the header is absent or not Basic; throws when it is Basic but malformed.
+ */
+function parseBasic(header: string | undefined): { clientId: string; clientSecret: string } | undefined {
+  if (!header) return undefined;
+  const match = /^basic(?: +(.*))?$/is.exec(header.trim());
+  if (!match) return undefined;
+  const encoded = (match[1] ?? '').trim();
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
+    throw new ClientAuthenticationFailed('client_secret_basic', undefined, 'malformed Basic credentials: not base64');
+  }
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new ClientAuthenticationFailed('client_secret_basic', undefined, 'malformed Basic credentials: no colon');
+  try {
+    const clientId = formDecode(decoded.slice(0, colon));
+    const clientSecret = formDecode(decoded.slice(colon + 1));
+    if (!clientId || !clientSecret) throw new Error('empty');
+    return { clientId, clientSecret };
+  } catch {
+    throw new ClientAuthenticationFailed('client_secret_basic', undefined, 'malformed Basic credentials: bad url-encoding or empty part');
+  }
+}
+
+const hashJti = (jti: string) => createHash('sha256').update(jti, 'utf8').digest('hex');
+
+export interface AuthenticateOptions {
+  /** Whether a public client (method `none`) is accepted here: yes at /token and /revoke, no at /introspect. */
+  allowPublic: boolean;
+}
+
+/**
+ * Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3: "MUST
+ * NOT use more than one authentication method in each request") else invalid_request; the
+ * method must be the one the client registered; disabled clients and expired secrets fail like
+ * a wrong secret: 401 invalid_client.
+ */
+export async function authenticateClient(input: ClientAuthInput, deps: ClientAuthDeps, options: AuthenticateOptions): Promise<AuthenticatedClient> {
+  const params = readParams(input.body, ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type']);
+  const basic = parseBasic(input.authorization);
+  const used = [basic && 'basic', params.client_secret !== undefined && 'post', params.client_assertion !== undefined && 'assertion'].filter(Boolean);
+  if (used.length > 1) throw new InvalidRequest('more than one client authentication method used (RFC 6749 §2.3)');
+  if (params.client_assertion_type !== undefined && params.client_assertion === undefined) {
+    throw new InvalidRequest('client_assertion_type without client_assertion');
+  }
+
+  if (basic) {
+    if (params.client_id !== undefined && params.client_id !== basic.clientId) {
+      throw new InvalidRequest('client_id does not match the client authenticated by the Authorization header');
+    }
+    return bySecret('client_secret_basic', basic.clientId, basic.clientSecret, deps);
+  }
+  if (params.client_secret !== undefined) {
+    if (params.client_id === undefined) throw new InvalidRequest('client_secret requires client_id');
+    return bySecret('client_secret_post', params.client_id, params.client_secret, deps);
+  }
+  if (params.client_assertion !== undefined) {
+    return byAssertion(params.client_assertion, params.client_assertion_type, params.client_id, deps);
+  }
+  if (params.client_id !== undefined) {
+    // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
+    const client = await usableClient(params.client_id, 'none', deps);
+    if (!options.allowPublic) throw new ClientAuthenticationFailed('none', client.clientId, 'this endpoint requires an authenticated (confidential) client');
+    return admitted(client, 'none', deps);
+  }
+  throw new ClientAuthenticationFailed('unknown', undefined, 'no client authentication');
+}
+
+/**
+ * A client that has proven who it is, once this endpoint's per-client limit admits it (429 beyond
+ * it): the step after every authentication method's credential check, before the request changes
+ * anything (for an assertion, before its jti is spent).
+ */
+function admitted(client: Client, method: ClientAuthMethod, deps: ClientAuthDeps): AuthenticatedClient {
+  deps.clientRateLimit?.admit(client.clientId);
+  return { client, method };
+}
+
+async function usableClient(clientId: string, method: ClientAuthMethod, deps: ClientAuthDeps): Promise<Client> {
+  // An id no client can have (a NUL byte, which PostgreSQL text cannot even hold, …) is unknown without a lookup.
+  const client = CLIENT_ID.test(clientId) ? await deps.clients.get(clientId) : undefined;
+  if (!client) throw new ClientAuthenticationFailed(method, clientId, 'unknown client');
+  if (client.disabled) throw new ClientAuthenticationFailed(method, clientId, 'client is disabled');
+  if (client.metadata.token_endpoint_auth_method !== method) {
+    throw new ClientAuthenticationFailed(method, clientId, `client is registered for ${client.metadata.token_endpoint_auth_method}, not ${method}`);
+  }
+  return client;
+}
+
+async function bySecret(method: 'client_secret_basic' | 'client_secret_post', clientId: string, secret: string, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
+  const client = await usableClient(clientId, method, deps);
+  if (!usesClientSecret(client.metadata.token_endpoint_auth_method) || !secretMatches(secret, client.secrets, deps.clock.now())) {
+    throw new ClientAuthenticationFailed(method, clientId, 'wrong or expired client secret');
+  }
+  return admitted(client, method, deps);
+}
+
+/** RFC 7523 §3 and §2.2, RFC 7521 §4.2. */
+async function byAssertion(assertion: string, assertionType: string | undefined, clientIdParam: string | undefined, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
+  const fail = (debug: string, clientId?: string) => new ClientAuthenticationFailed('private_key_jwt', clientId, debug);
+  if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw fail(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
+  if (assertion.length > 8192) throw fail('client_assertion too long');
+  let unverified: ReturnType<typeof decodeJwt>;
+  try {
+    unverified = decodeJwt(assertion);
+  } catch {
+    throw fail('client_assertion is not a JWT');
+  }
+  const clientId = unverified.iss;
+  // RFC 7523 §3 (1), (2): iss and sub are both the client_id.
+  if (typeof clientId !== 'string' || !clientId) throw fail('client_assertion has no iss');
+  if (unverified.sub !== clientId) throw fail('client_assertion sub must equal iss (the client_id)', clientId);
+  if (clientIdParam !== undefined && clientIdParam !== clientId) throw fail('client_id does not match the assertion iss', clientId);
+
+  const client = await usableClient(clientId, 'private_key_jwt', deps);
+  const now = deps.clock.now();
+  let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+  try {
+    ({ payload } = await jwtVerify(assertion, deps.clientKeys.keysFor(client), {
+      algorithms: [...CLIENT_ASSERTION_ALGS],
+      issuer: clientId,
+      subject: clientId,
+      audience: [...deps.assertionAudiences],
+      currentDate: now,
+      clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ['exp', 'jti'],
+    }));
+  } catch (err) {
+    throw fail(`client_assertion rejected: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`, clientId);
+  }
+  const exp = payload.exp!;
+  if (exp - epochSeconds(deps.clock) > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS) {
+    throw fail(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME_SECONDS}s away`, clientId);
+  }
+  const jti = payload.jti;
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('client_assertion jti must be a non-empty string', clientId);
+  // Counted before the jti is spent, so a request over the limit spends nothing (concurrent ones
+  // included); a replay gives its count back, so it spends nothing of the client's allowance.
+  const authenticated = admitted(client, 'private_key_jwt', deps);
+  // RFC 7523 §3 (7): the jti is remembered until exp (+ leeway) and a second use is refused.
+  const firstUse = await deps.assertionJtis.consume(clientId, hashJti(jti), new Date((exp + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000));
+  if (!firstUse) {
+    deps.clientRateLimit?.release(clientId);
+    throw fail('client_assertion replayed (jti already used)', clientId);
+  }
+  return authenticated;
+}
+
+/**
+ * The verification keys of each client: its registered `jwks`, or its `jwks_uri` fetched with
+ * jose's remote key set (time-limited fetch, cached, refetched on an unknown kid with a
+ * cooldown, so a client's key rotation is picked up). Remote sets are kept per URI, at most
+ * `maxRemoteSets` of them.
+ */
+export class ClientKeys {
+  private readonly local = new WeakMap<Client, JWTVerifyGetKey>();
+  private readonly remote = new Map<string, JWTVerifyGetKey>();
+
+  constructor(private readonly options: { timeoutMs: number; cacheMaxAgeMs: number; maxRemoteSets?: number } = { timeoutMs: 5000, cacheMaxAgeMs: 10 * 60_000 }) {}
+
+  keysFor(client: Client): JWTVerifyGetKey {
+    const { jwks, jwks_uri: uri } = client.metadata;
+    if (jwks) {
+      let set = this.local.get(client);
+      if (!set) { set = createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]); this.local.set(client, set); }
+      return set;
+    }
+    if (uri) {
+      let set = this.remote.get(uri);
+      if (!set) {
+        set = createRemoteJWKSet(new URL(uri), {
+          timeoutDuration: this.options.timeoutMs,
+          cacheMaxAge: this.options.cacheMaxAgeMs,
+          cooldownDuration: 30_000,
+        });
+        this.remote.set(uri, set);
+        if (this.remote.size > (this.options.maxRemoteSets ?? 1000)) this.remote.delete(this.remote.keys().next().value!);
+      }
+      return set;
+    }
+    return async () => { throw new Error('client has no keys'); };
+  }
+}
+
+/** What discovery advertises of client authentication (RFC 8414 §2): this module's methods and algorithms. */
+export function supportedAuthMethods(): { methods: string[]; signingAlgs: string[] } {
+  return { methods: [...TOKEN_ENDPOINT_AUTH_METHODS], signingAlgs: [...CLIENT_ASSERTION_ALGS] };
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { AuditLog } from '../../platform/observability/audit.js';
+import type { ClientRepository } from './store.js';
+import { hashSecret } from '../client.js';
+import { parseClientMetadata, usesClientSecret, type ClientMetadata } from '../client-metadata.js';
+import { OAuthError } from '../errors.js';
+
+/**
+ * The declarative clients file (CLIENTS_FILE): JSON or YAML, `{ clients: [ … ] }` (or just the
+ * list), each entry RFC 7591 metadata plus `client_id` and, for client_secret_* methods,
+ * `client_secret_env` naming the environment variable that holds the secret. Upserted at
+ * start-up: created when missing, replaced when different, untouched when equal (idempotent).
+ * Clients not in the file are left alone.
+ */
+export class ClientsFileError extends Error {
+  constructor(path: string, message: string) {
+    super(`CLIENTS_FILE ${path}: ${message}`);
+    this.name = 'ClientsFileError';
+  }
+}
+
+/** A secret from the environment must be at least this long (the server's own are 43 characters). */
+export const MIN_ENV_SECRET_LENGTH = 32;
+
+export interface DeclaredClient {
+  clientId: string;
+  metadata: ClientMetadata;
+  secretHash: string | null;
+}
+
+/** Reads and validates the whole file first: nothing is written unless every client is valid. */
+export function readClientsFile(path: string, env: Record<string, string | undefined>): DeclaredClient[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ClientsFileError(path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let document: unknown;
+  try {
+    document = path.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ClientsFileError(path, `is not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const list = Array.isArray(document) ? document : (document as { clients?: unknown } | null)?.clients;
+  if (!Array.isArray(list)) throw new ClientsFileError(path, 'must hold a list of clients (a top-level `clients:` list)');
+
+  const seen = new Set<string>();
+  return list.map((entry, index) => {
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new ClientsFileError(path, `entry ${index + 1} is not an object`);
+    const { client_id: clientId, client_secret_env: secretEnv, ...rest } = entry as Record<string, unknown>;
+    if (typeof clientId !== 'string' || !/^[A-Za-z0-9._~-]{1,200}$/.test(clientId)) {
+      throw new ClientsFileError(path, `entry ${index + 1}: client_id: must be 1-200 characters of A-Z a-z 0-9 . _ ~ -`);
+    }
+    const where = `client "${clientId}"`;
+    if (seen.has(clientId)) throw new ClientsFileError(path, `${where} is declared twice`);
+    seen.add(clientId);
+    if ('client_secret' in rest) throw new ClientsFileError(path, `${where}: client_secret: secrets do not belong in the file; name an environment variable with client_secret_env`);
+    let metadata: ClientMetadata;
+    try {
+      metadata = parseClientMetadata(rest);
+    } catch (err) {
+      if (err instanceof OAuthError) throw new ClientsFileError(path, `${where}: ${err.description}`);
+      throw err;
+    }
+    let secretHash: string | null = null;
+    if (usesClientSecret(metadata.token_endpoint_auth_method)) {
+      if (typeof secretEnv !== 'string' || !secretEnv) {
+        throw new ClientsFileError(path, `${where}: client_secret_env: required for ${metadata.token_endpoint_auth_method} (the environment variable holding the secret)`);
+      }
+      const secret = env[secretEnv];
+      if (!secret) throw new ClientsFileError(path, `${where}: client_secret_env: environment variable ${secretEnv} is not set`);
+      if (secret.length < MIN_ENV_SECRET_LENGTH) {
+        throw new ClientsFileError(path, `${where}: client_secret_env: the secret in ${secretEnv} must be at least ${MIN_ENV_SECRET_LENGTH} characters (e.g. \`openssl rand -base64 32\`)`);
+      }
+      secretHash = hashSecret(secret);
+    } else if (secretEnv !== undefined) {
+      throw new ClientsFileError(path, `${where}: client_secret_env: not used with ${metadata.token_endpoint_auth_method}`);
+    }
+    return { clientId, metadata, secretHash };
+  });
+}
+
+/** Upserts every client of the file; returns what happened to each. */
+export async function applyClientsFile(
+  path: string,
+  env: Record<string, string | undefined>,
+  repository: ClientRepository,
+  audit: AuditLog,
+): Promise<Record<string, 'created' | 'updated' | 'unchanged'>> {
+  const declared = readClientsFile(path, env);
+  const outcome: Record<string, 'created' | 'updated' | 'unchanged'> = {};
+  for (const client of declared) {
+    const result = await repository.upsertDeclared({ ...client, source: 'bootstrap' });
+    outcome[client.clientId] = result;
+    if (result !== 'unchanged') audit.record(result === 'created' ? 'client.created' : 'client.updated', { client_id: client.clientId, source: 'bootstrap' });
+  }
+  return outcome;
+}

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../platform/clock.js';
+import type { AuditLog } from '../../platform/observability/audit.js';
+import type { ClientRepository } from './store.js';
+import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
+import { parseClientMetadata, usesClientSecret, type ClientMetadata } from '../client-metadata.js';
+import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
+
+/** Who made a change, for the audit trail and the `source` column. */
+export type ClientSource = Client['source'];
+
+
+export interface CreatedClient {
+  client: Client;
+  /** Shown once; only its SHA-256 is stored. */
+  clientSecret?: string;
+  /** RFC 7592: shown once to a dynamically registered client. */
+  registrationAccessToken?: string;
+}
+
+/** The JSON a client is shown as (admin API, CLI): metadata and state, never a hash. */
+export function describeClient(client: Client): Record<string, unknown> {
+  return {
+    client_id: client.clientId,
+    client_type: client.clientType,
+    ...client.metadata,
+    disabled: client.disabled,
+    source: client.source,
+    client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
+    created_at: client.createdAt.toISOString(),
+    updated_at: client.updatedAt.toISOString(),
+    client_secrets: client.secrets.map((s, i) => ({ slot: i === 0 ? 'current' : 'previous', expires_at: s.expiresAt?.toISOString() ?? null })),
+  };
+}
+
+/**
+ * Creating, changing and removing clients: the one path the CLI, the admin API, Dynamic Client
+ * Registration and the bootstrap file share. Every input goes through parseClientMetadata.
+ */
+export class ClientRegistry {
+  constructor(
+    private readonly repository: ClientRepository,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
+  ) {}
+
+  private validate(input: unknown, source: ClientSource): ClientMetadata {
+    const metadata = parseClientMetadata(input, { ignoreUnknown: source === 'registration' });
+    // A dynamically registered client cannot declare itself first-party.
+    if (source === 'registration' && metadata.skip_consent) {
+      throw new InvalidClientMetadata('skip_consent: may only be set by an administrator');
+    }
+    return metadata;
+  }
+
+  async create(input: unknown, options: { source: ClientSource; clientId?: string; registrationAccessToken?: boolean; fields?: Record<string, unknown> }): Promise<CreatedClient> {
+    const clientId = options.clientId ?? randomBytes(16).toString('base64url');
+    if (!CLIENT_ID.test(clientId)) throw new InvalidClientMetadata('client_id: must be 1-200 characters of A-Z a-z 0-9 . _ ~ -');
+    const metadata = this.validate(input, options.source);
+    const clientSecret = usesClientSecret(metadata.token_endpoint_auth_method) ? generateSecret() : undefined;
+    const registrationAccessToken = options.registrationAccessToken ? generateSecret() : undefined;
+    const client = await this.repository.insert({
+      clientId,
+      metadata,
+      secretHash: clientSecret ? hashSecret(clientSecret) : null,
+      registrationAccessTokenHash: registrationAccessToken ? hashSecret(registrationAccessToken) : null,
+      source: options.source,
+    });
+    if (!client) throw new InvalidClientMetadata(`client_id: ${clientId} is already registered`);
+    this.audit.record('client.created', { client_id: clientId, source: options.source, ...options.fields });
+    return { client, ...(clientSecret ? { clientSecret } : {}), ...(registrationAccessToken ? { registrationAccessToken } : {}) };
+  }
+
+  async get(clientId: string): Promise<Client> {
+    const client = CLIENT_ID.test(clientId) ? await this.repository.find(clientId) : undefined;
+    if (!client) throw new NotFound(`no client ${clientId}`);
+    return client;
+  }
+
+  list(): Promise<Client[]> {
+    return this.repository.list();
+  }
+
+  /**
+   * Replaces the metadata (RFC 7592 §2.2 semantics); `merge` keeps the members not given
+   * (admin PATCH, CLI update). A switch to a client_secret_* method from one without a secret
+   * generates a secret, returned once.
+   */
+  async update(clientId: string, input: unknown, options: { source: ClientSource; merge?: boolean; fields?: Record<string, unknown> }): Promise<CreatedClient> {
+    const current = await this.get(clientId);
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidClientMetadata('client metadata must be a JSON object');
+    // response_types follow from grant_types (RFC 7591 §2.1): a merge recomputes them unless given.
+    const { response_types: _derived, ...kept } = current.metadata;
+    const next = options.merge ? { ...kept, ...(input as object) } : input;
+    const metadata = this.validate(next, options.source);
+    const needsSecret = usesClientSecret(metadata.token_endpoint_auth_method) && current.secrets.length === 0;
+    const clientSecret = needsSecret ? generateSecret() : undefined;
+    const client = await this.repository.updateMetadata(clientId, metadata, clientSecret ? hashSecret(clientSecret) : undefined);
+    if (!client) throw new NotFound(`no client ${clientId}`);
+    this.audit.record('client.updated', { client_id: clientId, source: options.source, ...options.fields });
+    return { client, ...(clientSecret ? { clientSecret } : {}) };
+  }
+
+  /**
+   * A new secret becomes current at once; the old one keeps working for `overlapSeconds` so
+   * the callers can be switched over (0 ends it now).
+   */
+  async rotateSecret(clientId: string, overlapSeconds: number, options: { source: ClientSource; fields?: Record<string, unknown> }): Promise<CreatedClient> {
+    const current = await this.get(clientId);
+    if (!usesClientSecret(current.metadata.token_endpoint_auth_method)) {
+      throw new InvalidRequest(`client ${clientId} authenticates with ${current.metadata.token_endpoint_auth_method} and has no secret`);
+    }
+    const clientSecret = generateSecret();
+    const previousExpiresAt = new Date(this.clock.now().getTime() + overlapSeconds * 1000);
+    const client = await this.repository.rotateSecret(clientId, hashSecret(clientSecret), previousExpiresAt);
+    if (!client) throw new NotFound(`no client ${clientId}`);
+    this.audit.record('client.secret_rotated', { client_id: clientId, source: options.source, previous_expires_at: previousExpiresAt.toISOString(), ...options.fields });
+    return { client, clientSecret };
+  }
+
+  async setDisabled(clientId: string, disabled: boolean, options: { source: ClientSource; fields?: Record<string, unknown> }): Promise<Client> {
+    const client = CLIENT_ID.test(clientId) ? await this.repository.setDisabled(clientId, disabled) : undefined;
+    if (!client) throw new NotFound(`no client ${clientId}`);
+    this.audit.record(disabled ? 'client.disabled' : 'client.enabled', { client_id: clientId, source: options.source, ...options.fields });
+    return client;
+  }
+
+  async delete(clientId: string, options: { source: ClientSource; fields?: Record<string, unknown> }): Promise<void> {
+    const deleted = CLIENT_ID.test(clientId) && await this.repository.delete(clientId);
+    if (!deleted) throw new NotFound(`no client ${clientId}`);
+    this.audit.record('client.deleted', { client_id: clientId, source: options.source, ...options.fields });
+  }
+
+  /** RFC 7592 §3: does this registration access token belong to this client? (constant-time) */
+  async registrationAccessTokenMatches(clientId: string, token: string): Promise<boolean> {
+    if (!CLIENT_ID.test(clientId)) return false;
+    return hashMatches(token, await this.repository.registrationAccessTokenHash(clientId));
+  }
+}

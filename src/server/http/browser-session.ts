@@ -1,0 +1,61 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomToken, safeEqual, sha256 } from '../../platform/crypto.js';
+import type { SessionRepository, SsoSession } from '../../users/session-store.js';
+
+/**
+ * The browser's side of sign-in: the SSO session cookie and the CSRF cookie. On an https
+ * issuer both use the `__Host-` prefix (Secure, Path=/, no Domain: no subdomain can plant or
+ * read them); both are HttpOnly and SameSite=Lax.
+ */
+export class BrowserCookies {
+  readonly sessionName: string;
+  readonly csrfName: string;
+  private readonly secure: boolean;
+
+  constructor(issuer: string) {
+    this.secure = issuer.startsWith('https:');
+    const prefix = this.secure ? '__Host-' : '';
+    this.sessionName = `${prefix}latchkey_session`;
+    this.csrfName = `${prefix}latchkey_csrf`;
+  }
+
+  private options(maxAgeSeconds?: number) {
+    return { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: this.secure, ...(maxAgeSeconds !== undefined ? { maxAge: maxAgeSeconds } : {}) };
+  }
+
+  setSession(reply: FastifyReply, sessionId: string, maxAgeSeconds: number): void {
+    reply.setCookie(this.sessionName, sessionId, this.options(maxAgeSeconds));
+  }
+
+  clearSession(reply: FastifyReply): void {
+    reply.clearCookie(this.sessionName, this.options());
+  }
+
+  sessionId(req: FastifyRequest): string | undefined {
+    const v = req.cookies[this.sessionName];
+    return v && /^[A-Za-z0-9_-]{43}$/.test(v) ? v : undefined;
+  }
+
+  /** The live session of this browser (its idle expiry slid forward), if any. */
+  async session(req: FastifyRequest, sessions: SessionRepository, idleTtl: number, now: Date): Promise<SsoSession | undefined> {
+    const id = this.sessionId(req);
+    return id ? sessions.touch(sha256(id), idleTtl, now) : undefined;
+  }
+
+  /**
+   * The CSRF token for a form: double-submit of a random cookie value. Reuses the browser's
+   * cookie when it has one, so several open tabs stay valid.
+   */
+  csrfToken(req: FastifyRequest, reply: FastifyReply): string {
+    const existing = req.cookies[this.csrfName];
+    if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+    const token = randomToken();
+    reply.setCookie(this.csrfName, token, this.options());
+    return token;
+  }
+
+  csrfValid(req: FastifyRequest, submitted: unknown): boolean {
+    const cookie = req.cookies[this.csrfName];
+    return typeof submitted === 'string' && typeof cookie === 'string' && cookie.length === 43 && safeEqual(cookie, submitted);
+  }
+}

@@ -1,0 +1,47 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../platform/db/schema.js';
+
+/**
+ * Failure counters for the login form, keyed by account and by client IP. Counting is one
+ * atomic upsert, so concurrent guesses from many instances all count.
+ */
+export class LoginThrottleRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** When `key` may try again (undefined: now). */
+  async blockedUntil(keys: string[], now: Date): Promise<Date | undefined> {
+    if (keys.length === 0) return undefined;
+    const row = await this.db.selectFrom('login_throttle')
+      .select((eb) => eb.fn.max('blocked_until').as('until'))
+      .where('key', 'in', keys).where('blocked_until', '>', now)
+      .executeTakeFirst();
+    return row?.until ? new Date(row.until) : undefined;
+  }
+
+  /**
+   * Counts one failure for `key` and returns the new count. A key whose last failure is older
+   * than `windowSeconds` starts again from one. `blockFor(count)` gives the delay (seconds, 0 for none).
+   */
+  async recordFailure(key: string, now: Date, windowSeconds: number, blockFor: (failures: number) => number): Promise<number> {
+    const windowStart = new Date(now.getTime() - windowSeconds * 1000);
+    const row = await this.db.insertInto('login_throttle')
+      .values({ key, failures: 1, blocked_until: null, last_failure_at: now })
+      .onConflict((oc) => oc.column('key').doUpdateSet({
+        failures: sql<number>`case when login_throttle.last_failure_at < ${windowStart} then 1 else login_throttle.failures + 1 end`,
+        last_failure_at: now,
+      }))
+      .returning('failures')
+      .executeTakeFirstOrThrow();
+    const seconds = blockFor(row.failures);
+    if (seconds > 0) {
+      await this.db.updateTable('login_throttle')
+        .set({ blocked_until: new Date(now.getTime() + seconds * 1000) })
+        .where('key', '=', key).execute();
+    }
+    return row.failures;
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.db.deleteFrom('login_throttle').where('key', '=', key).execute();
+  }
+}
