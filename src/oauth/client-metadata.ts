@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { SIGNING_ALGS } from '../platform/keys/keyring.js';
+import { isHttpsOrLoopbackHttp, isLoopbackHost } from '../platform/uris.js';
 import { InvalidClientMetadata, InvalidRedirectUri } from './errors.js';
+import { isScopeToken } from './scope.js';
 
 /**
  * The one schema every way of managing clients goes through (CLI, admin API, Dynamic Client
@@ -22,9 +25,6 @@ export const KNOWN_GRANT_TYPES = [
 
 export const KNOWN_RESPONSE_TYPES = ['code'] as const;
 
-/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 /**
  * Why a redirect URI is refused, or undefined when it is acceptable: https; http only on a
@@ -44,7 +44,7 @@ export function redirectUriProblem(uri: string): string | undefined {
   const scheme = url.protocol.slice(0, -1);
   if (scheme === 'https') return url.hostname ? undefined : 'must name a host';
   if (scheme === 'http') {
-    return LOOPBACK_HOSTS.has(url.hostname) ? undefined : 'http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https';
+    return isLoopbackHost(url.hostname) ? undefined : 'http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https';
   }
   if (['javascript', 'data', 'file', 'vbscript', 'about', 'blob'].includes(scheme)) return `the ${scheme}: scheme is not allowed`;
   // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
@@ -60,7 +60,7 @@ const redirectUri = z.string().superRefine((uri, ctx) => {
 const webUri = z.string().superRefine((uri, ctx) => {
   let url: URL | undefined;
   try { url = new URL(uri); } catch { /* below */ }
-  if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))) {
+  if (!url || !isHttpsOrLoopbackHttp(url)) {
     ctx.addIssue({ code: 'custom', message: 'must be an https URL (http only on loopback)' });
   }
 });
@@ -77,7 +77,7 @@ export function isResourceIndicator(value: string): boolean {
 }
 
 const scopeString = z.string().max(2000).refine(
-  (s) => s === '' || s.split(' ').every((t) => SCOPE_TOKEN.test(t)),
+  (s) => s === '' || s.split(' ').every(isScopeToken),
   'must be scope tokens separated by single spaces (RFC 6749 §3.3)',
 );
 
@@ -88,7 +88,7 @@ const publicJwk = z.looseObject({
 }).refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk), 'must hold public keys only (no private members)');
 
 /** The JWS algs a client may ask its signed responses (ID tokens, JWT introspection) in: those the key manager can hold. */
-const signedResponseAlg = z.enum(['ES256', 'EdDSA', 'RS256', 'PS256'], { error: 'must be ES256, EdDSA, RS256 or PS256' });
+const signedResponseAlg = z.enum(SIGNING_ALGS, { error: `must be ${SIGNING_ALGS.slice(0, -1).join(', ')} or ${SIGNING_ALGS.at(-1)}` });
 
 const metadataObject = z.strictObject({
   redirect_uris: z.array(redirectUri).max(50).default([]),
@@ -227,8 +227,4 @@ export function clientTypeOf(metadata: ClientMetadata): 'confidential' | 'public
 /** Methods whose client holds a server-generated secret. */
 export function usesClientSecret(method: TokenEndpointAuthMethod): boolean {
   return method === 'client_secret_basic' || method === 'client_secret_post';
-}
-
-export function scopeList(scope: string | undefined): string[] {
-  return (scope ?? '').split(' ').filter(Boolean);
 }

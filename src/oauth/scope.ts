@@ -1,8 +1,31 @@
 import type { Client } from './client.js';
-import { isResourceIndicator, scopeList } from './client-metadata.js';
-import { InvalidRequest, InvalidScope, InvalidTarget } from './errors.js';
+import { InvalidScope } from './errors.js';
 
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export function isScopeToken(token: string): boolean {
+  return SCOPE_TOKEN.test(token);
+}
+
+/** A space-separated scope as its list of tokens (none for an empty or absent scope). */
+export function scopeList(scope: string | undefined): string[] {
+  return (scope ?? '').split(' ').filter(Boolean);
+}
+
+/**
+ * The scope-tokens of a requested `scope` (RFC 6749 §3.3), each one within `allowed`; a token
+ * outside it is invalid_scope, the description saying what the limit was.
+ */
+function requestedWithin(requested: string, allowed: ReadonlySet<string>, limit: string): string[] {
+  const tokens = requested.split(' ');
+  if (!tokens.every(isScopeToken)) {
+    throw new InvalidScope('scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
+  }
+  const outside = tokens.filter((t) => !allowed.has(t));
+  if (outside.length > 0) throw new InvalidScope(`${limit}: ${[...new Set(outside)].join(' ').slice(0, 200)}`);
+  return tokens;
+}
 
 /**
  * The scope granted for a request (RFC 6749 §3.3): every requested scope-token must be one the
@@ -14,14 +37,15 @@ export function grantedScope(requested: string | undefined, client: Client): str
   if (requested === undefined) {
     return scopeList(client.metadata.default_scope ?? client.metadata.scope).join(' ');
   }
-  const tokens = requested.split(' ');
-  if (tokens.some((t) => !SCOPE_TOKEN.test(t))) {
-    throw new InvalidScope('scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
-  }
-  const allowed = allowedScopes(client);
-  const outside = tokens.filter((t) => !allowed.has(t));
-  if (outside.length > 0) throw new InvalidScope(`scope not allowed for this client: ${[...new Set(outside)].join(' ').slice(0, 200)}`);
+  const tokens = requestedWithin(requested, allowedScopes(client), 'scope not allowed for this client');
   return tokens.length === 1 ? requested : [...new Set(tokens)].join(' ');
+}
+
+/** RFC 6749 §6: a refresh may narrow the scope granted, never widen it; omitted, it is the scope granted. */
+export function narrowedScope(requested: string | undefined, granted: string): string {
+  if (requested === undefined) return granted;
+  const tokens = requestedWithin(requested, new Set(scopeList(granted)), 'scope exceeds the scope originally granted (RFC 6749 §6)');
+  return [...new Set(tokens)].join(' ');
 }
 
 /** A client's allowed scopes as a set, made once per loaded client (client objects are immutable; a change loads a new one). */
@@ -30,24 +54,4 @@ function allowedScopes(client: Client): Set<string> {
   let set = allowedSets.get(client);
   if (!set) { set = new Set(scopeList(client.metadata.scope)); allowedSets.set(client, set); }
   return set;
-}
-
-/**
- * The audience of a token from the RFC 8707 `resource` parameter(s): each must be an absolute
- * URI without a fragment (§2) and one of the client's registered `resources` or the issuer
- * (this server's own resource, UserInfo), else invalid_target. None requested: the client's
- * first registered resource, or the issuer when it registered none.
- */
-export function resolveAudience(resources: readonly string[], client: Client, issuer: string): string | string[] {
-  if (resources.length > 10) throw new InvalidRequest('too many resource parameters');
-  const allowed = client.metadata.resources;
-  if (resources.length === 0) return allowed[0] ?? issuer;
-  for (const resource of resources) {
-    // A registered resource is a valid indicator (checked at registration): only others are parsed.
-    if (resource === issuer || allowed.includes(resource)) continue;
-    if (!isResourceIndicator(resource)) throw new InvalidTarget('resource must be an absolute URI without a fragment (RFC 8707 §2)');
-    throw new InvalidTarget('resource not allowed for this client');
-  }
-  const unique = [...new Set(resources)];
-  return unique.length === 1 ? unique[0]! : unique;
 }

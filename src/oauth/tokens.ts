@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { epochSeconds, type Clock } from '../platform/clock.js';
 import { signJwt, verifyJwt } from '../platform/keys/jws.js';
-import type { KeyRing, SigningAlg } from '../platform/keys/keyring.js';
+import { SIGNING_ALGS, type KeyRing, type SigningAlg } from '../platform/keys/keyring.js';
 import { TemporarilyUnavailable } from './errors.js';
 import { sha256 } from '../platform/crypto.js';
 
@@ -14,8 +14,16 @@ import { sha256 } from '../platform/crypto.js';
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** The longest lifetime any access token can have (ACCESS_TOKEN_TTL and a client's access_token_ttl are capped here). */
 export const MAX_ACCESS_TOKEN_TTL = 86400;
+
+/**
+ * Until when a revocation made now must be remembered: no access token issued before it can
+ * live longer (the jti denylist and the revoked-grants set keep their entries this long).
+ */
+export function revocationHorizon(now: Date): Date {
+  return new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000);
+}
 /** Algorithms an access token may be verified with (never `none`, never HMAC). */
-export const ACCESS_TOKEN_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA', 'RS256', 'PS256'];
+export const ACCESS_TOKEN_ALGS: readonly SigningAlg[] = SIGNING_ALGS;
 
 export interface AccessTokenDeps {
   keys: KeyRing;

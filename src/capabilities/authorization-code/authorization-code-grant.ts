@@ -1,8 +1,9 @@
+import { narrowedAudience } from '../../oauth/audience.js';
 import { sha256 } from '../../platform/crypto.js';
-import { InvalidGrant, InvalidRequest, InvalidTarget } from '../../oauth/errors.js';
+import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
 import { CODE_VERIFIER, s256Challenge } from './pkce.js';
 import { mayIssueRefreshToken, startRefreshFamily } from '../../oauth/refresh-families/rotation.js';
-import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../../oauth/tokens.js';
+import { assertIdTokenSignable, issueUserTokens, revocationHorizon } from '../../oauth/tokens.js';
 import { tokenResponse, type Grant } from '../../oauth/token-endpoint/grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
@@ -39,7 +40,7 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
       case 'replayed': {
         // RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice was stolen or leaked; revoke what it gave.
         const c = redemption.code;
-        await deps.revokeGrant(c.grant_id, c.client_id, 'authorization_code_replayed', new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000));
+        await deps.revokeGrant(c.grant_id, c.client_id, 'authorization_code_replayed', revocationHorizon(now));
         throw new InvalidGrant('the authorization code was already used; the tokens issued from it are revoked', `grant ${c.grant_id} revoked`);
       }
       case 'mismatch': {
@@ -56,13 +57,7 @@ export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verif
     if (!user || user.disabled) throw new InvalidGrant('the user of this authorization code is no longer active');
 
     // RFC 8707 §2.2: the token request may narrow the audience the authorization request named.
-    const authorized = ([] as string[]).concat(granted.audience as string | string[]);
-    let aud: string | string[] = granted.audience as string | string[];
-    if (resources.length > 0) {
-      if (resources.some((r) => !authorized.includes(r))) throw new InvalidTarget('resource was not part of the authorization request');
-      const unique = [...new Set(resources)];
-      aud = unique.length === 1 ? unique[0]! : unique;
-    }
+    const aud = narrowedAudience(resources, granted.audience as string | string[], 'resource was not part of the authorization request');
 
     const { accessToken: token, idToken } = await issueUserTokens(deps, {
       grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,

@@ -1,3 +1,4 @@
+import { LOOPBACK_HOSTS } from '../../platform/uris.js';
 import type { Client } from '../../oauth/client.js';
 import {
   InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
@@ -5,7 +6,8 @@ import {
 } from '../../oauth/errors.js';
 import { readParams, readRepeatedParam, type FormBody } from '../../oauth/params.js';
 import { CODE_CHALLENGE } from './pkce.js';
-import { grantedScope, resolveAudience } from '../../oauth/scope.js';
+import { grantedScope } from '../../oauth/scope.js';
+import { resolveAudience } from '../../oauth/audience.js';
 import { issuesIdToken } from '../../oauth/tokens.js';
 
 /**
@@ -75,7 +77,11 @@ const AUTHORIZATION_PARAMETERS = [
   'id_token_hint', 'ui_locales', 'claims_locales', 'acr_values', 'display', 'claims',
 ] as const;
 
-const LOOPBACK_REDIRECT = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?([/?].*)?$/;
+const LOOPBACK_REDIRECT = new RegExp(`^http://(${[...LOOPBACK_HOSTS].map(escapeRegExp).join('|')})(?::(\\d{1,5}))?([/?].*)?$`);
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /**
  * RFC 6749 §3.1.2.3 + RFC 9700 §4.1.3: exact string match against a registered redirect URI.

@@ -1,5 +1,6 @@
 import { issueAccessToken } from '../../oauth/tokens.js';
-import { grantedScope, resolveAudience } from '../../oauth/scope.js';
+import { grantedScope } from '../../oauth/scope.js';
+import { resolveAudience } from '../../oauth/audience.js';
 import { tokenResponse, type Grant } from '../../oauth/token-endpoint/grant.js';
 
 /**

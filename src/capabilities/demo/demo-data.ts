@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../../platform/uris.js';
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../../server/app.js';
 import type { ClientRegistry } from '../../oauth/clients/registry.js';
@@ -10,8 +11,7 @@ export const DEMO_USERNAME = 'demo';
 
 /** An issuer on this machine (localhost, 127.0.0.1, [::1]): where the demo data may be made. */
 export function isLoopbackIssuer(issuer: string): boolean {
-  const host = new URL(issuer).hostname;
-  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
+  return isLoopbackHost(new URL(issuer).hostname);
 }
 
 export interface DemoCredentials {

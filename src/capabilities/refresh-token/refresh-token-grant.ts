@@ -1,8 +1,9 @@
-import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } from '../../oauth/errors.js';
+import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
 import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
 import { sha256 } from '../../platform/crypto.js';
-import { assertIdTokenSignable, issueUserTokens, MAX_ACCESS_TOKEN_TTL } from '../../oauth/tokens.js';
-import { scopeList } from '../../oauth/client-metadata.js';
+import { assertIdTokenSignable, issueUserTokens, revocationHorizon } from '../../oauth/tokens.js';
+import { narrowedScope, scopeList } from '../../oauth/scope.js';
+import { narrowedAudience } from '../../oauth/audience.js';
 import { tokenResponse, type Grant } from '../../oauth/token-endpoint/grant.js';
 
 /**
@@ -16,28 +17,7 @@ export class RefreshTokenReused extends InvalidGrant {
   }
 }
 
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const INVALID = 'the refresh token is invalid, expired or revoked';
-
-/** RFC 6749 §6: the scope may be narrowed, never widened; omitted, it is the scope granted. */
-function narrowedScope(requested: string | undefined, granted: string): string {
-  if (requested === undefined) return granted;
-  const tokens = requested.split(' ');
-  if (tokens.some((t) => !SCOPE_TOKEN.test(t))) throw new InvalidScope('scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
-  const allowed = new Set(granted.split(' ').filter(Boolean));
-  const outside = tokens.filter((t) => !allowed.has(t));
-  if (outside.length > 0) throw new InvalidScope(`scope exceeds the scope originally granted (RFC 6749 §6): ${[...new Set(outside)].join(' ').slice(0, 200)}`);
-  return [...new Set(tokens)].join(' ');
-}
-
-/** RFC 8707 §2.2: a refresh may narrow the audience to resources of the original grant. */
-function narrowedAudience(resources: string[], granted: string | string[]): string | string[] {
-  if (resources.length === 0) return granted;
-  const authorized = ([] as string[]).concat(granted);
-  if (resources.some((r) => !authorized.includes(r))) throw new InvalidTarget('resource was not part of the original grant');
-  const unique = [...new Set(resources)];
-  return unique.length === 1 ? unique[0]! : unique;
-}
 
 /**
  * What a family's audience still may be: the resources it was granted that the client still has
@@ -79,7 +59,7 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
     // registered scope or resources since): a family never outlives a change of the client's registration.
     const allowed = new Set(scopeList(client.metadata.scope));
     const scope = narrowedScope(requested, family.scope.split(' ').filter((t) => allowed.has(t)).join(' '));
-    const aud = narrowedAudience(resources, stillRegisteredAudience(family.audience as string | string[], client.metadata.resources, deps.issuer));
+    const aud = narrowedAudience(resources, stillRegisteredAudience(family.audience as string | string[], client.metadata.resources, deps.issuer), 'resource was not part of the original grant');
     const user = await deps.users.findById(family.user_id);
     if (!user || user.disabled) throw new InvalidGrant('the user of this grant is no longer active');
 
@@ -103,7 +83,7 @@ export const refreshTokenGrant: Grant<'refresh_token' | 'scope'> = {
         issued = { token: successor, generation: found.generation + 1, outcome: 'grace' };
       } else {
         // RFC 9700 §4.14.2: one of the two parties holding this family's tokens is not its client. Revoke it all.
-        await deps.revokeGrant(family.id, family.client_id, 'refresh_token_reused', new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000));
+        await deps.revokeGrant(family.id, family.client_id, 'refresh_token_reused', revocationHorizon(now));
         throw new RefreshTokenReused(family.id, family.client_id, family.user_id, found.generation);
       }
     }

@@ -4,7 +4,7 @@ import { InvalidRequest } from '../../oauth/errors.js';
 import { readParams } from '../../oauth/params.js';
 import { REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
 import { sha256 } from '../../platform/crypto.js';
-import { MAX_ACCESS_TOKEN_TTL, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
+import { revocationHorizon, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
 import type { StoredRefreshToken } from '../../oauth/refresh-families/store.js';
 
 /** What happened, for the metric and the audit event; the client gets 200 (RFC 7009 §2.2) unless the token is another client's. */
@@ -60,7 +60,7 @@ export const refreshTokenRevocation: RevocationHandler = {
     // The same rule as for access tokens: another client's token is refused and left as it is.
     if (found.family.client_id !== caller.client.clientId) throw new InvalidRequest('the token was not issued to this client (RFC 7009 §2.1)');
     if (found.family.revoked_at !== null) return { revoked: false, kind: 'refresh_token', reason: 'already revoked' };
-    const expiresAt = new Date(deps.clock.now().getTime() + MAX_ACCESS_TOKEN_TTL * 1000);
+    const expiresAt = revocationHorizon(deps.clock.now());
     await deps.revokeGrant(found.family.id, found.family.client_id, 'revoked_by_client', expiresAt);
     return { revoked: true, kind: 'refresh_token', familyId: found.family.id };
   },

@@ -1,3 +1,4 @@
+import { SIGNING_ALGS } from '../../platform/keys/keyring.js';
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { epochSeconds, type Clock } from '../../platform/clock.js';
@@ -16,7 +17,7 @@ import { readParams, type FormBody } from '../params.js';
 /** RFC 7523 §2.2 */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Client assertion algorithms: asymmetric only. `none` and every HS* are refused (RFC 8725 §3.1). */
-export const CLIENT_ASSERTION_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
+export const CLIENT_ASSERTION_ALGS = SIGNING_ALGS;
 /**
  * RFC 7523 §3 (4) asks for an exp; a client assertion is made for one request, so Latchkey
  * rejects one valid for longer than this from now (a long-lived assertion is a bearer

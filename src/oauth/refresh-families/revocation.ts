@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../platform/clock.js';
-import { MAX_ACCESS_TOKEN_TTL } from '../tokens.js';
+import { revocationHorizon } from '../tokens.js';
 import type { AuditFields, AuditLog } from '../../platform/observability/audit.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import type { ConsentRepository } from '../consent-store.js';
@@ -70,7 +70,7 @@ export class FamilyRevocation {
     const now = deps.clock.now();
     await deps.families.expirePendingCodes(filter, now);
     // Families and their grants in one statement; then this instance's set, and one NOTIFY.
-    const expiresAt = new Date(now.getTime() + MAX_ACCESS_TOKEN_TTL * 1000);
+    const expiresAt = revocationHorizon(now);
     const revoked = await deps.families.revokeFamilies(filter, reason, now, { reason: 'admin', expiresAt });
     await deps.revokedGrants.addWritten(revoked.map((f) => f.id), expiresAt);
     const pair = filter.userId !== undefined && filter.clientId !== undefined;

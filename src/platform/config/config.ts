@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import type { SigningAlg } from '../keys/keyring.js';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/keyring.js';
+import { isHttpsOrLoopbackHttp } from '../uris.js';
 
 /**
  * The whole configuration of a Latchkey process: one zod schema over the environment.
@@ -84,8 +85,6 @@ const scopeDescriptions = z.string().transform((text, ctx) => {
   return value as Record<string, string>;
 });
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /** RFC 8414 §2: the issuer is an https URL with no query or fragment; http is accepted on loopback only. */
 const issuer = z.string().transform((text, ctx) => {
   let url: URL;
@@ -95,7 +94,7 @@ const issuer = z.string().transform((text, ctx) => {
     ctx.addIssue({ code: 'custom', message: `must be an absolute URL such as https://id.example.com (got "${text}")` });
     return z.NEVER;
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+  if (!isHttpsOrLoopbackHttp(url)) {
     ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost, 127.0.0.1 or [::1])' });
     return z.NEVER;
   }
@@ -112,7 +111,7 @@ const issuer = z.string().transform((text, ctx) => {
 });
 
 /** JWS algorithms the key manager can generate keys for (RFC 7518 §3.1, RFC 8037 §3.1). */
-export const SUPPORTED_SIGNING_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const satisfies readonly SigningAlg[];
+export const SUPPORTED_SIGNING_ALGS = SIGNING_ALGS;
 
 const signingAlgs = z.string().transform((text, ctx) => {
   const algs = text.split(',').map((a) => a.trim()).filter((a) => a !== '');

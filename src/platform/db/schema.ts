@@ -1,3 +1,4 @@
+import type { SigningAlg } from '../keys/keyring.js';
 import type { Generated } from 'kysely';
 
 /**
@@ -80,7 +81,7 @@ export type SigningKeyState = 'next' | 'active' | 'retired' | 'removed' | 'revok
 
 export interface SigningKeysTable {
   kid: string;
-  alg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256';
+  alg: SigningAlg;
   state: SigningKeyState;
   /** Public members only (kty, crv/x/y or n/e), as published. */
   public_jwk: Record<string, unknown>;

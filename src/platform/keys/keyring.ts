@@ -5,7 +5,12 @@ import type { CryptoKey, KeyObject } from 'jose';
  * with, and the key to verify a `kid` with. Both answer from memory (no database read on the
  * token hot path); the key manager behind them loads, rotates and publishes the keys.
  */
-export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256' | 'PS256';
+/**
+ * The JWS algorithms Latchkey signs and verifies with (RFC 7518 §3.1, RFC 8037 §3.1): the key
+ * manager's keys, access tokens, client assertions and signed responses all read this one list.
+ */
+export const SIGNING_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 export interface SigningKey {
   kid: string;
