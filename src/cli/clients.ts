@@ -1,3 +1,4 @@
+import { GRANT_TYPES } from '../server/capabilities.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -145,7 +146,7 @@ export const clientsCommand: Command = {
       const auditEvents = new AuditEventRepository(store.db);
       const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
       try {
-        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock);
+        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, GRANT_TYPES);
         const options = { source: 'cli' as const, fields: { user: process.env.USER } };
         switch (sub) {
           case 'create':

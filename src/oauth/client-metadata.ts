@@ -15,14 +15,6 @@ import { isScopeToken } from './scope.js';
 export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
-/** Grant types a client may register for; the token endpoint only serves the ones implemented. */
-export const KNOWN_GRANT_TYPES = [
-  'authorization_code',
-  'refresh_token',
-  'client_credentials',
-  'urn:ietf:params:oauth:grant-type:device_code',
-] as const;
-
 export const KNOWN_RESPONSE_TYPES = ['code'] as const;
 
 
@@ -94,7 +86,8 @@ const metadataObject = z.strictObject({
   redirect_uris: z.array(redirectUri).max(50).default([]),
   post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
   token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).default('client_secret_basic'),
-  grant_types: z.array(z.enum(KNOWN_GRANT_TYPES)).min(1).max(10).default(['authorization_code']),
+  /** The grant types the server serves, no other (metadataSchema checks them against the registry). */
+  grant_types: z.array(z.string()).min(1).max(10).default(['authorization_code']),
   response_types: z.array(z.enum(KNOWN_RESPONSE_TYPES)).max(5).optional(),
   client_name: z.string().min(1).max(200).optional(),
   client_uri: webUri.optional(),
@@ -144,21 +137,34 @@ const metadataObject = z.strictObject({
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;
-export type ClientMetadataInput = z.input<typeof metadataObject>;
+
+/** The grant types a client may register for, and each one's rules on the rest of its metadata (src/oauth/token-endpoint/registry.ts). */
+export interface RegistrableGrantTypes {
+  has(grantType: string): boolean;
+  grantTypes(): string[];
+  clientMetadataProblems(metadata: ClientMetadata): string[];
+}
+
+/** The metadata schema of a server with these grant types: an unknown grant type is refused where the member is read. */
+const schemas = new WeakMap<RegistrableGrantTypes, typeof metadataObject>();
+function metadataSchema(grantTypes: RegistrableGrantTypes): typeof metadataObject {
+  let schema = schemas.get(grantTypes);
+  if (!schema) {
+    const grantType = z.string().refine((type) => grantTypes.has(type), `must be one of ${grantTypes.grantTypes().join(', ')}`);
+    schema = metadataObject.extend({ grant_types: z.array(grantType).min(1).max(10).default(['authorization_code']) });
+    schemas.set(grantTypes, schema);
+  }
+  return schema;
+}
 
 /** The cross-member rules: each a problem message or nothing. */
-function consistencyProblems(m: ClientMetadata): string[] {
+function consistencyProblems(m: ClientMetadata, grantTypes: RegistrableGrantTypes): string[] {
   const problems: string[] = [];
   if (m.jwks && m.jwks_uri) problems.push('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (m.token_endpoint_auth_method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) {
     problems.push('private_key_jwt requires jwks or jwks_uri');
   }
-  if (m.token_endpoint_auth_method === 'none' && m.grant_types.includes('client_credentials')) {
-    problems.push('client_credentials requires a confidential client (token_endpoint_auth_method other than none)');
-  }
-  if (m.grant_types.includes('authorization_code') && m.redirect_uris.length === 0) {
-    problems.push('authorization_code requires at least one redirect_uri');
-  }
+  problems.push(...grantTypes.clientMetadataProblems(m));
   if (m.refresh_token_idle_ttl !== undefined && m.refresh_token_absolute_ttl !== undefined && m.refresh_token_idle_ttl > m.refresh_token_absolute_ttl) {
     problems.push('refresh_token_idle_ttl must not exceed refresh_token_absolute_ttl');
   }
@@ -187,7 +193,7 @@ function pathWithNul(value: unknown, path = '', depth = 0): string | undefined {
   return undefined;
 }
 
-export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
+export function parseClientMetadata(input: unknown, options: { grantTypes: RegistrableGrantTypes; ignoreUnknown?: boolean }): ClientMetadata {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidClientMetadata('client metadata must be a JSON object');
   }
@@ -199,7 +205,7 @@ export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: b
   // PostgreSQL cannot store a NUL byte in text or jsonb, and no metadata value needs one.
   const nul = pathWithNul(known);
   if (nul !== undefined) throw new InvalidClientMetadata(`${nul || 'metadata'}: must not contain a NUL byte`);
-  const parsed = metadataObject.safeParse(known);
+  const parsed = metadataSchema(options.grantTypes).safeParse(known);
   if (!parsed.success) {
     const redirect = parsed.error.issues.find((i) => i.path[0] === 'redirect_uris' || i.path[0] === 'post_logout_redirect_uris');
     if (redirect) throw new InvalidRedirectUri(`${String(redirect.path[0])}: ${redirect.message}`);
@@ -214,7 +220,7 @@ export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: b
   } else if (metadata.response_types.includes('code') !== metadata.grant_types.includes('authorization_code')) {
     throw new InvalidClientMetadata('response_types: "code" goes with the authorization_code grant type and only with it (RFC 7591 §2.1)');
   }
-  const problems = consistencyProblems(metadata);
+  const problems = consistencyProblems(metadata, options.grantTypes);
   if (problems.length > 0) throw new InvalidClientMetadata(problems[0]!);
   return metadata;
 }

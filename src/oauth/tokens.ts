@@ -33,6 +33,9 @@ export interface AccessTokenDeps {
   verified?: VerifiedAccessTokens;
 }
 
+/** What issuing a grant's tokens takes: the signing keys, the clock, the issuer and the default lifetimes. */
+export type TokenIssuingDeps = AccessTokenDeps & { accessTokenTtl: number; idTokenTtl: number };
+
 /**
  * The claims of access tokens whose signature this instance has verified, so a token presented
  * again (a resource server introspects it on every API call) costs no second signature check —
@@ -253,7 +256,7 @@ export interface UserGrant {
  * Core §3.1.3.3; §12.2 for a refresh, which passes no nonce).
  */
 export async function issueUserTokens(
-  deps: AccessTokenDeps & { accessTokenTtl: number; idTokenTtl: number }, grant: UserGrant,
+  deps: TokenIssuingDeps, grant: UserGrant,
 ): Promise<{ accessToken: IssuedAccessToken; idToken?: string }> {
   const accessToken = issueAccessToken(deps, {
     sub: grant.sub,

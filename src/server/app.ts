@@ -15,38 +15,17 @@ import { enforceAuditRetention } from '../platform/observability/audit-retention
 import { createLogger } from '../platform/observability/logger.js';
 import { createMetrics, type Metrics } from '../platform/observability/metrics.js';
 import { instrumentStore } from '../platform/observability/db-metrics.js';
-import type { KeyRing } from '../platform/keys/keyring.js';
 import { KeyManager } from '../platform/keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/jwks-and-discovery.js';
 import { DiscoveryRegistry } from '../oauth/discovery.js';
-import { loginRoutes } from '../capabilities/login/routes.js';
-import { serverSessionEndNotifier, type SessionEndNotifier } from '../users/session-end.js';
-import { createPasswordHasher } from '../users/passwords.js';
-import { adminRoutes } from '../capabilities/admin/routes.js';
-import { registrationRoutes } from '../capabilities/registration/routes.js';
-import { tokenRoutes } from './http/token-endpoints.js';
-import { authorizeRoutes, interactionFormActions } from '../capabilities/authorization-code/routes.js';
+import type { DemoCredentials } from '../capabilities/demo/demo-data.js';
+import { GrantTypeRegistry, type GrantRegistry } from '../oauth/token-endpoint/registry.js';
+import { CAPABILITIES, GRANT_TYPES } from './capabilities.js';
+import type { AppContext, CapabilityContext, Registration } from './context.js';
+import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
+import { createServices, type Services } from './services.js';
 import { applyClientsFile } from '../oauth/clients/clients-file.js';
 import { ClientRepository } from '../oauth/clients/store.js';
-import { createTokenService, type TokenService } from './services.js';
-import { createDemoData, DEMO_CLIENT_ID, isLoopbackIssuer, type DemoCredentials } from '../capabilities/demo/demo-data.js';
-import { tryRoutes } from '../capabilities/demo/routes.js';
-
-/** Everything a running Latchkey is made of; built once by `createApp`, shared by HTTP, timers and tests. */
-export interface AppContext {
-  config: Config;
-  store: Store;
-  logger: Logger;
-  metrics: Metrics;
-  audit: AuditLog;
-  clock: Clock;
-  /** The secret signing keys are encrypted under (configured, or generated in embedded mode). */
-  keyEncryptionSecret: string;
-  /** Signing keys: the active key per algorithm, verification keys by kid. */
-  keys: KeyRing;
-  /** Server metadata contributions (RFC 8414); each capability adds its own members. */
-  discovery: DiscoveryRegistry;
-}
 
 export interface App {
   context: AppContext;
@@ -55,10 +34,8 @@ export interface App {
   demo?: DemoCredentials;
   /** With METRICS_PORT: the listener serving /metrics only (not started; `latchkey start` listens on HOST:METRICS_PORT). */
   metricsServer?: FastifyInstance;
-  /** The token service (tests run its cleanup job and revocations directly). */
-  tokenService: TokenService;
-  /** Back-channel logout notifications (tests wait for them with idle()). */
-  sessionEnd: SessionEndNotifier;
+  /** The shared services (tests run the cleanup job, revocations and wait for back-channel logout through them). */
+  services: Services;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
   close(): Promise<void>;
 }
@@ -164,34 +141,48 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       { name: 'signing_keys', check: async () => keys.readiness() },
     ];
 
-    // Endpoint groups: each is a function of the context returning a Fastify plugin.
-    const hasher = await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
+    // Clients declared in CLIENTS_FILE, before anything serves them.
+    if (config.clientsFile) {
+      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, GRANT_TYPES);
+      logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
+    }
+    const services = await createServices(context, GRANT_TYPES, cleanups);
+
+    // Each enabled capability registers what it brings (src/server/capabilities.ts).
+    const registrations: Registration[] = [];
+    const capabilityContext: CapabilityContext = {
+      ...context,
+      services,
+      async formActionsAfterSignIn(returnTo) {
+        for (const registration of registrations) {
+          const sources = await registration.formActionsAfterSignIn?.(returnTo);
+          if (sources) return sources;
+        }
+        return ["'self'"];
+      },
+    };
+    const grants: GrantRegistry = new GrantTypeRegistry();
+    for (const capability of CAPABILITIES) {
+      if (capability.enabled && !capability.enabled(config)) continue;
+      const registration = await capability.register(capabilityContext);
+      registrations.push(registration);
+      if (registration.close) cleanups.push(() => registration.close?.());
+      for (const grant of registration.grants ?? []) {
+        if (!capability.grantTypes?.some((declared) => declared.grantType === grant.grantType)) {
+          throw new Error(`capability ${capability.name} serves the ${grant.grantType} grant without declaring it in grantTypes`);
+        }
+        grants.add(grant);
+      }
+    }
+    discovery.contribute(tokenEndpointMetadata(services, grants));
+    for (const registration of registrations) if (registration.discovery) discovery.contribute(registration.discovery);
     const routes: FastifyPluginAsync[] = [
       jwksRoutes(keys, config.jwksMaxAge),
       discoveryRoutes(discovery, config.jwksMaxAge),
+      tokenEndpointRoutes(context, services, grants),
+      ...registrations.flatMap((r) => r.routes ?? []),
     ];
-
-    // Clients and the M2M token service (token, introspection, revocation, admin, registration).
-    if (config.clientsFile) {
-      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit);
-      logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
-    }
-    const tokenService = await createTokenService(context, cleanups);
-    routes.push(tokenRoutes(tokenService, config, audit, metrics));
-    routes.push(authorizeRoutes(context, tokenService));
-    const sessionEnd = serverSessionEndNotifier(context, tokenService.clients);
-    cleanups.push(() => sessionEnd.idle());
-    routes.push(loginRoutes(context, hasher, { formActionsFor: interactionFormActions(context, tokenService), clients: tokenService.clients, sessionEnd }));
-    // A newcomer's first start on the embedded store: demo user, demo client, try-it page.
-    // Only where a newcomer tries it: the embedded store and an issuer on this machine — never a
-    // deployment with a public issuer, which would get a live demo account.
-    const demoWanted = !config.databaseUrl && config.demo && isLoopbackIssuer(config.issuer);
-    const demo = demoWanted
-      ? await createDemoData(context, { users: tokenService.users, registry: tokenService.registry, hasher })
-      : undefined;
-    if (demoWanted && await tokenService.clients.get(DEMO_CLIENT_ID)) routes.push(tryRoutes(config));
-    if (config.adminTokens.length > 0) routes.push(adminRoutes(tokenService, config, auditEvents));
-    if (config.initialAccessTokens.length > 0) routes.push(registrationRoutes(tokenService, config, metrics));
+    const demo = registrations.find((r) => r.demo)?.demo;
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
@@ -199,9 +190,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (config.metricsPort !== undefined) {
       const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
       cleanups.push(() => metricsServer.close());
-      return { context, server, tokenService, sessionEnd, metricsServer, close, ...shown };
+      return { context, server, services, metricsServer, close, ...shown };
     }
-    return { context, server, tokenService, sessionEnd, close, ...shown };
+    return { context, server, services, close, ...shown };
   } catch (err) {
     await close();
     throw err;

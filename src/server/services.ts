@@ -1,39 +1,31 @@
-import type { AppContext } from './app.js';
-import { ClientAuthenticationFailed, ClientKeys, supportedAuthMethods, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import { ClientAuthenticationFailed, ClientKeys, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
 import { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import { addressKey } from '../platform/fixed-window.js';
 import { ClientRegistry } from '../oauth/clients/registry.js';
-import type { GrantDeps } from '../oauth/token-endpoint/grant.js';
-import { supportedGrantTypes } from '../oauth/token-endpoint/registry.js';
-import type { IntrospectionDeps } from '../capabilities/introspection/introspect.js';
-import type { RevocationDeps } from '../capabilities/revocation/revoke.js';
-import { oauthMetrics, type OAuthMetrics } from '../platform/observability/oauth-metrics.js';
 import { ClientCache } from '../oauth/clients/cache.js';
 import { ClientRepository } from '../oauth/clients/store.js';
-import { AuthorizationCodeRepository } from '../capabilities/authorization-code/code-store.js';
-import { AuthorizationRequestRepository } from '../capabilities/authorization-code/request-store.js';
+import { ConsentRepository } from '../oauth/consent-store.js';
+import type { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
 import {
   ACCESS_TOKEN_REVOKED_CHANNEL, AccessTokenDenylist, ClientAssertionJtis, GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet,
 } from '../oauth/revocation-state.js';
-import { UserRepository } from '../users/user-store.js';
-import { THROTTLE } from '../users/sign-in.js';
-import { Cleanup } from '../platform/db/cleanup.js';
-import { ConsentRepository } from '../oauth/consent-store.js';
-import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
 import { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
-import { OFFLINE_ACCESS, SuccessorSealer, type RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
+import { SuccessorSealer, type RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
+import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
+import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens, type AccessTokenDeps, type TokenIssuingDeps } from '../oauth/tokens.js';
+import { Cleanup } from '../platform/db/cleanup.js';
+import { oauthMetrics, type OAuthMetrics } from '../platform/observability/oauth-metrics.js';
 import { refreshMetrics as createRefreshMetrics, type RefreshMetrics } from '../platform/observability/refresh-metrics.js';
-import type { UserInfoDeps } from '../capabilities/userinfo/userinfo.js';
-import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens } from '../oauth/tokens.js';
-import { PROMPT_VALUES, RESPONSE_MODES } from '../capabilities/authorization-code/authorization-request.js';
-import { CLAIMS_SUPPORTED, SCOPE_CLAIMS } from '../oauth/claims.js';
-import { KNOWN_RESPONSE_TYPES } from '../oauth/client-metadata.js';
-import { CODE_CHALLENGE_METHODS } from '../capabilities/authorization-code/pkce.js';
+import { createPasswordHasher, type PasswordHasher } from '../users/passwords.js';
+import { serverSessionEndNotifier, type SessionEndNotifier } from '../users/session-end.js';
+import { THROTTLE } from '../users/sign-in.js';
+import { UserRepository } from '../users/user-store.js';
+import type { AppContext } from './context.js';
 
 /** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
 const REVOCATION_RELOAD_SECONDS = 30;
 
-/** The URLs of the endpoints this capability serves, under the issuer. */
+/** The URLs of the endpoints under the issuer that authenticate clients or are shared (assertion audiences, discovery). */
 export function endpointUrls(issuer: string) {
   return {
     authorization: `${issuer}/authorize`,
@@ -47,36 +39,53 @@ export function endpointUrls(issuer: string) {
 }
 
 /**
- * The machine-to-machine token service, built once from the context: the client registry and
- * its in-memory cache, client authentication, grants, introspection and revocation, wired to
- * the store. The HTTP plugins (src/http/token.ts, admin.ts, registration.ts) use only this.
+ * The services several capabilities share, built once by the composition root: the client
+ * registry and its in-memory cache, client authentication, access-token verification and
+ * revocation state, refresh families and their revocation, users, password hashing, the
+ * session-end notifier and the cleanup job. A capability's own stores and rules live in its
+ * folder; this is what would otherwise be built twice.
  */
-export interface TokenService {
+export interface Services {
+  /** The grant types clients may register for (server/capabilities.ts). */
+  grantTypes: GrantTypeRegistry;
   registry: ClientRegistry;
   clients: ClientCache;
   metrics: OAuthMetrics;
-  endpoints: ReturnType<typeof endpointUrls>;
-  authDeps: ClientAuthDeps;
-  tokenDeps: ClientAuthDeps & GrantDeps;
-  introspectionDeps: IntrospectionDeps;
-  revocationDeps: RevocationDeps;
-  userInfoDeps: UserInfoDeps;
-  /** Authorization codes and pending authorization requests (the /authorize side uses them too). */
-  codes: AuthorizationCodeRepository;
-  requests: AuthorizationRequestRepository;
-  users: UserRepository;
-  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
-  authBackoff: ClientAuthBackoff;
   refreshMetrics: RefreshMetrics;
+  endpoints: ReturnType<typeof endpointUrls>;
+  /** Client authentication at every endpoint that takes client credentials. */
+  authDeps: ClientAuthDeps;
+  /** Verifying access tokens, with the one cache of verified signatures (introspection, revocation, UserInfo). */
+  accessTokens: Required<AccessTokenDeps>;
+  /** Issuing tokens: the keys and the default lifetimes (ACCESS_TOKEN_TTL, ID_TOKEN_TTL). */
+  tokenIssuing: TokenIssuingDeps;
+  /** An access token is revoked by its own jti, or with the whole grant it came from. */
+  isRevoked(claims: { jti: string; gid?: string }): Promise<boolean>;
+  /** Denylists one access token's jti until `expiresAt` (RFC 7009). */
+  denylistAccessToken(jti: string, clientId: string, expiresAt: Date): Promise<void>;
+  /** Whether a user exists and is enabled. */
+  userActive(sub: string): Promise<boolean>;
+  users: UserRepository;
+  hasher: PasswordHasher;
+  /** Refresh token families: the store, the successor sealer, the lifetimes. */
+  refreshTokens: RefreshTokenDeps;
   /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */
   families: FamilyRevocation;
+  /** A grant's refresh family (same id) and its access tokens, revoked together. */
+  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
+  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
+  authBackoff: ClientAuthBackoff;
+  /** Back-channel logout notifications of ended SSO sessions (tests wait for them with idle()). */
+  sessionEnd: SessionEndNotifier;
   /** One run of the cleanup job (a timer runs it every CLEANUP_INTERVAL), counted in the metric; the rows removed per table. */
   runCleanup(): Promise<Record<string, number>>;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
 
-export async function createTokenService(context: AppContext, cleanups: Array<() => Promise<void> | void>): Promise<TokenService> {
+export async function createServices(
+  context: AppContext, grantTypes: GrantTypeRegistry, cleanups: Array<() => Promise<void> | void>,
+): Promise<Services> {
   const { config, store, clock, keys, audit } = context;
   const clients: ClientCache = new ClientCache((id) => repository.find(id), clock, {
     maxEntries: config.clientCacheSize,
@@ -85,7 +94,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   // Changes made here (admin API, registration) reach this instance's cache at once; the
   // NOTIFY tells the other instances.
   const repository = new ClientRepository(store.db, store.notifier, (id) => clients.invalidate(id));
-  const registry = new ClientRegistry(repository, audit, clock);
+  const registry = new ClientRegistry(repository, audit, clock, grantTypes);
   const unlisten = await clients.listen(store.notifier);
   cleanups.push(unlisten);
 
@@ -95,9 +104,6 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   const revokedGrantsTable = new RevokedGrantsTable(store.db, () => clock.now());
   const revokedGrants = new RevokedSet(GRANT_REVOKED_CHANNEL, revokedGrantsTable, store.notifier, () => clock.now());
   cleanups.push(await revokedGrants.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the revoked grants failed')));
-  const assertionJtis = new ClientAssertionJtis(store.db, () => clock.now());
-  const codes = new AuthorizationCodeRepository(store.db);
-  const requests = new AuthorizationRequestRepository(store.db);
   const users = new UserRepository(store.db);
 
   const endpoints = endpointUrls(config.issuer);
@@ -136,7 +142,7 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
   cleanups.push(() => clearInterval(cleanupTimer));
   const authDeps: ClientAuthDeps = {
     clients,
-    assertionJtis,
+    assertionJtis: new ClientAssertionJtis(store.db, () => clock.now()),
     clientKeys: new ClientKeys(),
     clock,
     // RFC 7523 §3 (3): the token endpoint URL or the issuer; the other endpoints that
@@ -144,75 +150,34 @@ export async function createTokenService(context: AppContext, cleanups: Array<()
     // RFC 9126 §2: the pushed authorization request endpoint URL too.
     assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
   };
-  // One cache of verified access-token signatures, shared by introspection, revocation and UserInfo.
-  const accessTokenDeps = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens(config.verifiedTokenCacheSize) };
-  // A grant's refresh family (same id) and its access tokens are revoked together (src/refresh-family-revocation.ts).
-  const revokeGrant = (grantId: string, clientId: string, reason: string, expiresAt: Date) => families.revokeGrant(grantId, clientId, reason, expiresAt);
-  const tokenDeps = {
-    ...authDeps, ...accessTokenDeps, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl, codes, users, revokeGrant, refreshTokens,
-  };
-  // An access token is revoked by its own jti, or with the whole grant it came from.
-  const isRevoked = async ({ jti, gid }: { jti: string; gid?: string }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid));
-  const userActive = async (sub: string) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; };
-  const introspectionDeps: IntrospectionDeps = { ...authDeps, ...accessTokenDeps, isRevoked, userActive };
-  const revocationDeps: RevocationDeps = {
-    ...authDeps,
-    ...accessTokenDeps,
-    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
-    findRefreshToken: (hash) => refreshStore.find(hash),
-    revokeGrant,
-  };
-  const userInfoDeps: UserInfoDeps = { ...accessTokenDeps, clients, users, isRevoked };
-
+  const accessTokens = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens(config.verifiedTokenCacheSize) };
   const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);
-  const authMethods = supportedAuthMethods();
-  context.discovery.contribute(() => ({
-    authorization_endpoint: endpoints.authorization,
-    response_types_supported: [...KNOWN_RESPONSE_TYPES],
-    response_modes_supported: [...RESPONSE_MODES],
-    code_challenge_methods_supported: [...CODE_CHALLENGE_METHODS],
-    // RFC 9207
-    authorization_response_iss_parameter_supported: true,
-    prompt_values_supported: [...PROMPT_VALUES],
-    request_parameter_supported: false,
-    request_uri_parameter_supported: false,
-    pushed_authorization_request_endpoint: endpoints.pushedAuthorizationRequest,
-    require_pushed_authorization_requests: false,
-    userinfo_endpoint: endpoints.userinfo,
-    claims_supported: CLAIMS_SUPPORTED,
-    claims_parameter_supported: false,
-    scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS), OFFLINE_ACCESS],
-    token_endpoint: endpoints.token,
-    grant_types_supported: supportedGrantTypes(),
-    token_endpoint_auth_methods_supported: authMethods.methods,
-    token_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
-    introspection_endpoint: endpoints.introspection,
-    introspection_endpoint_auth_methods_supported: authMethods.methods.filter((m) => m !== 'none'),
-    introspection_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
-    // RFC 9701 §7: the algorithms a client may register as introspection_signed_response_alg and be served.
-    introspection_signing_alg_values_supported: accessTokenDeps.keys.algorithms(),
-    revocation_endpoint: endpoints.revocation,
-    revocation_endpoint_auth_methods_supported: authMethods.methods,
-    revocation_endpoint_auth_signing_alg_values_supported: authMethods.signingAlgs,
-    ...(config.initialAccessTokens.length > 0 ? { registration_endpoint: endpoints.registration } : {}),
-  }));
+  const sessionEnd = serverSessionEndNotifier({
+    registry: context.metrics.registry, keys, clock, issuer: config.issuer, db: store.db, clients,
+    audit, logger: context.logger, timeoutSeconds: config.backchannelLogoutTimeout,
+  });
+  cleanups.push(() => sessionEnd.idle());
 
   return {
+    grantTypes,
     registry,
     clients,
     metrics,
+    refreshMetrics,
     endpoints,
     authDeps,
-    tokenDeps,
-    introspectionDeps,
-    revocationDeps,
-    userInfoDeps,
-    codes,
-    requests,
+    accessTokens,
+    tokenIssuing: { ...accessTokens, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl },
+    isRevoked: async ({ jti, gid }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid)),
+    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
+    userActive: async (sub) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; },
     users,
-    authBackoff,
-    refreshMetrics,
+    hasher: await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength }),
+    refreshTokens,
     families,
+    revokeGrant: (grantId, clientId, reason, expiresAt) => families.revokeGrant(grantId, clientId, reason, expiresAt),
+    authBackoff,
+    sessionEnd,
     runCleanup,
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });

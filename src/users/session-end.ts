@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
-import type { AppContext } from '../server/app.js';
+import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../platform/clock.js';
 import type { Database } from '../platform/db/schema.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
@@ -76,17 +75,13 @@ export function createSessionEndNotifier(parts: SessionEndParts): SessionEndNoti
   };
 }
 
-/** The server's notifier: with its metric, and advertised in discovery. */
-export function serverSessionEndNotifier(context: AppContext, clients: SessionEndParts['clients']): SessionEndNotifier {
+/** The server's notifier: with its metric (latchkey_backchannel_logouts_total). */
+export function serverSessionEndNotifier(parts: Omit<SessionEndParts, 'outcomes'> & { registry: Registry }): SessionEndNotifier {
   const outcomes = new Counter({
     name: 'latchkey_backchannel_logouts_total',
     help: 'Logout tokens posted to clients\' backchannel_logout_uri (OpenID Connect Back-Channel Logout), by outcome.',
     labelNames: ['outcome'] as const,
-    registers: [context.metrics.registry],
+    registers: [parts.registry],
   });
-  context.discovery.contribute(() => ({ backchannel_logout_supported: true, backchannel_logout_session_supported: true }));
-  return createSessionEndNotifier({
-    keys: context.keys, clock: context.clock, issuer: context.config.issuer, db: context.store.db, clients,
-    audit: context.audit, logger: context.logger, timeoutSeconds: context.config.backchannelLogoutTimeout, outcomes,
-  });
+  return createSessionEndNotifier({ ...parts, outcomes });
 }

@@ -199,7 +199,7 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     expect(new URL(page.url()).searchParams.get('state')).toBe(state);
 
     // Back-channel: the app was told of the session's end, by a logout token it can verify.
-    await app.sessionEnd.idle();
+    await app.services.sessionEnd.idle();
     const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
     const told = await Promise.all(rp.logoutTokens.map((t) => jwtVerify(t, createRemoteJWKSet(new URL(as.jwks_uri!)), {
       issuer: as.issuer, audience: clients.web.client.client_id, typ: 'logout+jwt', requiredClaims: ['iat', 'exp', 'jti', 'sid', 'events'],

@@ -93,7 +93,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     const before = { web: rp.to('/web/bc?tenant=1').length, other: rp.to('/other/bc').length, delivered: await metric('delivered') };
 
     await signOut(b);
-    await app.sessionEnd.idle();
+    await app.services.sessionEnd.idle();
     expect(await metric('delivered')).toBe(before.delivered + 1);
     expect(rp.to('/web/bc?tenant=1').length).toBe(before.web + 1);
     expect(rp.to('/other/bc').length).toBe(before.other); // never in this session
@@ -118,7 +118,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     const again = new Browser(app);
     expect((await again.signIn('alice', PASSWORD)).statusCode).toBe(303);
     await signOut(again);
-    await app.sessionEnd.idle();
+    await app.services.sessionEnd.idle();
     expect(rp.to('/web/bc?tenant=1').length).toBe(before.web + 1);
     expect(await metric('delivered')).toBe(before.delivered + 1);
   });
@@ -133,7 +133,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     const failed = await metric('failed');
     await signOut(b);
     expect((await b.request('GET', '/')).statusCode).toBe(303); // signed out at once, whatever the clients do
-    await app.sessionEnd.idle();
+    await app.services.sessionEnd.idle();
     expect(await metric('failed')).toBe(failed + 3);
     const events = app.logs.lines.filter((l) => l.event === 'logout.backchannel' && l.sid === sidOf(t.id_token!));
     expect(events.map((e) => [e.client_id, e.outcome, e.detail]).sort()).toEqual([[broken.id, 'failed', 'HTTP 500'], [other.id, 'failed', 'timeout'], [unreachable.id, 'failed', 'ECONNREFUSED']].sort());
@@ -145,7 +145,7 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     const t = await codeFlow(app, broken, 'openid', 'alice', b);
     const before = rp.to('/broken/bc').length;
     expect((await b.signIn('alice', PASSWORD)).statusCode).toBe(303);
-    await app.sessionEnd.idle();
+    await app.services.sessionEnd.idle();
     expect(rp.to('/broken/bc').length).toBe(before + 1);
     expect(decodeJwt(rp.to('/broken/bc').pop()!.body.get('logout_token')!).sid).toBe(sidOf(t.id_token!));
   });

@@ -153,7 +153,7 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       const first = await codeFlow(app, client, SCOPE);
       expect(first.scope).toBe(SCOPE);
       await registryOf(app.context).update(client.id, { scope: 'openid offline_access' }, { source: 'cli', merge: true });
-      await eventually(async () => (await app.tokenService.clients.get(client.id))?.metadata.scope === 'openid offline_access');
+      await eventually(async () => (await app.services.clients.get(client.id))?.metadata.scope === 'openid offline_access');
       const next = await ok(await refresh(app, client, first.refresh_token!));
       expect(next.scope).toBe('openid offline_access');
       expect(decodeJwt(next.access_token).scope).toBe('openid offline_access');
@@ -167,7 +167,7 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       expect(decodeJwt(first.access_token).aud).toBe(a);
       const registered = async (resources: string[]) => {
         await registryOf(app.context).update(client.id, { resources }, { source: 'cli', merge: true });
-        await eventually(async () => JSON.stringify((await app.tokenService.clients.get(client.id))?.metadata.resources) === JSON.stringify(resources));
+        await eventually(async () => JSON.stringify((await app.services.clients.get(client.id))?.metadata.resources) === JSON.stringify(resources));
       };
       await registered([b, a]);
       const second = await ok(await refresh(app, client, first.refresh_token!));
@@ -338,7 +338,7 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       expect(after[0]!.successor_ciphertext).toBeNull();
       expect(after[1]!.successor_ciphertext).not.toBeNull();
       clock.advance(31);
-      await app.tokenService.runCleanup();
+      await app.services.runCleanup();
       const erased = await db().selectFrom('refresh_tokens').select('successor_ciphertext').where('family_id', '=', familyId).where('successor_ciphertext', 'is not', null).execute();
       expect(erased).toEqual([]);
     });

@@ -1,13 +1,14 @@
-import type { AppContext } from '../../src/server/app.js';
+import type { AppContext } from '../../src/server/context.js';
 import { ClientRegistry, type CreatedClient } from '../../src/oauth/clients/registry.js';
 import { ClientRepository } from '../../src/oauth/clients/store.js';
+import { GRANT_TYPES } from '../../src/server/capabilities.js';
 
 /** The manual clock of test/support/clock.ts, under the name these tests use. */
 export { ManualClock as TestClock } from './clock.js';
 
 /** The client registry of an app, as the CLI would use it. */
 export function registryOf(context: AppContext): ClientRegistry {
-  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock);
+  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock, GRANT_TYPES);
 }
 
 export async function createClient(context: AppContext, metadata: Record<string, unknown>, clientId?: string): Promise<CreatedClient> {

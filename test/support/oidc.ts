@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { UserRepository, type User } from '../../src/users/user-store.js';
 import { createPasswordHasher } from '../../src/users/passwords.js';
-import type { AppContext } from '../../src/server/app.js';
+import type { AppContext } from '../../src/server/context.js';
 
 /** argon2 parameters cheap enough for tests (the app is configured with the same). */
 export const FAST_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' };

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CLIENT_ID } from '../../oauth/client.js';
 import { InvalidRequest, NotFound } from '../../oauth/errors.js';
 import { credentialFingerprint } from '../../oauth/refresh-families/revocation.js';
-import type { TokenService } from '../../server/services.js';
+import type { Services } from '../../server/services.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { bearerToken } from '../../server/http/bearer.js';
 
@@ -26,7 +26,7 @@ function clientIdOf(body: unknown): string | undefined {
  * or of a user+client pair — the pair also withdraws the stored consent. Registered inside the
  * admin plugin (src/http/admin.ts), behind its bearer check.
  */
-export function familyAdminRoutes(app: FastifyInstance, service: TokenService): void {
+export function familyAdminRoutes(app: FastifyInstance, service: Services): void {
   const actor = (req: FastifyRequest) => ({
     revoked_by: 'admin_api',
     admin_credential: credentialFingerprint(bearerToken(req.headers.authorization) ?? ''),

@@ -4,7 +4,7 @@ import { describeClient, type CreatedClient } from '../../oauth/clients/registry
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import { encodeAuditCursor, parseAuditQuery } from '../../platform/observability/audit-query.js';
 import type { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
-import type { TokenService } from '../../server/services.js';
+import type { Services } from '../../server/services.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { familyAdminRoutes } from './family-routes.js';
@@ -29,7 +29,7 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: TokenService, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
+export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
   const authorised = credentialChecker(config.adminTokens);
   return async (app) => {
     app.addHook('onRequest', async (req) => {

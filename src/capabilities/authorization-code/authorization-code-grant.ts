@@ -1,80 +1,118 @@
 import { narrowedAudience } from '../../oauth/audience.js';
 import { sha256 } from '../../platform/crypto.js';
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
+import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { CODE_VERIFIER, s256Challenge } from './pkce.js';
-import { mayIssueRefreshToken, startRefreshFamily } from '../../oauth/refresh-families/rotation.js';
-import { assertIdTokenSignable, issueUserTokens, revocationHorizon } from '../../oauth/tokens.js';
-import { tokenResponse, type Grant } from '../../oauth/token-endpoint/grant.js';
+import type { Redemption } from './code-store.js';
+import { mayIssueRefreshToken, startRefreshFamily, type RefreshTokenDeps } from '../../oauth/refresh-families/rotation.js';
+import { assertIdTokenSignable, issueUserTokens, revocationHorizon, type TokenIssuingDeps } from '../../oauth/tokens.js';
+import { tokenResponse, type GrantInput, type GrantResult, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
 export class PkceVerificationFailed extends InvalidGrant {}
 
 const MAX_CODE_LENGTH = 256;
 
+/** RFC 6749 §4.1: public clients too (with PKCE, OAuth 2.1 §7.5.1); a client using it must register a redirect URI. */
+export const AUTHORIZATION_CODE: GrantType = {
+  grantType: 'authorization_code',
+  publicClients: true,
+  clientMetadataProblems: (m) => (m.redirect_uris.length === 0 ? ['authorization_code requires at least one redirect_uri'] : []),
+};
+
+/** What the authorization code grant uses, beyond issuing tokens. */
+export interface AuthorizationCodeGrantDeps extends TokenIssuingDeps {
+  /** Authorization codes (./code-store.ts). */
+  codes: { redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> };
+  users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
+  /** Refresh token families (src/oauth/refresh-families/rotation.ts). */
+  refreshTokens: RefreshTokenDeps;
+  /**
+   * Revokes a whole grant: its refresh family (same id) and every access token carrying its
+   * `gid`, inactive until `expiresAt`.
+   */
+  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
+  /** latchkey_pkce_failures_total */
+  pkceFailures: { inc(): void };
+  refreshMetrics: Pick<RefreshMetrics, 'refreshTokens'>;
+}
+
 /**
  * RFC 6749 §4.1.3 with RFC 7636 §4.5 and OpenID Connect Core §3.1.3: the client exchanges the
  * code it was given, proving the redirect URI and the PKCE verifier. The code is redeemed in
- * one conditional UPDATE (src/store/authorization-codes.ts); a code presented again revokes
- * every token issued from it (RFC 6749 §4.1.2), which access tokens name by their `gid`, and
- * the refresh family born from it (its id is the grant id).
+ * one conditional UPDATE (./code-store.ts); a code presented again revokes every token issued
+ * from it (RFC 6749 §4.1.2), which access tokens name by their `gid`, and the refresh family
+ * born from it (its id is the grant id).
  */
-export const authorizationCodeGrant: Grant<'code' | 'redirect_uri' | 'code_verifier'> = {
-  grantType: 'authorization_code',
-  parameters: ['code', 'redirect_uri', 'code_verifier'],
-
-  async handle({ client, params, resources }, deps) {
-    const { code, redirect_uri: redirectUri, code_verifier: verifier } = params;
-    if (code === undefined) throw new InvalidRequest('code is required');
-    // Every authorization request carried redirect_uri (it is required there), so here too (RFC 6749 §4.1.3).
-    if (redirectUri === undefined) throw new InvalidRequest('redirect_uri is required');
-    if (verifier === undefined) throw new InvalidRequest('code_verifier is required (PKCE, RFC 7636 §4.5)');
-    if (!CODE_VERIFIER.test(verifier)) throw new PkceVerificationFailed('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
-    if (code.length > MAX_CODE_LENGTH) throw new InvalidGrant('the authorization code is invalid or expired');
-
-    assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
-    const now = deps.clock.now();
-    const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge: s256Challenge(verifier) }, now);
-    switch (redemption.outcome) {
-      case 'redeemed':
-        break;
-      case 'replayed': {
-        // RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice was stolen or leaked; revoke what it gave.
-        const c = redemption.code;
-        await deps.revokeGrant(c.grant_id, c.client_id, 'authorization_code_replayed', revocationHorizon(now));
-        throw new InvalidGrant('the authorization code was already used; the tokens issued from it are revoked', `grant ${c.grant_id} revoked`);
+export function authorizationCodeGrant(deps: AuthorizationCodeGrantDeps): TokenGrant<'code' | 'redirect_uri' | 'code_verifier'> {
+  return {
+    ...AUTHORIZATION_CODE,
+    parameters: ['code', 'redirect_uri', 'code_verifier'],
+    async handle(input) {
+      try {
+        return await redeem(input, deps);
+      } catch (err) {
+        if (err instanceof PkceVerificationFailed) deps.pkceFailures.inc();
+        throw err;
       }
-      case 'mismatch': {
-        const c = redemption.code!;
-        if (c.client_id !== client.clientId) throw new InvalidGrant('the authorization code was issued to another client');
-        if (c.redirect_uri !== redirectUri) throw new InvalidGrant('redirect_uri differs from the authorization request\'s');
-        throw new PkceVerificationFailed('code_verifier does not match the code_challenge (RFC 7636 §4.6)');
-      }
-      default:
-        throw new InvalidGrant('the authorization code is invalid or expired');
+    },
+  };
+}
+
+async function redeem(
+  { client, params, resources }: GrantInput<'code' | 'redirect_uri' | 'code_verifier'>, deps: AuthorizationCodeGrantDeps,
+): Promise<GrantResult> {
+  const { code, redirect_uri: redirectUri, code_verifier: verifier } = params;
+  if (code === undefined) throw new InvalidRequest('code is required');
+  // Every authorization request carried redirect_uri (it is required there), so here too (RFC 6749 §4.1.3).
+  if (redirectUri === undefined) throw new InvalidRequest('redirect_uri is required');
+  if (verifier === undefined) throw new InvalidRequest('code_verifier is required (PKCE, RFC 7636 §4.5)');
+  if (!CODE_VERIFIER.test(verifier)) throw new PkceVerificationFailed('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
+  if (code.length > MAX_CODE_LENGTH) throw new InvalidGrant('the authorization code is invalid or expired');
+
+  assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
+  const now = deps.clock.now();
+  const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge: s256Challenge(verifier) }, now);
+  switch (redemption.outcome) {
+    case 'redeemed':
+      break;
+    case 'replayed': {
+      // RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice was stolen or leaked; revoke what it gave.
+      const c = redemption.code;
+      await deps.revokeGrant(c.grant_id, c.client_id, 'authorization_code_replayed', revocationHorizon(now));
+      throw new InvalidGrant('the authorization code was already used; the tokens issued from it are revoked', `grant ${c.grant_id} revoked`);
     }
-    const granted = redemption.code;
-    const user = await deps.users.findById(granted.user_id);
-    if (!user || user.disabled) throw new InvalidGrant('the user of this authorization code is no longer active');
+    case 'mismatch': {
+      const c = redemption.code!;
+      if (c.client_id !== client.clientId) throw new InvalidGrant('the authorization code was issued to another client');
+      if (c.redirect_uri !== redirectUri) throw new InvalidGrant('redirect_uri differs from the authorization request\'s');
+      throw new PkceVerificationFailed('code_verifier does not match the code_challenge (RFC 7636 §4.6)');
+    }
+    default:
+      throw new InvalidGrant('the authorization code is invalid or expired');
+  }
+  const granted = redemption.code;
+  const user = await deps.users.findById(granted.user_id);
+  if (!user || user.disabled) throw new InvalidGrant('the user of this authorization code is no longer active');
 
-    // RFC 8707 §2.2: the token request may narrow the audience the authorization request named.
-    const aud = narrowedAudience(resources, granted.audience as string | string[], 'resource was not part of the authorization request');
+  // RFC 8707 §2.2: the token request may narrow the audience the authorization request named.
+  const aud = narrowedAudience(resources, granted.audience as string | string[], 'resource was not part of the authorization request');
 
-    const { accessToken: token, idToken } = await issueUserTokens(deps, {
-      grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,
-      client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
-      authTime: granted.auth_time, nonce: granted.nonce, amr: granted.amr, acr: granted.acr, sid: granted.sid,
-    });
-    // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
-    const refreshToken = mayIssueRefreshToken(client, granted.scope)
-      ? await startRefreshFamily(deps.refreshTokens, client, {
-        id: granted.grant_id, userId: granted.user_id, scope: granted.scope, audience: granted.audience as string | string[],
-        sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr,
-      }, now)
-      : undefined;
-    return {
-      response: tokenResponse(token, granted.scope, { refreshToken, idToken }),
-      issued: { sub: granted.user_id, scope: granted.scope, jti: token.jti },
-      ...(refreshToken ? { refresh: { familyId: granted.grant_id, generation: 1, outcome: 'issued' as const } } : {}),
-    };
-  },
-};
+  const { accessToken: token, idToken } = await issueUserTokens(deps, {
+    grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,
+    client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
+    authTime: granted.auth_time, nonce: granted.nonce, amr: granted.amr, acr: granted.acr, sid: granted.sid,
+  });
+  // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
+  const refreshToken = mayIssueRefreshToken(client, granted.scope)
+    ? await startRefreshFamily(deps.refreshTokens, client, {
+      id: granted.grant_id, userId: granted.user_id, scope: granted.scope, audience: granted.audience as string | string[],
+      sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr,
+    }, now)
+    : undefined;
+  if (refreshToken) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });
+  return {
+    response: tokenResponse(token, granted.scope, { refreshToken, idToken }),
+    issued: { sub: granted.user_id, scope: granted.scope, jti: token.jti },
+  };
+}

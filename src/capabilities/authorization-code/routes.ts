@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { AppContext } from '../../server/app.js';
+import type { CapabilityContext } from '../../server/context.js';
 import {
   beginAuthorization, continueAuthorization, decideConsent, interactionRedirectUri, pushAuthorizationRequest,
   type AuthorizationDeps, type AuthorizationStep, type BrowserSession,
@@ -12,54 +12,56 @@ import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
 import { describeScopes } from './scope-descriptions.js';
 import { readIdTokenHint } from '../../oauth/tokens.js';
-import { userInfo, userInfoAccessToken } from '../userinfo/userinfo.js';
 import { ConsentRepository } from '../../oauth/consent-store.js';
 import { SessionRepository } from '../../users/session-store.js';
 import { SessionClientRepository } from '../../users/session-clients-store.js';
-import type { TokenService } from '../../server/services.js';
+import type { AuthorizationCodeRepository } from './code-store.js';
+import type { AuthorizationRequestRepository } from './request-store.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../../platform/ui/pages.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { BrowserCookies } from '../../server/http/browser-session.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
+import { FORM, isForm } from '../../server/http/forms.js';
 
-const FORM = 'application/x-www-form-urlencoded';
 const FORM_POST_SCRIPT_HASH = `'sha256-${createHash('sha256').update(FORM_POST_SCRIPT).digest('base64')}'`;
 
 function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).type('text/html; charset=utf-8').send(body);
 }
 
-const isForm = (req: FastifyRequest) => (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === FORM;
 
 /**
- * The form-action sources of a sign-in form that returns to `returnTo`: when that is a pending
- * interaction, the sign-in may end in a redirect to its client (consent on record), and a
+ * The form-action sources of a sign-in form that returns to `returnTo`, when that is a pending
+ * interaction: the sign-in may end in a redirect to its client (consent on record), and a
  * form's redirects must be allowed by form-action too.
  */
-export function interactionFormActions(context: AppContext, service: TokenService): (returnTo: string) => Promise<string[]> {
+export function interactionFormActions(requests: AuthorizationRequestRepository, clock: CapabilityContext['clock']): (returnTo: string) => Promise<string[] | undefined> {
   return async (returnTo) => {
-    // The id's format is src/oauth's to check (interactionRedirectUri).
+    // The id's format is the flow's to check (interactionRedirectUri).
     const id = /^\/interaction\/([^/?#]+)$/.exec(returnTo)?.[1];
-    const redirectUri = id ? await interactionRedirectUri(id, { requests: service.requests, clock: context.clock }) : undefined;
+    if (!id) return undefined;
+    const redirectUri = await interactionRedirectUri(id, { requests, clock });
     return redirectUri ? ["'self'", formActionSource(redirectUri)] : ["'self'"];
   };
 }
 
 /**
  * The browser side of the authorization code flow: /authorize (GET and POST), the pending
- * interaction at /interaction/:id (sign-in hand-off and the consent page), /par and /userinfo.
+ * interaction at /interaction/:id (sign-in hand-off and the consent page) and /par.
  */
-export function authorizeRoutes(context: AppContext, service: TokenService): FastifyPluginAsync {
-  const { config, store, clock, audit } = context;
+export function authorizeRoutes(
+  context: CapabilityContext, stores: { codes: AuthorizationCodeRepository; requests: AuthorizationRequestRepository },
+): FastifyPluginAsync {
+  const { config, store, clock, audit, services: service } = context;
   const cookies = new BrowserCookies(config.issuer);
   const sessions = new SessionRepository(store.db);
   const consents = new ConsentRepository(store.db);
   const metrics = service.metrics;
   const deps: AuthorizationDeps = {
     clients: service.clients,
-    requests: service.requests,
-    codes: service.codes,
+    requests: stores.requests,
+    codes: stores.codes,
     sessionClients: new SessionClientRepository(store.db),
     consents,
     clock,
@@ -200,30 +202,5 @@ export function authorizeRoutes(context: AppContext, service: TokenService): Fas
         throw err;
       }
     });
-
-    // OpenID Connect Core §5.3: GET or POST, the access token as a bearer token (RFC 6750).
-    const userInfoHandler = async (req: FastifyRequest, reply: FastifyReply) => {
-      reply.header('Cache-Control', 'no-store');
-      try {
-        if (req.method === 'POST' && req.body !== undefined && !isForm(req)) throw new InvalidRequest(`the request body must be ${FORM}`);
-        const form = req.method === 'POST' && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
-        const token = userInfoAccessToken(req.headers.authorization, form.access_token);
-        const claims = await userInfo(token, service.userInfoDeps);
-        metrics.userInfo.inc({ outcome: 'success' });
-        return reply.code(200).send(claims);
-      } catch (err) {
-        if (err instanceof OAuthError) {
-          metrics.userInfo.inc({ outcome: err.error });
-          // RFC 6750 §3: the Bearer challenge, with the error code when a token was presented.
-          const presented = req.headers.authorization !== undefined || (req.method === 'POST' && req.body && typeof req.body === 'object' && 'access_token' in req.body);
-          const code = presented ? `, error="${err.error}"` : '';
-          err.headers['WWW-Authenticate'] = `Bearer realm="${config.issuer}"${code}`;
-        }
-        throw err;
-      }
-    };
-    const userInfoLimit = limiter.endpoint('userinfo', { perIp: config.userinfoRateLimitPerIp });
-    app.get('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
-    app.post('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
   };
 }

@@ -1,6 +1,5 @@
-import { isLoopbackHost } from '../../platform/uris.js';
 import { randomBytes } from 'node:crypto';
-import type { AppContext } from '../../server/app.js';
+import type { AppContext } from '../../server/context.js';
 import type { ClientRegistry } from '../../oauth/clients/registry.js';
 import type { UserRepository } from '../../users/user-store.js';
 import type { PasswordHasher } from '../../users/passwords.js';
@@ -8,11 +7,6 @@ import type { PasswordHasher } from '../../users/passwords.js';
 /** The demo client's id; the try-it page (src/http/try.ts) is its relying party. */
 export const DEMO_CLIENT_ID = 'latchkey-demo';
 export const DEMO_USERNAME = 'demo';
-
-/** An issuer on this machine (localhost, 127.0.0.1, [::1]): where the demo data may be made. */
-export function isLoopbackIssuer(issuer: string): boolean {
-  return isLoopbackHost(new URL(issuer).hostname);
-}
 
 export interface DemoCredentials {
   username: string;

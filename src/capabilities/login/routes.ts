@@ -1,7 +1,7 @@
 import cookie from '@fastify/cookie';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { AppContext } from '../../server/app.js';
+import type { CapabilityContext } from '../../server/context.js';
 import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from '../logout/end-session.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import type { FormBody } from '../../oauth/params.js';
@@ -9,10 +9,7 @@ import { sha256 } from '../../platform/crypto.js';
 import { readIdTokenHint } from '../../oauth/tokens.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import { SessionRepository } from '../../users/session-store.js';
-import type { SessionEndNotifier } from '../../users/session-end.js';
-import { UserRepository } from '../../users/user-store.js';
 import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../../platform/ui/pages.js';
-import type { PasswordHasher } from '../../users/passwords.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../../users/sign-in.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { BrowserCookies } from '../../server/http/browser-session.js';
@@ -38,30 +35,22 @@ function sendHtml(reply: FastifyReply, status: number, body: string): FastifyRep
   return reply.code(status).type('text/html; charset=utf-8').send(body);
 }
 
-export interface LoginRoutesOptions {
-  /** CSP form-action sources for a form returning to this path (default: 'self' only). */
-  formActionsFor?: (returnTo: string) => Promise<string[]>;
-  /** The client registry, for RP-initiated logout at /logout. */
-  clients: EndSessionDeps['clients'];
-  /** Told of every session that ends here (Back-Channel Logout, src/session-end.ts). */
-  sessionEnd?: SessionEndNotifier;
-}
-
 /**
  * The first-party sign-in pages: /login, the account page at /, and /logout — the
  * end_session_endpoint of OpenID Connect RP-Initiated Logout 1.0 as well as the account page's
  * sign-out.
  */
-export function loginRoutes(context: AppContext, hasher: PasswordHasher, options: LoginRoutesOptions): FastifyPluginAsync {
-  const { config, store, clock, audit } = context;
-  const formActionsFor = options.formActionsFor ?? (async () => ["'self'"]);
+export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
+  const { config, store, clock, audit, services } = context;
+  const { hasher, sessionEnd } = services;
+  // CSP form-action sources for a form returning to this path (a pending authorization may redirect to its client).
+  const formActionsFor = (returnTo: string) => context.formActionsAfterSignIn(returnTo);
   const endSessionDeps: EndSessionDeps = {
-    clients: options.clients,
+    clients: services.clients,
     readIdTokenHint: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token),
   };
-  context.discovery.contribute(() => ({ end_session_endpoint: `${config.issuer}/logout` }));
   const cookies = new BrowserCookies(config.issuer);
-  const users = new UserRepository(store.db);
+  const users = services.users;
   const sessions = new SessionRepository(store.db);
   const throttle = new LoginThrottleRepository(store.db);
   // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
@@ -136,7 +125,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
       // Replace any previous session of this browser (no session fixation).
       const previous = cookies.sessionId(req);
       const replaced = previous ? await sessions.end(sha256(previous), clock.now()) : undefined;
-      if (replaced) void options.sessionEnd?.sessionEnded(replaced, requestAuditFields(req));
+      if (replaced) void sessionEnd.sessionEnded(replaced, requestAuditFields(req));
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
       return reply.code(303).header('location', returnTo).send();
     });
@@ -182,7 +171,7 @@ export function loginRoutes(context: AppContext, hasher: PasswordHasher, options
         const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
         if (ended) {
           audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
-          void options.sessionEnd?.sessionEnded(ended, requestAuditFields(req));
+          void sessionEnd.sessionEnded(ended, requestAuditFields(req));
         }
         cookies.clearSession(reply);
         return done(ended ? 'signed_out' : 'not_signed_in');

@@ -3,7 +3,8 @@ import type { Config } from '../../platform/config/config.js';
 import { hashMatches, type Client } from '../../oauth/client.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import type { Metrics } from '../../platform/observability/metrics.js';
-import type { TokenService } from '../../server/services.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Services } from '../../server/services.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
@@ -35,7 +36,7 @@ function clientInformation(client: Client, registrationClientUri: string, extra:
  * token (INITIAL_ACCESS_TOKEN), and client configuration (RFC 7592) at /register/:client_id
  * with the client's registration access token. Registered only when INITIAL_ACCESS_TOKEN is set.
  */
-export function registrationRoutes(service: TokenService, config: Config, metrics: Metrics): FastifyPluginAsync {
+export function registrationRoutes(service: Services, config: Config, metrics: Metrics, clock: Clock): FastifyPluginAsync {
   const initialAccessTokenValid = credentialChecker(config.initialAccessTokens);
   const clientUri = (clientId: string) => `${service.endpoints.registration}/${encodeURIComponent(clientId)}`;
   const fields = requestAuditFields;
@@ -44,7 +45,7 @@ export function registrationRoutes(service: TokenService, config: Config, metric
   // counted once the client's registration access token has matched: requests naming a client
   // with a wrong token spend their address's allowance, never that client's.
   const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
-  const perClient = limiter.client('registration', config.registrationRateLimitPerClient, service.tokenDeps.clock);
+  const perClient = limiter.client('registration', config.registrationRateLimitPerClient, clock);
 
   /** RFC 7592 §2: the registration access token of this client, else 401 (also for an unknown client). */
   const authorise = async (req: FastifyRequest): Promise<string> => {

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { hashSecret } from '../client.js';
-import { parseClientMetadata, usesClientSecret, type ClientMetadata } from '../client-metadata.js';
+import { parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
 import { OAuthError } from '../errors.js';
 
 /**
@@ -30,7 +30,7 @@ export interface DeclaredClient {
 }
 
 /** Reads and validates the whole file first: nothing is written unless every client is valid. */
-export function readClientsFile(path: string, env: Record<string, string | undefined>): DeclaredClient[] {
+export function readClientsFile(path: string, env: Record<string, string | undefined>, grantTypes: RegistrableGrantTypes): DeclaredClient[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -59,7 +59,7 @@ export function readClientsFile(path: string, env: Record<string, string | undef
     if ('client_secret' in rest) throw new ClientsFileError(path, `${where}: client_secret: secrets do not belong in the file; name an environment variable with client_secret_env`);
     let metadata: ClientMetadata;
     try {
-      metadata = parseClientMetadata(rest);
+      metadata = parseClientMetadata(rest, { grantTypes });
     } catch (err) {
       if (err instanceof OAuthError) throw new ClientsFileError(path, `${where}: ${err.description}`);
       throw err;
@@ -88,8 +88,9 @@ export async function applyClientsFile(
   env: Record<string, string | undefined>,
   repository: ClientRepository,
   audit: AuditLog,
+  grantTypes: RegistrableGrantTypes,
 ): Promise<Record<string, 'created' | 'updated' | 'unchanged'>> {
-  const declared = readClientsFile(path, env);
+  const declared = readClientsFile(path, env, grantTypes);
   const outcome: Record<string, 'created' | 'updated' | 'unchanged'> = {};
   for (const client of declared) {
     const result = await repository.upsertDeclared({ ...client, source: 'bootstrap' });

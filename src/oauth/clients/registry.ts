@@ -3,7 +3,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
-import { parseClientMetadata, usesClientSecret, type ClientMetadata } from '../client-metadata.js';
+import { parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 
 /** Who made a change, for the audit trail and the `source` column. */
@@ -42,10 +42,12 @@ export class ClientRegistry {
     private readonly repository: ClientRepository,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
+    /** The grant types clients may register for (the server's registry). */
+    private readonly grantTypes: RegistrableGrantTypes,
   ) {}
 
   private validate(input: unknown, source: ClientSource): ClientMetadata {
-    const metadata = parseClientMetadata(input, { ignoreUnknown: source === 'registration' });
+    const metadata = parseClientMetadata(input, { grantTypes: this.grantTypes, ignoreUnknown: source === 'registration' });
     // A dynamically registered client cannot declare itself first-party.
     if (source === 'registration' && metadata.skip_consent) {
       throw new InvalidClientMetadata('skip_consent: may only be set by an administrator');

@@ -1,8 +1,5 @@
-import type { Clock } from '../../platform/clock.js';
-import type { KeyRing } from '../../platform/keys/keyring.js';
-import type { Redemption } from '../../capabilities/authorization-code/code-store.js';
 import type { Client } from '../client.js';
-import type { RefreshTokenDeps } from '../refresh-families/rotation.js';
+import type { ClientMetadata } from '../client-metadata.js';
 
 /** The successful token response (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -29,6 +26,21 @@ export function tokenResponse(
   return response;
 }
 
+/**
+ * What a client may register for and the token endpoint serves, known before the server runs:
+ * the grant_type value, whether public clients may use it, and the rules it places on a
+ * client's metadata. Client validation, discovery and /token all read these from the one
+ * registry (server/capabilities.ts), so a grant type nobody serves can be neither registered
+ * nor advertised.
+ */
+export interface GrantType {
+  grantType: string;
+  /** RFC 6749 §2.1: whether a public client (token_endpoint_auth_method none) may use it. */
+  publicClients: boolean;
+  /** Problems a client's metadata has for this grant type, when it registers for it (RFC 7591 §2). */
+  clientMetadataProblems?(metadata: ClientMetadata): string[];
+}
+
 /** What a grant handler is given: the authenticated client and the parameters it declared. */
 export interface GrantInput<P extends string> {
   client: Client;
@@ -38,38 +50,37 @@ export interface GrantInput<P extends string> {
   resources: string[];
 }
 
-/** The narrow services a grant may use. Later grants add their stores here. */
-export interface GrantDeps {
-  keys: KeyRing;
-  clock: Clock;
-  issuer: string;
-  /** Default access token lifetime (seconds); a client's `access_token_ttl` overrides it. */
-  accessTokenTtl: number;
-  /** ID token lifetime (seconds). */
-  idTokenTtl: number;
-  /** Authorization codes (src/store/authorization-codes.ts). */
-  codes: { redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> };
-  users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
-  /** Refresh token families (src/oauth/refresh-tokens.ts). */
-  refreshTokens: RefreshTokenDeps;
-  /**
-   * Revokes a whole grant: its refresh family (same id) and every access token carrying its
-   * `gid`, inactive until `expiresAt`.
-   */
-  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
+/** An audit event a grant produced besides `token.issued`: its name and identifiers, never a token. */
+export interface GrantAuditEvent {
+  event: string;
+  fields: Record<string, unknown>;
 }
 
 export interface GrantResult {
   response: TokenResponse;
   /** For the token.issued audit event: identifiers, never the token. */
   issued: { sub: string; scope: string; jti: string };
-  /** For the refresh.rotated audit event: the family and generation of the refresh token returned. */
-  refresh?: { familyId: string; generation: number; outcome: 'issued' | 'rotated' | 'grace' };
+  /** Further audit events of this issuance (e.g. refresh.rotated); the endpoint adds the request's fields. */
+  audit?: GrantAuditEvent[];
 }
 
-/** One grant type: what it is called, the parameters it reads, and what it does (DESIGN). */
-export interface Grant<P extends string = string> {
-  grantType: string;
+/**
+ * A refusal that is an audit event of its own (e.g. a refresh token reused): the error carries
+ * it, so the HTTP layer records it without knowing the grant.
+ */
+export interface AuditedRefusal {
+  readonly auditEvent: GrantAuditEvent;
+}
+
+export function auditEventOf(err: unknown): GrantAuditEvent | undefined {
+  return err !== null && typeof err === 'object' && 'auditEvent' in err ? (err as AuditedRefusal).auditEvent : undefined;
+}
+
+/**
+ * One grant type as the token endpoint serves it (DESIGN): what it is called, the parameters
+ * it reads, and what it does. Built by its capability with its dependencies closed over.
+ */
+export interface TokenGrant<P extends string = string> extends GrantType {
   parameters: readonly P[];
-  handle(input: GrantInput<P>, deps: GrantDeps): Promise<GrantResult>;
+  handle(input: GrantInput<P>): Promise<GrantResult>;
 }

@@ -1,17 +1,41 @@
-import { authorizationCodeGrant } from '../../capabilities/authorization-code/authorization-code-grant.js';
-import { clientCredentialsGrant } from '../../capabilities/client-credentials/client-credentials-grant.js';
-import { refreshTokenGrant } from '../../capabilities/refresh-token/refresh-token-grant.js';
-import type { Grant } from './grant.js';
+import type { ClientMetadata } from '../client-metadata.js';
+import type { GrantType, TokenGrant } from './grant.js';
 
 /**
- * The grants the token endpoint serves, by grant_type: the one table (no switch on
- * grant_type anywhere else). A new grant is a file under grants/ and a line here.
+ * The grant types of this server, by grant_type: the one table (no switch on grant_type
+ * anywhere). Built from the capabilities' declarations; client validation, discovery
+ * (grant_types_supported, RFC 8414 §2) and the token endpoint all read it.
  */
-export const grants: ReadonlyMap<string, Grant> = new Map<string, Grant>(
-  [authorizationCodeGrant as Grant, refreshTokenGrant as Grant, clientCredentialsGrant as Grant].map((grant) => [grant.grantType, grant]),
-);
+export class GrantTypeRegistry<G extends GrantType = GrantType> {
+  private readonly byType = new Map<string, G>();
 
-/** grant_types_supported (RFC 8414 §2) follows from the table. */
-export function supportedGrantTypes(): string[] {
-  return [...grants.keys()];
+  constructor(grantTypes: Iterable<G> = []) {
+    for (const grantType of grantTypes) this.add(grantType);
+  }
+
+  add(grantType: G): void {
+    if (this.byType.has(grantType.grantType)) throw new Error(`grant type ${grantType.grantType} registered twice`);
+    this.byType.set(grantType.grantType, grantType);
+  }
+
+  get(grantType: string): G | undefined {
+    return this.byType.get(grantType);
+  }
+
+  has(grantType: string): boolean {
+    return this.byType.has(grantType);
+  }
+
+  /** The grant_type values, in registration order. */
+  grantTypes(): string[] {
+    return [...this.byType.keys()];
+  }
+
+  /** The problems of a client's metadata under the rules of each grant type it registered for. */
+  clientMetadataProblems(metadata: ClientMetadata): string[] {
+    return metadata.grant_types.flatMap((type) => this.byType.get(type)?.clientMetadataProblems?.(metadata) ?? []);
+  }
 }
+
+/** The grants the token endpoint serves: a registry of grants with their handlers. */
+export type GrantRegistry = GrantTypeRegistry<TokenGrant>;

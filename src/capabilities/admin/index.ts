@@ -1,0 +1,10 @@
+import { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
+import type { Capability } from '../../server/context.js';
+import { adminRoutes } from './routes.js';
+
+/** The admin API under /admin; on only with ADMIN_TOKENS. */
+export const admin: Capability = {
+  name: 'admin',
+  enabled: (config) => config.adminTokens.length > 0,
+  register: (ctx) => ({ routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db))] }),
+};

@@ -1,0 +1,17 @@
+import type { Capability } from '../../server/context.js';
+
+/**
+ * RP-Initiated Logout 1.0 (the end_session_endpoint, served with the sign-in pages at /logout)
+ * and Back-Channel Logout 1.0 (the session-end notifier, a shared service, since a sign-in that
+ * replaces a session and `latchkey users disable` end sessions too).
+ */
+export const logout: Capability = {
+  name: 'logout',
+  register: (ctx) => ({
+    discovery: () => ({
+      end_session_endpoint: `${ctx.config.issuer}/logout`,
+      backchannel_logout_supported: true,
+      backchannel_logout_session_supported: true,
+    }),
+  }),
+};

@@ -1,0 +1,14 @@
+import type { Capability } from '../../server/context.js';
+import { registrationRoutes } from './routes.js';
+
+/** Dynamic Client Registration (RFC 7591) and management (RFC 7592); on only with INITIAL_ACCESS_TOKEN. */
+export const registration: Capability = {
+  name: 'registration',
+  enabled: (config) => config.initialAccessTokens.length > 0,
+  register(ctx) {
+    return {
+      routes: [registrationRoutes(ctx.services, ctx.config, ctx.metrics, ctx.clock)],
+      discovery: () => ({ registration_endpoint: ctx.services.endpoints.registration }),
+    };
+  },
+};

@@ -1,0 +1,19 @@
+import { CLAIMS_SUPPORTED, SCOPE_CLAIMS } from '../../oauth/claims.js';
+import type { Capability } from '../../server/context.js';
+import { userInfoRoutes } from './routes.js';
+
+/** The UserInfo endpoint (OpenID Connect Core §5.3) and the claims it serves. */
+export const userInfo: Capability = {
+  name: 'userinfo',
+  register(ctx) {
+    return {
+      routes: [userInfoRoutes(ctx)],
+      discovery: () => ({
+        userinfo_endpoint: ctx.services.endpoints.userinfo,
+        claims_supported: CLAIMS_SUPPORTED,
+        claims_parameter_supported: false,
+        scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS)],
+      }),
+    };
+  },
+};

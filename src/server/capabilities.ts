@@ -1,0 +1,44 @@
+import { admin } from '../capabilities/admin/index.js';
+import { authorizationCode } from '../capabilities/authorization-code/index.js';
+import { clientCredentials } from '../capabilities/client-credentials/index.js';
+import { demo } from '../capabilities/demo/index.js';
+import { introspection } from '../capabilities/introspection/index.js';
+import { login } from '../capabilities/login/index.js';
+import { logout } from '../capabilities/logout/index.js';
+import { refreshToken } from '../capabilities/refresh-token/index.js';
+import { registration } from '../capabilities/registration/index.js';
+import { revocation } from '../capabilities/revocation/index.js';
+import { userInfo } from '../capabilities/userinfo/index.js';
+import { parseClientMetadata as parseWith, type ClientMetadata } from '../oauth/client-metadata.js';
+import { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
+import type { Capability } from './context.js';
+
+/**
+ * THE table: one line per capability, in the order they register (discovery arrays and
+ * grant_types_supported keep it). A new capability is a folder under src/capabilities/ and a
+ * line here.
+ */
+export const CAPABILITIES: readonly Capability[] = [
+  authorizationCode,
+  userInfo,
+  refreshToken,
+  clientCredentials,
+  introspection,
+  revocation,
+  registration,
+  admin,
+  login,
+  logout,
+  demo,
+];
+
+/**
+ * The grant types clients may register for and /token serves, from the table: client
+ * validation (server, CLI, bootstrap file), discovery and the token endpoint read this one registry.
+ */
+export const GRANT_TYPES = new GrantTypeRegistry(CAPABILITIES.flatMap((c) => c.grantTypes ?? []));
+
+/** Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types. */
+export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
+  return parseWith(input, { ...options, grantTypes: GRANT_TYPES });
+}
