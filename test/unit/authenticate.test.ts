@@ -1,0 +1,339 @@
+import { createHash } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  ASSERTION_CLOCK_TOLERANCE_SECONDS, authenticateClient, ClientAuthenticationFailed, ClientKeys, JWT_BEARER_ASSERTION_TYPE,
+  MAX_ASSERTION_LIFETIME_SECONDS, type ClientAuthDeps, type ClientAuthInput,
+} from '../../src/oauth/client-auth/authenticate.js';
+import { InvalidRequest, TooManyRequests } from '../../src/oauth/errors.js';
+import { epochSeconds } from '../../src/platform/clock.js';
+import { ManualClock } from '../support/clock.js';
+import { MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
+
+const ISSUER = 'https://id.example.com';
+const TOKEN_ENDPOINT = `${ISSUER}/token`;
+
+/** RFC 6749 §2.3.1: the id and the secret each form-encoded, then joined and base64'd (RFC 7617). */
+const basicOf = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+const formEncode = (s: string) => new URLSearchParams({ s }).toString().slice(2);
+
+async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  try { await promise; } catch (err) { return err as Error & Record<string, unknown>; }
+  throw new Error('expected a rejection');
+}
+
+/** What a ClientAuthenticationFailed carries, all of it. */
+function failed(method: string, clientId: string | undefined, debug: string | RegExp) {
+  return {
+    error: 'invalid_client', status: 401, description: 'client authentication failed', method, clientId,
+    debug: typeof debug === 'string' ? debug : expect.stringMatching(debug),
+    headers: method === 'client_secret_basic' ? { 'WWW-Authenticate': 'Basic realm="latchkey"' } : {},
+  };
+}
+
+let signer: { privateKey: CryptoKey; jwk: JWK };
+let stranger: CryptoKey;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  signer = { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid: 'client-key-1', alg: 'ES256' } };
+  stranger = (await generateKeyPair('ES256')).privateKey;
+});
+
+function setup() {
+  const clock = new ManualClock('2030-01-01T00:00:00Z');
+  const clients = new MemoryClients([
+    testClient('web', {}, { secrets: [secretSlot('web-secret')] }),
+    testClient('rotating', {}, {
+      secrets: [secretSlot('new-secret'), secretSlot('old-secret', new Date('2030-01-01T01:00:00Z'))],
+    }),
+    testClient('poster', { token_endpoint_auth_method: 'client_secret_post' }, { secrets: [secretSlot('post-secret')] }),
+    testClient('odd.id~1', {}, { secrets: [secretSlot('p@ss: w+rd%/')] }),
+    testClient('off', {}, { secrets: [secretSlot('off-secret')], disabled: true }),
+    testClient('signer', { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [signer.jwk] } }),
+    testClient('spa', { token_endpoint_auth_method: 'none' }),
+  ]);
+  const jtis = new MemoryJtiStore();
+  const limit = { admitted: [] as string[], released: [] as string[], refuse: false };
+  const deps: ClientAuthDeps = {
+    clients, assertionJtis: jtis, clientKeys: new ClientKeys(), clock,
+    assertionAudiences: [ISSUER, TOKEN_ENDPOINT],
+    clientRateLimit: {
+      admit(id) {
+        limit.admitted.push(id);
+        if (limit.refuse) throw new TooManyRequests('too many requests; retry after the time in Retry-After');
+      },
+      release(id) { limit.released.push(id); },
+    },
+  };
+  const auth = (input: ClientAuthInput, allowPublic = true) => authenticateClient(input, deps, { allowPublic });
+  /** A client assertion for `signer` (RFC 7523 §3), valid unless the overrides say otherwise. */
+  const assertion = async (claims: Record<string, unknown> = {}, options: { key?: CryptoKey; alg?: string; lifetime?: number } = {}) => {
+    const now = epochSeconds(clock);
+    return new SignJWT({ iss: 'signer', sub: 'signer', aud: TOKEN_ENDPOINT, jti: 'jti-1', iat: now, exp: now + (options.lifetime ?? 60), ...claims })
+      .setProtectedHeader({ alg: options.alg ?? 'ES256', kid: 'client-key-1' })
+      .sign(options.key ?? signer.privateKey);
+  };
+  const jwtBody = async (claims: Record<string, unknown> = {}, options: Parameters<typeof assertion>[1] = {}) => ({
+    client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion(claims, options),
+  });
+  return { clock, clients, jtis, limit, deps, auth, assertion, jwtBody };
+}
+
+describe('client_secret_basic (RFC 6749 §2.3.1, RFC 7617)', () => {
+  it('authenticates with the registered secret', async () => {
+    const { auth, clients, limit } = setup();
+    const result = await auth({ authorization: basicOf('web', 'web-secret'), body: {} });
+    expect(result).toEqual({ client: clients.byId.get('web'), method: 'client_secret_basic' });
+    expect(limit.admitted).toEqual(['web']);
+  });
+  it('form-decodes the id and the secret ("+" is a space, %XX an octet)', async () => {
+    const { auth } = setup();
+    expect(formEncode('p@ss: w+rd%/')).toBe('p%40ss%3A+w%2Brd%25%2F');
+    const result = await auth({ authorization: basicOf(formEncode('odd.id~1'), formEncode('p@ss: w+rd%/')), body: {} });
+    expect(result.client.clientId).toBe('odd.id~1');
+    // %-encoding of characters that need none decodes to the same id.
+    expect((await auth({ authorization: basicOf('odd%2Eid%7E1', formEncode('p@ss: w+rd%/')), body: {} })).client.clientId).toBe('odd.id~1');
+    // The raw secret, not form-encoded: its '%/' is no %-escape at all; and '+' reads as a space.
+    expect(await rejection(auth({ authorization: basicOf('odd.id~1', 'p@ss: w+rd%/'), body: {} })))
+      .toMatchObject(failed('client_secret_basic', undefined, 'malformed Basic credentials: bad url-encoding or empty part'));
+    expect((await auth({ authorization: basicOf('odd.id~1', 'p@ss:+w%2Brd%25%2F'), body: {} })).client.clientId).toBe('odd.id~1');
+    expect(await rejection(auth({ authorization: basicOf('odd.id~1', 'p@ss:%20w+rd%25%2F'), body: {} })))
+      .toMatchObject(failed('client_secret_basic', 'odd.id~1', 'wrong or expired client secret'));
+  });
+  it('takes the scheme name in any case and splits at the first colon', async () => {
+    const { auth } = setup();
+    const encoded = Buffer.from('web:web-secret').toString('base64');
+    expect((await auth({ authorization: `bAsIc ${encoded}`, body: {} })).method).toBe('client_secret_basic');
+    expect((await auth({ authorization: basicOf('rotating', 'new-secret'), body: {} })).client.clientId).toBe('rotating');
+  });
+  it('accepts the previous secret of a rotation until it expires', async () => {
+    const { auth, clock } = setup();
+    expect((await auth({ authorization: basicOf('rotating', 'old-secret'), body: {} })).client.clientId).toBe('rotating');
+    clock.advance(3600);
+    expect(await rejection(auth({ authorization: basicOf('rotating', 'old-secret'), body: {} })))
+      .toMatchObject(failed('client_secret_basic', 'rotating', 'wrong or expired client secret'));
+    expect((await auth({ authorization: basicOf('rotating', 'new-secret'), body: {} })).client.clientId).toBe('rotating');
+  });
+  it('accepts a client_id parameter naming the same client, refuses another', async () => {
+    const { auth } = setup();
+    expect((await auth({ authorization: basicOf('web', 'web-secret'), body: { client_id: 'web' } })).client.clientId).toBe('web');
+    const err = await rejection(auth({ authorization: basicOf('web', 'web-secret'), body: { client_id: 'poster' } }));
+    expect(err).toBeInstanceOf(InvalidRequest);
+    expect(err).toMatchObject({ error: 'invalid_request', description: 'client_id does not match the client authenticated by the Authorization header' });
+  });
+  it('fails with a Basic challenge for each malformed header', async () => {
+    const { auth, clients } = setup();
+    const cases: Array<[string, string]> = [
+      ['Basic', 'malformed Basic credentials: not base64'],
+      ['Basic !!!!', 'malformed Basic credentials: not base64'],
+      ['Basic d2Vi', 'malformed Basic credentials: no colon'],
+      ['Basic d2Vi=', 'malformed Basic credentials: not base64'], // length not a multiple of 4
+      [basicOf('web', ''), 'malformed Basic credentials: bad url-encoding or empty part'],
+      [basicOf('', 'web-secret'), 'malformed Basic credentials: bad url-encoding or empty part'],
+      [basicOf('web', '%zz'), 'malformed Basic credentials: bad url-encoding or empty part'],
+    ];
+    for (const [header, debug] of cases) {
+      const err = await rejection(auth({ authorization: header, body: {} }));
+      expect(err, header).toBeInstanceOf(ClientAuthenticationFailed);
+      expect(err, header).toMatchObject(failed('client_secret_basic', undefined, debug));
+    }
+    expect(clients.lookups).toEqual([]);
+  });
+  it('fails for a wrong secret, an unknown or disabled client, or a client registered for another method', async () => {
+    const { auth, limit } = setup();
+    const cases: Array<[string, string, string]> = [
+      ['web', 'wrong', 'wrong or expired client secret'],
+      ['nobody', 'web-secret', 'unknown client'],
+      ['off', 'off-secret', 'client is disabled'],
+      ['poster', 'post-secret', 'client is registered for client_secret_post, not client_secret_basic'],
+      ['signer', 'anything', 'client is registered for private_key_jwt, not client_secret_basic'],
+      ['spa', 'anything', 'client is registered for none, not client_secret_basic'],
+    ];
+    for (const [id, secret, debug] of cases) {
+      expect(await rejection(auth({ authorization: basicOf(id, secret), body: {} })), id).toMatchObject(failed('client_secret_basic', id, debug));
+    }
+    // Failures never spend a client's allowance.
+    expect(limit.admitted).toEqual([]);
+  });
+  it('does not look up an id no client can have', async () => {
+    const { auth, clients } = setup();
+    expect(await rejection(auth({ authorization: basicOf('a+b', 'x'), body: {} }))).toMatchObject(failed('client_secret_basic', 'a b', 'unknown client'));
+    expect(await rejection(auth({ authorization: basicOf('x'.repeat(201), 'x'), body: {} }))).toMatchObject(failed('client_secret_basic', 'x'.repeat(201), 'unknown client'));
+    expect(clients.lookups).toEqual([]);
+  });
+  it('ignores an Authorization header of another scheme', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ authorization: 'Bearer abc', body: {} }))).toMatchObject(failed('unknown', undefined, 'no client authentication'));
+    expect((await auth({ authorization: 'Bearer abc', body: { client_id: 'poster', client_secret: 'post-secret' } })).method).toBe('client_secret_post');
+  });
+});
+
+describe('client_secret_post (RFC 6749 §2.3.1)', () => {
+  it('authenticates with client_id and client_secret in the body', async () => {
+    const { auth, clients, limit } = setup();
+    expect(await auth({ body: { client_id: 'poster', client_secret: 'post-secret' } })).toEqual({ client: clients.byId.get('poster'), method: 'client_secret_post' });
+    expect(limit.admitted).toEqual(['poster']);
+  });
+  it('fails without a challenge header for a wrong secret or another method\'s client', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_id: 'poster', client_secret: 'nope' } }))).toMatchObject(failed('client_secret_post', 'poster', 'wrong or expired client secret'));
+    expect(await rejection(auth({ body: { client_id: 'web', client_secret: 'web-secret' } })))
+      .toMatchObject(failed('client_secret_post', 'web', 'client is registered for client_secret_basic, not client_secret_post'));
+  });
+  it('is invalid_request without client_id', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_secret: 'post-secret' } }))).toMatchObject({ error: 'invalid_request', status: 400, description: 'client_secret requires client_id' });
+  });
+  it('an empty client_secret is no client_secret (RFC 6749 §3.2)', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_id: 'poster', client_secret: '' } })))
+      .toMatchObject(failed('none', 'poster', 'client is registered for client_secret_post, not none'));
+  });
+  it('a repeated client_secret is invalid_request', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_id: 'poster', client_secret: ['post-secret', 'post-secret'] } })))
+      .toMatchObject({ error: 'invalid_request', description: 'the client_secret parameter must not be repeated (RFC 6749 §3.1)' });
+  });
+});
+
+describe('more than one method at once (RFC 6749 §2.3)', () => {
+  it('is invalid_request, before any client is looked up', async () => {
+    const { auth, clients, jwtBody } = setup();
+    const inputs: ClientAuthInput[] = [
+      { authorization: basicOf('web', 'web-secret'), body: { client_id: 'web', client_secret: 'web-secret' } },
+      { authorization: basicOf('web', 'web-secret'), body: await jwtBody() },
+      { body: { client_id: 'signer', client_secret: 'x', ...(await jwtBody()) } },
+    ];
+    for (const input of inputs) {
+      const err = await rejection(auth(input));
+      expect(err).toBeInstanceOf(InvalidRequest);
+      expect(err).toMatchObject({ error: 'invalid_request', description: 'more than one client authentication method used (RFC 6749 §2.3)' });
+    }
+    expect(clients.lookups).toEqual([]);
+  });
+  it('client_assertion_type without client_assertion is invalid_request', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_id: 'spa', client_assertion_type: JWT_BEARER_ASSERTION_TYPE } })))
+      .toMatchObject({ error: 'invalid_request', description: 'client_assertion_type without client_assertion' });
+  });
+});
+
+describe('none: a public client identifies itself (RFC 6749 §2.3, OAuth 2.1 §2.4)', () => {
+  it('is the client named by client_id where public clients are accepted', async () => {
+    const { auth, clients, limit } = setup();
+    expect(await auth({ body: { client_id: 'spa' } })).toEqual({ client: clients.byId.get('spa'), method: 'none' });
+    expect(limit.admitted).toEqual(['spa']);
+  });
+  it('fails where an authenticated client is required, without spending the allowance', async () => {
+    const { auth, limit } = setup();
+    expect(await rejection(auth({ body: { client_id: 'spa' } }, false)))
+      .toMatchObject(failed('none', 'spa', 'this endpoint requires an authenticated (confidential) client'));
+    expect(limit.admitted).toEqual([]);
+  });
+  it('a confidential client cannot drop its credential', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ body: { client_id: 'web' } }))).toMatchObject(failed('none', 'web', 'client is registered for client_secret_basic, not none'));
+  });
+  it('no credential and no client_id at all: no client authentication', async () => {
+    const { auth } = setup();
+    const err = await rejection(auth({ body: {} }));
+    expect(err).toBeInstanceOf(ClientAuthenticationFailed);
+    expect(err).toMatchObject(failed('unknown', undefined, 'no client authentication'));
+  });
+});
+
+describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
+  it('authenticates a fresh assertion signed with a registered key, and remembers its jti until exp + leeway', async () => {
+    const { auth, clients, jtis, clock, limit, jwtBody } = setup();
+    expect(await auth({ body: await jwtBody() })).toEqual({ client: clients.byId.get('signer'), method: 'private_key_jwt' });
+    const jtiHash = createHash('sha256').update('jti-1').digest('hex');
+    expect([...jtis.used]).toEqual([[`signer ${jtiHash}`, new Date((epochSeconds(clock) + 60 + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000)]]);
+    expect(limit.admitted).toEqual(['signer']);
+  });
+  it('accepts the issuer as audience too, and a matching client_id parameter', async () => {
+    const { auth, jwtBody } = setup();
+    expect((await auth({ body: { ...(await jwtBody({ aud: ISSUER })), client_id: 'signer' } })).client.clientId).toBe('signer');
+  });
+  it('refuses a replayed assertion (§3 (7)) and gives back the count it took', async () => {
+    const { auth, jwtBody, limit } = setup();
+    const body = await jwtBody();
+    await auth({ body });
+    expect(await rejection(auth({ body }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)'));
+    // Another assertion with the same jti is the same replay.
+    expect(await rejection(auth({ body: await jwtBody({ aud: ISSUER }) }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)'));
+    expect(limit.admitted).toEqual(['signer', 'signer', 'signer']);
+    expect(limit.released).toEqual(['signer', 'signer']);
+  });
+  it('over the client\'s limit: 429 before the jti is spent', async () => {
+    const { auth, jwtBody, jtis, limit } = setup();
+    limit.refuse = true;
+    expect(await rejection(auth({ body: await jwtBody() }))).toBeInstanceOf(TooManyRequests);
+    expect(jtis.used.size).toBe(0);
+  });
+  it('fails for the assertion\'s envelope: type, size, not a JWT, iss, sub, client_id', async () => {
+    const { auth, assertion, clients } = setup();
+    const good = await assertion();
+    const cases: Array<[Record<string, string>, string | undefined, string]> = [
+      [{ client_assertion_type: 'urn:other', client_assertion: good }, undefined, `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`],
+      [{ client_assertion: good }, undefined, `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`],
+      [{ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: 'x'.repeat(8193) }, undefined, 'client_assertion too long'],
+      [{ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: 'not.a.jwt' }, undefined, 'client_assertion is not a JWT'],
+      [{ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion({ iss: undefined }) }, undefined, 'client_assertion has no iss'],
+      [{ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion({ sub: 'other' }) }, 'signer', 'client_assertion sub must equal iss (the client_id)'],
+      [{ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: good, client_id: 'web' }, 'signer', 'client_id does not match the assertion iss'],
+    ];
+    for (const [body, clientId, debug] of cases) {
+      expect(await rejection(auth({ body })), debug).toMatchObject(failed('private_key_jwt', clientId, debug));
+    }
+    expect(clients.lookups).toEqual([]);
+  });
+  it('fails for a client that is unknown, disabled, or registered for another method', async () => {
+    const { auth, jwtBody } = setup();
+    expect(await rejection(auth({ body: await jwtBody({ iss: 'nobody', sub: 'nobody' }) }))).toMatchObject(failed('private_key_jwt', 'nobody', 'unknown client'));
+    expect(await rejection(auth({ body: await jwtBody({ iss: 'web', sub: 'web' }) })))
+      .toMatchObject(failed('private_key_jwt', 'web', 'client is registered for client_secret_basic, not private_key_jwt'));
+  });
+  it('fails verification: another key, an HMAC or unsupported alg, the wrong audience, expired, not yet valid, no exp or jti', async () => {
+    const { auth, jwtBody, clock, jtis } = setup();
+    const now = epochSeconds(clock);
+    const cases: Array<[Promise<Record<string, string>>, RegExp]> = [
+      [jwtBody({}, { key: stranger }), /^client_assertion rejected: ERR_JWS_SIGNATURE_VERIFICATION_FAILED: /],
+      [jwtBody({}, { key: new Uint8Array(32) as unknown as CryptoKey, alg: 'HS256' }), /^client_assertion rejected: ERR_JOSE_ALG_NOT_ALLOWED: /],
+      [jwtBody({ aud: 'https://elsewhere.example.com' }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: unexpected "aud" claim value$/],
+      [jwtBody({ exp: now - ASSERTION_CLOCK_TOLERANCE_SECONDS }), /^client_assertion rejected: ERR_JWT_EXPIRED: /],
+      [jwtBody({ nbf: now + ASSERTION_CLOCK_TOLERANCE_SECONDS + 1 }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: "nbf" claim timestamp check failed$/],
+      [jwtBody({ exp: undefined }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: missing required "exp" claim$/],
+      [jwtBody({ jti: undefined }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: missing required "jti" claim$/],
+    ];
+    for (const [body, debug] of cases) {
+      expect(await rejection(auth({ body: await body })), String(debug)).toMatchObject(failed('private_key_jwt', 'signer', debug));
+    }
+    expect(jtis.used.size).toBe(0);
+  });
+  it('accepts an exp within the clock leeway', async () => {
+    const { auth, jwtBody, clock } = setup();
+    expect((await auth({ body: await jwtBody({ exp: epochSeconds(clock) - ASSERTION_CLOCK_TOLERANCE_SECONDS + 1 }) })).method).toBe('private_key_jwt');
+  });
+  it('refuses an assertion valid for longer than five minutes (plus the leeway)', async () => {
+    const { auth, jwtBody } = setup();
+    const longest = MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS;
+    expect((await auth({ body: await jwtBody({}, { lifetime: longest }) })).method).toBe('private_key_jwt');
+    expect(await rejection(auth({ body: await jwtBody({ jti: 'jti-2' }, { lifetime: longest + 1 }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion exp is more than 300s away'));
+  });
+  it('refuses a jti that is not a string of 1 to 256 characters', async () => {
+    const { auth, jwtBody, jtis } = setup();
+    for (const jti of ['', 'j'.repeat(257), 42]) {
+      expect(await rejection(auth({ body: await jwtBody({ jti }) })), String(jti)).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion jti must be a non-empty string'));
+    }
+    expect((await auth({ body: await jwtBody({ jti: 'j'.repeat(256) }) })).method).toBe('private_key_jwt');
+    expect(jtis.used.size).toBe(1);
+  });
+  it('a client with no keys authenticates nothing', async () => {
+    const { auth, clients, jwtBody } = setup();
+    const keyless = { ...clients.byId.get('signer')!, metadata: { ...clients.byId.get('signer')!.metadata, jwks: undefined } };
+    clients.byId.set('signer', keyless);
+    expect(await rejection(auth({ body: await jwtBody() }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion rejected: error: client has no keys'));
+  });
+});
