@@ -1,7 +1,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Client, ClientSecretSlot } from '../../src/oauth/client.js';
 import { hashSecret } from '../../src/oauth/client.js';
-import { clientTypeOf, parseClientMetadata } from '../../src/oauth/client-metadata.js';
+import { clientTypeOf } from '../../src/oauth/client-metadata.js';
+import { parseClientMetadata } from '../../src/server/capabilities.js';
 import type { Notifier } from '../../src/platform/db/database.js';
 import type { KeyRing, SigningAlg, SigningKey, VerificationKey } from '../../src/platform/keys/keyring.js';
 
