@@ -1,5 +1,9 @@
-import type { Client } from './client.js';
 import { InvalidScope } from './errors.js';
+
+/** What scope rules read of a client: its registered scope and default scope (RFC 7591 §2). */
+export interface ScopeHolder {
+  readonly metadata: { readonly scope: string; readonly default_scope?: string | undefined };
+}
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -33,7 +37,7 @@ function requestedWithin(requested: string, allowed: ReadonlySet<string>, limit:
  * client's `default_scope`, or all of its allowed scopes when it registered no default.
  * Returns the space-separated granted scope (duplicates removed, request order kept).
  */
-export function grantedScope(requested: string | undefined, client: Client): string {
+export function grantedScope(requested: string | undefined, client: ScopeHolder): string {
   if (requested === undefined) {
     return scopeList(client.metadata.default_scope ?? client.metadata.scope).join(' ');
   }
@@ -49,8 +53,8 @@ export function narrowedScope(requested: string | undefined, granted: string): s
 }
 
 /** A client's allowed scopes as a set, made once per loaded client (client objects are immutable; a change loads a new one). */
-const allowedSets = new WeakMap<Client, Set<string>>();
-function allowedScopes(client: Client): Set<string> {
+const allowedSets = new WeakMap<ScopeHolder, Set<string>>();
+function allowedScopes(client: ScopeHolder): Set<string> {
   let set = allowedSets.get(client);
   if (!set) { set = new Set(scopeList(client.metadata.scope)); allowedSets.set(client, set); }
   return set;

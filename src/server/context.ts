@@ -9,7 +9,20 @@ import type { Store } from '../platform/db/database.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
-import type { Services } from './services.js';
+import type { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
+import type { ClientAuthDeps, ClientAuthenticationFailed } from '../oauth/client-auth/authenticate.js';
+import type { ClientCache } from '../oauth/clients/cache.js';
+import type { ClientRegistry } from '../oauth/clients/registry.js';
+import type { EndpointUrls } from '../oauth/endpoints.js';
+import type { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
+import type { RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
+import type { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
+import type { AccessTokenDeps, TokenIssuingDeps } from '../oauth/tokens.js';
+import type { OAuthMetrics } from '../platform/observability/oauth-metrics.js';
+import type { RefreshMetrics } from '../platform/observability/refresh-metrics.js';
+import type { PasswordHasher } from '../users/passwords.js';
+import type { SessionEndNotifier } from '../users/session-end.js';
+import type { UserRepository } from '../users/user-store.js';
 
 /**
  * The types a capability is written against — types only, so nothing here imports the app and
@@ -30,6 +43,51 @@ export interface AppContext {
   keys: KeyRing;
   /** Server metadata contributions (RFC 8414); each capability adds its own members. */
   discovery: DiscoveryRegistry;
+}
+
+/**
+ * The services several capabilities share, built once by the composition root: the client
+ * registry and its in-memory cache, client authentication, access-token verification and
+ * revocation state, refresh families and their revocation, users, password hashing, the
+ * session-end notifier and the cleanup job. A capability's own stores and rules live in its
+ * folder; this is what would otherwise be built twice.
+ */
+export interface Services {
+  /** The grant types clients may register for (server/capabilities.ts). */
+  grantTypes: GrantTypeRegistry;
+  registry: ClientRegistry;
+  clients: ClientCache;
+  metrics: OAuthMetrics;
+  refreshMetrics: RefreshMetrics;
+  endpoints: EndpointUrls;
+  /** Client authentication at every endpoint that takes client credentials. */
+  authDeps: ClientAuthDeps;
+  /** Verifying access tokens, with the one cache of verified signatures (introspection, revocation, UserInfo). */
+  accessTokens: Required<AccessTokenDeps>;
+  /** Issuing tokens: the keys and the default lifetimes (ACCESS_TOKEN_TTL, ID_TOKEN_TTL). */
+  tokenIssuing: TokenIssuingDeps;
+  /** An access token is revoked by its own jti, or with the whole grant it came from. */
+  isRevoked(claims: { jti: string; gid?: string }): Promise<boolean>;
+  /** Denylists one access token's jti until `expiresAt` (RFC 7009). */
+  denylistAccessToken(jti: string, clientId: string, expiresAt: Date): Promise<void>;
+  /** Whether a user exists and is enabled. */
+  userActive(sub: string): Promise<boolean>;
+  users: UserRepository;
+  hasher: PasswordHasher;
+  /** Refresh token families: the store, the successor sealer, the lifetimes. */
+  refreshTokens: RefreshTokenDeps;
+  /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */
+  families: FamilyRevocation;
+  /** A grant's refresh family (same id) and its access tokens, revoked together. */
+  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
+  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
+  authBackoff: ClientAuthBackoff;
+  /** Back-channel logout notifications of ended SSO sessions (tests wait for them with idle()). */
+  sessionEnd: SessionEndNotifier;
+  /** One run of the cleanup job (a timer runs it every CLEANUP_INTERVAL), counted in the metric; the rows removed per table. */
+  runCleanup(): Promise<Record<string, number>>;
+  /** Records a failed client authentication (metric and audit event). */
+  clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
 
 /** What a capability's `register` is given: the context, the shared services, and the other capabilities' hooks. */

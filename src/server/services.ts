@@ -1,4 +1,4 @@
-import { ClientAuthenticationFailed, ClientKeys, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import { ClientKeys, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
 import { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import { addressKey } from '../platform/fixed-window.js';
 import { ClientRegistry } from '../oauth/clients/registry.js';
@@ -12,76 +12,19 @@ import {
 import { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
 import { SuccessorSealer, type RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
 import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
-import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens, type AccessTokenDeps, type TokenIssuingDeps } from '../oauth/tokens.js';
+import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens } from '../oauth/tokens.js';
 import { Cleanup } from '../platform/db/cleanup.js';
-import { oauthMetrics, type OAuthMetrics } from '../platform/observability/oauth-metrics.js';
-import { refreshMetrics as createRefreshMetrics, type RefreshMetrics } from '../platform/observability/refresh-metrics.js';
-import { createPasswordHasher, type PasswordHasher } from '../users/passwords.js';
-import { serverSessionEndNotifier, type SessionEndNotifier } from '../users/session-end.js';
+import { oauthMetrics } from '../platform/observability/oauth-metrics.js';
+import { refreshMetrics as createRefreshMetrics } from '../platform/observability/refresh-metrics.js';
+import { createPasswordHasher } from '../users/passwords.js';
+import { serverSessionEndNotifier } from '../users/session-end.js';
 import { THROTTLE } from '../users/sign-in.js';
 import { UserRepository } from '../users/user-store.js';
-import type { AppContext } from './context.js';
+import type { AppContext, Services } from './context.js';
+import { endpointUrls } from '../oauth/endpoints.js';
 
 /** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
 const REVOCATION_RELOAD_SECONDS = 30;
-
-/** The URLs of the endpoints under the issuer that authenticate clients or are shared (assertion audiences, discovery). */
-export function endpointUrls(issuer: string) {
-  return {
-    authorization: `${issuer}/authorize`,
-    pushedAuthorizationRequest: `${issuer}/par`,
-    userinfo: `${issuer}/userinfo`,
-    token: `${issuer}/token`,
-    introspection: `${issuer}/introspect`,
-    revocation: `${issuer}/revoke`,
-    registration: `${issuer}/register`,
-  };
-}
-
-/**
- * The services several capabilities share, built once by the composition root: the client
- * registry and its in-memory cache, client authentication, access-token verification and
- * revocation state, refresh families and their revocation, users, password hashing, the
- * session-end notifier and the cleanup job. A capability's own stores and rules live in its
- * folder; this is what would otherwise be built twice.
- */
-export interface Services {
-  /** The grant types clients may register for (server/capabilities.ts). */
-  grantTypes: GrantTypeRegistry;
-  registry: ClientRegistry;
-  clients: ClientCache;
-  metrics: OAuthMetrics;
-  refreshMetrics: RefreshMetrics;
-  endpoints: ReturnType<typeof endpointUrls>;
-  /** Client authentication at every endpoint that takes client credentials. */
-  authDeps: ClientAuthDeps;
-  /** Verifying access tokens, with the one cache of verified signatures (introspection, revocation, UserInfo). */
-  accessTokens: Required<AccessTokenDeps>;
-  /** Issuing tokens: the keys and the default lifetimes (ACCESS_TOKEN_TTL, ID_TOKEN_TTL). */
-  tokenIssuing: TokenIssuingDeps;
-  /** An access token is revoked by its own jti, or with the whole grant it came from. */
-  isRevoked(claims: { jti: string; gid?: string }): Promise<boolean>;
-  /** Denylists one access token's jti until `expiresAt` (RFC 7009). */
-  denylistAccessToken(jti: string, clientId: string, expiresAt: Date): Promise<void>;
-  /** Whether a user exists and is enabled. */
-  userActive(sub: string): Promise<boolean>;
-  users: UserRepository;
-  hasher: PasswordHasher;
-  /** Refresh token families: the store, the successor sealer, the lifetimes. */
-  refreshTokens: RefreshTokenDeps;
-  /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */
-  families: FamilyRevocation;
-  /** A grant's refresh family (same id) and its access tokens, revoked together. */
-  revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
-  /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */
-  authBackoff: ClientAuthBackoff;
-  /** Back-channel logout notifications of ended SSO sessions (tests wait for them with idle()). */
-  sessionEnd: SessionEndNotifier;
-  /** One run of the cleanup job (a timer runs it every CLEANUP_INTERVAL), counted in the metric; the rows removed per table. */
-  runCleanup(): Promise<Record<string, number>>;
-  /** Records a failed client authentication (metric and audit event). */
-  clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
-}
 
 export async function createServices(
   context: AppContext, grantTypes: GrantTypeRegistry, cleanups: Array<() => Promise<void> | void>,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CLIENT_ID } from '../../oauth/client.js';
 import { InvalidRequest, NotFound } from '../../oauth/errors.js';
 import { credentialFingerprint } from '../../oauth/refresh-families/revocation.js';
-import type { Services } from '../../server/services.js';
+import type { Services } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { bearerToken } from '../../server/http/bearer.js';
 

@@ -4,7 +4,7 @@ import { describeClient, type CreatedClient } from '../../oauth/clients/registry
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import { encodeAuditCursor, parseAuditQuery } from '../../platform/observability/audit-query.js';
 import type { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
-import type { Services } from '../../server/services.js';
+import type { Services } from '../../server/context.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { familyAdminRoutes } from './family-routes.js';

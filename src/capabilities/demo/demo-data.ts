@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { AppContext } from '../../server/context.js';
+import type { Clock } from '../../platform/clock.js';
+import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRegistry } from '../../oauth/clients/registry.js';
 import type { UserRepository } from '../../users/user-store.js';
 import type { PasswordHasher } from '../../users/passwords.js';
@@ -21,7 +22,7 @@ export interface DemoCredentials {
  * URI is the built-in try-it page. Never on a store that already has users or clients.
  */
 export async function createDemoData(
-  context: AppContext, deps: { users: UserRepository; registry: ClientRegistry; hasher: PasswordHasher },
+  context: { clock: Clock; audit: AuditLog; config: { issuer: string } }, deps: { users: UserRepository; registry: ClientRegistry; hasher: PasswordHasher },
 ): Promise<DemoCredentials | undefined> {
   const [users, clients] = await Promise.all([deps.users.list(), deps.registry.list()]);
   if (users.length > 0 || clients.length > 0) return undefined;

@@ -4,7 +4,7 @@ import { hashMatches, type Client } from '../../oauth/client.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import type { Metrics } from '../../platform/observability/metrics.js';
 import type { Clock } from '../../platform/clock.js';
-import type { Services } from '../../server/services.js';
+import type { Services } from '../../server/context.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';

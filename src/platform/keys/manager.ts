@@ -6,7 +6,6 @@ import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ServerMetadata } from '../../oauth/discovery.js';
 import {
   insertSigningKey, listSigningKeys, transitionSigningKey, withSigningKeyLock, type KeysDb, type SigningKeyRow,
 } from './signing-key-store.js';
@@ -166,7 +165,7 @@ export class KeyManager implements KeyRing {
   }
 
   /** The discovery members the key manager owns (RFC 8414 §2, OpenID Connect Discovery §3). */
-  discoveryMetadata(issuer: string): () => ServerMetadata {
+  discoveryMetadata(issuer: string): () => Record<string, unknown> {
     return () => ({
       jwks_uri: `${issuer}/jwks`,
       id_token_signing_alg_values_supported: this.algorithms(),

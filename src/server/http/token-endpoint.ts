@@ -5,7 +5,7 @@ import { auditEventOf } from '../../oauth/token-endpoint/grant.js';
 import { handleTokenRequest, type TokenEndpointDeps } from '../../oauth/token-endpoint/endpoint.js';
 import type { GrantRegistry } from '../../oauth/token-endpoint/registry.js';
 import type { AppContext } from '../context.js';
-import type { Services } from '../services.js';
+import type { Services } from '../context.js';
 import { requestAuditFields } from './audit-fields.js';
 import { clientAuthInput, noStore } from './forms.js';
 import { createRateLimiter } from './rate-limit.js';
