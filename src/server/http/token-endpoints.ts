@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../config.js';
 import { ClientAuthenticationFailed, type ClientAuthInput } from '../../oauth/client-auth/authenticate.js';
 import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { PkceVerificationFailed } from '../../capabilities/authorization-code/authorization-code-grant.js';
