@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { systemClock } from '../platform/clock.js';
-import { parseDurationSeconds } from '../platform/config/config.js';
+import { parseDurationSeconds } from '../platform/config/settings.js';
 import { describeClient, ClientRegistry, type CreatedClient } from '../oauth/clients/registry.js';
 import { OAuthError } from '../oauth/errors.js';
 import { createAuditLog } from '../platform/observability/audit.js';

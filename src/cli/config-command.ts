@@ -1,4 +1,4 @@
-import { configDocumentation } from '../platform/config/config.js';
+import { configDocumentation } from '../server/config.js';
 import type { Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Config } from '../platform/config/config.js';
+import { ConfigError, loadConfig, type Config } from '../server/config.js';
 import { UsageError } from './command.js';
 
 /** Loads the configuration or turns its problems into a UsageError (one line per problem). */

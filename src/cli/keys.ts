@@ -1,9 +1,9 @@
 import { systemClock } from '../platform/clock.js';
-import { SUPPORTED_SIGNING_ALGS, type Config } from '../platform/config/config.js';
+import type { Config } from '../server/config.js';
 import { DataDirBusyError, embeddedKeyEncryptionSecret, lockDataDir } from '../platform/db/data-dir.js';
 import { openStore } from '../platform/db/database.js';
 import { migrate } from '../platform/db/migrator.js';
-import type { SigningAlg } from '../platform/keys/keyring.js';
+import { SIGNING_ALGS, type SigningAlg } from '../platform/keys/keyring.js';
 import { KeyLifecycleError } from '../platform/keys/lifecycle.js';
 import { KeyManager, type AppliedTransition } from '../platform/keys/manager.js';
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
@@ -48,8 +48,8 @@ export const keysCommand: Command = {
       case 'rotate': {
         expectArguments(sub, options.positional, 0);
         const alg = options.flags.alg;
-        if (alg !== undefined && !(SUPPORTED_SIGNING_ALGS as readonly string[]).includes(alg)) {
-          throw new UsageError(`--alg must be one of ${SUPPORTED_SIGNING_ALGS.join(', ')} (got "${alg}")`);
+        if (alg !== undefined && !(SIGNING_ALGS as readonly string[]).includes(alg)) {
+          throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
         }
         return withKeys('rotate', async ({ manager }) => {
           const applied = await manager.rotate(alg as SigningAlg | undefined);

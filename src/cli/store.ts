@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { migrations } from '../../migrations/index.js';
 import { systemClock } from '../platform/clock.js';
-import type { Config } from '../platform/config/config.js';
+import type { Config } from '../server/config.js';
 import { lockDataDir } from '../platform/db/data-dir.js';
 import { openStore, type Store } from '../platform/db/database.js';
 import { migrate, type MigrationResult } from '../platform/db/migrator.js';

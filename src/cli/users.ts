@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { systemClock } from '../platform/clock.js';
-import type { Config } from '../platform/config/config.js';
+import type { Config } from '../server/config.js';
 import type { Store } from '../platform/db/database.js';
 import { KeyManager } from '../platform/keys/manager.js';
 import type { AuditLog } from '../platform/observability/audit.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { migrations } from '../../migrations/index.js';
 import { systemClock, type Clock } from '../platform/clock.js';
-import type { Config } from '../platform/config/config.js';
+import type { Config } from './config.js';
 import { embeddedKeyEncryptionSecret, lockDataDir } from '../platform/db/data-dir.js';
 import { openStore, type Store } from '../platform/db/database.js';
 import { migrate, pendingMigrations } from '../platform/db/migrator.js';

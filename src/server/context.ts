@@ -4,7 +4,7 @@ import type { DemoCredentials } from '../capabilities/demo/demo-data.js';
 import type { ServerMetadata, DiscoveryRegistry } from '../oauth/discovery.js';
 import type { GrantType, TokenGrant } from '../oauth/token-endpoint/grant.js';
 import type { Clock } from '../platform/clock.js';
-import type { Config } from '../platform/config/config.js';
+import type { Config } from './config.js';
 import type { Store } from '../platform/db/database.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
@@ -23,6 +23,9 @@ import type { RefreshMetrics } from '../platform/observability/refresh-metrics.j
 import type { PasswordHasher } from '../users/passwords.js';
 import type { SessionEndNotifier } from '../users/session-end.js';
 import type { UserRepository } from '../users/user-store.js';
+
+/** The whole configuration (src/server/config.ts composes it from every slice). */
+export type { Config };
 
 /**
  * The types a capability is written against — types only, so nothing here imports the app and

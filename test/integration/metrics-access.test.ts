@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, ConfigError } from '../../src/platform/config/config.js';
+import { loadConfig, ConfigError } from '../../src/server/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 const TOKEN = 'metrics-scraper-token-0123456789abcdefghij';

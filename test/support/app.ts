@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp, type App, type AppOptions } from '../../src/server/app.js';
-import { loadConfig, type Config } from '../../src/platform/config/config.js';
+import { loadConfig, type Config } from '../../src/server/config.js';
 import { createLogger } from '../../src/platform/observability/logger.js';
 import { openTestStore } from './store.js';
 

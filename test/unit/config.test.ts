@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configDocumentation, loadConfig, parseDurationSeconds } from '../../src/platform/config/config.js';
+import { ConfigError, configDocumentation, loadConfig, parseDurationSeconds } from '../../src/server/config.js';
 
 function problems(env: Record<string, string>): string[] {
   try {

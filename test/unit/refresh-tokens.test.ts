@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/platform/config/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import type { Client } from '../../src/oauth/client.js';
 import { parseClientMetadata } from '../../src/server/capabilities.js';
 import { mayIssueRefreshToken, refreshLifetimes, SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';

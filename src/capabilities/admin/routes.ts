@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../../server/context.js';
 import { describeClient, type CreatedClient } from '../../oauth/clients/registry.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import { encodeAuditCursor, parseAuditQuery } from '../../platform/observability/audit-query.js';

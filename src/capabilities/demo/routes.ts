@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { decodeJwt } from 'jose';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../../server/context.js';
 import { DEMO_CLIENT_ID } from './demo-data.js';
 import { errorPage, tryResultPage } from '../../platform/ui/pages.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../../server/context.js';
 import { hashMatches, type Client } from '../../oauth/client.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import type { Metrics } from '../../platform/observability/metrics.js';

@@ -2,10 +2,10 @@ import type { CryptoKey, JWK, KeyObject } from 'jose';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { Clock } from '../clock.js';
-import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { KeySettings } from './settings.js';
 import {
   insertSigningKey, listSigningKeys, transitionSigningKey, withSigningKeyLock, type KeysDb, type SigningKeyRow,
 } from './signing-key-store.js';
@@ -22,8 +22,9 @@ export type AppliedTransition = Transition & { kid: string };
 /** The NOTIFY channel every instance listens on to reload its keys. */
 export const KEYS_CHANNEL = 'keys';
 
-type KeyManagerConfig = Pick<Config,
-  'signingAlgs' | 'keyRotationInterval' | 'keyPublishAhead' | 'keyRetireLeeway' | 'keyCheckInterval' | 'accessTokenTtl' | 'idTokenTtl'>;
+/** The key settings it applies, and the longest lifetimes of the tokens a key signs (the tokens slice's). */
+type KeyManagerConfig = Pick<KeySettings, 'signingAlgs' | 'keyRotationInterval' | 'keyPublishAhead' | 'keyRetireLeeway' | 'keyCheckInterval'>
+  & { accessTokenTtl: number; idTokenTtl: number };
 
 export interface KeyManagerOptions {
   config: KeyManagerConfig;

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../config.js';
 import { NotFound } from '../../oauth/errors.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { sendError } from './errors.js';

@@ -2,7 +2,7 @@ import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../../platform/clock.js';
-import type { Config } from '../../platform/config/config.js';
+import type { Config } from '../config.js';
 import type { Store } from '../../platform/db/database.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { Metrics } from '../../platform/observability/metrics.js';
