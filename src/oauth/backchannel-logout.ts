@@ -11,7 +11,7 @@ import { issueLogoutToken, type AccessTokenDeps } from './tokens.js';
 
 export interface BackchannelLogoutDeps extends AccessTokenDeps {
   clients: { get(clientId: string): Promise<Client | undefined> };
-  /** The clients recorded for a session, removed as they are read (src/store/session-clients.ts). */
+  /** The clients recorded for a session, removed as they are read (src/users/session-clients-store.ts). */
   sessionClients: { take(sid: string): Promise<string[]> };
   /** Posts the form and resolves with the HTTP status; rejects on a network error or the time limit. */
   post(url: string, form: URLSearchParams): Promise<number>;

@@ -110,7 +110,7 @@ export function issueAccessToken(deps: AccessTokenDeps, request: AccessTokenRequ
   claims.jti = jti;
   claims.client_id = request.clientId;
   if (request.scope) claims.scope = request.scope;
-  // node:crypto's synchronous signer (src/keys/jws.ts): the same JWS as jose's, ~3x cheaper.
+  // node:crypto's synchronous signer (src/platform/keys/jws.ts): the same JWS as jose's, ~3x cheaper.
   const token = signJwt(key, claims, ACCESS_TOKEN_TYP);
   return { token, jti, iat, exp, expiresIn: request.ttl };
 }

@@ -3,8 +3,8 @@
  * event and lasts `windowMs`; the next event after it starts a new one. At most `capacity`
  * keys are held — many keys are attacker-chosen (addresses, login names, client ids named at
  * /authorize) — and beyond that the key whose window started first is forgotten. The rate limits
- * (src/http/rate-limit.ts, src/oauth/client-rate-limit.ts) and the client-authentication
- * back-off (src/oauth/client-auth-backoff.ts) count with it.
+ * (src/server/http/rate-limit.ts, src/oauth/client-auth/client-rate-limit.ts) and the client-authentication
+ * back-off (src/oauth/client-auth/failure-backoff.ts) count with it.
  * Synchronous and allocation-free on a known key: it sits on the token endpoint's hot path.
  */
 export class FixedWindowCounter {

@@ -58,7 +58,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   // such a login is an unknown one — same work, same answer — and its failure is still counted.
   const login = input.login.replace(/\u0000/g, '\uFFFD').trim().slice(0, MAX_LOGIN_LENGTH);
   const accountKey = `account:${login.toLowerCase()}`;
-  // Per address as every limit counts it: an IPv6 address by its /64 (src/fixed-window.ts).
+  // Per address as every limit counts it: an IPv6 address by its /64 (src/platform/fixed-window.ts).
   const ipKey = `ip:${addressKey(input.ip)}`;
   const context = { ip: input.ip, user_agent: input.userAgent, request_id: input.requestId };
 

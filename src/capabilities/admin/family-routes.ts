@@ -24,7 +24,7 @@ function clientIdOf(body: unknown): string | undefined {
 /**
  * Admin API: revoke every refresh family (and every access token of it) of a user, of a client,
  * or of a user+client pair — the pair also withdraws the stored consent. Registered inside the
- * admin plugin (src/http/admin.ts), behind its bearer check.
+ * admin plugin (src/capabilities/admin/routes.ts), behind its bearer check.
  */
 export function familyAdminRoutes(app: FastifyInstance, service: Services): void {
   const actor = (req: FastifyRequest) => ({

@@ -21,7 +21,7 @@ import { issuesIdToken } from '../../oauth/tokens.js';
  * sign-in or consent page for a pending interaction.
  */
 
-/** What the browser's SSO session says (src/store/sessions.ts), if it has a live one. */
+/** What the browser's SSO session says (src/users/session-store.ts), if it has a live one. */
 export interface BrowserSession {
   userId: string;
   sid: string;

@@ -226,7 +226,7 @@ export function targetOf(request: AuthorizationRequest): RedirectTarget {
   return { redirectUri: request.redirectUri, responseMode: request.responseMode, ...(request.state !== undefined ? { state: request.state } : {}) };
 }
 
-/** What a browser's SSO session says about the person at it (src/store/sessions.ts). */
+/** What a browser's SSO session says about the person at it (src/users/session-store.ts). */
 export interface SessionFacts {
   userId: string;
   authTime: Date;

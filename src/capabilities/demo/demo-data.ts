@@ -5,7 +5,7 @@ import type { ClientRegistry } from '../../oauth/clients/registry.js';
 import type { UserRepository } from '../../users/user-store.js';
 import type { PasswordHasher } from '../../users/passwords.js';
 
-/** The demo client's id; the try-it page (src/http/try.ts) is its relying party. */
+/** The demo client's id; the try-it page (src/capabilities/demo/routes.ts) is its relying party. */
 export const DEMO_CLIENT_ID = 'latchkey-demo';
 export const DEMO_USERNAME = 'demo';
 

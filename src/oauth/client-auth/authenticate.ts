@@ -57,7 +57,7 @@ export interface ClientAuthDeps {
    * of the endpoints that authenticate clients (token, introspection, revocation, …).
    */
   assertionAudiences: readonly string[];
-  /** This endpoint's per-client limit (src/oauth/client-rate-limit.ts); none: no limit. */
+  /** This endpoint's per-client limit (src/oauth/client-auth/client-rate-limit.ts); none: no limit. */
   clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
 }
 

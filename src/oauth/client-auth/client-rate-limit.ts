@@ -5,12 +5,12 @@ import { TooManyRequests } from '../errors.js';
 /**
  * The per-client request limit of an endpoint that authenticates clients (/token, /introspect,
  * /revoke, /par; /register/:client_id by its registration access token), counted per
- * *authenticated* client: src/oauth/client-auth.ts admits a client once it has proven its
+ * *authenticated* client: src/oauth/client-auth/authenticate.ts admits a client once it has proven its
  * credential and before anything else happens (no code redeemed, no
  * refresh token rotated). Requests sent in a client's name with wrong credentials, or with a
  * replayed assertion, never spend its allowance, so nobody can lock a confidential client out by
  * naming it; they count against the sender's address instead (the per-IP limit and the failure
- * back-off, src/http/rate-limit.ts). A public client has no credential: whoever names it spends
+ * back-off, src/server/http/rate-limit.ts). A public client has no credential: whoever names it spends
  * its allowance. Fixed windows of `windowSeconds`, in memory, per instance.
  */
 export class ClientRateLimit {

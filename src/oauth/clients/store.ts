@@ -17,7 +17,7 @@ export interface NewClientRow {
 
 /**
  * The clients table. Every write is one statement and, once committed, is announced on the
- * `clients` channel so each instance drops its cached copy (src/store/client-cache.ts).
+ * `clients` channel so each instance drops its cached copy (src/oauth/clients/cache.ts).
  */
 export class ClientRepository {
   constructor(

@@ -9,7 +9,7 @@ import type { FamilyFilter, RefreshTokenRepository } from './store.js';
 export interface FamilyRevocationDeps {
   families: RefreshTokenRepository;
   consents: Pick<ConsentRepository, 'revoke'>;
-  /** The revoked-grants set (src/store/token-state.ts RevokedSet): durable, then NOTIFY to every instance. */
+  /** The revoked-grants set (src/oauth/revocation-state.ts RevokedSet): durable, then NOTIFY to every instance. */
   revokedGrants: {
     add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
     addWritten(ids: readonly string[], expiresAt: Date): Promise<void>;

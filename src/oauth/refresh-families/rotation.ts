@@ -74,7 +74,7 @@ export class SuccessorSealer {
   }
 }
 
-/** The narrow store the refresh machinery uses (src/store/refresh-tokens.ts). */
+/** The narrow store the refresh machinery uses (src/oauth/refresh-families/store.ts). */
 export interface RefreshTokenStore {
   startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }>;
   grantRevoked(grantId: string): Promise<boolean>;

@@ -134,7 +134,7 @@ export interface AuthorizationRequestsTable {
   id_hash: Buffer;
   kind: 'par' | 'interaction';
   client_id: string;
-  /** The validated authorization request (src/oauth/authorize.ts `AuthorizationRequest`). */
+  /** The validated authorization request (src/capabilities/authorization-code/authorization-request.ts `AuthorizationRequest`). */
   params: unknown;
   created_at: Date;
   expires_at: Date;

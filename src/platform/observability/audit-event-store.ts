@@ -33,7 +33,7 @@ export interface AuditPage {
  * PostgreSQL text and jsonb cannot hold a NUL byte nor an unpaired UTF-16 surrogate, and an
  * event can carry one a client sent (a claimed client_id): each is stored as U+FFFD, else the
  * whole batch — every event in it — would fail again at each retry. (JSON request bodies with an
- * unpaired surrogate are refused at parsing, src/http/server.ts; this is the last line.)
+ * unpaired surrogate are refused at parsing, src/server/http/server.ts; this is the last line.)
  */
 const storable = (_key: string, value: unknown) => {
   if (typeof value !== 'string') return value;

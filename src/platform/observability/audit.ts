@@ -9,7 +9,7 @@ import { SECRET_FIELDS } from './logger.js';
  * Security events: one structured log line each with an `event` field, and the same event in
  * the durable `audit_events` table, written in batches off the request path. Never pass a
  * token, secret, password or code here: pass its identifier (jti, family id, kid, client_id).
- * The HTTP layer passes request_id, ip and user_agent (src/http/audit-fields.ts).
+ * The HTTP layer passes request_id, ip and user_agent (src/server/http/audit-fields.ts).
  */
 export type AuditEventName = string;
 

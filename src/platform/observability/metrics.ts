@@ -10,7 +10,7 @@ export interface Metrics {
   registry: Registry;
   httpRequestDuration: LatencyHistogram<'method' | 'route' | 'status_class'>;
   httpErrors: Counter<'route' | 'status'>;
-  /** Requests refused with 429 by a rate limit (src/http/rate-limit.ts). */
+  /** Requests refused with 429 by a rate limit (src/server/http/rate-limit.ts). */
   rateLimited: Counter<'endpoint' | 'limit'>;
 }
 

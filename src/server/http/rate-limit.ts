@@ -11,7 +11,7 @@ import type { Metrics } from '../../platform/observability/metrics.js';
  * a client_id at /authorize when AUTHORIZE_RATE_LIMIT_PER_CLIENT is set) when the request
  * claims one, then — where client authentication happens — the harder back-off after repeated failed client authentications. The first limit
  * exceeded answers 429 with Retry-After and counts `latchkey_rate_limited_total{endpoint,limit}`.
- * Counters are in memory (src/fixed-window.ts, 10,000 keys per limit), per instance, over
+ * Counters are in memory (src/platform/fixed-window.ts, 10,000 keys per limit), per instance, over
  * fixed windows of RATE_LIMIT_WINDOW. An IPv6 address counts as its /64.
  *
  * A synchronous preHandler (no promise, no await: it runs on every token request). Use, inside
@@ -19,7 +19,7 @@ import type { Metrics } from '../../platform/observability/metrics.js';
  *   const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics });
  *   app.post('/par', { preHandler: limiter.endpoint('par', { perIp: n, authBackoff }) }, …);
  * The endpoints that authenticate clients limit each client after it has authenticated:
- * `limiter.client('par', m, clock)` goes into the core's ClientAuthDeps (src/oauth/client-rate-limit.ts).
+ * `limiter.client('par', m, clock)` goes into the core's ClientAuthDeps (src/oauth/client-auth/client-rate-limit.ts).
  */
 export interface EndpointLimits {
   /** Requests per window from one IP address. */

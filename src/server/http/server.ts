@@ -94,7 +94,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
 
   await app.register(healthRoutes, { checks: deps.readiness });
-  // /metrics here unless METRICS_PORT moves it to a listener of its own (src/http/metrics.ts).
+  // /metrics here unless METRICS_PORT moves it to a listener of its own (src/server/http/metrics.ts).
   if (config.metricsPort === undefined) await app.register(metricsRoutes(deps.metrics.registry, config.metricsTokens));
   for (const routes of deps.routes ?? []) await app.register(routes);
 
