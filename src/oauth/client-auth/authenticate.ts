@@ -4,7 +4,7 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVe
 import { epochSeconds, type Clock } from '../../platform/clock.js';
 import type { Client } from '../client.js';
 import { CLIENT_ID, secretMatches } from '../client.js';
-import { TOKEN_ENDPOINT_AUTH_METHODS, usesClientSecret, type TokenEndpointAuthMethod } from '../client-metadata.js';
+import { usesClientSecret, type TokenEndpointAuthMethod } from '../client-metadata.js';
 import type { ClientRateLimit } from './client-rate-limit.js';
 import { InvalidClient, InvalidRequest } from '../errors.js';
 import { readParams, type FormBody } from '../params.js';
@@ -111,6 +111,60 @@ export interface AuthenticateOptions {
   allowPublic: boolean;
 }
 
+/** The client credentials a request presents, read once: the Basic header and the form's authentication parameters. */
+interface PresentedCredentials {
+  basic: { clientId: string; clientSecret: string } | undefined;
+  params: Partial<Record<'client_id' | 'client_secret' | 'client_assertion' | 'client_assertion_type', string>>;
+}
+
+/** One client authentication method: whether a request presents it, and how it is checked. */
+interface ClientAuthMethodHandler {
+  /** Whether the request carries this method's credential. */
+  presented(request: PresentedCredentials): boolean;
+  authenticate(request: PresentedCredentials, deps: ClientAuthDeps, options: AuthenticateOptions): Promise<AuthenticatedClient>;
+}
+
+/**
+ * THE table of client authentication methods, one entry per method a client may register
+ * (TOKEN_ENDPOINT_AUTH_METHODS: the type makes an unhandled one a compile error). Discovery's
+ * `…_auth_methods_supported` is read from it; a new method (mTLS) is an entry here.
+ */
+const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
+  // RFC 6749 §2.3.1 + RFC 7617
+  client_secret_basic: {
+    presented: ({ basic }) => basic !== undefined,
+    async authenticate({ basic, params }, deps) {
+      if (params.client_id !== undefined && params.client_id !== basic!.clientId) {
+        throw new InvalidRequest('client_id does not match the client authenticated by the Authorization header');
+      }
+      return bySecret('client_secret_basic', basic!.clientId, basic!.clientSecret, deps);
+    },
+  },
+  // RFC 6749 §2.3.1: the credentials in the form body (NOT RECOMMENDED, but registered by many RPs).
+  client_secret_post: {
+    presented: ({ params }) => params.client_secret !== undefined,
+    async authenticate({ params }, deps) {
+      if (params.client_id === undefined) throw new InvalidRequest('client_secret requires client_id');
+      return bySecret('client_secret_post', params.client_id, params.client_secret!, deps);
+    },
+  },
+  // RFC 7523 §2.2
+  private_key_jwt: {
+    presented: ({ params }) => params.client_assertion !== undefined,
+    authenticate: ({ params }, deps) => byAssertion(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
+  },
+  // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
+  none: {
+    presented: ({ basic, params }) => params.client_id !== undefined && basic === undefined &&
+      params.client_secret === undefined && params.client_assertion === undefined,
+    async authenticate({ params }, deps, options) {
+      const client = await usableClient(params.client_id!, 'none', deps);
+      if (!options.allowPublic) throw new ClientAuthenticationFailed('none', client.clientId, 'this endpoint requires an authenticated (confidential) client');
+      return admitted(client, 'none', deps);
+    },
+  },
+};
+
 /**
  * Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3: "MUST
  * NOT use more than one authentication method in each request") else invalid_request; the
@@ -118,34 +172,17 @@ export interface AuthenticateOptions {
  * a wrong secret: 401 invalid_client.
  */
 export async function authenticateClient(input: ClientAuthInput, deps: ClientAuthDeps, options: AuthenticateOptions): Promise<AuthenticatedClient> {
-  const params = readParams(input.body, ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type']);
-  const basic = parseBasic(input.authorization);
-  const used = [basic && 'basic', params.client_secret !== undefined && 'post', params.client_assertion !== undefined && 'assertion'].filter(Boolean);
-  if (used.length > 1) throw new InvalidRequest('more than one client authentication method used (RFC 6749 §2.3)');
-  if (params.client_assertion_type !== undefined && params.client_assertion === undefined) {
+  const request: PresentedCredentials = {
+    params: readParams(input.body, ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type']),
+    basic: parseBasic(input.authorization),
+  };
+  const presented = Object.values(METHODS).filter((method) => method.presented(request));
+  if (presented.length > 1) throw new InvalidRequest('more than one client authentication method used (RFC 6749 §2.3)');
+  if (request.params.client_assertion_type !== undefined && request.params.client_assertion === undefined) {
     throw new InvalidRequest('client_assertion_type without client_assertion');
   }
-
-  if (basic) {
-    if (params.client_id !== undefined && params.client_id !== basic.clientId) {
-      throw new InvalidRequest('client_id does not match the client authenticated by the Authorization header');
-    }
-    return bySecret('client_secret_basic', basic.clientId, basic.clientSecret, deps);
-  }
-  if (params.client_secret !== undefined) {
-    if (params.client_id === undefined) throw new InvalidRequest('client_secret requires client_id');
-    return bySecret('client_secret_post', params.client_id, params.client_secret, deps);
-  }
-  if (params.client_assertion !== undefined) {
-    return byAssertion(params.client_assertion, params.client_assertion_type, params.client_id, deps);
-  }
-  if (params.client_id !== undefined) {
-    // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
-    const client = await usableClient(params.client_id, 'none', deps);
-    if (!options.allowPublic) throw new ClientAuthenticationFailed('none', client.clientId, 'this endpoint requires an authenticated (confidential) client');
-    return admitted(client, 'none', deps);
-  }
-  throw new ClientAuthenticationFailed('unknown', undefined, 'no client authentication');
+  if (presented.length === 0) throw new ClientAuthenticationFailed('unknown', undefined, 'no client authentication');
+  return presented[0]!.authenticate(request, deps, options);
 }
 
 /**
@@ -266,5 +303,5 @@ export class ClientKeys {
 
 /** What discovery advertises of client authentication (RFC 8414 §2): this module's methods and algorithms. */
 export function supportedAuthMethods(): { methods: string[]; signingAlgs: string[] } {
-  return { methods: [...TOKEN_ENDPOINT_AUTH_METHODS], signingAlgs: [...CLIENT_ASSERTION_ALGS] };
+  return { methods: Object.keys(METHODS), signingAlgs: [...CLIENT_ASSERTION_ALGS] };
 }
