@@ -10,7 +10,7 @@ import { AuditEventRepository } from '../platform/observability/audit-event-stor
 import { createAuditLog } from '../platform/observability/audit.js';
 import { createLogger } from '../platform/observability/logger.js';
 import { listSigningKeys } from '../platform/keys/signing-key-store.js';
-import { migrations } from '../../migrations/index.js';
+import { MIGRATIONS as migrations } from '../server/capabilities.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { migrations } from '../../migrations/index.js';
+import { MIGRATIONS as migrations } from '../server/capabilities.js';
 import { systemClock } from '../platform/clock.js';
 import type { Config } from '../server/config.js';
 import { lockDataDir } from '../platform/db/data-dir.js';

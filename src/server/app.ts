@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
-import { migrations } from '../../migrations/index.js';
 import { systemClock, type Clock } from '../platform/clock.js';
 import type { Config } from './config.js';
 import { embeddedKeyEncryptionSecret, lockDataDir } from '../platform/db/data-dir.js';
@@ -20,7 +19,7 @@ import { discoveryRoutes, jwksRoutes } from './http/jwks-and-discovery.js';
 import { DiscoveryRegistry } from '../oauth/discovery.js';
 import type { DemoCredentials } from '../capabilities/demo/demo-data.js';
 import { GrantTypeRegistry, type GrantRegistry } from '../oauth/token-endpoint/registry.js';
-import { CAPABILITIES, GRANT_TYPES } from './capabilities.js';
+import { CAPABILITIES, GRANT_TYPES, MIGRATIONS as migrations } from './capabilities.js';
 import type { AppContext, CapabilityContext, Registration, Services } from './context.js';
 import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
 import { createServices } from './services.js';

@@ -11,6 +11,8 @@ import { revocation } from '../capabilities/revocation/index.js';
 import { userInfo } from '../capabilities/userinfo/index.js';
 import { parseClientMetadata as parseWith, type ClientMetadata } from '../oauth/client-metadata.js';
 import { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
+import type { Migration } from '../platform/db/migrator.js';
+import { migrations as released } from '../../migrations/index.js';
 import type { Capability } from './context.js';
 
 /**
@@ -42,3 +44,14 @@ export const GRANT_TYPES = new GrantTypeRegistry(CAPABILITIES.flatMap((c) => c.g
 export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
   return parseWith(input, { ...options, grantTypes: GRANT_TYPES });
 }
+
+/**
+ * Every migration: the released ones (migrations/) and each capability's own, in name order
+ * (a name twice is a mistake caught at start, not a table created twice).
+ */
+export const MIGRATIONS: readonly Migration[] = (() => {
+  const all = [...released, ...CAPABILITIES.flatMap((c) => c.migrations ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const twice = all.find((m, i) => i > 0 && all[i - 1]!.name === m.name);
+  if (twice) throw new Error(`migration ${twice.name} is declared twice`);
+  return all;
+})();

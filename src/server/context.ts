@@ -6,6 +6,7 @@ import type { GrantType, TokenGrant } from '../oauth/token-endpoint/grant.js';
 import type { Clock } from '../platform/clock.js';
 import type { Config } from './config.js';
 import type { Store } from '../platform/db/database.js';
+import type { Migration } from '../platform/db/migrator.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
@@ -121,12 +122,14 @@ export interface Registration {
 
 /**
  * One capability: a folder under src/capabilities/ whose index.ts exports this, and one line in
- * src/server/capabilities.ts. `grantTypes` is known before the server runs (client validation
- * uses it, the CLI too); `register` runs once per app when `enabled` says so.
+ * src/server/capabilities.ts. `grantTypes` and `migrations` are known before the server runs
+ * (client validation and the CLI use them too); `register` runs once per app when `enabled` says so.
  */
 export interface Capability {
   name: string;
   grantTypes?: readonly GrantType[];
+  /** The capability's own tables: migrations named after the released ones (migrations/), run with them in name order. */
+  migrations?: readonly Migration[];
   enabled?(config: Config): boolean;
   register(ctx: CapabilityContext): Registration | Promise<Registration>;
 }
