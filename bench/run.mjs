@@ -9,6 +9,7 @@
 //   npm run bench -- --scenario introspection_jwt  # introspection answered as a JWT (RFC 9701)
 //   npm run bench -- --scenario client_credentials --runs 5 --duration 10
 //   npm run bench -- --targets latchkey,ceiling  # a subset of targets
+//   npm run bench -- --baseline ../before --targets ceiling,baseline,latchkey  # against another build (its dist/)
 //
 // Run by hand on a quiet machine; never from the test suite. Results print as a Markdown table.
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,6 +32,9 @@ const { values: args } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     // Extra environment for Latchkey, e.g. --env AUDIT_DB_EXCLUDE=token.issued (repeatable).
     env: { type: 'string', multiple: true, default: [] },
+    // Another build of Latchkey (a checkout with dist/ built), measured in the same run as the
+    // target `baseline`: a change on the token path against the build before it.
+    baseline: { type: 'string' },
   },
 });
 
@@ -68,9 +72,15 @@ const targets = {
     // node-oidc-provider introspects only its opaque tokens (see peer-oidc-provider.mjs).
     introspect: { path: '/token/introspection', tokenBody: `${TOKEN_BODY}&resource=urn%3Abench%3Aopaque` },
   },
-  latchkey: {
-    port: 4300,
-    command: () => [process.execPath, join(root, 'dist/src/cli.js'), 'start'],
+  latchkey: latchkeyTarget(root, 4300),
+  ...(args.baseline ? { baseline: latchkeyTarget(resolve(args.baseline), 4400) } : {}),
+};
+
+/** Latchkey built in `checkout`, on `port`. */
+function latchkeyTarget(checkout, port) {
+  return {
+    port,
+    command: () => [process.execPath, join(checkout, 'dist/src/cli.js'), 'start'],
     env: (dir) => {
       // The bench client comes from the declarative bootstrap file, its secret from the environment.
       const clientsFile = join(dir, 'clients.json');
@@ -86,7 +96,7 @@ const targets = {
       }));
       return {
         DATA_DIR: join(dir, 'data'), CLIENTS_FILE: clientsFile, BENCH_CLIENT_SECRET: CLIENT_SECRET,
-        ISSUER: 'http://127.0.0.1:4300', LOG_LEVEL: args['log-level'],
+        ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: args['log-level'],
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
         INTROSPECTION_RATE_LIMIT_PER_CLIENT: '10000000', INTROSPECTION_RATE_LIMIT_PER_IP: '10000000',
@@ -96,8 +106,8 @@ const targets = {
     readyPath: '/readyz',
     token: { path: '/token', body: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
     introspect: { path: '/introspect', tokenBody: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
-  },
-};
+  };
+}
 
 /** What one request of each scenario is, for a target; null when the target cannot do it. */
 const scenarios = {

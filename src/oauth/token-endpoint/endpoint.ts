@@ -34,5 +34,8 @@ export async function handleTokenRequest(input: ClientAuthInput, deps: TokenEndp
   const params = readParams(input.body, grant.parameters);
   const resources = readRepeatedParam(input.body, 'resource');
   const result = await grant.handle({ client: authenticated.client, params, resources });
-  return { ...result, grantType: grant.grantType, client: authenticated };
+  // Built by assignment, not a spread: this runs for every token issued.
+  const answer: TokenRequestResult = { response: result.response, issued: result.issued, grantType: grant.grantType, client: authenticated };
+  if (result.audit) answer.audit = result.audit;
+  return answer;
 }
