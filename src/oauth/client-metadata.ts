@@ -146,12 +146,12 @@ export interface RegistrableGrantTypes {
 }
 
 /** The metadata schema of a server with these grant types: an unknown grant type is refused where the member is read. */
-const schemas = new WeakMap<RegistrableGrantTypes, typeof metadataObject>();
-function metadataSchema(grantTypes: RegistrableGrantTypes): typeof metadataObject {
+const schemas = new WeakMap<RegistrableGrantTypes, z.ZodType<ClientMetadata>>();
+function metadataSchema(grantTypes: RegistrableGrantTypes): z.ZodType<ClientMetadata> {
   let schema = schemas.get(grantTypes);
   if (!schema) {
-    const grantType = z.string().refine((type) => grantTypes.has(type), `must be one of ${grantTypes.grantTypes().join(', ')}`);
-    schema = metadataObject.extend({ grant_types: z.array(grantType).min(1).max(10).default(['authorization_code']) });
+    const served = grantTypes.grantTypes() as [string, ...string[]];
+    schema = metadataObject.extend({ grant_types: z.array(z.enum(served)).min(1).max(10).default(['authorization_code']) });
     schemas.set(grantTypes, schema);
   }
   return schema;

@@ -173,6 +173,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         grants.add(grant);
       }
     }
+    // What clients may register is what /token serves: a grant type declared and not served
+    // (its capability off, or not registering it) would let clients register a grant nobody serves.
+    const unserved = GRANT_TYPES.grantTypes().filter((type) => !grants.has(type));
+    if (unserved.length > 0) throw new Error(`grant types declared but not served: ${unserved.join(', ')}`);
     discovery.contribute(tokenEndpointMetadata(services, grants));
     for (const registration of registrations) if (registration.discovery) discovery.contribute(registration.discovery);
     const routes: FastifyPluginAsync[] = [

@@ -16,7 +16,7 @@ describe('the capability table (src/server/capabilities.ts)', () => {
 
   it('lets a client register only a grant type some capability serves (RFC 7591 §2)', () => {
     expect(() => parseClientMetadata({ grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] }))
-      .toThrow('grant_types.0: must be one of authorization_code, refresh_token, client_credentials');
+      .toThrow('grant_types.0: Invalid option: expected one of "authorization_code"|"refresh_token"|"client_credentials"');
     expect(parseClientMetadata({ grant_types: ['client_credentials'] }).grant_types).toEqual(['client_credentials']);
   });
 

@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The layering of ../shared/ARCHITECTURE.md, read off the imports of src/: server → capability →
+ * The layering of ../shared/ARCHITECTURE.md, read off the imports of src/ (and migrations/): server → capability →
  * oauth kernel / users → platform, imports pointing down only, the kernel free of Fastify, one
  * composition root, no import cycle.
  */
@@ -21,18 +21,38 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-const IMPORT = /^\s*(import|export)\s+(type\s+)?([^'";]*?\bfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+/** The source without its comments (strings and template literals kept as they are). */
+function withoutComments(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '/' && text[i + 1] === '/') { while (i < text.length && text[i] !== '\n') i++; out += '\n'; continue; }
+    if (c === '/' && text[i + 1] === '*') { const end = text.indexOf('*/', i + 2); i = end < 0 ? text.length : end + 1; out += ' '; continue; }
+    if (c === '\'' || c === '"' || c === '`') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== c) j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
 
-/** Every import of every file under src/, as paths relative to the repository (packages as their names). */
+// `import … from '…'`, `export … from '…'`, `import '…'` and `import('…')`, anywhere in a file.
+const IMPORT = /\b(import|export)\s+(type\s+)?(?:[\w*{}\s,$]*?\bfrom\s*)?['"`]([^'"`]+)['"`]|\bimport\(\s*['"`]([^'"`]+)['"`]\s*\)/g;
+
+/** Every import of every file under src/ and migrations/, as paths relative to the repository (packages as their names). */
 function imports(): Import[] {
-  return sourceFiles(src).flatMap((file) => {
-    const text = readFileSync(file, 'utf8');
+  return [...sourceFiles(src), ...sourceFiles(join(root, 'migrations'))].flatMap((file) => {
+    const text = withoutComments(readFileSync(file, 'utf8'));
     const found: Import[] = [];
     for (const m of text.matchAll(IMPORT)) {
-      const specifier = m[4] ?? m[5]!;
-      // `import type {…}` and `import { type A, type B }` are erased: they cannot make a runtime cycle.
-      const names = m[3] ?? '';
-      const typeOnly = m[2] !== undefined || (/^\{[^}]*\}\s*from\s+$/.test(names) && names.slice(1, names.indexOf('}')).split(',').every((n) => /^\s*type\s/.test(n) || n.trim() === ''));
+      const specifier = m[3] ?? m[4]!;
+      // Only `import type` / `export type` is erased: under verbatimModuleSyntax an
+      // `import { type A }` still loads its module.
+      const typeOnly = m[2] !== undefined;
       const to = specifier.startsWith('.')
         ? relative(root, resolve(dirname(file), specifier)).replace(/\.js$/, '.ts')
         : specifier;
@@ -43,7 +63,10 @@ function imports(): Import[] {
 }
 
 const all = imports();
-const layerOf = (path: string) => path.split('/').slice(0, 2).join('/');
+/** The layer of a file: src/<folder>, with the entry points src/cli.ts and src/main.ts in src/cli. */
+const layerOf = (path: string) => (/^src\/[\w-]+\.ts$/.test(path) ? 'src/cli' : path.split('/').slice(0, 2).join('/'));
+/** The capability a file belongs to, if any. */
+const capabilityOf = (path: string) => /^src\/capabilities\/([\w-]+)\//.exec(path)?.[1];
 const isFastify = (to: string) => to === 'fastify' || to.startsWith('@fastify/');
 
 describe('layering (../shared/ARCHITECTURE.md)', () => {
@@ -51,6 +74,8 @@ describe('layering (../shared/ARCHITECTURE.md)', () => {
     // The parser sees the files it is meant to judge (a broken pattern would pass every rule below).
     expect(all.some((i) => i.from === 'src/server/app.ts' && i.to === 'src/server/capabilities.ts')).toBe(true);
     expect(all.some((i) => i.from === 'src/capabilities/login/routes.ts' && i.to === 'fastify' && i.typeOnly)).toBe(true);
+    expect(all.some((i) => i.from === 'src/capabilities/login/routes.ts' && i.to === 'src/users/sign-in.ts' && !i.typeOnly)).toBe(true);
+    expect(all.some((i) => i.from === 'migrations/index.ts' && i.to === 'migrations/0001_signing_keys.ts')).toBe(true);
   });
 
   it('keeps Fastify out of the kernel, the platform, users and every capability file but routes.ts', () => {
@@ -82,6 +107,17 @@ describe('layering (../shared/ARCHITECTURE.md)', () => {
       !(i.to === 'src/server/context.ts' && i.typeOnly) &&
       !(i.to === 'src/server/services.ts' && i.typeOnly) &&
       !(i.to.startsWith('src/server/http/') && (i.from.endsWith('routes.ts'))));
+    expect(offenders).toEqual([]);
+  });
+
+  it('keeps each capability to itself: no capability imports another', () => {
+    const offenders = all.filter((i) => capabilityOf(i.from) !== undefined && capabilityOf(i.to) !== undefined && capabilityOf(i.from) !== capabilityOf(i.to));
+    expect(offenders).toEqual([]);
+  });
+
+  it('lets a migration import only kysely and the Migration type (a released migration never changes with the code)', () => {
+    const offenders = all.filter((i) => i.from.startsWith('migrations/') && i.to !== 'kysely' && !i.to.startsWith('migrations/') &&
+      !(i.to === 'src/platform/db/migrator.ts' && i.typeOnly));
     expect(offenders).toEqual([]);
   });
 

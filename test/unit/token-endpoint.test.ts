@@ -221,10 +221,11 @@ describe('GrantTypeRegistry: the one table of grant types', () => {
     expect(registry.has('Alpha')).toBe(false);
     expect(registry.get('beta')).toBeUndefined();
   });
-  it('clientMetadataProblems: the rules of the grant types the client registered for only, in its order', () => {
+  it('clientMetadataProblems: the rules of the grant types the client registered for only, in registration order', () => {
     const registry = new GrantTypeRegistry<GrantType>([problemsOf('a', 'problem of a'), problemsOf('b', 'problem of b'), { grantType: 'c', publicClients: true }]);
     expect(registry.clientMetadataProblems(metadata(['b']))).toEqual(['problem of b']);
-    expect(registry.clientMetadataProblems(metadata(['b', 'a']))).toEqual(['problem of b', 'problem of a']);
+    // Whatever order the client lists them in, the same problem comes first.
+    expect(registry.clientMetadataProblems(metadata(['b', 'a']))).toEqual(['problem of a', 'problem of b']);
     // A grant type with no rules, and one the registry does not know, add nothing.
     expect(registry.clientMetadataProblems(metadata(['c', 'unknown']))).toEqual([]);
   });

@@ -23,12 +23,10 @@ import { BrowserCookies } from '../../server/http/browser-session.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
 import { FORM, isForm } from '../../server/http/forms.js';
+import { sendHtml } from '../../server/http/html.js';
 
 const FORM_POST_SCRIPT_HASH = `'sha256-${createHash('sha256').update(FORM_POST_SCRIPT).digest('base64')}'`;
 
-function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).type('text/html; charset=utf-8').send(body);
-}
 
 
 /**

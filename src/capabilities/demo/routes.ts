@@ -1,16 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import cookie from '@fastify/cookie';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { Config } from '../../server/context.js';
 import { DEMO_CLIENT_ID } from './demo-data.js';
 import { errorPage, tryResultPage } from '../../platform/ui/pages.js';
+import { sendHtml } from '../../server/http/html.js';
 
 const COOKIE = 'latchkey_try';
 
-function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).type('text/html; charset=utf-8').send(body);
-}
 
 /**
  * The try-it page: a tiny relying party for the demo client, inside the server, that runs the

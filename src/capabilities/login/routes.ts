@@ -1,21 +1,19 @@
 import cookie from '@fastify/cookie';
 import { Counter } from 'prom-client';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
-import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from '../logout/end-session.js';
-import { InvalidRequest } from '../../oauth/errors.js';
-import type { FormBody } from '../../oauth/params.js';
 import { sha256 } from '../../platform/crypto.js';
-import { readIdTokenHint } from '../../oauth/tokens.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import { SessionRepository } from '../../users/session-store.js';
-import { accountPage, errorPage, loginPage, logoutPage, signedOutPage } from '../../platform/ui/pages.js';
+import { accountPage, loginPage } from '../../platform/ui/pages.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../../users/sign-in.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { BrowserCookies } from '../../server/http/browser-session.js';
-import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
+import { htmlCsp } from '../../server/http/security-headers.js';
 import { addressKey } from '../../platform/fixed-window.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
+import { sendHtml } from '../../server/http/html.js';
+import { formField } from '../../server/http/forms.js';
 
 /**
  * Where a browser may be sent after signing in: a path on this server only. Anything else
@@ -28,27 +26,18 @@ export function safeReturnPath(value: unknown): string {
   return value;
 }
 
-const field = (body: unknown, name: string): unknown => (body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined);
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function sendHtml(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).type('text/html; charset=utf-8').send(body);
-}
 
 /**
- * The first-party sign-in pages: /login, the account page at /, and /logout — the
- * end_session_endpoint of OpenID Connect RP-Initiated Logout 1.0 as well as the account page's
- * sign-out.
+ * The first-party sign-in pages: /login and the account page at / (whose sign-out form posts
+ * to /logout, src/capabilities/logout/routes.ts).
  */
 export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   const { config, store, clock, audit, services } = context;
   const { hasher, sessionEnd } = services;
   // CSP form-action sources for a form returning to this path (a pending authorization may redirect to its client).
   const formActionsFor = (returnTo: string) => context.formActionsAfterSignIn(returnTo);
-  const endSessionDeps: EndSessionDeps = {
-    clients: services.clients,
-    readIdTokenHint: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token),
-  };
   const cookies = new BrowserCookies(config.issuer);
   const users = services.users;
   const sessions = new SessionRepository(store.db);
@@ -58,12 +47,6 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   const logins = new Counter({
     name: 'latchkey_logins_total',
     help: 'Password sign-in attempts by outcome: success, failure (any reason) or throttled (blocked after repeated failures).',
-    labelNames: ['outcome'],
-    registers: [context.metrics.registry],
-  });
-  const logouts = new Counter({
-    name: 'latchkey_logouts_total',
-    help: 'Sign-out requests at /logout by outcome: signed_out, stayed (the person chose to stay signed in), not_signed_in (no session to end), invalid_request (refused; nothing done).',
     labelNames: ['outcome'],
     registers: [context.metrics.registry],
   });
@@ -91,27 +74,27 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       // its growing delay, is what stops distributed guessing).
       perKey: {
         name: 'login', max: config.loginRateLimitPerLogin,
-        key: (req) => { const login = text(field(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH); return login ? `${login}|${addressKey(req.ip)}` : undefined; },
+        key: (req) => { const login = text(formField(req.body, 'login')).trim().toLowerCase().slice(0, MAX_LOGIN_LENGTH); return login ? `${login}|${addressKey(req.ip)}` : undefined; },
       },
       onLimited: (req, reply, retryAfterSeconds) => {
         reply.header('retry-after', String(retryAfterSeconds));
-        const login = text(field(req.body, 'login'));
-        sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(field(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
+        const login = text(formField(req.body, 'login'));
+        sendHtml(reply, 429, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo: safeReturnPath(formField(req.body, 'return_to')), login, error: 'throttled', retryAfterSeconds }));
         return undefined;
       },
     });
 
     app.post('/login', { preHandler: limit }, async (req, reply) => {
       const body = req.body;
-      const returnTo = safeReturnPath(field(body, 'return_to'));
-      const login = text(field(body, 'login'));
+      const returnTo = safeReturnPath(formField(body, 'return_to'));
+      const login = text(formField(body, 'login'));
       const csrf = cookies.csrfToken(req, reply);
       reply.header('content-security-policy', htmlCsp({ formAction: await formActionsFor(returnTo) }));
-      if (!cookies.csrfValid(req, field(body, 'csrf'))) {
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) {
         return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf' }));
       }
       const result = await signIn({
-        login, password: text(field(body, 'password')), ip: req.ip,
+        login, password: text(formField(body, 'password')), ip: req.ip,
         userAgent: req.headers['user-agent'], requestId: req.id,
       }, { users, sessions, throttle, hasher, clock, audit, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl });
       logins.inc({ outcome: result.kind === 'signed_in' ? 'success' : result.kind === 'rejected' ? 'failure' : 'throttled' });
@@ -135,64 +118,6 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const user = session ? await users.findById(session.user_id) : undefined;
       if (!session || !user) return reply.code(303).header('location', '/login').send();
       return sendHtml(reply, 200, accountPage({ username: user.username, csrf: cookies.csrfToken(req, reply) }));
-    });
-
-    /**
-     * /logout, GET or POST (RP-Initiated Logout 1.0 §2: both). The request is validated first;
-     * a bad one gets an error page and changes nothing. With a session, the person is asked
-     * (§2: the OP SHOULD ask; a cross-site GET must not sign anyone out), and the answer comes
-     * back as a POST of this page's form, CSRF-checked, carrying the same parameters, which are
-     * validated again. Without a session there is nothing to ask. Either way the browser goes
-     * back to the client's post_logout_redirect_uri when the request named a valid one.
-     */
-    const logout = async (req: FastifyRequest, reply: FastifyReply, params: FormBody, form: FormBody | undefined) => {
-      let request: EndSessionRequest;
-      try {
-        request = await validateEndSessionRequest(params, endSessionDeps);
-      } catch (err) {
-        if (!(err instanceof InvalidRequest)) throw err;
-        logouts.inc({ outcome: 'invalid_request' });
-        return sendHtml(reply, 400, errorPage('Sign out failed', `The sign-out request is not valid: ${err.description}.`));
-      }
-      const done = (outcome: 'signed_out' | 'stayed' | 'not_signed_in') => {
-        logouts.inc({ outcome });
-        if (request.redirect) return reply.code(303).header('location', postLogoutRedirectUrl(request.redirect)).send();
-        if (outcome === 'stayed') return reply.code(303).header('location', '/').send();
-        return sendHtml(reply, 200, signedOutPage());
-      };
-
-      // The answer to this page's question: only from this page (CSRF), else it is a new request.
-      if (form && field(form, 'csrf') !== undefined) {
-        if (!cookies.csrfValid(req, field(form, 'csrf'))) {
-          return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
-        }
-        if (field(form, 'decision') === 'stay') return done('stayed');
-        const id = cookies.sessionId(req);
-        const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
-        if (ended) {
-          audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
-          void sessionEnd.sessionEnded(ended, requestAuditFields(req));
-        }
-        cookies.clearSession(reply);
-        return done(ended ? 'signed_out' : 'not_signed_in');
-      }
-
-      const session = await currentSession(req);
-      if (!session) return done('not_signed_in');
-      const user = await users.findById(session.user_id);
-      reply.header('content-security-policy', htmlCsp({ formAction: request.redirect ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"] }));
-      return sendHtml(reply, 200, logoutPage({
-        csrf: cookies.csrfToken(req, reply),
-        username: user?.username,
-        clientName: request.client ? request.client.metadata.client_name ?? request.client.clientId : undefined,
-        hidden: request.params,
-      }));
-    };
-
-    app.get('/logout', async (req, reply) => logout(req, reply, req.query as FormBody, undefined));
-    app.post('/logout', async (req, reply) => {
-      const body = (req.body && typeof req.body === 'object' ? req.body : {}) as FormBody;
-      return logout(req, reply, body, body);
     });
   };
 }

@@ -1,13 +1,15 @@
 import type { Capability } from '../../server/context.js';
+import { logoutRoutes } from './routes.js';
 
 /**
- * RP-Initiated Logout 1.0 (the end_session_endpoint, served with the sign-in pages at /logout)
- * and Back-Channel Logout 1.0 (the session-end notifier, a shared service, since a sign-in that
- * replaces a session and `latchkey users disable` end sessions too).
+ * RP-Initiated Logout 1.0 (the end_session_endpoint at /logout) and Back-Channel Logout 1.0 (the
+ * session-end notifier is a shared service, since a sign-in that replaces a session and
+ * `latchkey users disable` end sessions too).
  */
 export const logout: Capability = {
   name: 'logout',
   register: (ctx) => ({
+    routes: [logoutRoutes(ctx)],
     discovery: () => ({
       end_session_endpoint: `${ctx.config.issuer}/logout`,
       backchannel_logout_supported: true,

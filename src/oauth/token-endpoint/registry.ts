@@ -31,9 +31,14 @@ export class GrantTypeRegistry<G extends GrantType = GrantType> {
     return [...this.byType.keys()];
   }
 
-  /** The problems of a client's metadata under the rules of each grant type it registered for. */
+  /**
+   * The problems of a client's metadata under the rules of each grant type it registered for,
+   * in registration order (whatever order the client listed them in, the same problem comes first).
+   */
   clientMetadataProblems(metadata: ClientMetadata): string[] {
-    return metadata.grant_types.flatMap((type) => this.byType.get(type)?.clientMetadataProblems?.(metadata) ?? []);
+    return [...this.byType.values()]
+      .filter((grantType) => metadata.grant_types.includes(grantType.grantType))
+      .flatMap((grantType) => grantType.clientMetadataProblems?.(metadata) ?? []);
   }
 }
 

@@ -16,6 +16,11 @@ export function clientAuthInput(req: FastifyRequest): ClientAuthInput {
   return { authorization: req.headers.authorization, body: formBody(req.body) };
 }
 
+/** A member of a parsed form body, when the body is an object. */
+export function formField(body: unknown, name: string): unknown {
+  return body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined;
+}
+
 /** RFC 6749 §5.1: token responses (and their errors) are never cached. */
 export function noStore(reply: FastifyReply): void {
   reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
