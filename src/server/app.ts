@@ -20,7 +20,7 @@ import { DiscoveryRegistry } from '../oauth/discovery.js';
 import type { DemoCredentials } from '../capabilities/demo/demo-data.js';
 import { GrantTypeRegistry, type GrantRegistry } from '../oauth/token-endpoint/registry.js';
 import { CAPABILITIES, GRANT_TYPES, MIGRATIONS as migrations } from './capabilities.js';
-import type { AppContext, CapabilityContext, Registration, Services } from './context.js';
+import type { AppContext, Capability, CapabilityContext, Registration, Services } from './context.js';
 import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
 import { createServices } from './services.js';
 import { applyClientsFile } from '../oauth/clients/clients-file.js';
@@ -48,6 +48,8 @@ export interface AppOptions {
   store?: Store;
   /** Embedded mode only: `memory` for an in-memory PGlite (tests). */
   embeddedDataDir?: 'memory';
+  /** The capabilities to register instead of the table's (tests of the registration contract). */
+  capabilities?: readonly Capability[];
   /** Route plugins added after the built-in ones (tests probe the server with these). */
   extraRoutes?: FastifyPluginAsync[];
 }
@@ -141,11 +143,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ];
 
     // Clients declared in CLIENTS_FILE, before anything serves them.
+    const capabilities = options.capabilities ?? CAPABILITIES;
+    const grantTypes = options.capabilities ? new GrantTypeRegistry(capabilities.flatMap((c) => c.grantTypes ?? [])) : GRANT_TYPES;
     if (config.clientsFile) {
-      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, GRANT_TYPES);
+      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, grantTypes);
       logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
     }
-    const services = await createServices(context, GRANT_TYPES, cleanups);
+    const services = await createServices(context, grantTypes, cleanups);
 
     // Each enabled capability registers what it brings (src/server/capabilities.ts).
     const registrations: Registration[] = [];
@@ -161,11 +165,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       },
     };
     const grants: GrantRegistry = new GrantTypeRegistry();
-    for (const capability of CAPABILITIES) {
+    for (const capability of capabilities) {
       if (capability.enabled && !capability.enabled(config)) continue;
       const registration = await capability.register(capabilityContext);
       registrations.push(registration);
       if (registration.close) cleanups.push(() => registration.close?.());
+      for (const step of registration.cleanup ?? []) services.addCleanupStep(step);
       for (const grant of registration.grants ?? []) {
         if (!capability.grantTypes?.some((declared) => declared.grantType === grant.grantType)) {
           throw new Error(`capability ${capability.name} serves the ${grant.grantType} grant without declaring it in grantTypes`);
@@ -175,7 +180,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
     // What clients may register is what /token serves: a grant type declared and not served
     // (its capability off, or not registering it) would let clients register a grant nobody serves.
-    const unserved = GRANT_TYPES.grantTypes().filter((type) => !grants.has(type));
+    const unserved = grantTypes.grantTypes().filter((type) => !grants.has(type));
     if (unserved.length > 0) throw new Error(`grant types declared but not served: ${unserved.join(', ')}`);
     discovery.contribute(tokenEndpointMetadata(services, grants));
     for (const registration of registrations) if (registration.discovery) discovery.contribute(registration.discovery);

@@ -7,6 +7,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Config } from './config.js';
 import type { Store } from '../platform/db/database.js';
 import type { Migration } from '../platform/db/migrator.js';
+import type { CleanupStep } from '../platform/db/cleanup.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
@@ -90,6 +91,8 @@ export interface Services {
   sessionEnd: SessionEndNotifier;
   /** One run of the cleanup job (a timer runs it every CLEANUP_INTERVAL), counted in the metric; the rows removed per table. */
   runCleanup(): Promise<Record<string, number>>;
+  /** Adds a step to the cleanup job (a capability's registration.cleanup). */
+  addCleanupStep(step: CleanupStep): void;
   /** Records a failed client authentication (metric and audit event). */
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
@@ -114,6 +117,11 @@ export interface Registration {
   discovery?: () => ServerMetadata;
   /** See CapabilityContext.formActionsAfterSignIn: undefined when `returnTo` is not this capability's. */
   formActionsAfterSignIn?(returnTo: string): Promise<string[] | undefined>;
+  /**
+   * Steps of the cleanup job for the capability's own tables (one bounded statement each,
+   * FOR UPDATE SKIP LOCKED), run every CLEANUP_INTERVAL after the shared ones.
+   */
+  cleanup?: CleanupStep[];
   /** Demo data made on this start, shown once on the console (the demo capability). */
   demo?: DemoCredentials;
   /** Stops what the capability started (timers, listeners); called in reverse order on close. */

@@ -122,6 +122,7 @@ export async function createServices(
     authBackoff,
     sessionEnd,
     runCleanup,
+    addCleanupStep: (step) => cleanup.add(step),
     clientAuthFailed(err, fields) {
       metrics.clientAuthFailures.inc({ method: err.method });
       authBackoff.recordFailure(addressKey(fields.ip));

@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from './schema.js';
 
 /** What one cleanup step removes: a name (the metric label) and its bounded statement. */
-interface CleanupStep {
+export interface CleanupStep {
   name: string;
   /** Deletes (or erases) at most `limit` rows that are past their use at `now`; locked rows are skipped. */
   batch(now: Date, limit: number): RawBuilder<unknown>;
@@ -90,6 +90,12 @@ export class Cleanup {
           limit ${n} for update skip locked)`,
       },
     ];
+  }
+
+  /** Adds a step (a capability's own table), run after the others; its name must be new. */
+  add(step: CleanupStep): void {
+    if (this.steps.some((s) => s.name === step.name)) throw new Error(`cleanup step ${step.name} added twice`);
+    this.steps.push(step);
   }
 
   /** One run: every step in batches until it finds fewer rows than a batch. Returns the rows removed per step. */
