@@ -25,7 +25,7 @@ export { ConfigError, parseDurationSeconds } from '../platform/config/settings.j
  * `latchkey config` and of the README table (test/unit/config.test.ts keeps the two in step),
  * and a slice whose check reads another's values comes after it.
  */
-const slices = [
+export const SLICES = [
   httpSettings,
   databaseSettings,
   keySettings,
@@ -49,10 +49,10 @@ const slices = [
   demoSettings,
 ] as const;
 
-const composed = composeSlices(slices);
+const composed = composeSlices(SLICES);
 
 /** Every setting by its camelCase name, typed from the slices' schemas. */
-export type Config = ComposedValues<typeof slices>;
+export type Config = ComposedValues<typeof SLICES>;
 
 /** Reads the configuration from an environment; throws ConfigError listing every problem, one per line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { Store } from '../platform/db/database.js';
 import type { Migration } from '../platform/db/migrator.js';
 import type { CleanupStep } from '../platform/db/cleanup.js';
+import type { Slice } from '../platform/config/settings.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
@@ -136,6 +137,11 @@ export interface Registration {
 export interface Capability {
   name: string;
   grantTypes?: readonly GrantType[];
+  /**
+   * The capability's settings (its settings.ts): composed into Config by src/server/config.ts,
+   * which must list it (test/unit/capabilities.test.ts checks that every capability's is there).
+   */
+  settings?: Slice;
   /** The capability's own tables: migrations named after the released ones (migrations/), run with them in name order. */
   migrations?: readonly Migration[];
   enabled?(config: Config): boolean;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { migrations as released } from '../../migrations/index.js';
 import { CAPABILITIES, GRANT_TYPES, MIGRATIONS, parseClientMetadata } from '../../src/server/capabilities.js';
+import { SLICES } from '../../src/server/config.js';
 
 describe('the capability table (src/server/capabilities.ts)', () => {
   it('names each capability once', () => {
@@ -18,6 +19,13 @@ describe('the capability table (src/server/capabilities.ts)', () => {
     expect(() => parseClientMetadata({ grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] }))
       .toThrow('grant_types.0: Invalid option: expected one of "authorization_code"|"refresh_token"|"client_credentials"');
     expect(parseClientMetadata({ grant_types: ['client_credentials'] }).grant_types).toEqual(['client_credentials']);
+  });
+
+  it('composes every capability\'s settings into the configuration (src/server/config.ts lists each slice once)', () => {
+    const missing = CAPABILITIES.filter((c) => c.settings !== undefined && !(SLICES as readonly unknown[]).includes(c.settings)).map((c) => c.name);
+    expect(missing).toEqual([]);
+    expect(CAPABILITIES.filter((c) => c.settings !== undefined).map((c) => c.name))
+      .toEqual(['authorization-code', 'userinfo', 'refresh-token', 'introspection', 'revocation', 'registration', 'admin', 'login', 'logout', 'demo']);
   });
 
   it('runs the released migrations and the capabilities\' own in name order, each once', () => {

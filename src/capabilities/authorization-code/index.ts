@@ -6,10 +6,12 @@ import { CODE_CHALLENGE_METHODS } from './pkce.js';
 import { AuthorizationRequestRepository } from './request-store.js';
 import { authorizeRoutes, interactionFormActions } from './routes.js';
 import { KNOWN_RESPONSE_TYPES } from '../../oauth/client-metadata.js';
+import { authorizationCodeSettings } from './settings.js';
 
 /** The authorization code flow (RFC 6749 §4.1) with PKCE (RFC 7636), consent, PAR (RFC 9126) and form_post. */
 export const authorizationCode: Capability = {
   name: 'authorization-code',
+  settings: authorizationCodeSettings,
   grantTypes: [AUTHORIZATION_CODE],
   register(ctx) {
     const { services } = ctx;

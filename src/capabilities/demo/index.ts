@@ -2,6 +2,7 @@ import { isLoopbackHost } from '../../platform/uris.js';
 import type { Capability } from '../../server/context.js';
 import { createDemoData, DEMO_CLIENT_ID } from './demo-data.js';
 import { tryRoutes } from './routes.js';
+import { demoSettings } from './settings.js';
 
 /**
  * A newcomer's first start on the embedded store: demo user, demo client, try-it page. Only
@@ -10,6 +11,7 @@ import { tryRoutes } from './routes.js';
  */
 export const demo: Capability = {
   name: 'demo',
+  settings: demoSettings,
   enabled: (config) => !config.databaseUrl && config.demo && isLoopbackHost(new URL(config.issuer).hostname),
   async register(ctx) {
     const created = await createDemoData(ctx, { users: ctx.services.users, registry: ctx.services.registry, hasher: ctx.services.hasher });

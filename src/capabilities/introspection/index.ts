@@ -1,10 +1,12 @@
 import { supportedAuthMethods } from '../../oauth/client-auth/authenticate.js';
 import type { Capability } from '../../server/context.js';
 import { introspectionRoutes } from './routes.js';
+import { introspectionSettings } from './settings.js';
 
 /** Token introspection (RFC 7662), with JWT responses on request (RFC 9701). */
 export const introspection: Capability = {
   name: 'introspection',
+  settings: introspectionSettings,
   register(ctx) {
     const authMethods = supportedAuthMethods();
     return {

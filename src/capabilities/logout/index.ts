@@ -1,5 +1,6 @@
 import type { Capability } from '../../server/context.js';
 import { logoutRoutes } from './routes.js';
+import { logoutSettings } from './settings.js';
 
 /**
  * RP-Initiated Logout 1.0 (the end_session_endpoint at /logout) and Back-Channel Logout 1.0 (the
@@ -8,6 +9,7 @@ import { logoutRoutes } from './routes.js';
  */
 export const logout: Capability = {
   name: 'logout',
+  settings: logoutSettings,
   register: (ctx) => ({
     routes: [logoutRoutes(ctx)],
     discovery: () => ({

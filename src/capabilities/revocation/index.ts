@@ -1,10 +1,12 @@
 import { supportedAuthMethods } from '../../oauth/client-auth/authenticate.js';
 import type { Capability } from '../../server/context.js';
 import { revocationRoutes } from './routes.js';
+import { revocationSettings } from './settings.js';
 
 /** Token revocation (RFC 7009): access tokens by jti, refresh tokens with their family. */
 export const revocation: Capability = {
   name: 'revocation',
+  settings: revocationSettings,
   register(ctx) {
     const authMethods = supportedAuthMethods();
     return {
