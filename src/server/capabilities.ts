@@ -9,7 +9,6 @@ import { refreshToken } from '../capabilities/refresh-token/index.js';
 import { registration } from '../capabilities/registration/index.js';
 import { revocation } from '../capabilities/revocation/index.js';
 import { userInfo } from '../capabilities/userinfo/index.js';
-import { parseClientMetadata as parseWith, type ClientMetadata } from '../oauth/client-metadata.js';
 import { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
 import type { Migration } from '../platform/db/migrator.js';
 import { migrations as released } from '../../migrations/index.js';
@@ -39,11 +38,6 @@ export const CAPABILITIES: readonly Capability[] = [
  * validation (server, CLI, bootstrap file), discovery and the token endpoint read this one registry.
  */
 export const GRANT_TYPES = new GrantTypeRegistry(CAPABILITIES.flatMap((c) => c.grantTypes ?? []));
-
-/** Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types. */
-export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
-  return parseWith(input, { ...options, grantTypes: GRANT_TYPES });
-}
 
 /**
  * Every migration: the released ones (migrations/) and each capability's own, in name order

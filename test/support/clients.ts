@@ -1,5 +1,6 @@
 import type { AppContext } from '../../src/server/context.js';
 import { ClientRegistry, type CreatedClient } from '../../src/oauth/clients/registry.js';
+import { parseClientMetadata as parseWith, type ClientMetadata } from '../../src/oauth/client-metadata.js';
 import { ClientRepository } from '../../src/oauth/clients/store.js';
 import { GRANT_TYPES } from '../../src/server/capabilities.js';
 
@@ -33,4 +34,9 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types, as the registry does it. */
+export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
+  return parseWith(input, { ...options, grantTypes: GRANT_TYPES });
 }

@@ -2,7 +2,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Client, ClientSecretSlot } from '../../src/oauth/client.js';
 import { hashSecret } from '../../src/oauth/client.js';
 import { clientTypeOf } from '../../src/oauth/client-metadata.js';
-import { parseClientMetadata } from '../../src/server/capabilities.js';
+import { parseClientMetadata } from './clients.js';
 import type { Notifier } from '../../src/platform/db/database.js';
 import type { KeyRing, SigningAlg, SigningKey, VerificationKey } from '../../src/platform/keys/keyring.js';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { migrations as released } from '../../migrations/index.js';
-import { CAPABILITIES, GRANT_TYPES, MIGRATIONS, parseClientMetadata } from '../../src/server/capabilities.js';
+import { CAPABILITIES, GRANT_TYPES, MIGRATIONS } from '../../src/server/capabilities.js';
+import { parseClientMetadata } from '../support/clients.js';
 import { SLICES } from '../../src/server/config.js';
 
 describe('the capability table (src/server/capabilities.ts)', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { redirectUriProblem } from '../../src/oauth/client-metadata.js';
-import { parseClientMetadata } from '../../src/server/capabilities.js';
+import { parseClientMetadata } from '../support/clients.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 
 function errorOf(input: unknown, options?: { ignoreUnknown?: boolean }): { error: string; error_description: string } | undefined {

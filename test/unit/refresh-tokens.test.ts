@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
 import type { Client } from '../../src/oauth/client.js';
-import { parseClientMetadata } from '../../src/server/capabilities.js';
+import { parseClientMetadata } from '../support/clients.js';
 import { mayIssueRefreshToken, refreshLifetimes, SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
 
 const DEFAULTS = { idle: 1000, absolute: 9000, publicIdle: 100, publicAbsolute: 900 };
