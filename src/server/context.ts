@@ -26,6 +26,7 @@ import type { RefreshMetrics } from '../platform/observability/refresh-metrics.j
 import type { PasswordHasher } from '../users/passwords.js';
 import type { SessionEndNotifier } from '../users/session-end.js';
 import type { UserRepository } from '../users/user-store.js';
+import type { BrowserSessions } from './http/browser-session.js';
 
 /** The whole configuration (src/server/config.ts composes it from every slice). */
 export type { Config };
@@ -80,6 +81,8 @@ export interface Services {
   userActive(sub: string): Promise<boolean>;
   users: UserRepository;
   hasher: PasswordHasher;
+  /** The SSO session of the browser making a request (its cookie), for the sign-in, sign-out and authorization pages. */
+  browserSessions: BrowserSessions;
   /** Refresh token families: the store, the successor sealer, the lifetimes. */
   refreshTokens: RefreshTokenDeps;
   /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */

@@ -20,6 +20,8 @@ import { createPasswordHasher } from '../users/passwords.js';
 import { serverSessionEndNotifier } from '../users/session-end.js';
 import { THROTTLE } from '../users/sign-in.js';
 import { UserRepository } from '../users/user-store.js';
+import { SessionRepository } from '../users/session-store.js';
+import { BrowserSessions } from './http/browser-session.js';
 import type { AppContext, Services } from './context.js';
 import { endpointUrls } from '../oauth/endpoints.js';
 
@@ -115,6 +117,7 @@ export async function createServices(
     denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
     userActive: async (sub) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; },
     users,
+    browserSessions: new BrowserSessions(config.issuer, new SessionRepository(store.db), config.sessionIdleTtl, clock),
     hasher: await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength }),
     refreshTokens,
     families,

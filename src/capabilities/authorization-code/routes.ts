@@ -13,13 +13,11 @@ import { formBody } from '../../oauth/params.js';
 import { describeScopes } from './scope-descriptions.js';
 import { readIdTokenHint } from '../../oauth/tokens.js';
 import { ConsentRepository } from '../../oauth/consent-store.js';
-import { SessionRepository } from '../../users/session-store.js';
 import { SessionClientRepository } from '../../users/session-clients-store.js';
 import type { AuthorizationCodeRepository } from './code-store.js';
 import type { AuthorizationRequestRepository } from './request-store.js';
 import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../../platform/ui/pages.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { BrowserCookies } from '../../server/http/browser-session.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
 import { FORM, isForm } from '../../server/http/forms.js';
@@ -52,8 +50,7 @@ export function authorizeRoutes(
   context: CapabilityContext, stores: { codes: AuthorizationCodeRepository; requests: AuthorizationRequestRepository },
 ): FastifyPluginAsync {
   const { config, store, clock, audit, services: service } = context;
-  const cookies = new BrowserCookies(config.issuer);
-  const sessions = new SessionRepository(store.db);
+  const { cookies } = service.browserSessions;
   const consents = new ConsentRepository(store.db);
   const metrics = service.metrics;
   const deps: AuthorizationDeps = {
@@ -72,7 +69,7 @@ export function authorizeRoutes(
   };
 
   async function browserSession(req: FastifyRequest): Promise<BrowserSession | undefined> {
-    const s = await cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
+    const s = await service.browserSessions.current(req);
     return s ? { userId: s.user_id, sid: s.sid, authTime: s.auth_time, amr: s.amr, acr: s.acr } : undefined;
   }
 

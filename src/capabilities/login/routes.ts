@@ -1,14 +1,11 @@
 import cookie from '@fastify/cookie';
 import { Counter } from 'prom-client';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
-import { sha256 } from '../../platform/crypto.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
-import { SessionRepository } from '../../users/session-store.js';
 import { accountPage, loginPage } from '../../platform/ui/pages.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../../users/sign-in.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { BrowserCookies } from '../../server/http/browser-session.js';
 import { htmlCsp } from '../../server/http/security-headers.js';
 import { addressKey } from '../../platform/fixed-window.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
@@ -38,9 +35,8 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   const { hasher, sessionEnd } = services;
   // CSP form-action sources for a form returning to this path (a pending authorization may redirect to its client).
   const formActionsFor = (returnTo: string) => context.formActionsAfterSignIn(returnTo);
-  const cookies = new BrowserCookies(config.issuer);
+  const { cookies, sessions } = services.browserSessions;
   const users = services.users;
-  const sessions = new SessionRepository(store.db);
   const throttle = new LoginThrottleRepository(store.db);
   // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
   // latchkey_rate_limited_total{endpoint="login"}, CSRF failures are not sign-in attempts.
@@ -50,7 +46,6 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
     labelNames: ['outcome'],
     registers: [context.metrics.registry],
   });
-  const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
 
   return async (app) => {
     // Cookies are parsed for these pages only, not on every token request.
@@ -106,15 +101,14 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
         return sendHtml(reply, 401, loginPage({ csrf, returnTo, login, error: 'rejected' }));
       }
       // Replace any previous session of this browser (no session fixation).
-      const previous = cookies.sessionId(req);
-      const replaced = previous ? await sessions.end(sha256(previous), clock.now()) : undefined;
+      const replaced = await services.browserSessions.end(req);
       if (replaced) void sessionEnd.sessionEnded(replaced, requestAuditFields(req));
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
       return reply.code(303).header('location', returnTo).send();
     });
 
     app.get('/', async (req, reply) => {
-      const session = await currentSession(req);
+      const session = await services.browserSessions.current(req);
       const user = session ? await users.findById(session.user_id) : undefined;
       if (!session || !user) return reply.code(303).header('location', '/login').send();
       return sendHtml(reply, 200, accountPage({ username: user.username, csrf: cookies.csrfToken(req, reply) }));

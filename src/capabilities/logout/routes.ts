@@ -4,15 +4,12 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidRequest } from '../../oauth/errors.js';
 import type { FormBody } from '../../oauth/params.js';
 import { readIdTokenHint } from '../../oauth/tokens.js';
-import { sha256 } from '../../platform/crypto.js';
 import { errorPage, logoutPage, signedOutPage } from '../../platform/ui/pages.js';
 import type { CapabilityContext } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { BrowserCookies } from '../../server/http/browser-session.js';
 import { formField } from '../../server/http/forms.js';
 import { sendHtml } from '../../server/http/html.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
-import { SessionRepository } from '../../users/session-store.js';
 import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from './end-session.js';
 
 /**
@@ -20,21 +17,19 @@ import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, 
  * page's sign-out.
  */
 export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
-  const { config, store, clock, audit, services } = context;
+  const { config, audit, services } = context;
   const { sessionEnd, users } = services;
   const endSessionDeps: EndSessionDeps = {
     clients: services.clients,
     readIdTokenHint: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token),
   };
-  const cookies = new BrowserCookies(config.issuer);
-  const sessions = new SessionRepository(store.db);
+  const { cookies } = services.browserSessions;
   const logouts = new Counter({
     name: 'latchkey_logouts_total',
     help: 'Sign-out requests at /logout by outcome: signed_out, stayed (the person chose to stay signed in), not_signed_in (no session to end), invalid_request (refused; nothing done).',
     labelNames: ['outcome'],
     registers: [context.metrics.registry],
   });
-  const currentSession = (req: FastifyRequest) => cookies.session(req, sessions, config.sessionIdleTtl, clock.now());
 
   return async (app) => {
     // Cookies are parsed for these pages only, not on every token request.
@@ -70,8 +65,7 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
           return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
         }
         if (formField(form, 'decision') === 'stay') return done('stayed');
-        const id = cookies.sessionId(req);
-        const ended = id ? await sessions.end(sha256(id), clock.now()) : undefined;
+        const ended = await services.browserSessions.end(req);
         if (ended) {
           audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
           void sessionEnd.sessionEnded(ended, requestAuditFields(req));
@@ -80,7 +74,7 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
         return done(ended ? 'signed_out' : 'not_signed_in');
       }
 
-      const session = await currentSession(req);
+      const session = await services.browserSessions.current(req);
       if (!session) return done('not_signed_in');
       const user = await users.findById(session.user_id);
       reply.header('content-security-policy', htmlCsp({ formAction: request.redirect ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"] }));

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, safeEqual, sha256 } from '../../platform/crypto.js';
+import type { Clock } from '../../platform/clock.js';
 import type { SessionRepository, SsoSession } from '../../users/session-store.js';
 
 /**
@@ -36,12 +37,6 @@ export class BrowserCookies {
     return v && /^[A-Za-z0-9_-]{43}$/.test(v) ? v : undefined;
   }
 
-  /** The live session of this browser (its idle expiry slid forward), if any. */
-  async session(req: FastifyRequest, sessions: SessionRepository, idleTtl: number, now: Date): Promise<SsoSession | undefined> {
-    const id = this.sessionId(req);
-    return id ? sessions.touch(sha256(id), idleTtl, now) : undefined;
-  }
-
   /**
    * The CSRF token for a form: double-submit of a random cookie value. Reuses the browser's
    * cookie when it has one, so several open tabs stay valid.
@@ -57,5 +52,29 @@ export class BrowserCookies {
   csrfValid(req: FastifyRequest, submitted: unknown): boolean {
     const cookie = req.cookies[this.csrfName];
     return typeof submitted === 'string' && typeof cookie === 'string' && cookie.length === 43 && safeEqual(cookie, submitted);
+  }
+}
+
+/**
+ * The SSO session of the browser making a request, found by its cookie: the one way the sign-in,
+ * sign-out and authorization pages read and end it.
+ */
+export class BrowserSessions {
+  readonly cookies: BrowserCookies;
+
+  constructor(issuer: string, readonly sessions: SessionRepository, private readonly idleTtl: number, private readonly clock: Clock) {
+    this.cookies = new BrowserCookies(issuer);
+  }
+
+  /** The live session of this browser (its idle expiry slid forward), if any. */
+  async current(req: FastifyRequest): Promise<SsoSession | undefined> {
+    const id = this.cookies.sessionId(req);
+    return id ? this.sessions.touch(sha256(id), this.idleTtl, this.clock.now()) : undefined;
+  }
+
+  /** Ends this browser's session, if it has a live one; returns it. */
+  async end(req: FastifyRequest): Promise<SsoSession | undefined> {
+    const id = this.cookies.sessionId(req);
+    return id ? this.sessions.end(sha256(id), this.clock.now()) : undefined;
   }
 }
