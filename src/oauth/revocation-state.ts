@@ -64,8 +64,9 @@ export class RevokedSet {
   /** Loads the live entries and subscribes; returns the cleanup (unsubscribe and stop the timer). */
   async start(reloadSeconds: number, onError: (err: unknown) => void): Promise<() => Promise<void>> {
     const unlisten = await this.notifier.listen(this.channel, (payload) => {
-      // Many ids revoked at once (addWritten): every instance re-reads the table.
-      if (payload === RELOAD) { this.reload().catch(onError); return; }
+      // Many ids revoked at once (addWritten), or the LISTEN connection is back after a loss
+      // (an empty payload: what was notified meanwhile is lost): re-read the table.
+      if (payload === RELOAD || payload === '') { this.reload().catch(onError); return; }
       const [id, exp] = payload.split(' ');
       if (id && Number.isFinite(Number(exp))) this.entries.set(id, Number(exp));
     });

@@ -140,6 +140,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         },
       },
       { name: 'signing_keys', check: async () => keys.readiness() },
+      {
+        // Other instances' changes (clients, keys, revocations) reach this one by NOTIFY: not
+        // ready while the LISTEN connection is down (asking re-opens it at once).
+        name: 'notifications',
+        check: async () => (await store.ensureListening()) ? { ok: true } : { ok: false, detail: 'LISTEN connection down; reconnecting' },
+      },
     ];
 
     // Clients declared in CLIENTS_FILE, before anything serves them.

@@ -18,7 +18,7 @@ describe('the latchkey process', () => {
     const proc = run(['start'], { PORT: String(port), ISSUER: issuer, ...storeEnv(dataDir, schema) });
     try {
       const ready = await waitFor(`${issuer}/readyz`);
-      expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok' } });
+      expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok', notifications: 'ok' } });
       expect(proc.stdout()).toContain(`Latchkey is running: ${issuer}`);
       const health = await fetch(`${issuer}/healthz`, { headers: { 'x-request-id': 'e2e-1' } });
       expect(health.headers.get('x-request-id')).toBe('e2e-1');

@@ -252,6 +252,6 @@ describe('signing keys', () => {
   it('reports readiness of the signing keys', async () => {
     const a = await app();
     const res = await a.server.inject('/readyz');
-    expect(res.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok' } });
+    expect(res.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok', notifications: 'ok' } });
   });
 });

@@ -22,7 +22,7 @@ describe('HTTP shell', () => {
   it('answers /readyz when the database is reachable and migrated', async () => {
     const res = await app.server.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok' } });
+    expect(res.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', signing_keys: 'ok', notifications: 'ok' } });
   });
 
   it('answers an unknown route with a 404 JSON error', async () => {

@@ -113,6 +113,15 @@ describe('the revocation set across instances (start, notifications, periodic re
     await vi.waitFor(() => expect(errors).toHaveLength(1));
     expect((errors[0] as Error).message).toBe('table unavailable');
   });
+  it('an empty notification (the LISTEN connection is back after a loss) re-reads the table at once', async () => {
+    const { table, set, notifier, inSeconds } = setup();
+    await set.start(3600, () => {});
+    // Revoked on another instance while this one's LISTEN connection was down: no "<id> <exp>" arrived.
+    table.rows.set('missed-1', { clientId: 'c', expiresAt: inSeconds(60), reason: 'r' });
+    expect(set.has('missed-1')).toBe(false);
+    notifier.deliver(CHANNEL, '');
+    await vi.waitFor(() => expect(set.has('missed-1')).toBe(true));
+  });
   it('re-reads the table every reloadSeconds (a lost notification), until stopped', async () => {
     vi.useFakeTimers();
     const { table, notifier, set, inSeconds } = setup();

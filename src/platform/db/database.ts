@@ -11,7 +11,11 @@ export type StoreKind = 'pglite' | 'postgres';
 
 /** Cross-instance signals (cache invalidation): Postgres LISTEN/NOTIFY on both stores. */
 export interface Notifier {
-  /** Subscribe to a channel; returns the unsubscribe function. */
+  /**
+   * Subscribe to a channel; returns the unsubscribe function. An empty payload means "anything
+   * may have changed": sent after a lost LISTEN connection is back (notifications sent while it
+   * was down are lost), so the subscriber reloads everything it holds.
+   */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
 }
@@ -22,6 +26,11 @@ export interface Store {
   notifier: Notifier;
   /** Pool figures for metrics (connections in use, idle, waiting); embedded: one connection. */
   poolStats(): { total: number; idle: number; waiting: number };
+  /**
+   * Whether this instance hears other instances' notifications. A lost LISTEN connection is
+   * re-opened on its own with backoff; this tries at once (the readiness check asks).
+   */
+  ensureListening(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -40,6 +49,9 @@ export interface StoreOptions {
 function channelName(schema: string, channel: string): string {
   return `latchkey_${schema}_${channel}`;
 }
+
+/** How long a request waits for a new database connection before it is answered 503. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 export async function openStore(options: StoreOptions): Promise<Store> {
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options);
@@ -73,6 +85,7 @@ async function openPGlite(options: StoreOptions): Promise<Store> {
       },
     },
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
+    ensureListening: async () => true,
     async close() {
       await db.destroy();
       await pglite.close();
@@ -93,22 +106,42 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
       await admin.end();
     }
   }
-  const pool = new pg.Pool({
+  const connection: pg.ClientConfig = {
     connectionString: url,
+    // Dead peers (a failed-over primary that vanished without a FIN) are found by TCP keepalive
+    // instead of hanging a connection until the kernel gives up.
+    keepAlive: true,
+  };
+  const pool = new pg.Pool({
+    ...connection,
+    // Named in pg_stat_activity, so an operator tells Latchkey's connections apart.
+    application_name: 'latchkey',
     max: options.poolMax ?? 10,
     options: `-c search_path="${schema}"`,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its server connection must not crash the process.
+  // Every client needs an error listener for as long as it lives. pg-pool listens on idle ones
+  // only (and re-emits on the pool): a checked-out client whose server connection ends (a
+  // restart, a failover: "terminating connection due to administrator command") would emit an
+  // unhandled 'error' and end the process. Its query fails on its own and the request answers
+  // 503 (src/platform/db/unavailable.ts); the pool discards the broken client on release.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger?.warn({ err: { message: err.message } }, 'postgres connection lost'));
+  });
   pool.on('error', (err) => logger?.warn({ err: { message: err.message } }, 'postgres pool client error'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const notifier = new PgNotifier(url, schema, db, logger);
+  const notifier = new PgNotifier(connection, schema, db, logger);
   return {
     kind: 'postgres',
     db,
     notifier,
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    async ensureListening() {
+      notifier.reconnectNow();
+      await notifier.settled();
+      return notifier.listening;
+    },
     async close() {
       await notifier.close();
       await db.destroy();
@@ -116,55 +149,99 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
   };
 }
 
+/** The longest wait between two attempts to re-open a lost LISTEN connection. */
+const MAX_LISTEN_RETRY_MS = 1000;
+
 /**
- * LISTEN needs a connection of its own that stays open. When it drops, it is re-opened with
- * growing delay and every channel is listened to again; subscribers are told through a
- * `reconnected` payload-less call so they can reload what they may have missed.
+ * LISTEN needs a connection of its own that stays open. When it drops (the database restarted
+ * or failed over), it is re-opened with a delay growing from 50 ms to MAX_LISTEN_RETRY_MS, every
+ * channel is listened to again, and then every subscriber gets an empty payload — "anything may
+ * have changed while nobody listened" — so it reloads what it holds (clients, keys, revocations)
+ * and no notification sent meanwhile is lost.
  */
 class PgNotifier implements Notifier {
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
   private readonly handlers = new Map<string, Set<(payload: string) => void>>();
   private closed = false;
-  private retryDelay = 250;
+  private retryDelay = 50;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Whether a connection was lost since the last one opened: the next one tells subscribers to resync. */
+  private lost = false;
 
   constructor(
-    private readonly url: string,
+    private readonly config: pg.ClientConfig,
     private readonly schema: string,
     private readonly db: Kysely<Database>,
     private readonly logger: Logger | undefined,
   ) {}
 
+  get listening(): boolean {
+    return this.client !== undefined;
+  }
+
   private connect(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.url });
+      const client = new pg.Client({ ...this.config, application_name: 'latchkey-listen' });
       client.on('notification', (msg) => {
         for (const handler of this.handlers.get(msg.channel) ?? []) handler(msg.payload ?? '');
       });
-      client.on('error', (err) => {
-        this.logger?.warn({ err: { message: err.message } }, 'LISTEN connection lost; reconnecting');
-        this.client = undefined;
+      // Every pg client needs an error listener: without one, a connection the server ends
+      // (a restart, a failover) is an unhandled 'error' event that ends the process.
+      const onLost = (err?: Error) => {
         client.end().catch(() => {});
+        if (this.client !== client) return;
+        this.client = undefined;
+        this.lost = true;
+        this.logger?.warn({ err: { message: err?.message ?? 'connection ended' } }, 'LISTEN connection lost; reconnecting');
         this.scheduleReconnect();
-      });
-      await client.connect();
-      for (const channel of this.handlers.keys()) await client.query(`listen "${channel}"`);
+      };
+      client.on('error', onLost);
+      client.on('end', () => onLost());
+      try {
+        await client.connect();
+        for (const channel of this.handlers.keys()) await client.query(`listen "${channel}"`);
+      } catch (err) {
+        client.end().catch(() => {});
+        throw err;
+      }
+      if (this.closed) { client.end().catch(() => {}); throw new Error('notifier closed'); }
       this.client = client;
-      this.retryDelay = 250;
+      this.retryDelay = 50;
+      if (this.lost) {
+        this.lost = false;
+        this.logger?.info('LISTEN connection re-established; reloading what may have changed meanwhile');
+        for (const handlers of this.handlers.values()) for (const handler of handlers) handler('');
+      }
       return client;
     })().finally(() => { this.connecting = undefined; });
     return this.connecting;
   }
 
   private scheduleReconnect(): void {
-    if (this.closed) return;
+    if (this.closed || this.retryTimer) return;
     const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
-    setTimeout(() => {
+    this.retryDelay = Math.min(this.retryDelay * 2, MAX_LISTEN_RETRY_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
       if (this.closed) return;
       this.connect().catch(() => this.scheduleReconnect());
-    }, delay).unref();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** Tries to reconnect now instead of at the next retry (the database answered again elsewhere). */
+  reconnectNow(): void {
+    if (this.closed || this.client || this.connecting) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.connect().catch(() => this.scheduleReconnect());
+  }
+
+  /** Resolves when no connection attempt is in flight. */
+  async settled(): Promise<void> {
+    await this.connecting?.catch(() => {});
   }
 
   async listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>> {
@@ -190,6 +267,7 @@ class PgNotifier implements Notifier {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});

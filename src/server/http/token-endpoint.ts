@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { ClientAuthenticationFailed, supportedAuthMethods } from '../../oauth/client-auth/authenticate.js';
-import { OAuthError } from '../../oauth/errors.js';
+import { toHttpError } from './errors.js';
 import { auditEventOf } from '../../oauth/token-endpoint/grant.js';
 import { handleTokenRequest, type TokenEndpointDeps } from '../../oauth/token-endpoint/endpoint.js';
 import type { GrantRegistry } from '../../oauth/token-endpoint/registry.js';
@@ -66,7 +66,7 @@ export function tokenEndpointRoutes(context: AppContext, services: Services, gra
         if (err instanceof ClientAuthenticationFailed) services.clientAuthFailed(err, { ...requestAuditFields(req), endpoint: 'token' });
         const refusal = auditEventOf(err);
         if (refusal) record(refusal, req);
-        issued({ grant_type: grantLabel, outcome: err instanceof OAuthError ? err.error : 'server_error' }, '-');
+        issued({ grant_type: grantLabel, outcome: toHttpError(err as Error).error }, '-');
         throw err;
       } finally {
         services.metrics.tokenRequestDuration.observe({ grant_type: grantLabel }, (performance.now() - started) / 1000);
