@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { openStore } from '../../src/platform/db/database.js';
 import { REDIRECT } from './refresh.js';
 import { FAST_ARGON2, PASSWORD } from './oidc.js';
 import { freePort, latchkey, run, waitFor, type Running } from './process.js';
@@ -69,12 +71,14 @@ export const SERVICE = { id: 'svc', secret: 'svc-secret-0123456789abcdef01234567
 export const WEB = { id: 'web', secret: 'web-secret-0123456789abcdef0123456789' };
 
 /**
- * The environment of every instance and CLI run on the cluster: one issuer (a fleet behind one
+ * The environment of every instance and CLI run on one store (PostgreSQL at `databaseUrl`, or
+ * the embedded store in a new data directory): one issuer (a fleet behind one
  * name: each instance accepts the others' tokens), two clients from a file, fast hashing, limits
  * out of reach.
  */
-export function instanceEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function instanceEnv(databaseUrl: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-fault-'));
+  const store: Record<string, string> = databaseUrl === undefined ? { DATA_DIR: join(dir, 'data') } : { DATABASE_URL: databaseUrl };
   const clientsFile = join(dir, 'clients.json');
   writeFileSync(clientsFile, JSON.stringify({
     clients: [
@@ -86,12 +90,12 @@ export function instanceEnv(databaseUrl: string, extra: Record<string, string> =
     ],
   }));
   return {
-    ISSUER: 'http://localhost', DATABASE_URL: databaseUrl, KEY_ENCRYPTION_SECRET: 'fault-test-key-encryption-secret-0123456789',
+    ISSUER: 'http://localhost', ...store, KEY_ENCRYPTION_SECRET: 'fault-test-key-encryption-secret-0123456789',
     CLIENTS_FILE: clientsFile, SVC_SECRET: SERVICE.secret, WEB_SECRET: WEB.secret, ...FAST_ARGON2,
     TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
     INTROSPECTION_RATE_LIMIT_PER_CLIENT: '10000000', INTROSPECTION_RATE_LIMIT_PER_IP: '10000000',
     REVOCATION_RATE_LIMIT_PER_CLIENT: '10000000', REVOCATION_RATE_LIMIT_PER_IP: '10000000',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'warn', DEMO: 'false',
     ...extra,
   };
 }
@@ -211,3 +215,15 @@ export const FAMILY_VIOLATIONS = `
       or (f.revoked_at is not null and count(*) filter (where t.state = 'active') > 0)
       or count(*) <> count(distinct t.generation)
       or max(t.generation) - min(t.generation) + 1 <> count(*)`;
+
+/** FAMILY_VIOLATIONS on the store an instance environment names (embedded: only while no server has it open). */
+export async function familyViolationsIn(env: Record<string, string>): Promise<unknown[]> {
+  const store = await openStore(env.DATABASE_URL
+    ? { databaseUrl: env.DATABASE_URL, ...(env.DATABASE_SCHEMA ? { schema: env.DATABASE_SCHEMA } : {}), poolMax: 1 }
+    : { dataDir: env.DATA_DIR! });
+  try {
+    return (await sql.raw(FAMILY_VIOLATIONS).execute(store.db)).rows;
+  } finally {
+    await store.close();
+  }
+}
