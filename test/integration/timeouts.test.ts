@@ -1,0 +1,126 @@
+import net from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+
+/**
+ * Slow clients over real TCP on loopback. Node looks for requests past their deadline on an
+ * interval (30 s unless told otherwise), so these check the deadline is met within a second or
+ * so of the configured value — and not early. Bounds are loose for a slow shared machine.
+ */
+
+const portOf = (server: FastifyInstance) => (server.server.address() as net.AddressInfo).port;
+
+interface Outcome {
+  /** Milliseconds from connecting until the server closed the connection; Infinity if it had not by `giveUpMs`. */
+  closedAfterMs: number;
+  /** Everything the server sent. */
+  received: string;
+}
+
+/**
+ * A client that writes `head` at once, then `drip` one byte every `everyMs` (and, once `drip`
+ * is spent, 'a' for ever unless `endless` is false), and waits for the server to close the
+ * connection.
+ */
+function slowClient(port: number, { head = '', drip = '', everyMs = 200, endless = true, giveUpMs }: { head?: string; drip?: string; everyMs?: number; endless?: boolean; giveUpMs: number }): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    let sent = 0;
+    let ticker: NodeJS.Timeout | undefined;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => { received += chunk; });
+    socket.on('error', () => {}); // a write racing the server's close
+    socket.on('connect', () => {
+      if (head) socket.write(head);
+      ticker = setInterval(() => {
+        const byte = drip[sent++] ?? (endless ? 'a' : undefined);
+        if (byte !== undefined && socket.writable) socket.write(byte);
+      }, everyMs);
+    });
+    const finish = (closedAfterMs: number) => {
+      clearInterval(ticker);
+      clearTimeout(giveUp);
+      socket.destroy();
+      resolve({ closedAfterMs, received });
+    };
+    const giveUp = setTimeout(() => finish(Infinity), giveUpMs);
+    socket.on('close', () => finish(performance.now() - started));
+  });
+}
+
+/** Requests written whole on one keep-alive connection, `pauseMs` apart; the status of each response. */
+async function keepAliveRequests(port: number, requests: string[], pauseMs: number): Promise<number[]> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setEncoding('latin1');
+  let buffered = '';
+  let wake = () => {};
+  socket.on('data', (chunk: string) => { buffered += chunk; wake(); });
+  socket.on('close', () => wake());
+  await new Promise((r) => socket.once('connect', r));
+  const statuses: number[] = [];
+  try {
+    for (const [i, request] of requests.entries()) {
+      if (i > 0) await new Promise((r) => setTimeout(r, pauseMs));
+      buffered = '';
+      socket.write(request);
+      // Small bodies: the response is whole once its body (content-length) has arrived.
+      for (;;) {
+        const end = buffered.indexOf('\r\n\r\n');
+        const length = /content-length: (\d+)/i.exec(buffered)?.[1];
+        if (end >= 0 && length !== undefined && buffered.length >= end + 4 + Number(length)) break;
+        if (socket.destroyed) throw new Error(`connection closed before response ${i + 1} (got ${JSON.stringify(buffered)})`);
+        await new Promise<void>((r) => { wake = r; });
+      }
+      statuses.push(Number(buffered.slice(9, 12)));
+    }
+  } finally {
+    socket.destroy();
+  }
+  return statuses;
+}
+
+const HEADERS_DRIP = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ';
+const FORM_HEAD = 'POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n';
+const HEALTHZ = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n';
+
+describe.concurrent('REQUEST_TIMEOUT=2 (headers timeout the same)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await createTestApp({ REQUEST_TIMEOUT: '2', METRICS_PORT: '0' });
+    await app.server.listen({ port: 0, host: '127.0.0.1' });
+    await app.metricsServer!.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => { await app.close(); });
+
+  it('answers 408 and closes a connection whose headers are dribbled a byte every 200 ms, at 2 s', async ({ expect }) => {
+    const { closedAfterMs, received } = await slowClient(portOf(app.server), { drip: HEADERS_DRIP, giveUpMs: 8000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
+    expect(closedAfterMs).toBeLessThan(5000);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes a connection whose headers came at once but whose body is dribbled, at 2 s', async ({ expect }) => {
+    const { closedAfterMs } = await slowClient(portOf(app.server), { head: FORM_HEAD, giveUpMs: 8000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
+    expect(closedAfterMs).toBeLessThan(5000);
+  });
+
+  it('does the same on the METRICS_PORT listener', async ({ expect }) => {
+    const { closedAfterMs, received } = await slowClient(portOf(app.metricsServer!), { drip: 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ', giveUpMs: 8000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
+    expect(closedAfterMs).toBeLessThan(5000);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('still answers a well-behaved request, a slow one within the limit, and a keep-alive connection idle past the limit between requests', async ({ expect }) => {
+    expect((await fetch(`http://127.0.0.1:${portOf(app.server)}/healthz`)).status).toBe(200);
+    // The whole request in about 1.3 s, a byte every 35 ms: within 2 s.
+    const slow = await slowClient(portOf(app.server), { drip: HEALTHZ, everyMs: 35, endless: false, giveUpMs: 1800 });
+    expect(slow.received).toMatch(/^HTTP\/1\.1 200 /);
+    // Each request is timed from its own first byte, not from when the connection opened.
+    expect(await keepAliveRequests(portOf(app.server), [HEALTHZ, HEALTHZ], 2600)).toEqual([200, 200]);
+  });
+});
