@@ -1,7 +1,9 @@
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { buildMetricsServer } from '../../src/server/http/metrics.js';
+import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/app.js';
 
 /**
  * Slow clients over real TCP on loopback. Node looks for requests past their deadline on an
@@ -86,41 +88,74 @@ const HEADERS_DRIP = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ';
 const FORM_HEAD = 'POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n';
 const HEALTHZ = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n';
 
-describe.concurrent('REQUEST_TIMEOUT=2 (headers timeout the same)', () => {
+// Every test runs at once: each waits on the server's clock, not on the CPU.
+describe.concurrent('slow clients', () => {
+  /** The whole server, with its METRICS_PORT listener: headers within 2 s, the whole request within 5 s. */
   let app: TestApp;
+  /** A METRICS_PORT listener alone (no store to build) with REQUEST_TIMEOUT=2 and HEADERS_TIMEOUT unset, so 2 s as well. */
+  let bare: FastifyInstance;
   beforeAll(async () => {
-    app = await createTestApp({ REQUEST_TIMEOUT: '2', METRICS_PORT: '0' });
+    bare = await buildMetricsServer(testConfig({ REQUEST_TIMEOUT: '2' }), { logger: new LogCapture().logger, registry: new Registry() });
+    await bare.listen({ port: 0, host: '127.0.0.1' });
+    app = await createTestApp({ REQUEST_TIMEOUT: '5', HEADERS_TIMEOUT: '2', METRICS_PORT: '0' });
     await app.server.listen({ port: 0, host: '127.0.0.1' });
     await app.metricsServer!.listen({ port: 0, host: '127.0.0.1' });
   });
-  afterAll(async () => { await app.close(); });
+  afterAll(async () => { await Promise.all([app?.close(), bare?.close()]); });
 
-  it('answers 408 and closes a connection whose headers are dribbled a byte every 200 ms, at 2 s', async ({ expect }) => {
-    const { closedAfterMs, received } = await slowClient(portOf(app.server), { drip: HEADERS_DRIP, giveUpMs: 8000 });
-    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
-    expect(closedAfterMs).toBeLessThan(5000);
-    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  it('configures both listeners with HEADERS_TIMEOUT, REQUEST_TIMEOUT and a sub-second deadline check', ({ expect }) => {
+    for (const [server, timeouts] of [[app.server.server, [2000, 5000]], [app.metricsServer!.server, [2000, 5000]], [bare.server, [2000, 2000]]] as const) {
+      expect([server.headersTimeout, server.requestTimeout]).toEqual(timeouts);
+      expect((server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval).toBeLessThanOrEqual(500);
+    }
   });
 
-  it('closes a connection whose headers came at once but whose body is dribbled, at 2 s', async ({ expect }) => {
-    const { closedAfterMs } = await slowClient(portOf(app.server), { head: FORM_HEAD, giveUpMs: 8000 });
+  it('answers 408 and closes a connection whose headers are dribbled a byte every 200 ms, at HEADERS_TIMEOUT (2 s), before REQUEST_TIMEOUT', async ({ expect }) => {
+    const { closedAfterMs, received } = await slowClient(portOf(app.server), { drip: HEADERS_DRIP, giveUpMs: 8000 });
     expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
-    expect(closedAfterMs).toBeLessThan(5000);
+    expect(closedAfterMs).toBeLessThan(4500);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
 
   it('does the same on the METRICS_PORT listener', async ({ expect }) => {
     const { closedAfterMs, received } = await slowClient(portOf(app.metricsServer!), { drip: 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ', giveUpMs: 8000 });
     expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
+    expect(closedAfterMs).toBeLessThan(4500);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes a connection on which nothing is sent at all, at HEADERS_TIMEOUT', async ({ expect }) => {
+    const { closedAfterMs } = await slowClient(portOf(app.server), { endless: false, giveUpMs: 8000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
+    expect(closedAfterMs).toBeLessThan(4500);
+  });
+
+  it('answers 408 and closes a connection whose headers came at once but whose body is dribbled, at REQUEST_TIMEOUT (5 s)', async ({ expect }) => {
+    const { closedAfterMs, received } = await slowClient(portOf(app.server), { head: FORM_HEAD, giveUpMs: 10_000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(4700);
+    expect(closedAfterMs).toBeLessThan(8000);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('with REQUEST_TIMEOUT=2 and HEADERS_TIMEOUT unset, closes dribbled headers at 2 s', async ({ expect }) => {
+    const { closedAfterMs, received } = await slowClient(portOf(bare), { drip: 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ', giveUpMs: 8000 });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1700);
     expect(closedAfterMs).toBeLessThan(5000);
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
 
-  it('still answers a well-behaved request, a slow one within the limit, and a keep-alive connection idle past the limit between requests', async ({ expect }) => {
-    expect((await fetch(`http://127.0.0.1:${portOf(app.server)}/healthz`)).status).toBe(200);
-    // The whole request in about 1.3 s, a byte every 35 ms: within 2 s.
-    const slow = await slowClient(portOf(app.server), { drip: HEALTHZ, everyMs: 35, endless: false, giveUpMs: 1800 });
+  it('still answers a well-behaved request, a slow one within the limits, and a keep-alive connection idle past HEADERS_TIMEOUT between requests', async ({ expect }) => {
+    const [plain, slow, keptAlive, scrape] = await Promise.all([
+      fetch(`http://127.0.0.1:${portOf(app.server)}/healthz`),
+      // The whole request in about 1.3 s, a byte every 35 ms: within 2 s.
+      slowClient(portOf(app.server), { drip: HEALTHZ, everyMs: 35, endless: false, giveUpMs: 1800 }),
+      // Each request is timed from its own first byte, not from when the connection opened.
+      keepAliveRequests(portOf(app.server), [HEALTHZ, HEALTHZ], 2600),
+      fetch(`http://127.0.0.1:${portOf(app.metricsServer!)}/metrics`),
+    ]);
+    expect(plain.status).toBe(200);
     expect(slow.received).toMatch(/^HTTP\/1\.1 200 /);
-    // Each request is timed from its own first byte, not from when the connection opened.
-    expect(await keepAliveRequests(portOf(app.server), [HEALTHZ, HEALTHZ], 2600)).toEqual([200, 200]);
+    expect(keptAlive).toEqual([200, 200]);
+    expect(scrape.status).toBe(200);
   });
 });
