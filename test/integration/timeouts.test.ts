@@ -14,7 +14,7 @@ import { createTestApp, LogCapture, testConfig, type TestApp } from '../support/
 const portOf = (server: FastifyInstance) => (server.server.address() as net.AddressInfo).port;
 
 interface Outcome {
-  /** Milliseconds from connecting until the server closed the connection; Infinity if it had not by `giveUpMs`. */
+  /** Milliseconds from connecting until the server closed the connection; Infinity if it had not by `giveUpMs` (or by the answer, with `untilAnswered`). */
   closedAfterMs: number;
   /** Everything the server sent. */
   received: string;
@@ -23,9 +23,9 @@ interface Outcome {
 /**
  * A client that writes `head` at once, then `drip` one byte every `everyMs` (and, once `drip`
  * is spent, 'a' for ever unless `endless` is false), and waits for the server to close the
- * connection.
+ * connection (or, with `untilAnswered`, for the head of an answer).
  */
-function slowClient(port: number, { head = '', drip = '', everyMs = 200, endless = true, giveUpMs }: { head?: string; drip?: string; everyMs?: number; endless?: boolean; giveUpMs: number }): Promise<Outcome> {
+function slowClient(port: number, { head = '', drip = '', everyMs = 200, endless = true, untilAnswered = false, giveUpMs }: { head?: string; drip?: string; everyMs?: number; endless?: boolean; untilAnswered?: boolean; giveUpMs: number }): Promise<Outcome> {
   return new Promise((resolve) => {
     const started = performance.now();
     const socket = net.connect(port, '127.0.0.1');
@@ -33,7 +33,10 @@ function slowClient(port: number, { head = '', drip = '', everyMs = 200, endless
     let sent = 0;
     let ticker: NodeJS.Timeout | undefined;
     socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => { received += chunk; });
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      if (untilAnswered && received.includes('\r\n\r\n')) finish(Infinity);
+    });
     socket.on('error', () => {}); // a write racing the server's close
     socket.on('connect', () => {
       if (head) socket.write(head);
@@ -147,8 +150,8 @@ describe.concurrent('slow clients', () => {
   it('still answers a well-behaved request, a slow one within the limits, and a keep-alive connection idle past HEADERS_TIMEOUT between requests', async ({ expect }) => {
     const [plain, slow, keptAlive, scrape] = await Promise.all([
       fetch(`http://127.0.0.1:${portOf(app.server)}/healthz`),
-      // The whole request in about 1.3 s, a byte every 35 ms: within 2 s.
-      slowClient(portOf(app.server), { drip: HEALTHZ, everyMs: 35, endless: false, giveUpMs: 1800 }),
+      // The whole request in about 0.9 s, a byte every 25 ms: within 2 s.
+      slowClient(portOf(app.server), { drip: HEALTHZ, everyMs: 25, endless: false, untilAnswered: true, giveUpMs: 5000 }),
       // Each request is timed from its own first byte, not from when the connection opened.
       keepAliveRequests(portOf(app.server), [HEALTHZ, HEALTHZ], 2600),
       fetch(`http://127.0.0.1:${portOf(app.metricsServer!)}/metrics`),
