@@ -109,7 +109,17 @@ describe('configuration', () => {
     expect([c.tokenRateLimitPerClient, c.tokenRateLimitPerIp, c.introspectionRateLimitPerClient, c.introspectionRateLimitPerIp]).toEqual([6000, 60000, 60000, 60000]);
     expect([c.revocationRateLimitPerClient, c.revocationRateLimitPerIp, c.registrationRateLimitPerIp, c.registrationRateLimitPerClient]).toEqual([600, 6000, 60, 60]);
     expect([c.loginRateLimitPerIp, c.loginRateLimitPerLogin, c.clientAuthFailureLimit, c.rateLimitWindow]).toEqual([300, 30, 20, 60]);
-    expect([c.requestTimeoutSeconds, c.connectionTimeoutSeconds, c.keepAliveTimeoutSeconds]).toEqual([30, 120, 72]);
+    expect([c.requestTimeoutSeconds, c.headersTimeoutSeconds, c.connectionTimeoutSeconds, c.keepAliveTimeoutSeconds]).toEqual([30, 10, 120, 72]);
+  });
+
+  it('gives the headers 10 s or REQUEST_TIMEOUT if shorter, and refuses a HEADERS_TIMEOUT longer than REQUEST_TIMEOUT', () => {
+    expect(loadConfig({ REQUEST_TIMEOUT: '5' }).headersTimeoutSeconds).toBe(5);
+    expect(loadConfig({ HEADERS_TIMEOUT: '20s' }).headersTimeoutSeconds).toBe(20);
+    expect(loadConfig({ REQUEST_TIMEOUT: '5', HEADERS_TIMEOUT: '5' }).headersTimeoutSeconds).toBe(5);
+    expect(problems({ REQUEST_TIMEOUT: '5', HEADERS_TIMEOUT: '6' })).toEqual([
+      'HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT (5s), as the headers are part of the request (got 6s)',
+    ]);
+    expect(problems({ HEADERS_TIMEOUT: '0' })).toEqual(['HEADERS_TIMEOUT: must be between 1s and 600s (got 0s)']);
   });
 
   it('treats an empty variable as unset', () => {

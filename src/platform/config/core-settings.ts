@@ -53,6 +53,9 @@ const issuer = z.string().transform((text, ctx) => {
   return url.href.replace(/\/+$/, '');
 });
 
+/** HEADERS_TIMEOUT unset: headers get this long, or REQUEST_TIMEOUT if that is shorter. */
+const DEFAULT_HEADERS_TIMEOUT_SECONDS = 10;
+
 /** The HTTP listener: where it binds, who it is (the issuer), what it accepts and how long it waits. */
 export const httpSettings = defineSlice({
   name: 'http',
@@ -62,12 +65,21 @@ export const httpSettings = defineSlice({
     issuer: setting('ISSUER', issuer.optional().describe('The issuer identifier and public base URL, e.g. https://id.example.com. Default: http://localhost:PORT. https is required except on loopback.')),
     trustProxy: setting('TRUST_PROXY', trustProxy.default(false).describe('Which reverse proxies to believe about the client address (X-Forwarded-For) and scheme: false, or the proxies\' addresses/CIDRs, comma-separated (loopback, linklocal, uniquelocal allowed) — the client is the nearest address that is not one of them. true believes every hop: the client can then pick its own address and so escape every per-IP limit.')),
     bodyLimit: setting('BODY_LIMIT', integer(1024, 10 * 1024 * 1024).default(64 * 1024).describe('Largest accepted request body in bytes; larger bodies get 413.')),
-    requestTimeoutSeconds: setting('REQUEST_TIMEOUT', duration(1, 600).default(30).describe('Time a client has to send a whole request before the connection is closed.')),
+    requestTimeoutSeconds: setting('REQUEST_TIMEOUT', duration(1, 600).default(30).describe('Time a client has to send a whole request, headers and body, before it gets 408 and the connection is closed (enforced within a second).')),
+    headersTimeoutSeconds: setting('HEADERS_TIMEOUT', duration(1, 600).optional().describe('Time a client has to send a request\'s headers before it gets 408 and the connection is closed (enforced within a second); at most REQUEST_TIMEOUT. Default: 10, or REQUEST_TIMEOUT if that is shorter.')),
     shutdownTimeoutSeconds: setting('SHUTDOWN_TIMEOUT', duration(1, 600).default(10).describe('On SIGTERM/SIGINT: time allowed to drain in-flight requests before the process exits anyway.')),
     connectionTimeoutSeconds: setting('CONNECTION_TIMEOUT', duration(1, 3600).default(120).describe('A connection on which nothing is received or sent for this long is closed (socket inactivity).')),
     keepAliveTimeoutSeconds: setting('KEEP_ALIVE_TIMEOUT', duration(1, 3600).default(72).describe('How long an idle keep-alive connection is kept open after a response; keep it above the idle timeout of a load balancer in front.')),
   },
-  finish: ({ issuer: configured, ...values }) => ({ ...values, issuer: configured ?? `http://localhost:${values.port}` }),
+  finish: ({ issuer: configured, headersTimeoutSeconds, ...values }) => ({
+    ...values,
+    issuer: configured ?? `http://localhost:${values.port}`,
+    headersTimeoutSeconds: headersTimeoutSeconds ?? Math.min(DEFAULT_HEADERS_TIMEOUT_SECONDS, values.requestTimeoutSeconds),
+  }),
+  // Node refuses a headers timeout longer than the request timeout (the headers are part of the request).
+  check: (c) => (c.headersTimeoutSeconds > c.requestTimeoutSeconds
+    ? [`HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT (${c.requestTimeoutSeconds}s), as the headers are part of the request (got ${c.headersTimeoutSeconds}s)`]
+    : []),
 });
 export type HttpSettings = SliceValues<typeof httpSettings>;
 

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { NotFound } from '../../oauth/errors.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { sendError } from './errors.js';
+import { listenerTimeouts } from './timeouts.js';
 
 /**
  * GET /metrics (Prometheus text format). With METRICS_TOKEN set, only for a request whose
@@ -33,9 +34,7 @@ export async function buildMetricsServer(config: Config, deps: { logger: Logger;
   const app = Fastify({
     loggerInstance: deps.logger.child({ server: 'metrics' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    requestTimeout: config.requestTimeoutSeconds * 1000,
-    connectionTimeout: config.connectionTimeoutSeconds * 1000,
-    keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
+    ...listenerTimeouts(config),
     forceCloseConnections: 'idle',
     frameworkErrors: (err, req, reply) => sendError(err, req, reply),
   });

@@ -12,6 +12,7 @@ import { healthRoutes, type ReadinessCheck } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { requestIdFor, REQUEST_ID_HEADER } from './request-id.js';
 import { applySecurityHeaders } from './security-headers.js';
+import { listenerTimeouts } from './timeouts.js';
 
 /** What the HTTP layer is given: the services below it, already built. */
 export interface ServerDeps {
@@ -34,11 +35,7 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
-    // A slow or silent client cannot hold a connection: the whole request within
-    // REQUEST_TIMEOUT, no socket idle past CONNECTION_TIMEOUT, keep-alive idle KEEP_ALIVE_TIMEOUT.
-    requestTimeout: config.requestTimeoutSeconds * 1000,
-    connectionTimeout: config.connectionTimeoutSeconds * 1000,
-    keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
+    ...listenerTimeouts(config),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
