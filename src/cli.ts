@@ -11,6 +11,7 @@ import { usersCommand } from './cli/users.js';
 import { auditCommand } from './cli/audit.js';
 import { tokensCommand } from './cli/tokens.js';
 import { DataDirBusyError } from './platform/db/data-dir.js';
+import { EXIT, exitWhenDrained, watchOutput } from './cli/output.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
 export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, tokensCommand, auditCommand];
@@ -63,12 +64,16 @@ const invokedDirectly = (() => {
   }
 })();
 
-if (invokedDirectly) {
-  runCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+/** Runs the CLI as the process: every byte written reaches the reader before it exits (src/cli/output.ts). */
+export function main(argv: string[]): void {
+  watchOutput();
+  runCli(argv).then(
+    (code) => exitWhenDrained(code),
     (err: unknown) => {
       process.stderr.write(`latchkey: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
+      return exitWhenDrained(EXIT.failed);
     },
   );
 }
+
+if (invokedDirectly) main(process.argv.slice(2));
