@@ -6,7 +6,7 @@
  * of 1,996,494 bytes and exited 0). So the CLI exits only once stdout and stderr are drained.
  */
 
-/** The exit codes of every command, one meaning each. */
+/** The exit codes of every command, one meaning each (EXIT_CODES_HELP, README "CLI"). */
 export const EXIT = {
   ok: 0,
   /** An unexpected failure (the database unreachable, …), or work left half done (see the command's help). */
@@ -16,6 +16,16 @@ export const EXIT = {
   /** The reader closed stdout or stderr before everything was written: 128 + SIGPIPE, as a Unix tool stopped by it. */
   outputClosed: 141,
 } as const;
+
+/** Shown under every `latchkey <command> --help` and `latchkey --help`. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0    done
+  1    failed: an unexpected error (e.g. the database is unreachable), or a step after the
+       change failed (the command's help says which); the message is on stderr
+  2    refused: a usage, configuration or input error (unknown client, user or key), or the
+       embedded store is in use by a running server; the message is on stderr
+  141  the reader closed stdout or stderr before all output was written (e.g. \`| head -1\`),
+       as for a Unix tool stopped by SIGPIPE; nothing more is printed`;
 
 let outputError: NodeJS.ErrnoException | undefined;
 

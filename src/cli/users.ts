@@ -15,6 +15,7 @@ import { UserExists, UserRepository, type User } from '../users/user-store.js';
 import { createPasswordHasher, PasswordRejected } from '../users/passwords.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
+import { EXIT } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
 import { keyEncryptionSecret } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
@@ -29,7 +30,9 @@ const HELP = `Usage: latchkey users <subcommand> [options]
       Replaces the password (generated and printed once unless read from standard input).
   disable USERNAME | enable USERNAME
       A disabled user cannot sign in. Disabling also ends the user's SSO sessions and tells the
-      apps of each (back-channel logout, when they registered a backchannel_logout_uri).
+      apps of each (back-channel logout, when they registered a backchannel_logout_uri). When the
+      apps cannot be told (e.g. the signing keys cannot be loaded), the user is disabled and signed
+      out anyway and the command exits 1.
   list [--json]
       Lists users (never password hashes).
 
@@ -80,7 +83,7 @@ async function tellApps(config: Config, store: Store, sessions: SsoSession[], au
     return 0;
   } catch (err) {
     process.stderr.write(`latchkey users: the apps of the ended sessions could not be told: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT.failed;
   }
 }
 
