@@ -27,6 +27,11 @@ export const EXIT_CODES_HELP = `Exit codes:
   141  the reader closed stdout or stderr before all output was written (e.g. \`| head -1\`),
        as for a Unix tool stopped by SIGPIPE; nothing more is printed`;
 
+/** Prints one JSON document on stdout, as every list command's `--json` does. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
 let outputError: NodeJS.ErrnoException | undefined;
 
 /**

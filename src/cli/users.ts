@@ -15,7 +15,7 @@ import { UserExists, UserRepository, type User } from '../users/user-store.js';
 import { createPasswordHasher, PasswordRejected } from '../users/passwords.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
-import { EXIT } from './output.js';
+import { EXIT, printJson } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
 import { keyEncryptionSecret } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
@@ -34,7 +34,8 @@ const HELP = `Usage: latchkey users <subcommand> [options]
       apps cannot be told (e.g. the signing keys cannot be loaded), the user is disabled and signed
       out anyway and the command exits 1.
   list [--json]
-      Lists users (never password hashes).
+      Lists users, one a line: username, sub, email and state, tab-separated. --json: one JSON
+      document instead, an array of users (their claims, has_password; never a password hash).
 
 Passwords are never taken from the command line (it is visible to other processes): pipe them in,
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
@@ -103,6 +104,7 @@ export const usersCommand: Command = {
         'password-stdin': { type: 'boolean' }, json: { type: 'boolean' },
       },
     });
+    if (values.json && sub !== 'list') throw new UsageError('--json goes with list');
     const config = configOrExit();
     const hasher = () => createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const newPassword = async () => (values['password-stdin'] ? { password: await readSecretFromStdin(), generated: false } : { password: generatedPassword(), generated: true });
@@ -177,7 +179,7 @@ export const usersCommand: Command = {
         return withCliStore(config, async (store) => {
           const users = await new UserRepository(store.db).list();
           if (values.json) {
-            process.stdout.write(`${JSON.stringify(users.map(describeUser), null, 2)}\n`);
+            printJson(users.map(describeUser));
           } else {
             for (const u of users) process.stdout.write(`${u.username}\t${u.id}\t${u.email ?? '-'}\t${u.disabled ? 'disabled' : 'active'}\n`);
           }
