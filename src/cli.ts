@@ -11,6 +11,7 @@ import { usersCommand } from './cli/users.js';
 import { auditCommand } from './cli/audit.js';
 import { tokensCommand } from './cli/tokens.js';
 import { DataDirBusyError } from './platform/db/data-dir.js';
+import { EXIT, EXIT_CODES_HELP, exitWhenDrained, watchOutput } from './cli/output.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
 export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, tokensCommand, auditCommand];
@@ -24,6 +25,8 @@ function usage(): string {
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `latchkey <command> --help` for the options of one command.',
+    '',
+    EXIT_CODES_HELP,
   ].join('\n');
 }
 
@@ -31,16 +34,16 @@ export async function runCli(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
-    return name ? 0 : 2;
+    return name ? EXIT.ok : EXIT.usage;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
     process.stderr.write(`latchkey: unknown command "${name}"\n\n${usage()}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${command.help}\n`);
-    return 0;
+    process.stdout.write(`${command.help}\n\n${EXIT_CODES_HELP}\n`);
+    return EXIT.ok;
   }
   try {
     return await command.run(args);
@@ -49,7 +52,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const parseError = err instanceof Error && String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     if (err instanceof UsageError || err instanceof DataDirBusyError || parseError) {
       process.stderr.write(`latchkey ${name}: ${(err as Error).message}\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -63,12 +66,16 @@ const invokedDirectly = (() => {
   }
 })();
 
-if (invokedDirectly) {
-  runCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+/** Runs the CLI as the process: every byte written reaches the reader before it exits (src/cli/output.ts). */
+export function main(argv: string[]): void {
+  watchOutput();
+  runCli(argv).then(
+    (code) => exitWhenDrained(code),
     (err: unknown) => {
       process.stderr.write(`latchkey: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
+      return exitWhenDrained(EXIT.failed);
     },
   );
 }
+
+if (invokedDirectly) main(process.argv.slice(2));

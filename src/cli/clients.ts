@@ -12,16 +12,18 @@ import { AuditEventRepository } from '../platform/observability/audit-event-stor
 import { ClientRepository } from '../oauth/clients/store.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
+import { printJson } from './output.js';
 import { withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey clients <subcommand> [options]
 
-Manage OAuth clients. Output is JSON on stdout. A generated client secret is printed once
-(as "client_secret"); only its SHA-256 is stored.
+Manage OAuth clients. Output is JSON on stdout (never a secret's hash). A generated client
+secret is printed once (as "client_secret"); only its SHA-256 is stored.
 
 Subcommands:
   create [options]                     register a client (options below)
-  list                                 list every client
+  list [--json]                        every client, as one JSON document (an array); it is JSON
+                                       with or without --json, the flag every list command takes
   show <client_id>                     show one client
   update <client_id> [options]         change the given members, keep the others
   rotate-secret <client_id> [--overlap DURATION]
@@ -74,6 +76,7 @@ const OPTIONS = {
   metadata: { type: 'string' },
   overlap: { type: 'string' },
   yes: { type: 'boolean' },
+  json: { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -106,12 +109,8 @@ function metadataFrom(v: Values): Record<string, unknown> {
   return m;
 }
 
-function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
 function printCreated(created: CreatedClient): void {
-  print({ ...describeClient(created.client), ...(created.clientSecret ? { client_secret: created.clientSecret } : {}) });
+  printJson({ ...describeClient(created.client), ...(created.clientSecret ? { client_secret: created.clientSecret } : {}) });
   if (created.clientSecret) process.stderr.write('The client_secret above is shown once; store it now.\n');
 }
 
@@ -133,6 +132,7 @@ export const clientsCommand: Command = {
     const needsId = !['create', 'list'].includes(sub);
     if (needsId && !clientId) throw new UsageError(`${sub} needs a client_id`);
     if ((!needsId && clientId !== undefined) || extra.length > 0) throw new UsageError(`unexpected argument: ${needsId ? extra[0] : clientId}`);
+    if (values.json && sub !== 'list') throw new UsageError('--json goes with list (the other subcommands print JSON as they are)');
     if (sub === 'delete' && !values.yes) throw new UsageError('delete removes the client for good: add --yes to confirm');
     let overlap: number | undefined;
     if (values.overlap !== undefined) {
@@ -153,10 +153,10 @@ export const clientsCommand: Command = {
             printCreated(await registry.create(metadataFrom(values), { ...options, ...(values['client-id'] ? { clientId: values['client-id'] } : {}) }));
             break;
           case 'list':
-            print((await registry.list()).map(describeClient));
+            printJson((await registry.list()).map(describeClient));
             break;
           case 'show':
-            print(describeClient(await registry.get(clientId!)));
+            printJson(describeClient(await registry.get(clientId!)));
             break;
           case 'update':
             printCreated(await registry.update(clientId!, metadataFrom(values), { ...options, merge: true }));
@@ -166,7 +166,7 @@ export const clientsCommand: Command = {
             break;
           case 'disable':
           case 'enable':
-            print(describeClient(await registry.setDisabled(clientId!, sub === 'disable', options)));
+            printJson(describeClient(await registry.setDisabled(clientId!, sub === 'disable', options)));
             break;
           case 'delete':
             await registry.delete(clientId!, options);

@@ -9,15 +9,18 @@ import { KeyManager, type AppliedTransition } from '../platform/keys/manager.js'
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { createAuditLog } from '../platform/observability/audit.js';
 import { createLogger } from '../platform/observability/logger.js';
-import { listSigningKeys } from '../platform/keys/signing-key-store.js';
+import { listSigningKeys, type SigningKeyRow } from '../platform/keys/signing-key-store.js';
 import { MIGRATIONS as migrations } from '../server/capabilities.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
+import { printJson } from './output.js';
 
 const HELP = `Usage: latchkey keys <subcommand> [options]
 
 Subcommands:
-  list                         every signing key: kid, algorithm, state and timestamps
+  list [--json]                every signing key: kid, algorithm, state and timestamps, as a
+                               table; --json: one JSON document instead, an array of keys
+                               (never key material: the public key is in the JWKS)
   rotate [--alg ALG]           promote the next key to active now and create a new next key,
                                for ALG or every algorithm in SIGNING_ALGS. A next key published
                                for less than KEY_PUBLISH_AHEAD is promoted anyway, with a
@@ -38,11 +41,13 @@ export const keysCommand: Command = {
   async run(args) {
     const [sub, ...rest] = args;
     const options = parseOptions(rest);
+    if (options.json && sub !== 'list') throw new UsageError('--json goes with list');
     switch (sub) {
       case 'list':
         expectArguments(sub, options.positional, 0);
         return withKeys('list', async ({ rows }) => {
-          process.stdout.write(formatKeys(rows));
+          if (options.json) printJson(rows.map(describeSigningKey));
+          else process.stdout.write(formatKeys(rows));
           return 0;
         });
       case 'rotate': {
@@ -72,11 +77,16 @@ export const keysCommand: Command = {
   },
 };
 
-function parseOptions(args: string[]): { positional: string[]; flags: Record<string, string> } {
+function parseOptions(args: string[]): { positional: string[]; flags: Record<string, string>; json: boolean } {
   const positional: string[] = [];
   const flags: Record<string, string> = {};
+  let json = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === '--json') {
+      json = true;
+      continue;
+    }
     const m = /^--(alg|reason)(?:=(.*))?$/.exec(arg);
     if (m) {
       const value = m[2] ?? args[++i];
@@ -88,7 +98,7 @@ function parseOptions(args: string[]): { positional: string[]; flags: Record<str
       positional.push(arg);
     }
   }
-  return { positional, flags };
+  return { positional, flags, json };
 }
 
 function expectArguments(sub: string, positional: string[], count: number): void {
@@ -162,6 +172,15 @@ export function formatKeys(rows: Array<{ kid: string; alg: string; state: string
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   return [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/** A signing key as `keys list --json` prints it: its state and history, never key material. */
+export function describeSigningKey(r: SigningKeyRow): Record<string, unknown> {
+  const at = (d: Date | null) => d?.toISOString() ?? null;
+  return {
+    kid: r.kid, alg: r.alg, state: r.state, created_at: at(r.created_at), activated_at: at(r.activated_at),
+    retired_at: at(r.retired_at), removed_at: at(r.removed_at), revoked_at: at(r.revoked_at), revoked_reason: r.revoked_reason,
+  };
 }
 
 function describe(applied: AppliedTransition[]): string {

@@ -12,7 +12,8 @@ Starts the HTTP server. Configuration comes from the environment (see the README
 created on first start together with its key-encryption secret.
 
 SIGTERM or SIGINT stops accepting connections, drains in-flight requests for at most
-SHUTDOWN_TIMEOUT, closes the database and exits.`,
+SHUTDOWN_TIMEOUT, closes the database and exits 0; 1 when draining took longer or closing
+failed.`,
   async run() {
     const config = configOrExit();
     const startedAt = performance.now();

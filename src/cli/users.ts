@@ -15,6 +15,7 @@ import { UserExists, UserRepository, type User } from '../users/user-store.js';
 import { createPasswordHasher, PasswordRejected } from '../users/passwords.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
+import { EXIT, printJson } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
 import { keyEncryptionSecret } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
@@ -29,9 +30,12 @@ const HELP = `Usage: latchkey users <subcommand> [options]
       Replaces the password (generated and printed once unless read from standard input).
   disable USERNAME | enable USERNAME
       A disabled user cannot sign in. Disabling also ends the user's SSO sessions and tells the
-      apps of each (back-channel logout, when they registered a backchannel_logout_uri).
+      apps of each (back-channel logout, when they registered a backchannel_logout_uri). When the
+      apps cannot be told (e.g. the signing keys cannot be loaded), the user is disabled and signed
+      out anyway and the command exits 1.
   list [--json]
-      Lists users (never password hashes).
+      Lists users, one a line: username, sub, email and state, tab-separated. --json: one JSON
+      document instead, an array of users (their claims, has_password; never a password hash).
 
 Passwords are never taken from the command line (it is visible to other processes): pipe them in,
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
@@ -80,7 +84,7 @@ async function tellApps(config: Config, store: Store, sessions: SsoSession[], au
     return 0;
   } catch (err) {
     process.stderr.write(`latchkey users: the apps of the ended sessions could not be told: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT.failed;
   }
 }
 
@@ -100,6 +104,7 @@ export const usersCommand: Command = {
         'password-stdin': { type: 'boolean' }, json: { type: 'boolean' },
       },
     });
+    if (values.json && sub !== 'list') throw new UsageError('--json goes with list');
     const config = configOrExit();
     const hasher = () => createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const newPassword = async () => (values['password-stdin'] ? { password: await readSecretFromStdin(), generated: false } : { password: generatedPassword(), generated: true });
@@ -174,7 +179,7 @@ export const usersCommand: Command = {
         return withCliStore(config, async (store) => {
           const users = await new UserRepository(store.db).list();
           if (values.json) {
-            process.stdout.write(`${JSON.stringify(users.map(describeUser), null, 2)}\n`);
+            printJson(users.map(describeUser));
           } else {
             for (const u of users) process.stdout.write(`${u.username}\t${u.id}\t${u.email ?? '-'}\t${u.disabled ? 'disabled' : 'active'}\n`);
           }

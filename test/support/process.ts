@@ -20,13 +20,19 @@ export async function freePort(): Promise<number> {
 
 export interface Running { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
 
-export function run(args: string[], env: Record<string, string>, input?: string): Running {
+/** `latchkey …` as a child process with piped stdout and stderr, which nothing reads yet. */
+export function spawnLatchkey(args: string[], env: Record<string, string>, input?: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (input !== undefined) child.stdin!.end(input);
+  return child;
+}
+
+export function run(args: string[], env: Record<string, string>, input?: string): Running {
+  const child = spawnLatchkey(args, env, input);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => { out += String(d); });

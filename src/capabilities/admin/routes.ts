@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../../server/context.js';
 import { describeClient, type CreatedClient } from '../../oauth/clients/registry.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
-import { encodeAuditCursor, parseAuditQuery } from '../../platform/observability/audit-query.js';
+import { auditPageDocument, parseAuditQuery } from '../../platform/observability/audit-query.js';
 import type { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
 import type { Services } from '../../server/context.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
@@ -81,11 +81,7 @@ export function adminRoutes(service: Services, config: Config, auditEvents: Audi
     app.get('/admin/audit', async (req) => {
       const parsed = parseAuditQuery(req.query as Record<string, unknown>);
       if (!parsed.ok) throw new InvalidRequest(parsed.problem);
-      const page = await auditEvents.page(parsed.query);
-      return {
-        events: page.events.map((row) => ({ ...row, id: String(row.id), at: row.at.toISOString() })),
-        next_cursor: page.next ? encodeAuditCursor(page.next) : null,
-      };
+      return auditPageDocument(await auditEvents.page(parsed.query));
     });
     familyAdminRoutes(app, service);
   };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AuditPosition, AuditQuery } from './audit-event-store.js';
+import type { AuditEventRow, AuditPage, AuditPosition, AuditQuery } from './audit-event-store.js';
 
 /**
  * The audit trail query as an operator writes it — the admin API's query string
@@ -64,4 +64,14 @@ export function parseAuditQuery(input: Record<string, unknown>): ParsedAuditQuer
     ok: true,
     query: { clientId: p.client_id, sub: p.sub, event: p.event, jti: p.jti, since: p.since, until: p.until, limit: p.limit ?? 100, after },
   };
+}
+
+/** An audit event as JSON: the id as a string (a bigint), `at` as an RFC 3339 date-time. */
+export function auditEventDocument(row: AuditEventRow): Record<string, unknown> {
+  return { ...row, id: String(row.id), at: row.at.toISOString() };
+}
+
+/** One page as GET /admin/audit answers it and `latchkey audit --json` prints it. */
+export function auditPageDocument(page: AuditPage): { events: Array<Record<string, unknown>>; next_cursor: string | null } {
+  return { events: page.events.map(auditEventDocument), next_cursor: page.next ? encodeAuditCursor(page.next) : null };
 }
