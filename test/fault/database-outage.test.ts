@@ -2,8 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, csrfOf } from '../support/browser.js';
 import {
-  alive, createAlice, FAMILY_VIOLATIONS, instanceEnv, overHttp, pgBinDir, post, SERVICE, startCluster, startInstance,
-  Tally, unavailableProblem, WEB, type Instance, type Outcome, type PgCluster,
+  alive, createAlice, FAMILY_VIOLATIONS, instanceEnv, load, overHttp, pgBinDir, post, SERVICE, startCluster, startInstance,
+  Tally, unavailableProblem, until, WEB, type Instance, type PgCluster,
 } from '../support/fault.js';
 import { codeFlow } from '../support/refresh.js';
 import { onPostgres } from '../support/store.js';
@@ -32,60 +32,6 @@ describe.runIf(onPostgres && pgBinDir() !== undefined)('a PostgreSQL restart or 
     await cluster?.destroy();
     if (figures.length > 0) console.log(`fault figures:\n  ${figures.join('\n  ')}`);
   });
-
-  /** One request kind in a loop until `stop()`, tallying each answer; a 503 must be well-formed. */
-  function loop(tally: Tally, kind: string, send: () => Promise<Response>, onOk?: (res: Response) => Promise<void>) {
-    let running = true;
-    const done = (async () => {
-      while (running) {
-        let outcome: Outcome;
-        try {
-          const res = await send();
-          outcome = res.status;
-          if (res.status === 200) await (onOk ? onOk(res) : res.arrayBuffer());
-          else if (res.status === 503) {
-            const problem = await unavailableProblem(res);
-            if (problem) tally.unexpected.push(`${kind}: ${problem}`);
-            await new Promise((r) => setTimeout(r, 50));
-          } else {
-            tally.unexpected.push(`${kind}: ${res.status} ${await res.text()}`);
-          }
-        } catch (err) {
-          outcome = 'lost';
-          tally.unexpected.push(`${kind}: no answer (${(err as Error).message})`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        tally.add(kind, outcome);
-      }
-    })();
-    return { stop: async () => { running = false; await done; } };
-  }
-
-  /** Ten concurrent clients: client credentials, introspection and refresh rotation (each its own family). */
-  async function load(target: Instance, tally: Tally) {
-    const { access_token: accessToken } = await (await post(target.base, '/token', SERVICE, { grant_type: 'client_credentials', scope: 'api:read' })).json() as { access_token: string };
-    const loops: Array<{ stop(): Promise<void> }> = [];
-    for (let i = 0; i < 3; i++) loops.push(loop(tally, 'client_credentials', () => post(target.base, '/token', SERVICE, { grant_type: 'client_credentials', scope: 'api:read' })));
-    for (let i = 0; i < 3; i++) loops.push(loop(tally, 'introspection', () => post(target.base, '/introspect', SERVICE, { token: accessToken })));
-    const families = await Promise.all([0, 1, 2, 3].map(() => codeFlow(overHttp(target.base), WEB, 'openid offline_access')));
-    for (const family of families) {
-      let current = family.refresh_token!;
-      loops.push(loop(tally, 'refresh', () => post(target.base, '/token', WEB, { grant_type: 'refresh_token', refresh_token: current }), async (res) => {
-        current = ((await res.json()) as { refresh_token: string }).refresh_token;
-      }));
-    }
-    return { stop: async () => { for (const l of loops) await l.stop(); } };
-  }
-
-  /** Polls until `probe` answers true; the milliseconds it took. */
-  async function until(probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
-    const started = performance.now();
-    for (;;) {
-      if (await probe().catch(() => false)) return Math.round(performance.now() - started);
-      if (performance.now() - started > timeoutMs) throw new Error('condition not reached');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 
   const ready = async (i: Instance) => (await fetch(`${i.base}/readyz`)).status === 200;
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { openStore } from '../../src/platform/db/database.js';
-import { REDIRECT } from './refresh.js';
+import { codeFlow, REDIRECT } from './refresh.js';
 import { FAST_ARGON2, PASSWORD } from './oidc.js';
 import { freePort, latchkey, run, waitFor, type Running } from './process.js';
 
@@ -28,16 +28,23 @@ export function pgBinDir(): string | undefined {
 
 export interface PgCluster {
   url: string;
+  port: number;
   /** `pg_ctl stop` (fast: sessions are terminated, as in a restart or a failover). */
   stop(): Promise<void>;
   start(): Promise<void>;
   /** `pg_ctl restart -m fast`: returns when the server accepts connections again. */
   restart(): Promise<void>;
+  /** `pg_ctl promote` of a standby: it becomes a primary (a failover). */
+  promote(): Promise<void>;
   destroy(): Promise<void>;
 }
 
-/** A throwaway cluster on a free loopback port (initdb without fsync: seconds). As root, it runs as `postgres`. */
-export async function startCluster(): Promise<PgCluster> {
+/**
+ * A throwaway cluster on a free loopback port (initdb without fsync: seconds), or with
+ * `standbyOf` a streaming standby of that cluster (pg_basebackup -R). As root, it runs as
+ * `postgres`.
+ */
+export async function startCluster(options: { standbyOf?: PgCluster } = {}): Promise<PgCluster> {
   const bin = pgBinDir();
   if (!bin) throw new Error('no PostgreSQL installation under /usr/lib/postgresql');
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-fault-pg-'));
@@ -49,17 +56,23 @@ export async function startCluster(): Promise<PgCluster> {
   };
   const port = await freePort();
   const data = join(dir, 'data');
-  await pg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  if (options.standbyOf) {
+    await pg('pg_basebackup', ['-h', '127.0.0.1', '-p', String(options.standbyOf.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '--no-sync']);
+  } else {
+    await pg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  }
   const ctl = (action: string, ...extra: string[]) => pg('pg_ctl', [
     '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '30', ...extra, action,
-    ...(action === 'stop' ? [] : ['-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c max_connections=200`]),
+    ...(action === 'stop' || action === 'promote' ? [] : ['-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c max_connections=200`]),
   ]);
   await ctl('start');
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
     stop: () => ctl('stop', '-m', 'fast'),
     start: () => ctl('start'),
     restart: () => ctl('restart', '-m', 'fast'),
+    promote: () => ctl('promote'),
     async destroy() {
       await ctl('stop', '-m', 'immediate').catch(() => {});
       rmSync(dir, { recursive: true, force: true });
@@ -227,3 +240,58 @@ export async function familyViolationsIn(env: Record<string, string>): Promise<u
     await store.close();
   }
 }
+
+/** One request kind in a loop until `stop()`, tallying each answer; a 503 must be well-formed. */
+export function loop(tally: Tally, kind: string, send: () => Promise<Response>, onOk?: (res: Response) => Promise<void>) {
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      let outcome: Outcome;
+      try {
+        const res = await send();
+        outcome = res.status;
+        if (res.status === 200) await (onOk ? onOk(res) : res.arrayBuffer());
+        else if (res.status === 503) {
+          const problem = await unavailableProblem(res);
+          if (problem) tally.unexpected.push(`${kind}: ${problem}`);
+          await new Promise((r) => setTimeout(r, 50));
+        } else {
+          tally.unexpected.push(`${kind}: ${res.status} ${await res.text()}`);
+        }
+      } catch (err) {
+        outcome = 'lost';
+        tally.unexpected.push(`${kind}: no answer (${(err as Error).message})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      tally.add(kind, outcome);
+    }
+  })();
+  return { stop: async () => { running = false; await done; } };
+}
+
+/** Ten concurrent clients: client credentials, introspection and refresh rotation (each its own family). */
+export async function load(target: Instance, tally: Tally) {
+  const { access_token: accessToken } = await (await post(target.base, '/token', SERVICE, { grant_type: 'client_credentials', scope: 'api:read' })).json() as { access_token: string };
+  const loops: Array<{ stop(): Promise<void> }> = [];
+  for (let i = 0; i < 3; i++) loops.push(loop(tally, 'client_credentials', () => post(target.base, '/token', SERVICE, { grant_type: 'client_credentials', scope: 'api:read' })));
+  for (let i = 0; i < 3; i++) loops.push(loop(tally, 'introspection', () => post(target.base, '/introspect', SERVICE, { token: accessToken })));
+  const families = await Promise.all([0, 1, 2, 3].map(() => codeFlow(overHttp(target.base), WEB, 'openid offline_access')));
+  for (const family of families) {
+    let current = family.refresh_token!;
+    loops.push(loop(tally, 'refresh', () => post(target.base, '/token', WEB, { grant_type: 'refresh_token', refresh_token: current }), async (res) => {
+      current = ((await res.json()) as { refresh_token: string }).refresh_token;
+    }));
+  }
+  return { stop: async () => { for (const l of loops) await l.stop(); } };
+}
+
+/** Polls until `probe` answers true; the milliseconds it took. */
+export async function until(probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    if (await probe().catch(() => false)) return Math.round(performance.now() - started);
+    if (performance.now() - started > timeoutMs) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+

@@ -4,7 +4,9 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { parseDatabaseUrl } from './database-url.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { failoverClient, PrimaryLocator } from './primary.js';
 import type { Database } from './schema.js';
 
 export type StoreKind = 'pglite' | 'postgres';
@@ -96,9 +98,20 @@ async function openPGlite(options: StoreOptions): Promise<Store> {
 async function openPostgres(url: string, options: StoreOptions): Promise<Store> {
   const schema = options.schema ?? 'public';
   const logger = options.logger;
+  // Several hosts, or target_session_attrs=read-write: connections go to the primary, found
+  // now and again after every failover (src/platform/db/primary.ts).
+  const locator = new PrimaryLocator(parseDatabaseUrl(url), logger, CONNECT_TIMEOUT_MS);
+  if (locator.active) await locator.locate();
+  const Client = locator.active ? failoverClient(locator) : pg.Client;
+  const connection: pg.ClientConfig = {
+    connectionString: url,
+    // Dead peers (a failed-over primary that vanished without a FIN) are found by TCP keepalive
+    // instead of hanging a connection until the kernel gives up.
+    keepAlive: true,
+  };
   // Make the schema exist before the pool sets it as search_path.
   if (schema !== 'public') {
-    const admin = new pg.Client({ connectionString: url });
+    const admin = new Client(connection);
     await admin.connect();
     try {
       await admin.query(`create schema if not exists "${schema}"`);
@@ -106,14 +119,9 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
       await admin.end();
     }
   }
-  const connection: pg.ClientConfig = {
-    connectionString: url,
-    // Dead peers (a failed-over primary that vanished without a FIN) are found by TCP keepalive
-    // instead of hanging a connection until the kernel gives up.
-    keepAlive: true,
-  };
   const pool = new pg.Pool({
     ...connection,
+    Client,
     // Named in pg_stat_activity, so an operator tells Latchkey's connections apart.
     application_name: 'latchkey',
     max: options.poolMax ?? 10,
@@ -121,17 +129,12 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
-  // Every client needs an error listener for as long as it lives. pg-pool listens on idle ones
-  // only (and re-emits on the pool): a checked-out client whose server connection ends (a
-  // restart, a failover: "terminating connection due to administrator command") would emit an
-  // unhandled 'error' and end the process. Its query fails on its own and the request answers
-  // 503 (src/platform/db/unavailable.ts); the pool discards the broken client on release.
   pool.on('connect', (client) => {
     client.on('error', (err) => logger?.warn({ err: { message: err.message } }, 'postgres connection lost'));
   });
   pool.on('error', (err) => logger?.warn({ err: { message: err.message } }, 'postgres pool client error'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const notifier = new PgNotifier(connection, schema, db, logger);
+  const notifier = new PgNotifier(Client, connection, schema, db, logger);
   return {
     kind: 'postgres',
     db,
@@ -170,6 +173,7 @@ class PgNotifier implements Notifier {
   private lost = false;
 
   constructor(
+    private readonly Client: typeof pg.Client,
     private readonly config: pg.ClientConfig,
     private readonly schema: string,
     private readonly db: Kysely<Database>,
@@ -183,7 +187,7 @@ class PgNotifier implements Notifier {
   private connect(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ ...this.config, application_name: 'latchkey-listen' });
+      const client = new this.Client({ ...this.config, application_name: 'latchkey-listen' });
       client.on('notification', (msg) => {
         for (const handler of this.handlers.get(msg.channel) ?? []) handler(msg.payload ?? '');
       });
