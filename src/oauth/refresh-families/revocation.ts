@@ -11,7 +11,8 @@ export interface FamilyRevocationDeps {
   consents: Pick<ConsentRepository, 'revoke'>;
   /** The revoked-grants set (src/oauth/revocation-state.ts RevokedSet): durable, then NOTIFY to every instance. */
   revokedGrants: {
-    add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
+    /** True when the id was not in the set yet. */
+    add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean>;
     addWritten(ids: readonly string[], expiresAt: Date): Promise<void>;
   };
   audit: AuditLog;
@@ -46,14 +47,18 @@ export function credentialFingerprint(credential: string): string {
 export class FamilyRevocation {
   constructor(private readonly deps: FamilyRevocationDeps) {}
 
-  /** One grant: its family (if a refresh token was issued from it) and its access tokens. */
+  /**
+   * One grant: its family (if a refresh token was issued from it) and its access tokens.
+   * `grant.revoked` is recorded once, by the call that added the grant to the set: N requests
+   * replaying one code at once each call this, and the grant was revoked once.
+   */
   async revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void> {
     const { deps } = this;
     // revoked_grants first, then the family: a family being started concurrently writes itself
     // first and reads revoked_grants after (startRefreshFamily), so one of the two sees the other.
-    await deps.revokedGrants.add(grantId, clientId, expiresAt, reason);
+    const added = await deps.revokedGrants.add(grantId, clientId, expiresAt, reason);
     const family = await deps.families.revokeFamily(grantId, reason, deps.clock.now());
-    deps.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
+    if (added) deps.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
     if (family) {
       deps.metrics.familiesRevoked.inc({ reason: reason in REVOKED_BY ? reason : 'admin' });
       deps.audit.record('family.revoked', { client_id: family.client_id, sub: family.user_id, grant_id: family.id, reason, revoked_by: REVOKED_BY[reason] ?? 'server' });
