@@ -3,13 +3,34 @@ import { sha256 } from '../../platform/crypto.js';
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { CODE_VERIFIER, s256Challenge } from './pkce.js';
-import type { Redemption } from './code-store.js';
+import type { AuthorizationCodeRecord, Redemption } from './code-store.js';
+import { familyRevoked } from '../../oauth/refresh-families/revocation.js';
 import { mayIssueRefreshToken, startRefreshFamily, type RefreshTokenDeps } from '../../oauth/refresh-families/rotation.js';
 import { assertIdTokenSignable, issueUserTokens, revocationHorizon, type TokenIssuingDeps } from '../../oauth/tokens.js';
-import { tokenResponse, type GrantInput, type GrantResult, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
+import {
+  tokenResponse, type AuditedRefusal, type GrantAuditEvent, type GrantInput, type GrantResult, type GrantType, type TokenGrant,
+} from '../../oauth/token-endpoint/grant.js';
 
 /** RFC 7636 §4.6: the code_verifier does not match the code_challenge (counted apart from other invalid_grant). */
 export class PkceVerificationFailed extends InvalidGrant {}
+
+/**
+ * RFC 6749 §4.1.2 / RFC 9700 §4.5: a code presented after it was redeemed; the grant is revoked.
+ * Each such request is its own audit event (who presented it, the grant), never the code.
+ */
+export class AuthorizationCodeReplayed extends InvalidGrant implements AuditedRefusal {
+  constructor(readonly presentedBy: string, readonly code: Pick<AuthorizationCodeRecord, 'grant_id' | 'client_id' | 'user_id'>) {
+    super('the authorization code was already used; the tokens issued from it are revoked', `grant ${code.grant_id} revoked`);
+  }
+
+  get auditEvent(): GrantAuditEvent {
+    const { grant_id: grantId, client_id: issuedTo, user_id: sub } = this.code;
+    return {
+      event: 'authorization_code.replayed',
+      fields: { client_id: this.presentedBy, sub, grant_id: grantId, ...(issuedTo !== this.presentedBy ? { issued_to: issuedTo } : {}) },
+    };
+  }
+}
 
 const MAX_CODE_LENGTH = 256;
 
@@ -34,7 +55,7 @@ export interface AuthorizationCodeGrantDeps extends TokenIssuingDeps {
   revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
   /** latchkey_pkce_failures_total */
   pkceFailures: { inc(): void };
-  refreshMetrics: Pick<RefreshMetrics, 'refreshTokens'>;
+  refreshMetrics: Pick<RefreshMetrics, 'refreshTokens' | 'familiesRevoked'>;
 }
 
 /**
@@ -43,6 +64,11 @@ export interface AuthorizationCodeGrantDeps extends TokenIssuingDeps {
  * one conditional UPDATE (./code-store.ts); a code presented again revokes every token issued
  * from it (RFC 6749 §4.1.2), which access tokens name by their `gid`, and the refresh family
  * born from it (its id is the grant id).
+ *
+ * N requests presenting one code at once: exactly one redeems it and answers 200 with its
+ * tokens; each of the N-1 others is a replay — invalid_grant, audited, the grant revoked — and
+ * so the winner's tokens are dead too, whichever request's statements ran first
+ * (startRefreshFamily: why no interleaving leaves the family live).
  */
 export function authorizationCodeGrant(deps: AuthorizationCodeGrantDeps): TokenGrant<'code' | 'redirect_uri' | 'code_verifier'> {
   return {
@@ -80,7 +106,7 @@ async function redeem(
       // RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice was stolen or leaked; revoke what it gave.
       const c = redemption.code;
       await deps.revokeGrant(c.grant_id, c.client_id, 'authorization_code_replayed', revocationHorizon(now));
-      throw new InvalidGrant('the authorization code was already used; the tokens issued from it are revoked', `grant ${c.grant_id} revoked`);
+      throw new AuthorizationCodeReplayed(client.clientId, c);
     }
     case 'mismatch': {
       const c = redemption.code!;
@@ -104,15 +130,24 @@ async function redeem(
     authTime: granted.auth_time, nonce: granted.nonce, amr: granted.amr, acr: granted.acr, sid: granted.sid,
   });
   // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
-  const refreshToken = mayIssueRefreshToken(client, granted.scope)
+  const family = mayIssueRefreshToken(client, granted.scope)
     ? await startRefreshFamily(deps.refreshTokens, client, {
       id: granted.grant_id, userId: granted.user_id, scope: granted.scope, audience: granted.audience as string | string[],
       sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr,
     }, now)
     : undefined;
-  if (refreshToken) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });
+  if (family) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });
+  const audit: GrantAuditEvent[] = [];
+  // A replay revoked the grant while this redemption ran, and this request revoked the family:
+  // this request records it (else the replay's revokeGrant did), so each family revoked is one event.
+  if (family?.revoked) {
+    const revoked = familyRevoked({ id: granted.grant_id, client_id: granted.client_id, user_id: granted.user_id }, 'authorization_code_replayed');
+    deps.refreshMetrics.familiesRevoked.inc({ reason: revoked.reasonLabel });
+    audit.push(revoked.audit);
+  }
   return {
-    response: tokenResponse(token, granted.scope, { refreshToken, idToken }),
+    response: tokenResponse(token, granted.scope, { refreshToken: family?.token, idToken }),
     issued: { sub: granted.user_id, scope: granted.scope, jti: token.jti },
+    ...(audit.length > 0 ? { audit } : {}),
   };
 }
