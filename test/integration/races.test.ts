@@ -84,6 +84,16 @@ describe('parallel redemption of one code and one refresh token (exact outcome c
       }
       expect(rounds).toEqual(Array.from({ length: ROUNDS }, () => ({ '200': 1, '400 invalid_grant': N - 1 })));
     });
+
+    it('a token request naming a resource outside the grant is invalid_target and leaves the code for the corrected request (RFC 8707 §2.2)', async () => {
+      const { code, verifier } = await authorizationCode(s.app, s.web, SCOPE, 'alice', s.browser);
+      const wrong = await redeemCode(s.app, s.web, code, verifier, { resource: 'https://elsewhere.example.com' });
+      expect(wrong.statusCode).toBe(400);
+      expect(wrong.json()).toMatchObject({ error: 'invalid_target' });
+      const right = await redeemCode(s.app, s.web, code, verifier);
+      expect(right.statusCode, right.body).toBe(200);
+      expect(await s.introspect((right.json() as TokenBody).access_token)).toMatchObject({ active: true });
+    });
   });
 
   describe(`parallel use of one refresh token (${N} at once, ${ROUNDS} rounds, ${onPostgres ? 'PostgreSQL' : 'embedded'})`, () => {

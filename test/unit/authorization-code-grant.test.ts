@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AUTHORIZATION_CODE, AuthorizationCodeReplayed, authorizationCodeGrant, PkceVerificationFailed, type AuthorizationCodeGrantDeps,
 } from '../../src/capabilities/authorization-code/authorization-code-grant.js';
-import type { AuthorizationCodeRecord, Redemption } from '../../src/capabilities/authorization-code/code-store.js';
+import type { AuthorizationCodeRecord, ExpectedRedemption, Redemption } from '../../src/capabilities/authorization-code/code-store.js';
 import { s256Challenge } from '../../src/capabilities/authorization-code/pkce.js';
 import type { Client } from '../../src/oauth/client.js';
 import { InvalidGrant, InvalidRequest, InvalidTarget, TemporarilyUnavailable } from '../../src/oauth/errors.js';
@@ -34,12 +34,12 @@ async function rejection(promise: Promise<unknown>): Promise<Error & Record<stri
 
 /**
  * Authorization codes in memory, as code-store.ts redeems them: a live, unredeemed code
- * matching client, redirect URI and challenge is redeemed; otherwise nothing changes and the
- * row says why.
+ * matching client, redirect URI, challenge and holding every resource named in its audience is
+ * redeemed; otherwise nothing changes and the row says why.
  */
 class MemoryCodes {
   readonly rows = new Map<string, AuthorizationCodeRecord & { code_challenge: string }>();
-  readonly redemptions: Array<{ codeHash: Buffer; expected: { clientId: string; redirectUri: string; codeChallenge: string } }> = [];
+  readonly redemptions: Array<{ codeHash: Buffer; expected: ExpectedRedemption }> = [];
 
   add(code: string, record: Partial<AuthorizationCodeRecord> = {}, now = new Date(NOW * 1000)): AuthorizationCodeRecord {
     const row = {
@@ -51,14 +51,16 @@ class MemoryCodes {
     return row;
   }
 
-  async redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> {
+  async redeem(codeHash: Buffer, expected: ExpectedRedemption, now: Date): Promise<Redemption> {
     this.redemptions.push({ codeHash, expected });
     const row = this.rows.get(codeHash.toString('hex'));
     if (!row) return { outcome: 'unknown' };
     const code = { ...row };
     if (row.redeemed_at !== null) return { outcome: 'replayed', code };
     if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired', code };
-    if (row.client_id !== expected.clientId || row.redirect_uri !== expected.redirectUri || row.code_challenge !== expected.codeChallenge) {
+    const audience = ([] as string[]).concat(row.audience as string | string[]);
+    if (row.client_id !== expected.clientId || row.redirect_uri !== expected.redirectUri || row.code_challenge !== expected.codeChallenge ||
+      !expected.resources.every((r) => audience.includes(r))) {
       return { outcome: 'mismatch', code };
     }
     row.redeemed_at = now;
@@ -157,7 +159,7 @@ describe('the token request\'s parameters (RFC 6749 §4.1.3, RFC 7636 §4.5)', (
     const { redeem, codes } = setup();
     codes.add(CODE);
     await redeem();
-    expect(codes.redemptions).toEqual([{ codeHash: sha256(CODE), expected: { clientId: 'web', redirectUri: REDIRECT, codeChallenge: s256Challenge(VERIFIER) } }]);
+    expect(codes.redemptions).toEqual([{ codeHash: sha256(CODE), expected: { clientId: 'web', redirectUri: REDIRECT, codeChallenge: s256Challenge(VERIFIER), resources: [] } }]);
   });
 });
 
@@ -404,6 +406,33 @@ describe('the refresh token (OpenID Connect Core §11, RFC 6749 §1.5)', () => {
       event: 'family.revoked',
       fields: { client_id: 'web', sub: 'alice', grant_id: 'grant-1', reason: 'authorization_code_replayed', revoked_by: 'code_replay_detection' },
     }]);
+  });
+});
+
+describe('audience narrowing is checked before the code is consumed (RFC 8707 §2.2)', () => {
+  it('a resource outside the grant: invalid_target and the code left unredeemed, so the corrected request gets the tokens', async () => {
+    const { redeem, codes, revoker } = setup();
+    codes.add(CODE, { audience: API, scope: 'profile' });
+    const err = await rejection(redeem(undefined, {}, [REPORTS]));
+    expect(err).toBeInstanceOf(InvalidTarget);
+    expect(err).toMatchObject({ error: 'invalid_target', description: 'resource was not part of the authorization request' });
+    expect(codes.redemptions.map((r) => r.expected.resources)).toEqual([[REPORTS]]);
+    expect([...codes.rows.values()][0]!.redeemed_at).toBeNull();
+    expect(payloadOf((await redeem(undefined, {}, [API])).response.access_token).aud).toBe(API);
+    expect(revoker.calls).toEqual([]);
+  });
+  it('a wrong verifier and a wrong resource: the PKCE failure (the audience is told only to whom the code belongs)', async () => {
+    const { redeem, codes, pkce } = setup();
+    codes.add(CODE, { audience: API });
+    expect(await rejection(redeem(undefined, { code_verifier: 'w'.repeat(43) }, [REPORTS]))).toBeInstanceOf(PkceVerificationFailed);
+    expect(pkce.failures).toBe(1);
+  });
+  it('a redeemed code presented with a wrong resource is still a replay: the grant revoked', async () => {
+    const { redeem, codes, revoker } = setup();
+    codes.add(CODE, { audience: API });
+    await redeem();
+    expect(await rejection(redeem(undefined, {}, [REPORTS]))).toBeInstanceOf(AuthorizationCodeReplayed);
+    expect(revoker.calls).toHaveLength(1);
   });
 });
 

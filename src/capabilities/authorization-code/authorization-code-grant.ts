@@ -3,7 +3,7 @@ import { sha256 } from '../../platform/crypto.js';
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { CODE_VERIFIER, s256Challenge } from './pkce.js';
-import type { AuthorizationCodeRecord, Redemption } from './code-store.js';
+import type { AuthorizationCodeRecord, ExpectedRedemption, Redemption } from './code-store.js';
 import { familyRevoked } from '../../oauth/refresh-families/revocation.js';
 import { mayIssueRefreshToken, startRefreshFamily, type RefreshTokenDeps } from '../../oauth/refresh-families/rotation.js';
 import { assertIdTokenSignable, issueUserTokens, revocationHorizon, type TokenIssuingDeps } from '../../oauth/tokens.js';
@@ -33,6 +33,7 @@ export class AuthorizationCodeReplayed extends InvalidGrant implements AuditedRe
 }
 
 const MAX_CODE_LENGTH = 256;
+const RESOURCE_NOT_GRANTED = 'resource was not part of the authorization request';
 
 /** RFC 6749 §4.1: public clients too (with PKCE, OAuth 2.1 §7.5.1); a client using it must register a redirect URI. */
 export const AUTHORIZATION_CODE: GrantType = {
@@ -44,7 +45,7 @@ export const AUTHORIZATION_CODE: GrantType = {
 /** What the authorization code grant uses, beyond issuing tokens. */
 export interface AuthorizationCodeGrantDeps extends TokenIssuingDeps {
   /** Authorization codes (./code-store.ts). */
-  codes: { redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> };
+  codes: { redeem(codeHash: Buffer, expected: ExpectedRedemption, now: Date): Promise<Redemption> };
   users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
   /** Refresh token families (src/oauth/refresh-families/rotation.ts). */
   refreshTokens: RefreshTokenDeps;
@@ -98,7 +99,9 @@ async function redeem(
 
   assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
   const now = deps.clock.now();
-  const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge: s256Challenge(verifier) }, now);
+  const codeChallenge = s256Challenge(verifier);
+  // The resources are part of the conditional UPDATE: a resource the client can correct does not burn the code.
+  const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge, resources }, now);
   switch (redemption.outcome) {
     case 'redeemed':
       break;
@@ -109,10 +112,13 @@ async function redeem(
       throw new AuthorizationCodeReplayed(client.clientId, c);
     }
     case 'mismatch': {
-      const c = redemption.code!;
+      const c = redemption.code;
       if (c.client_id !== client.clientId) throw new InvalidGrant('the authorization code was issued to another client');
       if (c.redirect_uri !== redirectUri) throw new InvalidGrant('redirect_uri differs from the authorization request\'s');
-      throw new PkceVerificationFailed('code_verifier does not match the code_challenge (RFC 7636 §4.6)');
+      if (c.code_challenge !== codeChallenge) throw new PkceVerificationFailed('code_verifier does not match the code_challenge (RFC 7636 §4.6)');
+      // Only the resources are left: invalid_target (RFC 8707 §2.2), the code still unredeemed.
+      narrowedAudience(resources, c.audience as string | string[], RESOURCE_NOT_GRANTED);
+      throw new InvalidGrant('the authorization code is invalid or expired', 'mismatch without a differing binding');
     }
     default:
       throw new InvalidGrant('the authorization code is invalid or expired');
@@ -121,8 +127,8 @@ async function redeem(
   const user = await deps.users.findById(granted.user_id);
   if (!user || user.disabled) throw new InvalidGrant('the user of this authorization code is no longer active');
 
-  // RFC 8707 §2.2: the token request may narrow the audience the authorization request named.
-  const aud = narrowedAudience(resources, granted.audience as string | string[], 'resource was not part of the authorization request');
+  // RFC 8707 §2.2: the token request may narrow the audience the authorization request named (the UPDATE checked it may).
+  const aud = narrowedAudience(resources, granted.audience as string | string[], RESOURCE_NOT_GRANTED);
 
   const { accessToken: token, idToken } = await issueUserTokens(deps, {
     grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,
