@@ -7,12 +7,14 @@ import type { AssertionJtiStore } from './client-auth/authenticate.js';
 export class AccessTokenDenylist implements RevocationTable {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Denylists a jti; revoking twice is harmless. */
-  async add(jti: string, clientId: string, expiresAt: Date, _reason?: string): Promise<void> {
-    await this.db.insertInto('revoked_access_tokens')
+  /** Denylists a jti; revoking twice is harmless. True when it was not denylisted yet. */
+  async add(jti: string, clientId: string, expiresAt: Date, _reason?: string): Promise<boolean> {
+    const row = await this.db.insertInto('revoked_access_tokens')
       .values({ jti, client_id: clientId, expires_at: expiresAt })
       .onConflict((oc) => oc.column('jti').doNothing())
-      .execute();
+      .returning('jti')
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** One primary-key lookup. */
@@ -39,7 +41,8 @@ const RELOAD = '*';
 
 /** A durable table of revoked ids (access token jtis, grant ids), each kept until `expires_at`. */
 export interface RevocationTable {
-  add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
+  /** Records the id (or keeps the later expiry of the two); true when it was not recorded yet. */
+  add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean>;
   /** Every entry whose tokens have not all expired yet: [id, expires_at]. */
   live(now: Date): Promise<Array<[string, Date]>>;
 }
@@ -98,11 +101,15 @@ export class RevokedSet {
     await this.notifier.notify(this.channel, RELOAD);
   }
 
-  /** Records in the table first (durable), then here, then tells the other instances. */
-  async add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void> {
-    await this.table.add(id, clientId, expiresAt, reason);
+  /**
+   * Records in the table first (durable), then here, then tells the other instances. True when
+   * the table did not hold the id yet (this call revoked it).
+   */
+  async add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean> {
+    const added = await this.table.add(id, clientId, expiresAt, reason);
     this.entries.set(id, expiresAt.getTime());
     await this.notifier.notify(this.channel, `${id} ${expiresAt.getTime()}`);
+    return added;
   }
 }
 
@@ -117,11 +124,19 @@ export const GRANT_REVOKED_CHANNEL = 'grant_revoked';
 export class RevokedGrantsTable implements RevocationTable {
   constructor(private readonly db: Kysely<Database>, private readonly clock: () => Date) {}
 
-  async add(grantId: string, clientId: string, expiresAt: Date, reason: string): Promise<void> {
-    await this.db.insertInto('revoked_grants')
+  /**
+   * Inserts the grant; when it was revoked before (concurrent replays of one code, say), keeps
+   * the first revocation's reason and the later expiry. A second statement only then.
+   */
+  async add(grantId: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean> {
+    const inserted = await this.db.insertInto('revoked_grants')
       .values({ grant_id: grantId, client_id: clientId, reason, revoked_at: this.clock(), expires_at: expiresAt })
-      .onConflict((oc) => oc.column('grant_id').doUpdateSet({ expires_at: sql<Date>`greatest(revoked_grants.expires_at, excluded.expires_at)` }))
-      .execute();
+      .onConflict((oc) => oc.column('grant_id').doNothing())
+      .returning('grant_id')
+      .executeTakeFirst();
+    if (inserted) return true;
+    await this.db.updateTable('revoked_grants').set({ expires_at: sql<Date>`greatest(expires_at, ${expiresAt})` }).where('grant_id', '=', grantId).execute();
+    return false;
   }
 
   async live(now: Date): Promise<Array<[string, Date]>> {

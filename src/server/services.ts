@@ -114,7 +114,7 @@ export async function createServices(
     accessTokens,
     tokenIssuing: { ...accessTokens, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl },
     isRevoked: async ({ jti, gid }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid)),
-    denylistAccessToken: (jti, clientId, expiresAt) => revoked.add(jti, clientId, expiresAt, 'revoked'),
+    denylistAccessToken: async (jti, clientId, expiresAt) => { await revoked.add(jti, clientId, expiresAt, 'revoked'); },
     userActive: async (sub) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; },
     users,
     browserSessions: new BrowserSessions(config.issuer, new SessionRepository(store.db), config.sessionIdleTtl, clock),

@@ -32,7 +32,15 @@ export class MemoryRefreshFamilies implements RefreshTokenStore {
   readonly rotations: Array<{ tokenHash: Buffer; clientId: string; rotated: boolean }> = [];
 
   async startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }> {
-    const revoked = this.revokedGrants.has(f.id);
+    return this.insertFamily(f, tokenHash, tokenExpiresAt, now, this.revokedGrants.has(f.id));
+  }
+
+  /**
+   * The insert of startFamily, born revoked or not as its grant was when the statement began
+   * (`revoked`): a test can let a revocation land between the statement's snapshot and its
+   * commit, as it can on PostgreSQL.
+   */
+  insertFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date, revoked: boolean): { revoked: boolean } {
     this.families.set(f.id, {
       id: f.id, client_id: f.clientId, user_id: f.userId, scope: f.scope, audience: f.audience, sid: f.sid, auth_time: f.authTime,
       amr: f.amr, acr: f.acr, created_at: now, absolute_expires_at: f.absoluteExpiresAt, idle_expires_at: tokenExpiresAt,
@@ -44,8 +52,8 @@ export class MemoryRefreshFamilies implements RefreshTokenStore {
     return { revoked };
   }
 
-  async grantRevoked(grantId: string): Promise<boolean> {
-    return this.revokedGrants.has(grantId);
+  async revokeIfGrantRevoked(familyId: string, now: Date): Promise<boolean> {
+    return this.revokedGrants.has(familyId) && await this.revokeFamily(familyId, 'grant revoked', now) !== undefined;
   }
 
   async revokeFamily(familyId: string, reason: string, now: Date): Promise<{ id: string; client_id: string; user_id: string } | undefined> {

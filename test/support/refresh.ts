@@ -28,13 +28,13 @@ export function clientAuth(client: TestClient): { headers: Record<string, string
 }
 
 /**
- * The authorization code flow through sign-in and consent (a new browser unless given), then the
- * code redeemed: the token response.
+ * The authorization code flow through sign-in and consent (a new browser unless given), up to
+ * the code: the code and its PKCE verifier, not yet redeemed.
  */
-export async function codeFlow(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app)): Promise<TokenBody & { code: string; verifier: string }> {
+export async function authorizationCode(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app), extra: Record<string, string> = {}): Promise<{ code: string; verifier: string }> {
   const p = pkce();
   let res = await b.request('GET', `/authorize?${authorizeQuery({
-    response_type: 'code', client_id: client.id, redirect_uri: REDIRECT, scope, state: 's', code_challenge: p.challenge, code_challenge_method: 'S256',
+    response_type: 'code', client_id: client.id, redirect_uri: REDIRECT, scope, state: 's', code_challenge: p.challenge, code_challenge_method: 'S256', ...extra,
   })}`);
   if (res.statusCode === 303 && res.headers.location!.startsWith('/login?')) {
     const loginUrl = new URL(res.headers.location!, 'http://localhost');
@@ -46,14 +46,27 @@ export async function codeFlow(app: TestApp, client: TestClient, scope: string, 
     const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
     res = await b.request('POST', action, consentForm(res.body, 'allow'));
   }
-  const code = redirectParams(res.headers.location).code!;
+  return { code: redirectParams(res.headers.location).code!, verifier: p.verifier };
+}
+
+/** An authorization_code grant request; the raw response. */
+export function redeemCode(app: TestApp, client: TestClient, code: string, verifier: string, extra: Record<string, string | string[]> = {}) {
   const auth = clientAuth(client);
-  const token = await app.server.inject({
+  return app.server.inject({
     method: 'POST', url: '/token', headers: auth.headers,
-    payload: form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: p.verifier, ...auth.params }),
+    payload: form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...auth.params, ...extra }),
   });
+}
+
+/**
+ * The authorization code flow through sign-in and consent (a new browser unless given), then the
+ * code redeemed: the token response.
+ */
+export async function codeFlow(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app)): Promise<TokenBody & { code: string; verifier: string }> {
+  const { code, verifier } = await authorizationCode(app, client, scope, login, b);
+  const token = await redeemCode(app, client, code, verifier);
   expect(token.statusCode).toBe(200);
-  return { ...(token.json() as TokenBody), code, verifier: p.verifier };
+  return { ...(token.json() as TokenBody), code, verifier };
 }
 
 /** A refresh_token grant request; the raw response. */

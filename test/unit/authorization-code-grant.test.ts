@@ -1,13 +1,14 @@
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
-  AUTHORIZATION_CODE, authorizationCodeGrant, PkceVerificationFailed, type AuthorizationCodeGrantDeps,
+  AUTHORIZATION_CODE, AuthorizationCodeReplayed, authorizationCodeGrant, PkceVerificationFailed, type AuthorizationCodeGrantDeps,
 } from '../../src/capabilities/authorization-code/authorization-code-grant.js';
-import type { AuthorizationCodeRecord, Redemption } from '../../src/capabilities/authorization-code/code-store.js';
+import type { AuthorizationCodeRecord, ExpectedRedemption, Redemption } from '../../src/capabilities/authorization-code/code-store.js';
 import { s256Challenge } from '../../src/capabilities/authorization-code/pkce.js';
 import type { Client } from '../../src/oauth/client.js';
 import { InvalidGrant, InvalidRequest, InvalidTarget, TemporarilyUnavailable } from '../../src/oauth/errors.js';
 import { SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
+import type { GrantResult } from '../../src/oauth/token-endpoint/grant.js';
 import { atHash } from '../../src/oauth/tokens.js';
 import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
@@ -33,12 +34,12 @@ async function rejection(promise: Promise<unknown>): Promise<Error & Record<stri
 
 /**
  * Authorization codes in memory, as code-store.ts redeems them: a live, unredeemed code
- * matching client, redirect URI and challenge is redeemed; otherwise nothing changes and the
- * row says why.
+ * matching client, redirect URI, challenge and holding every resource named in its audience is
+ * redeemed; otherwise nothing changes and the row says why.
  */
 class MemoryCodes {
   readonly rows = new Map<string, AuthorizationCodeRecord & { code_challenge: string }>();
-  readonly redemptions: Array<{ codeHash: Buffer; expected: { clientId: string; redirectUri: string; codeChallenge: string } }> = [];
+  readonly redemptions: Array<{ codeHash: Buffer; expected: ExpectedRedemption }> = [];
 
   add(code: string, record: Partial<AuthorizationCodeRecord> = {}, now = new Date(NOW * 1000)): AuthorizationCodeRecord {
     const row = {
@@ -50,14 +51,16 @@ class MemoryCodes {
     return row;
   }
 
-  async redeem(codeHash: Buffer, expected: { clientId: string; redirectUri: string; codeChallenge: string }, now: Date): Promise<Redemption> {
+  async redeem(codeHash: Buffer, expected: ExpectedRedemption, now: Date): Promise<Redemption> {
     this.redemptions.push({ codeHash, expected });
     const row = this.rows.get(codeHash.toString('hex'));
     if (!row) return { outcome: 'unknown' };
     const code = { ...row };
     if (row.redeemed_at !== null) return { outcome: 'replayed', code };
     if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired', code };
-    if (row.client_id !== expected.clientId || row.redirect_uri !== expected.redirectUri || row.code_challenge !== expected.codeChallenge) {
+    const audience = ([] as string[]).concat(row.audience as string | string[]);
+    if (row.client_id !== expected.clientId || row.redirect_uri !== expected.redirectUri || row.code_challenge !== expected.codeChallenge ||
+      !expected.resources.every((r) => audience.includes(r))) {
       return { outcome: 'mismatch', code };
     }
     row.redeemed_at = now;
@@ -156,7 +159,7 @@ describe('the token request\'s parameters (RFC 6749 §4.1.3, RFC 7636 §4.5)', (
     const { redeem, codes } = setup();
     codes.add(CODE);
     await redeem();
-    expect(codes.redemptions).toEqual([{ codeHash: sha256(CODE), expected: { clientId: 'web', redirectUri: REDIRECT, codeChallenge: s256Challenge(VERIFIER) } }]);
+    expect(codes.redemptions).toEqual([{ codeHash: sha256(CODE), expected: { clientId: 'web', redirectUri: REDIRECT, codeChallenge: s256Challenge(VERIFIER), resources: [] } }]);
   });
 });
 
@@ -390,14 +393,173 @@ describe('the refresh token (OpenID Connect Core §11, RFC 6749 §1.5)', () => {
     expect(families.families.size).toBe(0);
     expect(await issued()).toBe(0);
   });
-  it('the grant revoked while the code was being redeemed: invalid_grant, the family born revoked, nothing counted', async () => {
-    const { redeem, codes, families, issued } = setup();
+  it('the grant revoked while the code was being redeemed: 200 all the same, the family born revoked, its revocation counted and audited here', async () => {
+    const { redeem, codes, families, issued, refreshMetrics } = setup();
     codes.add(CODE, { scope: 'offline_access' });
     families.revokedGrants.add('grant-1');
-    const err = await rejection(redeem());
-    expect(err).toBeInstanceOf(InvalidGrant);
-    expect(err).toMatchObject({ description: 'the authorization code was used twice; the tokens issued from it are revoked' });
+    const result = await redeem();
+    expect(result.response.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(families.familyTokens('grant-1').map((t) => t.state)).toEqual(['revoked']);
-    expect(await issued()).toBe(0);
+    expect(await issued()).toBe(1);
+    expect(await counterValue(refreshMetrics.familiesRevoked, { reason: 'authorization_code_replayed' })).toBe(1);
+    expect(result.audit).toEqual([{
+      event: 'family.revoked',
+      fields: { client_id: 'web', sub: 'alice', grant_id: 'grant-1', reason: 'authorization_code_replayed', revoked_by: 'code_replay_detection' },
+    }]);
+  });
+});
+
+describe('audience narrowing is checked before the code is consumed (RFC 8707 §2.2)', () => {
+  it('a resource outside the grant: invalid_target and the code left unredeemed, so the corrected request gets the tokens', async () => {
+    const { redeem, codes, revoker } = setup();
+    codes.add(CODE, { audience: API, scope: 'profile' });
+    const err = await rejection(redeem(undefined, {}, [REPORTS]));
+    expect(err).toBeInstanceOf(InvalidTarget);
+    expect(err).toMatchObject({ error: 'invalid_target', description: 'resource was not part of the authorization request' });
+    expect(codes.redemptions.map((r) => r.expected.resources)).toEqual([[REPORTS]]);
+    expect([...codes.rows.values()][0]!.redeemed_at).toBeNull();
+    expect(payloadOf((await redeem(undefined, {}, [API])).response.access_token).aud).toBe(API);
+    expect(revoker.calls).toEqual([]);
+  });
+  it('a wrong verifier and a wrong resource: the PKCE failure (the audience is told only to whom the code belongs)', async () => {
+    const { redeem, codes, pkce } = setup();
+    codes.add(CODE, { audience: API });
+    expect(await rejection(redeem(undefined, { code_verifier: 'w'.repeat(43) }, [REPORTS]))).toBeInstanceOf(PkceVerificationFailed);
+    expect(pkce.failures).toBe(1);
+  });
+  it('a redeemed code presented with a wrong resource is still a replay: the grant revoked', async () => {
+    const { redeem, codes, revoker } = setup();
+    codes.add(CODE, { audience: API });
+    await redeem();
+    expect(await rejection(redeem(undefined, {}, [REPORTS]))).toBeInstanceOf(AuthorizationCodeReplayed);
+    expect(revoker.calls).toHaveLength(1);
+  });
+});
+
+/**
+ * Steps of concurrent requests run in a given order: each waits until every step before it in
+ * `order` has run (or was skipped), so every interleaving of two requests can be replayed.
+ */
+class Interleaving {
+  private readonly done = new Set<string>();
+  private readonly waiting: Array<{ step: string; go: () => void }> = [];
+  constructor(private readonly order: readonly string[]) {}
+
+  private ready(step: string): boolean {
+    return this.order.slice(0, this.order.indexOf(step)).every((s) => this.done.has(s));
+  }
+
+  /** Marks a step run (or skipped), and lets the steps it held back go. */
+  finish(step: string): void {
+    this.done.add(step);
+    for (const w of [...this.waiting]) {
+      if (this.ready(w.step)) { this.waiting.splice(this.waiting.indexOf(w), 1); w.go(); }
+    }
+  }
+
+  async run<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.ready(step)) await new Promise<void>((go) => this.waiting.push({ step, go }));
+    try { return await fn(); } finally { this.finish(step); }
+  }
+}
+
+describe('one code redeemed and replayed at once: every interleaving (RFC 6749 §4.1.2)', () => {
+  // The winner W redeemed the code; then it starts its family in one statement — which sees the
+  // revoked grants as they were when it began (W2s) and writes the family when it commits
+  // (W2c) — and W3 revokes the family if its grant is revoked. The replay R: R1 adds the grant
+  // to the revoked set, R2 revokes the family. In every order the winner answers 200, its
+  // family ends revoked, and whoever revoked it records it, once.
+  const orders: Array<[string, 'born revoked' | 'winner' | 'replay']> = [
+    ['R1 R2 W2s W2c W3', 'born revoked'],
+    ['R1 W2s R2 W2c W3', 'born revoked'],
+    ['R1 W2s W2c R2 W3', 'born revoked'],
+    ['R1 W2s W2c W3 R2', 'born revoked'],
+    // W2 began before R1 committed, R2 before W2 committed: neither saw the other; only W3 can.
+    ['W2s R1 R2 W2c W3', 'winner'],
+    ['W2s R1 W2c R2 W3', 'replay'],
+    ['W2s R1 W2c W3 R2', 'winner'],
+    ['W2s W2c R1 R2 W3', 'replay'],
+    ['W2s W2c R1 W3 R2', 'winner'],
+    ['W2s W2c W3 R1 R2', 'replay'],
+  ];
+  for (const [order, revokedBy] of orders) {
+    it(`${order}: the winner 200, the replay invalid_grant, the family revoked once (${revokedBy === 'replay' ? 'by the replay' : revokedBy === 'winner' ? 'by the winner' : 'born revoked'})`, async () => {
+      const { redeem, codes, families, deps, clock } = setup();
+      codes.add(CODE, { scope: 'openid offline_access' });
+      const schedule = new Interleaving(order.split(' '));
+      const revokeIfGrantRevoked = families.revokeIfGrantRevoked.bind(families);
+      let bornRevoked = false;
+      families.startFamily = async (f, tokenHash, expiresAt, now) => {
+        const grantRevoked = await schedule.run('W2s', async () => families.revokedGrants.has(f.id));
+        return schedule.run('W2c', async () => {
+          const born = families.insertFamily(f, tokenHash, expiresAt, now, grantRevoked);
+          bornRevoked = born.revoked;
+          return born;
+        });
+      };
+      families.revokeIfGrantRevoked = (...args) => schedule.run('W3', () => revokeIfGrantRevoked(...args));
+      let replayRevokedFamily = false;
+      deps.revokeGrant = async (grantId, _clientId, reason) => {
+        await schedule.run('R1', async () => { families.revokedGrants.add(grantId); });
+        // R2 does not see a family whose statement has not committed yet.
+        replayRevokedFamily = await schedule.run('R2', () => families.revokeFamily(grantId, reason, clock.now())) !== undefined;
+      };
+      const redeemed = new Promise<void>((resolve) => {
+        const inner = codes.redeem.bind(codes);
+        codes.redeem = async (...args) => { const r = await inner(...args); resolve(); return r; };
+      });
+
+      // The winner's W3 does not run when its family was born revoked: the steps after it go on.
+      const winner = redeem().finally(() => { for (const step of ['W2s', 'W2c', 'W3']) schedule.finish(step); });
+      // The replay can only find the code redeemed once the winner's UPDATE has committed.
+      const replay = redeemed.then(() => rejection(redeem()));
+      const [won, refused] = await Promise.all([winner, replay]) as [GrantResult, Error];
+
+      expect(won.response.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(refused).toBeInstanceOf(AuthorizationCodeReplayed);
+      expect(families.revokedGrants.has('grant-1')).toBe(true);
+      expect(families.families.get('grant-1')!.revoked_at).not.toBeNull();
+      expect(families.familyTokens('grant-1').map((t) => t.state)).toEqual(['revoked']);
+      const winnerRecorded = (won.audit ?? []).filter((e) => e.event === 'family.revoked').length;
+      expect({ bornRevoked, byWinner: winnerRecorded === 1 && !bornRevoked, byReplay: replayRevokedFamily }).toEqual({
+        bornRevoked: revokedBy === 'born revoked', byWinner: revokedBy === 'winner', byReplay: revokedBy === 'replay',
+      });
+      expect(winnerRecorded + (replayRevokedFamily ? 1 : 0)).toBe(1);
+    });
+  }
+
+  it('without a refresh token: the winner 200, its access tokens dead by their gid', async () => {
+    const { redeem, codes, families } = setup();
+    codes.add(CODE, { scope: 'openid' });
+    const [won, refused] = await Promise.all([redeem(), rejection(redeem())]);
+    expect(payloadOf(won.response.access_token).gid).toBe('grant-1');
+    expect(refused).toBeInstanceOf(AuthorizationCodeReplayed);
+    expect(families.revokedGrants.has('grant-1')).toBe(true);
+    expect(families.families.size).toBe(0);
+  });
+
+  it('N at once: exactly one 200, N-1 replays, each its own audit event with the presenting client and the grant, never the code', async () => {
+    const { redeem, codes, revoker } = setup();
+    codes.add(CODE, { scope: 'openid offline_access' });
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => redeem()));
+    expect(settled.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as AuthorizationCodeReplayed] : []));
+    expect(refused).toHaveLength(19);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(AuthorizationCodeReplayed);
+      expect(err.auditEvent).toEqual({ event: 'authorization_code.replayed', fields: { client_id: 'web', sub: 'alice', grant_id: 'grant-1' } });
+      expect(JSON.stringify(err.auditEvent)).not.toContain(CODE);
+    }
+    expect(revoker.calls).toHaveLength(19);
+  });
+
+  it('replayed by another client: audited with that client and the client the code was issued to', async () => {
+    const { redeem, codes, other } = setup();
+    codes.add(CODE);
+    await redeem();
+    const err = await rejection(redeem(other));
+    expect((err as unknown as AuthorizationCodeReplayed).auditEvent).toEqual({
+      event: 'authorization_code.replayed', fields: { client_id: 'other', sub: 'alice', grant_id: 'grant-1', issued_to: 'web' },
+    });
   });
 });

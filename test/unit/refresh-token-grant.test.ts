@@ -53,7 +53,7 @@ function setup(options: { gracePeriod?: number; scope?: string; audience?: strin
   const start = (client: Client = web, grantId = 'grant-1') => startRefreshFamily(deps.refreshTokens, client, {
     id: grantId, userId: options.userId ?? 'alice', scope: options.scope ?? 'openid profile offline_access', audience: options.audience ?? API,
     sid: 'sid-1', authTime: AUTH_TIME, amr: ['pwd'], acr: null,
-  }, clock.now());
+  }, clock.now()).then((family) => family.token);
   const refresh = (token: string, extra: { client?: Client; scope?: string; resources?: string[] } = {}) => grant.handle({
     client: extra.client ?? web,
     params: extra.scope === undefined ? { refresh_token: token } : { refresh_token: token, scope: extra.scope },
@@ -251,6 +251,19 @@ describe('reuse of a rotated token (RFC 9700 §4.14.2)', () => {
     expect(await rejection(refresh(first))).toBeInstanceOf(RefreshTokenReused);
     expect(revoker.calls).toEqual([['grant-1', 'web', 'refresh_token_reused', new Date((NOW + 86400) * 1000)]]);
     expect(await count.reuse()).toBe(1);
+  });
+  it('with the grace window off, two requests racing with the same token: one rotates, the other is reuse and revokes the family, the winner\'s successor with it', async () => {
+    const { start, refresh, families, revoker, count } = setup({ gracePeriod: 0 });
+    const first = await start();
+    const settled = await Promise.allSettled([refresh(first), refresh(first)]);
+    const won = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    expect([won.length, refused.length]).toEqual([1, 1]);
+    expect(refused[0]).toBeInstanceOf(RefreshTokenReused);
+    expect(revoker.calls).toHaveLength(1);
+    expect(families.familyTokens('grant-1').map((t) => t.state)).toEqual(['revoked', 'revoked']);
+    expect(await rejection(refresh(won[0]!.response.refresh_token!))).toMatchObject({ error: 'invalid_grant', description: INVALID });
+    expect([await count.rotated(), await count.reuse()]).toEqual([1, 1]);
   });
   it('other refusals carry no audit event and are not counted as reuse', async () => {
     const { refresh, count } = setup();

@@ -7,9 +7,11 @@ import { MemoryNotifier } from '../support/kernel.js';
 class MemoryRevocationTable implements RevocationTable {
   readonly rows = new Map<string, { clientId: string; expiresAt: Date; reason: string }>();
   failing = false;
-  async add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void> {
+  async add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean> {
     if (this.failing) throw new Error('table unavailable');
+    const added = !this.rows.has(id);
     this.rows.set(id, { clientId, expiresAt, reason });
+    return added;
   }
   async live(now: Date): Promise<Array<[string, Date]>> {
     if (this.failing) throw new Error('table unavailable');
@@ -39,6 +41,12 @@ describe('the in-memory revocation set', () => {
     expect(set.has('jti-2')).toBe(false);
     expect(table.rows.get('jti-1')).toEqual({ clientId: 'client-a', expiresAt: exp, reason: 'revoked_by_client' });
     expect(notifier.sent).toEqual([{ channel: CHANNEL, payload: `jti-1 ${exp.getTime()}` }]);
+  });
+  it('add: true when this call revoked the id, false when the table already held it (still notified)', async () => {
+    const { notifier, set, inSeconds } = setup();
+    expect(await set.add('grant-1', 'client-a', inSeconds(600), 'authorization_code_replayed')).toBe(true);
+    expect(await set.add('grant-1', 'client-a', inSeconds(601), 'authorization_code_replayed')).toBe(false);
+    expect(notifier.sent).toHaveLength(2);
   });
   it('add: nothing in memory and nothing notified when the table write fails', async () => {
     const { table, notifier, set, inSeconds } = setup();

@@ -4,14 +4,15 @@ import { revocationHorizon } from '../tokens.js';
 import type { AuditFields, AuditLog } from '../../platform/observability/audit.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import type { ConsentRepository } from '../consent-store.js';
-import type { FamilyFilter, RefreshTokenRepository } from './store.js';
+import type { FamilyFilter, RefreshTokenRepository, RevokedFamily } from './store.js';
 
 export interface FamilyRevocationDeps {
   families: RefreshTokenRepository;
   consents: Pick<ConsentRepository, 'revoke'>;
   /** The revoked-grants set (src/oauth/revocation-state.ts RevokedSet): durable, then NOTIFY to every instance. */
   revokedGrants: {
-    add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<void>;
+    /** True when the id was not in the set yet. */
+    add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean>;
     addWritten(ids: readonly string[], expiresAt: Date): Promise<void>;
   };
   audit: AuditLog;
@@ -25,6 +26,18 @@ const REVOKED_BY: Record<string, string> = {
   authorization_code_replayed: 'code_replay_detection',
   revoked_by_client: 'client',
 };
+
+/**
+ * One family revoked by the server or a client (not a bulk revocation): its `family.revoked`
+ * audit event and its latchkey_refresh_families_revoked_total label. Whichever request revoked
+ * the family records it, so each family revoked is one event and one count.
+ */
+export function familyRevoked(family: RevokedFamily, reason: string): { audit: { event: 'family.revoked'; fields: AuditFields }; reasonLabel: string } {
+  return {
+    audit: { event: 'family.revoked', fields: { client_id: family.client_id, sub: family.user_id, grant_id: family.id, reason, revoked_by: REVOKED_BY[reason] ?? 'server' } },
+    reasonLabel: reason in REVOKED_BY ? reason : 'admin',
+  };
+}
 
 /** Who asked for a bulk revocation: the admin API (with which credential) or the CLI (which OS user). */
 export interface RevocationActor extends AuditFields {
@@ -46,17 +59,23 @@ export function credentialFingerprint(credential: string): string {
 export class FamilyRevocation {
   constructor(private readonly deps: FamilyRevocationDeps) {}
 
-  /** One grant: its family (if a refresh token was issued from it) and its access tokens. */
+  /**
+   * One grant: its family (if a refresh token was issued from it) and its access tokens.
+   * `grant.revoked` is recorded once, by the call that added the grant to the set: N requests
+   * replaying one code at once each call this, and the grant was revoked once.
+   */
   async revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void> {
     const { deps } = this;
-    // revoked_grants first, then the family: a family being started concurrently writes itself
-    // first and reads revoked_grants after (startRefreshFamily), so one of the two sees the other.
-    await deps.revokedGrants.add(grantId, clientId, expiresAt, reason);
+    // revoked_grants first, then the family: a family being born concurrently is written first
+    // and revoked if its grant is in revoked_grants after (startRefreshFamily: why no
+    // interleaving of the two leaves it live).
+    const added = await deps.revokedGrants.add(grantId, clientId, expiresAt, reason);
     const family = await deps.families.revokeFamily(grantId, reason, deps.clock.now());
-    deps.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
+    if (added) deps.audit.record('grant.revoked', { client_id: clientId, grant_id: grantId, reason });
     if (family) {
-      deps.metrics.familiesRevoked.inc({ reason: reason in REVOKED_BY ? reason : 'admin' });
-      deps.audit.record('family.revoked', { client_id: family.client_id, sub: family.user_id, grant_id: family.id, reason, revoked_by: REVOKED_BY[reason] ?? 'server' });
+      const revoked = familyRevoked(family, reason);
+      deps.metrics.familiesRevoked.inc({ reason: revoked.reasonLabel });
+      deps.audit.record(revoked.audit.event, revoked.audit.fields);
     }
   }
 

@@ -1,7 +1,6 @@
 import { KeyEncryption } from '../../platform/keys/encryption.js';
 import type { NewRefreshFamily, StoredRefreshToken, Successor } from './store.js';
 import type { Client } from '../client.js';
-import { InvalidGrant } from '../errors.js';
 import { randomToken, sha256 } from '../../platform/crypto.js';
 
 /**
@@ -77,8 +76,7 @@ export class SuccessorSealer {
 /** The narrow store the refresh machinery uses (src/oauth/refresh-families/store.ts). */
 export interface RefreshTokenStore {
   startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }>;
-  grantRevoked(grantId: string): Promise<boolean>;
-  revokeFamily(familyId: string, reason: string, now: Date): Promise<unknown>;
+  revokeIfGrantRevoked(familyId: string, now: Date): Promise<boolean>;
   find(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
   rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date): Promise<{ generation: number; expiresAt: Date } | undefined>;
 }
@@ -95,24 +93,34 @@ export interface RefreshTokenDeps {
 /**
  * Starts the family of a grant with its first token. The family id is the grant id, so the
  * access tokens issued from the code and from every rotation carry the same `gid`.
+ *
+ * `revoked`: the family ended revoked here, because its grant was revoked while the code was
+ * being redeemed (a replay of the code, RFC 6749 §4.1.2). The token is returned all the same —
+ * the redemption that won the code answers 200 whatever a replay did meanwhile, and what it
+ * answers is dead (refresh: invalid_grant; its access tokens' `gid` is in the revoked set).
+ *
+ * Why no race leaves a live family. The winner (W) redeemed the code before any replay (R) can
+ * see it redeemed; then W runs W2 (insert the family, born revoked if its grant is in
+ * revoked_grants) and W3 (revoke the family if its grant is in revoked_grants), R runs R1 (add
+ * to revoked_grants) and R2 (revoke the family) — FamilyRevocation.revokeGrant, in that order.
+ * Each is one autocommitted statement that sees what was committed when it started (READ
+ * COMMITTED). Whatever the interleaving: R1 before W2 started → born revoked; else if R2
+ * started after W2 committed → R2 revokes it; else R2 started before W2 committed, so R1
+ * committed before that, before W3 started → W3 revokes it. One of the three always does.
+ * (W2 and W3 must not share a transaction: W2 would then be invisible to R2 until after W3.)
+ * A process that dies between W2 and W3 leaves a family whose only token was never answered.
  */
 export async function startRefreshFamily(
   deps: RefreshTokenDeps, client: Client, grant: Omit<NewRefreshFamily, 'absoluteExpiresAt' | 'clientId'>, now: Date,
-): Promise<string> {
+): Promise<{ token: string; revoked: boolean }> {
   const { idle, absolute } = refreshLifetimes(client, deps.lifetimes);
   const token = randomToken();
-  const { revoked } = await deps.store.startFamily(
+  const born = await deps.store.startFamily(
     { ...grant, clientId: client.clientId, absoluteExpiresAt: new Date(now.getTime() + absolute * 1000) },
     sha256(token), new Date(now.getTime() + idle * 1000), now,
   );
-  // A replay of the code revokes the grant (writing revoked_grants first, then the family); the
-  // family is written here first, then revoked_grants read: whichever runs second sees the other,
-  // so no race leaves a live family. A revoked grant gets no tokens at all.
-  if (revoked || await deps.store.grantRevoked(grant.id)) {
-    await deps.store.revokeFamily(grant.id, 'authorization_code_replayed', now);
-    throw new InvalidGrant('the authorization code was used twice; the tokens issued from it are revoked');
-  }
-  return token;
+  const revoked = born.revoked || await deps.store.revokeIfGrantRevoked(grant.id, now);
+  return { token, revoked };
 }
 
 /** A new successor token for `familyId`, generation `generation`, sealed when the grace window is on. */

@@ -59,9 +59,10 @@ export class RefreshTokenRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   /**
-   * Creates a family and its first token in one statement. A grant revoked before its family
-   * was born (a code replayed while its first redemption was still running) gives a family
-   * born revoked, so the race cannot leave a live refresh token behind.
+   * Creates a family and its first token in one statement. A grant revoked before this
+   * statement began (a code replayed while its first redemption was still running) gives a
+   * family born revoked; one revoked while it runs is caught by revokeIfGrantRevoked after it
+   * (rotation.ts startRefreshFamily), so the race cannot leave a live refresh token behind.
    */
   async startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }> {
     const result = await sql<{ state: RefreshTokenState }>`
@@ -136,10 +137,17 @@ export class RefreshTokenRepository {
     return row ? { generation: Number(row.generation), expiresAt: new Date(row.expires_at) } : undefined;
   }
 
-  /** Whether the grant (a family's id) was revoked as a whole. */
-  async grantRevoked(grantId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('revoked_grants').select('grant_id').where('grant_id', '=', grantId).executeTakeFirst();
-    return row !== undefined;
+  /**
+   * Revokes a family (and its tokens) if its grant is in revoked_grants, with the reason
+   * recorded there, in one statement; true when this call revoked it. A family's birth runs it
+   * right after startFamily (src/oauth/refresh-families/rotation.ts startRefreshFamily says why).
+   */
+  async revokeIfGrantRevoked(familyId: string, now: Date): Promise<boolean> {
+    const revoked = await this.revokeWhere(
+      sql`id = ${familyId} and exists (select 1 from revoked_grants g where g.grant_id = ${familyId})`,
+      sql<string>`(select g.reason from revoked_grants g where g.grant_id = ${familyId})`, now,
+    );
+    return revoked.length > 0;
   }
 
   /** Revokes one family and all its tokens; returns it when this call revoked it (not before). */
@@ -174,7 +182,7 @@ export class RefreshTokenRepository {
     return Number(result.numUpdatedRows);
   }
 
-  private async revokeWhere(condition: RawBuilder<unknown>, reason: string, now: Date, grants?: { reason: string; expiresAt: Date }): Promise<RevokedFamily[]> {
+  private async revokeWhere(condition: RawBuilder<unknown>, reason: string | RawBuilder<string>, now: Date, grants?: { reason: string; expiresAt: Date }): Promise<RevokedFamily[]> {
     const grantRows = grants === undefined ? sql`` : sql`,
       g as (
         insert into revoked_grants (grant_id, client_id, reason, revoked_at, expires_at)

@@ -28,7 +28,7 @@ export function refreshMetrics(registry: Registry): RefreshMetrics {
     }),
     reuseDetected: new Counter({
       name: 'latchkey_refresh_reuse_detected_total',
-      help: 'Rotated refresh tokens presented after their grace window: each revoked its family.',
+      help: 'Rotated refresh tokens presented after their grace window: each revokes its family (several at once revoke it once).',
       registers: [registry],
     }),
     familiesRevoked: new Counter({
