@@ -119,7 +119,7 @@ describe('--json: one JSON document from every list command', () => {
   it('config --json: an array of the variables, their defaults and meanings (never their values)', async () => {
     const rows = await json('config', '--json') as Array<Record<string, string>>;
     expect(rows).toEqual(configDocumentation());
-    expect(rows.find((r) => r.name === 'DATABASE_URL')).toEqual({ name: 'DATABASE_URL', default: '', description: 'postgres:// URL of a real PostgreSQL. Unset: the embedded PGlite store under DATA_DIR.' });
+    expect(rows.find((r) => r.name === 'DATABASE_URL')).toEqual({ name: 'DATABASE_URL', default: '', description: 'postgres:// URL of a real PostgreSQL; several hosts (`postgres://u:p@db-a,db-b/latchkey?target_session_attrs=read-write`) are tried in order and, with read-write, only the primary is used, found again after a failover. Unset: the embedded PGlite store under DATA_DIR.' });
     expect(Object.keys(rows[0]!)).toEqual(['name', 'default', 'description']);
   });
 
