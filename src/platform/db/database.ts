@@ -129,6 +129,11 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
+  // Every client needs an error listener for as long as it lives. pg-pool listens on idle ones
+  // only (and re-emits on the pool): a checked-out client whose server connection ends (a
+  // restart, a failover: "terminating connection due to administrator command") would emit an
+  // unhandled 'error' and end the process. Its query fails on its own and the request answers
+  // 503 (src/platform/db/unavailable.ts); the pool discards the broken client on release.
   pool.on('connect', (client) => {
     client.on('error', (err) => logger?.warn({ err: { message: err.message } }, 'postgres connection lost'));
   });
