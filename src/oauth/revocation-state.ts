@@ -73,7 +73,12 @@ export class RevokedSet {
       const [id, exp] = payload.split(' ');
       if (id && Number.isFinite(Number(exp))) this.entries.set(id, Number(exp));
     });
-    await this.reload();
+    try {
+      await this.reload();
+    } catch (err) {
+      await unlisten(); // a failed start leaves no subscription behind
+      throw err;
+    }
     const timer = setInterval(() => { this.reload().catch(onError); }, reloadSeconds * 1000);
     timer.unref();
     return async () => { clearInterval(timer); await unlisten(); };

@@ -149,9 +149,10 @@ describe('the revocation set across instances (start, notifications, periodic re
     await vi.advanceTimersByTimeAsync(300_000);
     expect(errors).toHaveLength(1);
   });
-  it('start fails when the first load does', async () => {
-    const { table, set } = setup();
+  it('start fails when the first load does, and leaves no subscription behind', async () => {
+    const { table, set, notifier } = setup();
     table.failing = true;
     await expect(set.start(60, () => {})).rejects.toThrow('table unavailable');
+    expect(notifier.listenerCount(CHANNEL)).toBe(0);
   });
 });
