@@ -18,6 +18,15 @@ describe('server-rendered pages', () => {
     ]);
   });
 
+  it('describes only scopes it was given a description for: nothing from the object prototype', () => {
+    // scope=constructor once showed "function Object() { [native code] }" on the consent page.
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+    expect(describeScopes(names, {})).toEqual(names.map((scope) => ({ scope, description: scope })));
+    // A configured description of such a name (JSON.parse makes "__proto__" an own member) is used.
+    const custom = JSON.parse('{"__proto__":"Your prototype","constructor":"Build things"}') as Record<string, string>;
+    expect(describeScopes(['__proto__', 'constructor', 'toString'], custom).map((d) => d.description)).toEqual(['Your prototype', 'Build things', 'toString']);
+  });
+
   it('renders the consent page with each scope, allow and deny, and the carried fields escaped', () => {
     const body = consentPage({
       csrf: 'c'.repeat(43), clientName: 'Billing <App>', username: 'alice', action: '/authorize/consent',
