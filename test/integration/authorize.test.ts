@@ -136,7 +136,10 @@ describe('authorization code flow with PKCE', () => {
     const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent' }).url);
     const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
     await b.signIn('bob', PASSWORD); // the browser changed hands
-    const res = await b.request('POST', action, consentForm(page.body, 'allow'));
+    // Signing in renewed the CSRF token: alice's page is refused outright.
+    expect((await b.request('POST', action, consentForm(page.body, 'allow'))).statusCode).toBe(403);
+    // And with a token of bob's session, the decision still counts only from alice.
+    const res = await b.request('POST', action, { ...consentForm(page.body, 'allow'), csrf: b.cookies.get('latchkey_csrf')! });
     expect(res.statusCode).toBe(200); // bob is asked himself; nothing was granted or issued
     expect(res.headers.location).toBeUndefined();
     expect(res.body).toContain('Signed in as <strong>bob</strong>');

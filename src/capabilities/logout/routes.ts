@@ -71,6 +71,8 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
           void sessionEnd.sessionEnded(ended, requestAuditFields(req));
         }
         cookies.clearSession(reply);
+        // As at sign-in: no form token of the ended session carries over.
+        cookies.renewCsrfToken(reply);
         return done(ended ? 'signed_out' : 'not_signed_in');
       }
 
