@@ -43,11 +43,70 @@ export function accountPage(m: { username: string; csrf: string }): string {
 </form>`);
 }
 
-export function signedOutPage(): string {
+/** Where a redirect URI takes the browser, as a person reads it: its host, or a native app's private-use scheme. */
+export function destinationOf(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : `the app ${url.protocol.slice(0, -1)}`;
+  } catch {
+    return uri;
+  }
+}
+
+/** A client that registered itself (RFC 7591): what it says about itself is unchecked. */
+export interface SelfRegistered {
+  clientName: string;
+  /** The host of this server's issuer, whose users the warning is for. */
+  issuerHost: string;
+}
+
+function selfRegisteredNotice(m: SelfRegistered): SafeHtml {
+  return html`<p class="warning"><strong>${m.clientName}</strong> registered itself with ${m.issuerHost}: its name and links are its own claims, not verified by ${m.issuerHost}.</p>`;
+}
+
+/** A link back to a client the server does not send browsers to on its own (RFC 9700 §4.11.2). */
+export interface OfferedReturn extends SelfRegistered {
+  href: string;
+}
+
+function offeredReturn(m: OfferedReturn): SafeHtml {
+  const to = destinationOf(m.href);
+  return html`${selfRegisteredNotice(m)}
+<p>You were not sent back to ${to} automatically. Go back only if you trust it: <a href="${m.href}" rel="noreferrer">return to ${to}</a>.</p>`;
+}
+
+/** After a sign-out; with `back`, a link to the application that asked (when it is not redirected to automatically). */
+export function signedOutPage(back?: OfferedReturn): string {
   return page('Signed out', html`
 <h1>Signed out</h1>
 <p>You are signed out.</p>
-<p><a href="/login">Sign in again</a></p>`);
+${back ? html`${offeredReturn(back)}
+` : ''}<p><a href="/login">Sign in again</a></p>`);
+}
+
+/**
+ * An authorization error for a client the server does not redirect to on its own (RFC 9700
+ * §4.11.2: "inform the user and rely on the user to make the correct decision"): the error,
+ * who the client is, and the response to carry back — a link, or a form for form_post (never
+ * submitted by script).
+ */
+export function untrustedAuthorizationErrorPage(m: SelfRegistered & {
+  error: string;
+  description: string;
+  response: { mode: 'query'; location: string } | { mode: 'form_post'; action: string; fields: Record<string, string> };
+}): string {
+  const back = m.response.mode === 'query'
+    ? offeredReturn({ ...m, href: m.response.location })
+    : html`${selfRegisteredNotice(m)}
+<p>You were not sent back to ${destinationOf(m.response.action)} automatically. Go back only if you trust it.</p>
+<form method="post" action="${m.response.action}">
+${Object.entries(m.response.fields).map(([k, v]) => html`  <input type="hidden" name="${k}" value="${v}">
+`)}  <button type="submit" class="secondary">Return to ${destinationOf(m.response.action)}</button>
+</form>`;
+  return page('Request not completed', html`
+<h1>Request not completed</h1>
+<p class="error" role="alert">${m.description} (${m.error})</p>
+${back}`);
 }
 
 export interface LogoutPageModel {
