@@ -113,6 +113,8 @@ describe('authorization code flow with PKCE', () => {
     expect(more.statusCode).toBe(200);
     expect(more.body).toContain('Allow Invoices to access your account?');
     expect(more.body).toContain('<li>api:read</li>');
+    expect(more.body).toContain('Allowing sends you on to <strong>app.example.com</strong>.');
+    expect(more.body).not.toContain('registered itself');
   });
 
   it('answers a denied consent with access_denied and issues nothing', async () => {
@@ -353,6 +355,9 @@ describe('authorization code flow with PKCE', () => {
       expect(silent.body).toContain('(consent_required)');
       const page = await b.request('GET', url(id));
       expect(page.body).toContain('Allow access?');
+      // Consent phishing: the page says who vouches for the client (nobody) and where Allow leads.
+      expect(page.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080: its name and links are its own claims, not verified by localhost:8080.');
+      expect(page.body).toContain('Allowing sends you on to <strong>phish.example.net</strong>.');
       const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
       const denied = await b.request('POST', action, consentForm(page.body, 'deny'));
       expect(denied.statusCode).toBe(400);

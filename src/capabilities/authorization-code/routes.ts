@@ -8,6 +8,7 @@ import {
 } from './authorization-flow.js';
 import { AuthorizationError } from './authorization-request.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
+import { isSelfRegistered } from '../../oauth/client.js';
 import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
 import { describeScopes } from './scope-descriptions.js';
@@ -90,9 +91,13 @@ export function authorizeRoutes(
       reply.header('content-security-policy', htmlCsp({ formAction: ["'self'", formActionSource(step.request.redirectUri)] }));
       const user = await service.users.findById(step.userId);
       const m = step.client.metadata;
+      const clientName = m.client_name ?? step.client.clientId;
       return sendHtml(reply, 200, consentPage({
         csrf: cookies.csrfToken(req, reply),
-        clientName: m.client_name ?? step.client.clientId,
+        clientName,
+        // Consent phishing: where Allow leads, and whether anyone but the client vouches for its name and links.
+        redirectUri: step.request.redirectUri,
+        selfRegistered: isSelfRegistered(step.client) ? { clientName, issuerHost } : undefined,
         clientUri: m.client_uri,
         policyUri: m.policy_uri,
         tosUri: m.tos_uri,

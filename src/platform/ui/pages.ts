@@ -141,6 +141,10 @@ export function errorPage(title: string, message: string): string {
 export interface ConsentPageModel {
   csrf: string;
   clientName: string;
+  /** Where the browser goes after the decision: its host is shown. */
+  redirectUri: string;
+  /** Set for a self-registered client: the page says its name and links are unverified. */
+  selfRegistered?: SelfRegistered | undefined;
   clientUri?: string | undefined;
   policyUri?: string | undefined;
   tosUri?: string | undefined;
@@ -158,11 +162,13 @@ export function consentPage(m: ConsentPageModel): string {
   ].filter(Boolean);
   return page('Allow access?', html`
 <h1>Allow ${m.clientName} to access your account?</h1>
-<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
+${m.selfRegistered ? html`${selfRegisteredNotice(m.selfRegistered)}
+` : ''}<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
 <p>${m.clientName} asks to:</p>
 <ul>
 ${m.scopes.map((s) => html`  <li>${s.description}</li>
 `)}</ul>
+<p>Allowing sends you on to <strong>${destinationOf(m.redirectUri)}</strong>.</p>
 ${links.length ? html`<p class="muted">See its ${links.length === 2 ? html`${links[0]} and ${links[1]}` : links[0]}.</p>` : ''}
 <form method="post" action="${m.action}">
   <input type="hidden" name="csrf" value="${m.csrf}">
