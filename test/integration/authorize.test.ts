@@ -312,12 +312,25 @@ describe('authorization code flow with PKCE', () => {
       client_name: 'Totally Legit', redirect_uris: [PHISH], token_endpoint_auth_method: 'none', scope: 'openid profile', ...extra,
     }, { source: 'registration' })).client.clientId;
     const url = (clientId: string, extra: Record<string, string> = {}) => request({ client_id: clientId, redirect_uri: PHISH, scope: 'openid', ...extra }).url;
-
-    it('an error before anyone signed in is shown here, with the client and a link, not redirected', async () => {
+    /** A new self-registered client, alice signed in, and its consent page. */
+    const atConsent = async () => {
       const id = await selfRegistered();
-      const res = await app.server.inject({ method: 'GET', url: url(id, { scope: 'openid admin' }) });
+      const b = new Browser(app);
+      await b.signIn('alice', PASSWORD);
+      const page = await b.request('GET', url(id));
+      return { id, b, page, action: /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]! };
+    };
+
+    /** A request of a new self-registered client from a browser with no session: an error page here, no redirect. */
+    const shownHere = async (extra: Record<string, string>) => {
+      const res = await app.server.inject({ method: 'GET', url: url(await selfRegistered(), extra) });
       expect(res.statusCode).toBe(400);
       expect(res.headers.location).toBeUndefined();
+      return res;
+    };
+
+    it('an error before anyone signed in is shown here, with the client and a link, not redirected', async () => {
+      const res = await shownHere({ scope: 'openid admin' });
       expect(res.body).toContain('<h1>Request not completed</h1>');
       expect(res.body).toMatch(/<p class="error" role="alert">[^<]*\(invalid_scope\)<\/p>/);
       expect(res.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080: its name and links are its own claims, not verified by localhost:8080.');
@@ -328,9 +341,7 @@ describe('authorization code flow with PKCE', () => {
     });
 
     it('form_post: a form the person may submit, never by script', async () => {
-      const id = await selfRegistered();
-      const res = await app.server.inject({ method: 'GET', url: url(id, { response_mode: 'form_post', code_challenge_method: 'plain' }) });
-      expect(res.statusCode).toBe(400);
+      const res = await shownHere({ response_mode: 'form_post', code_challenge_method: 'plain' });
       expect(res.body).toContain(`<form method="post" action="${PHISH}">`);
       expect(res.body).toContain('<input type="hidden" name="error" value="invalid_request">');
       expect(res.body).toContain('<button type="submit" class="secondary">Return to phish.example.net</button>');
@@ -339,26 +350,18 @@ describe('authorization code flow with PKCE', () => {
     });
 
     it('prompt=none without a session: login_required on this page (in an iframe it simply does not load)', async () => {
-      const id = await selfRegistered();
-      const res = await app.server.inject({ method: 'GET', url: url(id, { prompt: 'none' }) });
-      expect(res.statusCode).toBe(400);
-      expect(res.headers.location).toBeUndefined();
-      expect(res.body).toContain('(login_required)');
+      expect((await shownHere({ prompt: 'none' })).body).toContain('(login_required)');
     });
 
     it('signed in but never approved: still shown here, and so is a Deny', async () => {
-      const id = await selfRegistered();
-      const b = new Browser(app);
-      await b.signIn('alice', PASSWORD);
+      const { id, b, page, action } = await atConsent();
       const silent = await b.request('GET', url(id, { prompt: 'none' }));
       expect(silent.statusCode).toBe(400);
       expect(silent.body).toContain('(consent_required)');
-      const page = await b.request('GET', url(id));
       expect(page.body).toContain('Allow access?');
       // Consent phishing: the page says who vouches for the client (nobody) and where Allow leads.
       expect(page.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080: its name and links are its own claims, not verified by localhost:8080.');
       expect(page.body).toContain('Allowing sends you on to <strong>phish.example.net</strong>.');
-      const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
       const denied = await b.request('POST', action, consentForm(page.body, 'deny'));
       expect(denied.statusCode).toBe(400);
       expect(denied.headers.location).toBeUndefined();
@@ -366,11 +369,7 @@ describe('authorization code flow with PKCE', () => {
     });
 
     it('once the user approved it, its errors go back to it like any client\'s', async () => {
-      const id = await selfRegistered();
-      const b = new Browser(app);
-      await b.signIn('alice', PASSWORD);
-      const page = await b.request('GET', url(id));
-      const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
+      const { id, b, page, action } = await atConsent();
       const allowed = await b.request('POST', action, consentForm(page.body, 'allow'));
       expect(redirectParams(allowed.headers.location).code).toMatch(/^[A-Za-z0-9_-]{43}$/);
       const bad = await b.request('GET', url(id, { scope: 'openid admin' }));

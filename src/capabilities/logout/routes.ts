@@ -84,8 +84,9 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
       const session = await services.browserSessions.current(req);
       if (!session) return done('not_signed_in', undefined);
       const user = await users.findById(session.user_id);
-      const redirects = request.redirect && redirectsAutomatically(request, session.sid);
-      reply.header('content-security-policy', htmlCsp({ formAction: redirects ? ["'self'", formActionSource(request.redirect!.uri)] : ["'self'"] }));
+      // The form's answer may end in the redirect: form-action names its origin then, and only then.
+      const formAction = request.redirect && redirectsAutomatically(request, session.sid) ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"];
+      reply.header('content-security-policy', htmlCsp({ formAction }));
       return sendHtml(reply, 200, logoutPage({
         csrf: cookies.csrfToken(req, reply),
         username: user?.username,
