@@ -62,3 +62,19 @@ export function hashMatches(candidate: string, storedHash: string | null | undef
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/** A client that registered itself (RFC 7591 Dynamic Client Registration): its name, links and redirect URIs are its own claims. */
+export function isSelfRegistered(client: Client): boolean {
+  return client.source === 'registration';
+}
+
+/**
+ * RFC 9700 §4.11.2: may the server send a browser to this client's redirect URIs on the
+ * client's word alone, before any user has approved it? Yes for a client an administrator
+ * registered; not for a self-registered one, whose redirect URIs anyone holding an initial
+ * access token chose, unless an administrator vouched for it by making it first-party
+ * (`skip_consent`, which registration itself refuses).
+ */
+export function redirectUrisTrusted(client: Client): boolean {
+  return !isSelfRegistered(client) || client.metadata.skip_consent;
+}

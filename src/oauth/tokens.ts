@@ -220,6 +220,8 @@ export function atHash(accessToken: string, alg: SigningAlg): string {
 export interface IdTokenHint {
   sub: string;
   aud: string[];
+  /** The SSO session the ID token was issued in (OpenID Connect Front-/Back-Channel Logout `sid`). */
+  sid?: string;
 }
 
 /**
@@ -231,8 +233,12 @@ export function readIdTokenHint(deps: { keys: KeyRing; issuer: string }, token: 
   if (token.length > MAX_TOKEN_LENGTH) return undefined;
   const jws = verifyJwt(token, (kid) => deps.keys.verificationKey(kid), ID_TOKEN_TYP);
   if (!jws.ok || jws.payload.iss !== deps.issuer || typeof jws.payload.sub !== 'string') return undefined;
-  const { sub, aud } = jws.payload;
-  return { sub, aud: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [] };
+  const { sub, aud, sid } = jws.payload;
+  return {
+    sub,
+    aud: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
+    ...(typeof sid === 'string' ? { sid } : {}),
+  };
 }
 
 /** What a grant made by a person (a code, a refresh family) issues from: the grant and its sign-in. */

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser, csrfOf, consentForm } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
-import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, registryOf } from '../support/clients.js';
 import { authorizeQuery, createUser, FAST_ARGON2, PASSWORD, pkce, redirectParams } from '../support/oidc.js';
 
 const ISSUER = 'http://localhost:8080';
@@ -113,6 +113,8 @@ describe('authorization code flow with PKCE', () => {
     expect(more.statusCode).toBe(200);
     expect(more.body).toContain('Allow Invoices to access your account?');
     expect(more.body).toContain('<li>api:read</li>');
+    expect(more.body).toContain('Allowing sends you on to <strong>app.example.com</strong>.');
+    expect(more.body).not.toContain('registered itself');
   });
 
   it('answers a denied consent with access_denied and issues nothing', async () => {
@@ -136,7 +138,10 @@ describe('authorization code flow with PKCE', () => {
     const page = await b.request('GET', request({ scope: 'openid api:read', prompt: 'consent' }).url);
     const action = /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]!;
     await b.signIn('bob', PASSWORD); // the browser changed hands
-    const res = await b.request('POST', action, consentForm(page.body, 'allow'));
+    // Signing in renewed the CSRF token: alice's page is refused outright.
+    expect((await b.request('POST', action, consentForm(page.body, 'allow'))).statusCode).toBe(403);
+    // And with a token of bob's session, the decision still counts only from alice.
+    const res = await b.request('POST', action, { ...consentForm(page.body, 'allow'), csrf: b.cookies.get('latchkey_csrf')! });
     expect(res.statusCode).toBe(200); // bob is asked himself; nothing was granted or issued
     expect(res.headers.location).toBeUndefined();
     expect(res.body).toContain('Signed in as <strong>bob</strong>');
@@ -297,6 +302,94 @@ describe('authorization code flow with PKCE', () => {
       const cc = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['client_credentials'], response_types: [] });
       const res = await app.server.inject({ method: 'GET', url: request({ client_id: cc.client.clientId }).url });
       expect(redirectParams(res.headers.location)).toMatchObject({ error: 'unauthorized_client' });
+    });
+  });
+
+  describe('a self-registered client: no automatic redirect before the user approved it (RFC 9700 §4.11.2)', () => {
+    const PHISH = 'https://phish.example.net/cb';
+    /** A client as Dynamic Client Registration creates it (source: registration). */
+    const selfRegistered = async (extra: Record<string, unknown> = {}) => (await registryOf(app.context).create({
+      client_name: 'Totally Legit', redirect_uris: [PHISH], token_endpoint_auth_method: 'none', scope: 'openid profile', ...extra,
+    }, { source: 'registration' })).client.clientId;
+    const url = (clientId: string, extra: Record<string, string> = {}) => request({ client_id: clientId, redirect_uri: PHISH, scope: 'openid', ...extra }).url;
+    /** A new self-registered client, alice signed in, and its consent page. */
+    const atConsent = async () => {
+      const id = await selfRegistered();
+      const b = new Browser(app);
+      await b.signIn('alice', PASSWORD);
+      const page = await b.request('GET', url(id));
+      return { id, b, page, action: /action="(\/interaction\/[^"]+)"/.exec(page.body)![1]! };
+    };
+
+    /** A request of a new self-registered client from a browser with no session: an error page here, no redirect. */
+    const shownHere = async (extra: Record<string, string>) => {
+      const res = await app.server.inject({ method: 'GET', url: url(await selfRegistered(), extra) });
+      expect(res.statusCode).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      return res;
+    };
+
+    it('an error before anyone signed in is shown here, with the client and a link, not redirected', async () => {
+      const res = await shownHere({ scope: 'openid admin' });
+      expect(res.body).toContain('<h1>Request not completed</h1>');
+      expect(res.body).toMatch(/<p class="error" role="alert">[^<]*\(invalid_scope\)<\/p>/);
+      expect(res.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080: its name and links are its own claims, not verified by localhost:8080.');
+      expect(res.body).toContain('You were not sent back to phish.example.net automatically.');
+      const href = /<a href="([^"]+)" rel="noreferrer">return to phish\.example\.net<\/a>/.exec(res.body)![1]!.replaceAll('&amp;', '&');
+      expect(redirectParams(href)).toMatchObject({ error: 'invalid_scope', state: 'st-1', iss: ISSUER });
+      expect(href.startsWith(`${PHISH}?`)).toBe(true);
+    });
+
+    it('form_post: a form the person may submit, never by script', async () => {
+      const res = await shownHere({ response_mode: 'form_post', code_challenge_method: 'plain' });
+      expect(res.body).toContain(`<form method="post" action="${PHISH}">`);
+      expect(res.body).toContain('<input type="hidden" name="error" value="invalid_request">');
+      expect(res.body).toContain('<button type="submit" class="secondary">Return to phish.example.net</button>');
+      expect(res.body).not.toContain('<script');
+      expect(res.headers['content-security-policy']).toContain('form-action https://phish.example.net;');
+    });
+
+    it('prompt=none without a session: login_required on this page (in an iframe it simply does not load)', async () => {
+      expect((await shownHere({ prompt: 'none' })).body).toContain('(login_required)');
+    });
+
+    it('signed in but never approved: still shown here, and so is a Deny', async () => {
+      const { id, b, page, action } = await atConsent();
+      const silent = await b.request('GET', url(id, { prompt: 'none' }));
+      expect(silent.statusCode).toBe(400);
+      expect(silent.body).toContain('(consent_required)');
+      expect(page.body).toContain('Allow access?');
+      // Consent phishing: the page says who vouches for the client (nobody) and where Allow leads.
+      expect(page.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080: its name and links are its own claims, not verified by localhost:8080.');
+      expect(page.body).toContain('Allowing sends you on to <strong>phish.example.net</strong>.');
+      const denied = await b.request('POST', action, consentForm(page.body, 'deny'));
+      expect(denied.statusCode).toBe(400);
+      expect(denied.headers.location).toBeUndefined();
+      expect(denied.body).toContain('the user denied the request (access_denied)');
+    });
+
+    it('once the user approved it, its errors go back to it like any client\'s', async () => {
+      const { id, b, page, action } = await atConsent();
+      const allowed = await b.request('POST', action, consentForm(page.body, 'allow'));
+      expect(redirectParams(allowed.headers.location).code).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      const bad = await b.request('GET', url(id, { scope: 'openid admin' }));
+      expect(bad.statusCode).toBe(303);
+      expect(redirectParams(bad.headers.location)).toMatchObject({ error: 'invalid_scope', state: 'st-1' });
+      const more = await b.request('GET', url(id, { prompt: 'none', scope: 'openid profile' }));
+      expect(redirectParams(more.headers.location)).toMatchObject({ error: 'consent_required' });
+      // Another browser, nobody signed in: nobody approved anything there.
+      expect((await app.server.inject({ method: 'GET', url: url(id, { scope: 'openid admin' }) })).statusCode).toBe(400);
+    });
+
+    it('an administrator vouches for one by making it first-party (skip_consent)', async () => {
+      const id = await selfRegistered();
+      const bad = () => app.server.inject({ method: 'GET', url: url(id, { scope: 'openid admin' }) });
+      expect((await bad()).statusCode).toBe(400);
+      await registryOf(app.context).update(id, { skip_consent: true }, { source: 'cli', merge: true });
+      // On PostgreSQL the client cache hears of the change by NOTIFY, a moment later.
+      await eventually(async () => (await bad()).statusCode === 303);
+      const res = await bad();
+      expect(redirectParams(res.headers.location)).toMatchObject({ error: 'invalid_scope' });
     });
   });
 

@@ -78,6 +78,26 @@ describe('first-party sign-in', () => {
     expect(b.cookies.has('latchkey_session')).toBe(false);
   });
 
+  it('a CSRF token from before sign-in, or before sign-out, no longer validates after it', async () => {
+    const b = new Browser(app);
+    const before = await b.csrf();
+    expect((await b.signIn('frank', PASSWORD)).statusCode).toBe(303);
+    const signedIn = b.cookies.get('latchkey_csrf')!;
+    expect(signedIn).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(signedIn).not.toBe(before);
+    // The pre-sign-in token (one a cookie-planting attacker could know) is refused by every form.
+    const stale = await b.request('POST', '/logout', { csrf: before });
+    expect(stale.statusCode).toBe(403);
+    expect((await b.request('GET', '/')).statusCode).toBe(200);
+    const out = await b.request('POST', '/logout', { csrf: signedIn });
+    expect(out.statusCode).toBe(200);
+    expect(out.body).toContain('You are signed out.');
+    expect(b.cookies.get('latchkey_csrf')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(b.cookies.get('latchkey_csrf')).not.toBe(signedIn);
+    const login = await b.request('POST', '/login', { csrf: signedIn, login: 'frank', password: PASSWORD, return_to: '/' });
+    expect(login.statusCode).toBe(403);
+  });
+
   it('escapes what the user typed', async () => {
     const res = await new Browser(app).signIn('<script>alert(1)</script>', 'x');
     expect(res.body).toContain('value="&lt;script&gt;alert(1)&lt;/script&gt;"');

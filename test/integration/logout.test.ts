@@ -150,6 +150,63 @@ describe('RP-initiated logout', () => {
     expect(await isSignedIn(b)).toBe(true);
   });
 
+  describe('a self-registered client: redirected to only from the session its hint was issued in (RFC 9700 §4.11.2)', () => {
+    const PHISH_OUT = 'https://phish.example.net/bye';
+    let selfReg: TestClient;
+    let mallory: { b: Browser; idToken: string };
+    beforeAll(async () => {
+      const c = await registryOf(app.context).create({
+        client_name: 'Totally Legit', redirect_uris: [REDIRECT], post_logout_redirect_uris: [PHISH_OUT], grant_types: ['authorization_code'], scope: 'openid',
+      }, { source: 'registration' });
+      selfReg = { id: c.client.clientId, secret: c.clientSecret! };
+      // The attacker registered the client and got an ID token of it for their own account.
+      await createUser(app.context, 'mallory');
+      const b = new Browser(app);
+      mallory = { b, idToken: (await codeFlow(app, selfReg, 'openid', 'mallory', b)).id_token! };
+    });
+    const bounce = () => logoutUrl({ id_token_hint: mallory.idToken, post_logout_redirect_uri: PHISH_OUT, state: 's' });
+
+    it('a victim signed in here who signs out stays here, with a link to the client', async () => {
+      const { b } = await signedIn();
+      const page = await b.request('GET', bounce());
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-security-policy']).toContain("form-action 'self';");
+      const out = await b.request('POST', '/logout', answer(page.body, 'sign_out'));
+      expect(out.statusCode).toBe(200);
+      expect(out.headers.location).toBeUndefined();
+      expect(out.body).toContain('You are signed out.');
+      expect(out.body).toContain('<strong>Totally Legit</strong> registered itself with localhost:8080');
+      expect(out.body).toContain(`<a href="${PHISH_OUT}?state=s" rel="noreferrer">return to phish.example.net</a>`);
+      // Staying signed in goes to the account page, not to the client.
+      const { b: other } = await signedIn();
+      const stay = await other.request('POST', '/logout', answer((await other.request('GET', bounce())).body, 'stay'));
+      expect(stay.headers.location).toBe('/');
+    });
+
+    it('a browser with no session is not bounced either, expired hint or not', async () => {
+      for (const advance of [0, 2 * 3600]) {
+        clock.advance(advance);
+        const res = await new Browser(app).request('GET', bounce());
+        expect(res.statusCode).toBe(200);
+        expect(res.headers.location).toBeUndefined();
+        expect(res.body).toContain('return to phish.example.net');
+      }
+    });
+
+    it('the client\'s own user, in the session the hint came from, is sent back (an expired hint too)', async () => {
+      // Past the ID token's hour, the session kept alive by use.
+      const b = new Browser(app);
+      const idToken = (await codeFlow(app, selfReg, 'openid', 'mallory', b)).id_token!;
+      for (let i = 0; i < 4; i++) { clock.advance(20 * 60); expect((await b.request('GET', '/')).statusCode).toBe(200); }
+      mallory = { b, idToken };
+      const page = await mallory.b.request('GET', bounce());
+      expect(page.headers['content-security-policy']).toContain("form-action 'self' https://phish.example.net;");
+      const out = await mallory.b.request('POST', '/logout', answer(page.body, 'sign_out'));
+      expect(out.statusCode).toBe(303);
+      expect(out.headers.location).toBe(`${PHISH_OUT}?state=s`);
+    });
+  });
+
   it('does not send the browser to a disabled client', async () => {
     const c = await createClient(app.context, { redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT], grant_types: ['authorization_code'], scope: 'openid' });
     const { idToken } = await signedIn({ id: c.client.clientId, secret: c.clientSecret! });

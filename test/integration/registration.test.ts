@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { basic, form, FORM_HEADERS } from '../support/clients.js';
+import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
 
 const IAT = 'initial-access-token-0123456789-abcdefghij';
 const IAT2 = 'second-initial-access-token-0123456789-xyz';
@@ -90,6 +90,50 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     expect(await app.context.store.db.selectFrom('clients').select('client_id').execute()).toHaveLength(before.length);
   });
 
+  describe('links a person is shown must be on a redirect URI\'s scheme and host (RFC 7591 §5)', () => {
+    const APP = { redirect_uris: ['https://app.example.com/cb', 'https://login.example.org/cb'], client_name: 'Your Bank' };
+    it.each([
+      ['policy_uri', 'https://bank.example.com/privacy'],
+      ['tos_uri', 'https://bank.example.com/terms'],
+      ['logo_uri', 'https://cdn.example.net/logo.png'],
+      ['client_uri', 'https://bank.example.com/'],
+      ['policy_uri', 'https://example.com/privacy'],
+      ['policy_uri', 'http://127.0.0.1/privacy'],
+    ])('refuses a foreign %s (%s) with invalid_client_metadata naming it', async (member, uri) => {
+      const res = await register({ ...APP, [member]: uri });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({
+        error: 'invalid_client_metadata',
+        error_description: `${member}: must have the scheme and host of one of the redirect_uris (RFC 7591 §5)`,
+      });
+    });
+    it('refuses another scheme on the same host, and any link of a client without redirect URIs', async () => {
+      const loopback = await register({ redirect_uris: ['http://127.0.0.1/cb'], policy_uri: 'https://127.0.0.1/privacy' });
+      expect(loopback.json().error_description).toBe('policy_uri: must have the scheme and host of one of the redirect_uris (RFC 7591 §5)');
+      const m2m = await register({ grant_types: ['client_credentials'], client_uri: 'https://inventory.example.com/' });
+      expect(m2m.json().error_description).toBe('client_uri: must have the scheme and host of one of the redirect_uris (RFC 7591 §5)');
+    });
+    it('accepts links on any redirect URI\'s host, whatever their port or path', async () => {
+      const res = await register({
+        ...APP, policy_uri: 'https://app.example.com/privacy', tos_uri: 'https://login.example.org:8443/tos',
+        logo_uri: 'https://app.example.com/logo.png', client_uri: 'https://login.example.org/',
+      });
+      expect(res.statusCode).toBe(201);
+    });
+    it('applies to RFC 7592 updates too', async () => {
+      const created = (await register(APP)).json();
+      const res = await manage('PUT', created.registration_client_uri, created.registration_access_token, {
+        client_id: created.client_id, ...APP, policy_uri: 'https://bank.example.com/privacy',
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error_description).toBe('policy_uri: must have the scheme and host of one of the redirect_uris (RFC 7591 §5)');
+    });
+    it('not to clients an administrator creates', async () => {
+      const created = await createClient(app.context, { ...APP, policy_uri: 'https://bank.example.com/privacy' });
+      expect(created.client.metadata.policy_uri).toBe('https://bank.example.com/privacy');
+    });
+  });
+
   it('reads, updates and deletes the client with its registration access token (RFC 7592)', async () => {
     const created = (await register({ grant_types: ['client_credentials'], scope: 'a' })).json();
     const uri = created.registration_client_uri as string;
@@ -163,5 +207,20 @@ describe('registration disabled (no INITIAL_ACCESS_TOKEN)', () => {
     const res = await app.server.inject({ method: 'POST', url: '/register', headers: { 'content-type': 'application/json' }, payload: '{}' });
     expect(res.statusCode).toBe(404);
     expect(app.context.discovery.build().registration_endpoint).toBeUndefined();
+  });
+});
+
+describe('registration with REGISTRATION_ALLOW_FOREIGN_URIS=true', () => {
+  let app: TestApp;
+  beforeAll(async () => { app = await createTestApp({ INITIAL_ACCESS_TOKEN: IAT, REGISTRATION_ALLOW_FOREIGN_URIS: 'true' }); });
+  afterAll(async () => { await app.close(); });
+
+  it('accepts links on other hosts', async () => {
+    const res = await app.server.inject({
+      method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ redirect_uris: ['https://app.example.com/cb'], policy_uri: 'https://legal.example.net/privacy', logo_uri: 'https://cdn.example.net/l.png' }),
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().policy_uri).toBe('https://legal.example.net/privacy');
   });
 });

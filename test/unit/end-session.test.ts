@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps } from '../../src/capabilities/logout/end-session.js';
+import { postLogoutRedirectUrl, redirectsAutomatically, validateEndSessionRequest, type EndSessionDeps } from '../../src/capabilities/logout/end-session.js';
 import { InvalidRequest } from '../../src/oauth/errors.js';
 import type { IdTokenHint } from '../../src/oauth/tokens.js';
 import { MemoryClients, testClient } from '../support/kernel.js';
@@ -16,6 +16,8 @@ function setup() {
     testClient('app', { post_logout_redirect_uris: [AFTER, 'https://app.example.com/bye?lang=en'] }),
     testClient('other', { post_logout_redirect_uris: ['https://other.example.com/out'] }),
     testClient('off', { post_logout_redirect_uris: [AFTER] }, { disabled: true }),
+    { ...testClient('selfreg', { post_logout_redirect_uris: ['https://selfreg.example.net/out'] }), source: 'registration' },
+    { ...testClient('vouched', { post_logout_redirect_uris: ['https://vouched.example.net/out'], skip_consent: true }), source: 'registration' },
   ]);
   /** The ID tokens "this server issued", by their text (the real check is readIdTokenHint, tested with tokens). */
   const hints = new Map<string, IdTokenHint>([
@@ -23,6 +25,8 @@ function setup() {
     ['hint-off', { sub: 'alice', aud: ['off'] }],
     ['hint-gone', { sub: 'alice', aud: ['gone'] }],
     ['hint-two', { sub: 'alice', aud: ['app', 'other'] }],
+    ['hint-selfreg', { sub: 'mallory', aud: ['selfreg'], sid: 'sid-mallory' }],
+    ['hint-vouched', { sub: 'mallory', aud: ['vouched'], sid: 'sid-mallory' }],
   ]);
   const deps: EndSessionDeps = { clients, readIdTokenHint: (t) => hints.get(t) };
   const validate = (body: Record<string, string | string[]>) => validateEndSessionRequest(body, deps);
@@ -95,5 +99,31 @@ describe('the post-logout redirect (§3)', () => {
     expect(postLogoutRedirectUrl({ uri: AFTER })).toBe(AFTER);
     expect(postLogoutRedirectUrl({ uri: AFTER, state: 'xyz' })).toBe(`${AFTER}?state=xyz`);
     expect(postLogoutRedirectUrl({ uri: 'https://app.example.com/bye?lang=en', state: 'a b&c=d' })).toBe('https://app.example.com/bye?lang=en&state=a+b%26c%3Dd');
+  });
+});
+
+describe('redirecting automatically after logout (RFC 9700 §4.11.2)', () => {
+  it('to a client an administrator registered: whenever the request is valid', async () => {
+    const { validate } = setup();
+    const request = await validate({ id_token_hint: 'hint-app', post_logout_redirect_uri: AFTER });
+    expect(redirectsAutomatically(request, undefined)).toBe(true);
+    expect(redirectsAutomatically(request, 'any-sid')).toBe(true);
+  });
+  it('to a self-registered client: only when the hint was issued in this browser\'s session', async () => {
+    const { validate } = setup();
+    const request = await validate({ id_token_hint: 'hint-selfreg', post_logout_redirect_uri: 'https://selfreg.example.net/out' });
+    expect(request.hintSid).toBe('sid-mallory');
+    expect(redirectsAutomatically(request, 'sid-mallory')).toBe(true);
+    expect(redirectsAutomatically(request, 'sid-victim')).toBe(false);
+    expect(redirectsAutomatically(request, undefined)).toBe(false);
+  });
+  it('to a self-registered client an administrator made first-party: as to any of theirs', async () => {
+    const { validate } = setup();
+    const request = await validate({ id_token_hint: 'hint-vouched', post_logout_redirect_uri: 'https://vouched.example.net/out' });
+    expect(redirectsAutomatically(request, undefined)).toBe(true);
+  });
+  it('never without a redirect', async () => {
+    const { validate } = setup();
+    expect(redirectsAutomatically(await validate({ id_token_hint: 'hint-app' }), undefined)).toBe(false);
   });
 });

@@ -199,11 +199,11 @@ describe('the tokens of a user\'s grant', () => {
 });
 
 describe('id_token_hint (RP-Initiated Logout 1.0 §2)', () => {
-  it('is the sub and audience of an ID token this server signed, expired or not', () => {
+  it('is the sub, audience and sid of an ID token this server signed, expired or not', () => {
     const { deps, clock } = setup();
     const token = issueIdToken(deps, { accessToken: 'x', sub: 'alice', clientId: 'app', authTime: new Date(), amr: [], sid: 's', ttl: 60 });
     clock.advance(3600);
-    expect(readIdTokenHint(deps, token)).toEqual({ sub: 'alice', aud: ['app'] });
+    expect(readIdTokenHint(deps, token)).toEqual({ sub: 'alice', aud: ['app'], sid: 's' });
   });
   it('is undefined for an access token, another issuer\'s token, or a key no longer trusted', () => {
     const { deps, keys } = setup();

@@ -18,11 +18,20 @@ describe('server-rendered pages', () => {
     ]);
   });
 
+  it('describes only scopes it was given a description for: nothing from the object prototype', () => {
+    // scope=constructor once showed "function Object() { [native code] }" on the consent page.
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+    expect(describeScopes(names, {})).toEqual(names.map((scope) => ({ scope, description: scope })));
+    // A configured description of such a name (JSON.parse makes "__proto__" an own member) is used.
+    const custom = JSON.parse('{"__proto__":"Your prototype","constructor":"Build things"}') as Record<string, string>;
+    expect(describeScopes(['__proto__', 'constructor', 'toString'], custom).map((d) => d.description)).toEqual(['Your prototype', 'Build things', 'toString']);
+  });
+
   it('renders the consent page with each scope, allow and deny, and the carried fields escaped', () => {
     const body = consentPage({
       csrf: 'c'.repeat(43), clientName: 'Billing <App>', username: 'alice', action: '/authorize/consent',
       scopes: describeScopes(['openid', 'profile'], {}), hidden: { client_id: 'billing', state: '"><script>' },
-      policyUri: 'https://billing.example.com/privacy',
+      policyUri: 'https://billing.example.com/privacy', redirectUri: 'https://billing.example.com/cb?x=1',
     });
     expect(body).toContain('<h1>Allow Billing &lt;App&gt; to access your account?</h1>');
     expect(body).toContain('<li>See your name, username, picture and locale</li>');
@@ -31,6 +40,20 @@ describe('server-rendered pages', () => {
     expect(body).toContain('<button type="submit" name="decision" value="deny" class="secondary">Deny</button>');
     expect(body).toContain('<a href="https://billing.example.com/privacy" rel="noopener noreferrer">privacy policy</a>');
     expect(body).not.toContain('<script>');
+    expect(body).toContain('<p>Allowing sends you on to <strong>billing.example.com</strong>.</p>');
+    expect(body).not.toContain('registered itself');
+  });
+
+  it('the consent page of a self-registered client says so, and shows where Allow leads', () => {
+    const body = consentPage({
+      csrf: 'c'.repeat(43), clientName: 'Your Bank', username: 'alice', action: '/interaction/x',
+      scopes: [], hidden: {}, redirectUri: 'https://your-bank.example.net:8443/cb',
+      selfRegistered: { clientName: 'Your Bank', issuerHost: 'id.example.com' },
+    });
+    expect(body).toContain('<p class="warning"><strong>Your Bank</strong> registered itself with id.example.com: its name and links are its own claims, not verified by id.example.com.</p>');
+    expect(body).toContain('Allowing sends you on to <strong>your-bank.example.net:8443</strong>.');
+    const native = consentPage({ csrf: 'c', clientName: 'App', username: 'a', action: '/i', scopes: [], hidden: {}, redirectUri: 'com.example.app:/cb' });
+    expect(native).toContain('Allowing sends you on to <strong>the app com.example.app</strong>.');
   });
 
   it('renders the throttled login message with the wait', () => {

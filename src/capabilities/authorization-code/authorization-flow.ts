@@ -8,7 +8,7 @@ import {
   type AuthorizationRequest, type AuthorizationResponse, type InteractionState,
 } from './authorization-request.js';
 import { authenticateClient, type ClientAuthDeps, type ClientAuthInput } from '../../oauth/client-auth/authenticate.js';
-import { CLIENT_ID, type Client } from '../../oauth/client.js';
+import { CLIENT_ID, redirectUrisTrusted, type Client } from '../../oauth/client.js';
 import { AccessDenied, InvalidRequest, InvalidRequestUri, OAuthError } from '../../oauth/errors.js';
 import type { FormBody } from '../../oauth/params.js';
 import { randomToken, sha256 } from '../../platform/crypto.js';
@@ -69,6 +69,11 @@ export type AuthorizationStep =
       /** Set when a code was issued: the audit event's identifiers (never the code). */
       issued?: { sub: string; scope: string; grantId: string };
       error?: OAuthError;
+      /**
+       * RFC 9700 §4.11.2: an error for a redirect URI the server does not trust (yet): the
+       * browser is not sent there automatically; the person sees the error and may follow a link.
+       */
+      untrustedRedirect?: true;
     }
   | { kind: 'login'; interactionId: string; loginHint?: string }
   | { kind: 'consent'; interactionId: string; client: Client; request: AuthorizationRequest; userId: string };
@@ -92,7 +97,19 @@ async function enabledClient(clientId: string, deps: AuthorizationDeps): Promise
   return client;
 }
 
-function errorStep(err: AuthorizationError, client: Client, deps: AuthorizationDeps): AuthorizationStep {
+/**
+ * Whether an error may go back to the client's redirect URI automatically (RFC 9700 §4.11.2:
+ * only to a trusted one, else the server is an open redirector: a phishing link bounces
+ * through its trusted origin). Trusted: a client an administrator registered, or one the person
+ * signed in here has approved — now or before, since a request with prompt=none would then be
+ * sent there with a code anyway. Until then a self-registered client's errors are shown here.
+ */
+async function errorRedirectTrusted(client: Client, session: BrowserSession | undefined, deps: AuthorizationDeps): Promise<boolean> {
+  if (redirectUrisTrusted(client)) return true;
+  return session !== undefined && (await deps.consents.grantedScopes(session.userId, client.clientId)).size > 0;
+}
+
+async function errorStep(err: AuthorizationError, client: Client, session: BrowserSession | undefined, deps: AuthorizationDeps): Promise<AuthorizationStep> {
   const e = err.oauth;
   return {
     kind: 'respond',
@@ -100,6 +117,7 @@ function errorStep(err: AuthorizationError, client: Client, deps: AuthorizationD
     outcome: e.error === 'login_required' || e.error === 'consent_required' || e.error === 'access_denied' ? e.error : e.error === 'invalid_request' ? 'invalid_request' : 'error',
     client,
     error: e,
+    ...(await errorRedirectTrusted(client, session, deps) ? {} : { untrustedRedirect: true as const }),
   };
 }
 
@@ -132,7 +150,7 @@ export async function beginAuthorization(body: FormBody, session: BrowserSession
       request = validateAuthorizationRequest(body, client, { issuer: deps.issuer, pushed: false, signingAlgs: deps.signingAlgs(), idTokenHintSubject: deps.idTokenHintSubject });
     }
   } catch (err) {
-    if (err instanceof AuthorizationError && err.target) return errorStep(err, client, deps);
+    if (err instanceof AuthorizationError && err.target) return errorStep(err, client, session, deps);
     throw err;
   }
   return proceed(request, initialInteraction(request, session, now), client, session, undefined, deps);
@@ -154,7 +172,7 @@ async function proceed(
   } catch (err) {
     if (err instanceof AuthorizationError && err.target) {
       if (interactionId) await consumeInteraction(interactionId, client, deps);
-      return errorStep(err, client, deps);
+      return errorStep(err, client, session, deps);
     }
     throw err;
   }
@@ -227,7 +245,7 @@ export async function decideConsent(
   // another tab) records nothing.
   await consumeInteraction(interactionId, client, deps);
   if (!decision.allow) {
-    return { ...errorStep(new AuthorizationError(new AccessDenied('the user denied the request'), targetOf(request)), client, deps), decided: 'denied' };
+    return { ...await errorStep(new AuthorizationError(new AccessDenied('the user denied the request'), targetOf(request)), client, session, deps), decided: 'denied' };
   }
   await deps.consents.grant(session.userId, client.clientId, request.scope.split(' ').filter(Boolean), deps.clock.now());
   return { ...await issueCode(request, session, client, deps), decided: 'granted' };

@@ -8,6 +8,7 @@ import {
 } from './authorization-flow.js';
 import { AuthorizationError } from './authorization-request.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
+import { isSelfRegistered } from '../../oauth/client.js';
 import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
 import { describeScopes } from './scope-descriptions.js';
@@ -16,7 +17,7 @@ import { ConsentRepository } from '../../oauth/consent-store.js';
 import { SessionClientRepository } from '../../users/session-clients-store.js';
 import type { AuthorizationCodeRepository } from './code-store.js';
 import type { AuthorizationRequestRepository } from './request-store.js';
-import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage } from '../../platform/ui/pages.js';
+import { consentPage, errorPage, FORM_POST_SCRIPT, formPostPage, untrustedAuthorizationErrorPage } from '../../platform/ui/pages.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
@@ -53,6 +54,7 @@ export function authorizeRoutes(
   const { cookies } = service.browserSessions;
   const consents = new ConsentRepository(store.db);
   const metrics = service.metrics;
+  const issuerHost = new URL(config.issuer).host;
   const deps: AuthorizationDeps = {
     clients: service.clients,
     requests: stores.requests,
@@ -89,9 +91,13 @@ export function authorizeRoutes(
       reply.header('content-security-policy', htmlCsp({ formAction: ["'self'", formActionSource(step.request.redirectUri)] }));
       const user = await service.users.findById(step.userId);
       const m = step.client.metadata;
+      const clientName = m.client_name ?? step.client.clientId;
       return sendHtml(reply, 200, consentPage({
         csrf: cookies.csrfToken(req, reply),
-        clientName: m.client_name ?? step.client.clientId,
+        clientName,
+        // Consent phishing: where Allow leads, and whether anyone but the client vouches for its name and links.
+        redirectUri: step.request.redirectUri,
+        selfRegistered: isSelfRegistered(step.client) ? { clientName, issuerHost } : undefined,
         clientUri: m.client_uri,
         policyUri: m.policy_uri,
         tosUri: m.tos_uri,
@@ -110,6 +116,14 @@ export function authorizeRoutes(
       audit.record('authorization.failed', { client_id: step.client.clientId, error: step.error.error, reason: step.error.description, ...fields });
     }
     const response = step.response;
+    if (step.untrustedRedirect && step.error) {
+      // RFC 9700 §4.11.2: shown here, with the response for the person to take back if they choose.
+      if (response.mode === 'form_post') reply.header('content-security-policy', htmlCsp({ formAction: [formActionSource(response.action)] }));
+      return sendHtml(reply, 400, untrustedAuthorizationErrorPage({
+        clientName: step.client.metadata.client_name ?? step.client.clientId, issuerHost,
+        error: step.error.error, description: step.error.description, response,
+      }));
+    }
     if (response.mode === 'query') return reply.code(303).header('location', response.location).send();
     reply.header('content-security-policy', htmlCsp({ formAction: [formActionSource(response.action)], scriptHashes: [FORM_POST_SCRIPT_HASH] }));
     return sendHtml(reply, 200, formPostPage(response.action, response.fields));

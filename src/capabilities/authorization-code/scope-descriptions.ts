@@ -11,6 +11,11 @@ export const DEFAULT_SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = {
   offline_access: 'Keep access when you are not signed in',
 };
 
+/**
+ * Each scope with its description. Only own members are read: a scope is any token a client
+ * registered, and `constructor`, `__proto__` or `toString` must not find Object.prototype's.
+ */
 export function describeScopes(scopes: readonly string[], custom: Readonly<Record<string, string>>): Array<{ scope: string; description: string }> {
-  return scopes.map((scope) => ({ scope, description: custom[scope] ?? DEFAULT_SCOPE_DESCRIPTIONS[scope] ?? scope }));
+  const own = (table: Readonly<Record<string, string>>, scope: string) => (Object.hasOwn(table, scope) ? table[scope] : undefined);
+  return scopes.map((scope) => ({ scope, description: own(custom, scope) ?? own(DEFAULT_SCOPE_DESCRIPTIONS, scope) ?? scope }));
 }

@@ -104,6 +104,8 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const replaced = await services.browserSessions.end(req);
       if (replaced) void sessionEnd.sessionEnded(replaced, requestAuditFields(req));
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
+      // The CSRF token changes with the session (OWASP: regenerate on a privilege change).
+      cookies.renewCsrfToken(reply);
       return reply.code(303).header('location', returnTo).send();
     });
 

@@ -1,4 +1,4 @@
-import { CLIENT_ID, type Client } from '../../oauth/client.js';
+import { CLIENT_ID, redirectUrisTrusted, type Client } from '../../oauth/client.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { readParams, type FormBody } from '../../oauth/params.js';
 import type { IdTokenHint } from '../../oauth/tokens.js';
@@ -14,8 +14,13 @@ export interface EndSessionRequest {
    * (anyone can name a client), so it is only checked to exist.
    */
   client?: Client | undefined;
-  /** Where the browser goes afterwards: one of the client's post_logout_redirect_uris, exactly, with `state`. */
+  /**
+   * Where the browser goes afterwards: one of the client's post_logout_redirect_uris, exactly,
+   * with `state` — automatically only when redirectsAutomatically says so.
+   */
   redirect?: { uri: string; state?: string | undefined } | undefined;
+  /** The SSO session the id_token_hint was issued in, if it says. */
+  hintSid?: string | undefined;
   /** The parameters as accepted, to carry through the confirmation form unchanged. */
   params: Record<string, string>;
 }
@@ -65,7 +70,22 @@ export async function validateEndSessionRequest(body: FormBody, deps: EndSession
   for (const name of ['id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'] as const) {
     if (p[name] !== undefined) params[name] = p[name];
   }
-  return { client: hint ? client : undefined, redirect, params };
+  return { client: hint ? client : undefined, redirect, params, ...(hint?.sid !== undefined ? { hintSid: hint.sid } : {}) };
+}
+
+/**
+ * RFC 9700 §4.11.2 at logout: is the browser sent to the validated post_logout_redirect_uri on
+ * its own? A hint proves which client asks, not that this browser's person uses it: anyone can
+ * get an ID token (an expired one is still a hint) of a client they registered themselves and
+ * make /logout bounce a victim to it. So a self-registered client is redirected to only when
+ * the hint was issued in the browser's own session (`sid`, checked before the session ends);
+ * otherwise the signed-out page offers a link. A client an administrator registered is
+ * redirected to as RP-Initiated Logout §3 describes.
+ */
+export function redirectsAutomatically(request: EndSessionRequest, sessionSid: string | undefined): boolean {
+  if (!request.redirect || !request.client) return false;
+  if (redirectUrisTrusted(request.client)) return true;
+  return sessionSid !== undefined && request.hintSid === sessionSid;
 }
 
 /** §3: the post-logout redirect, with `state` added to the URI's query when the request had one. */

@@ -10,7 +10,7 @@ import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { formField } from '../../server/http/forms.js';
 import { sendHtml } from '../../server/http/html.js';
 import { formActionSource, htmlCsp } from '../../server/http/security-headers.js';
-import { postLogoutRedirectUrl, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from './end-session.js';
+import { postLogoutRedirectUrl, redirectsAutomatically, validateEndSessionRequest, type EndSessionDeps, type EndSessionRequest } from './end-session.js';
 
 /**
  * /logout: the end_session_endpoint of OpenID Connect RP-Initiated Logout 1.0, and the account
@@ -24,6 +24,7 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
     readIdTokenHint: (token) => readIdTokenHint({ keys: context.keys, issuer: config.issuer }, token),
   };
   const { cookies } = services.browserSessions;
+  const issuerHost = new URL(config.issuer).host;
   const logouts = new Counter({
     name: 'latchkey_logouts_total',
     help: 'Sign-out requests at /logout by outcome: signed_out, stayed (the person chose to stay signed in), not_signed_in (no session to end), invalid_request (refused; nothing done).',
@@ -52,11 +53,15 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
         logouts.inc({ outcome: 'invalid_request' });
         return sendHtml(reply, 400, errorPage('Sign out failed', `The sign-out request is not valid: ${err.description}.`));
       }
-      const done = (outcome: 'signed_out' | 'stayed' | 'not_signed_in') => {
+      /** `sessionSid`: the browser's session before it ended, if it had one (redirectsAutomatically). */
+      const done = (outcome: 'signed_out' | 'stayed' | 'not_signed_in', sessionSid: string | undefined) => {
         logouts.inc({ outcome });
-        if (request.redirect) return reply.code(303).header('location', postLogoutRedirectUrl(request.redirect)).send();
+        const { redirect, client } = request;
+        if (redirect && redirectsAutomatically(request, sessionSid)) return reply.code(303).header('location', postLogoutRedirectUrl(redirect)).send();
         if (outcome === 'stayed') return reply.code(303).header('location', '/').send();
-        return sendHtml(reply, 200, signedOutPage());
+        return sendHtml(reply, 200, signedOutPage(redirect && client
+          ? { href: postLogoutRedirectUrl(redirect), clientName: client.metadata.client_name ?? client.clientId, issuerHost }
+          : undefined));
       };
 
       // The answer to this page's question: only from this page (CSRF), else it is a new request.
@@ -64,20 +69,24 @@ export function logoutRoutes(context: CapabilityContext): FastifyPluginAsync {
         if (!cookies.csrfValid(req, formField(form, 'csrf'))) {
           return sendHtml(reply, 403, errorPage('Sign out failed', 'The form expired. Please try again.'));
         }
-        if (formField(form, 'decision') === 'stay') return done('stayed');
+        if (formField(form, 'decision') === 'stay') return done('stayed', (await services.browserSessions.current(req))?.sid);
         const ended = await services.browserSessions.end(req);
         if (ended) {
           audit.record('logout', { sub: ended.user_id, sid: ended.sid, client_id: request.client?.clientId, ...requestAuditFields(req) });
           void sessionEnd.sessionEnded(ended, requestAuditFields(req));
         }
         cookies.clearSession(reply);
-        return done(ended ? 'signed_out' : 'not_signed_in');
+        // As at sign-in: no form token of the ended session carries over.
+        cookies.renewCsrfToken(reply);
+        return done(ended ? 'signed_out' : 'not_signed_in', ended?.sid);
       }
 
       const session = await services.browserSessions.current(req);
-      if (!session) return done('not_signed_in');
+      if (!session) return done('not_signed_in', undefined);
       const user = await users.findById(session.user_id);
-      reply.header('content-security-policy', htmlCsp({ formAction: request.redirect ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"] }));
+      // The form's answer may end in the redirect: form-action names its origin then, and only then.
+      const formAction = request.redirect && redirectsAutomatically(request, session.sid) ? ["'self'", formActionSource(request.redirect.uri)] : ["'self'"];
+      reply.header('content-security-policy', htmlCsp({ formAction }));
       return sendHtml(reply, 200, logoutPage({
         csrf: cookies.csrfToken(req, reply),
         username: user?.username,

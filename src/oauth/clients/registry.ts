@@ -10,6 +10,9 @@ import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 export type ClientSource = Client['source'];
 
 
+/** A rule a way of managing clients adds on valid metadata: the problem (`member: why`) or undefined. */
+export type MetadataPolicy = (metadata: ClientMetadata) => string | undefined;
+
 export interface CreatedClient {
   client: Client;
   /** Shown once; only its SHA-256 is stored. */
@@ -46,19 +49,22 @@ export class ClientRegistry {
     private readonly grantTypes: RegistrableGrantTypes,
   ) {}
 
-  private validate(input: unknown, source: ClientSource): ClientMetadata {
+  /** `policy`: the caller's own rule on the parsed metadata (Dynamic Client Registration's), a problem or nothing. */
+  private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy): ClientMetadata {
     const metadata = parseClientMetadata(input, { grantTypes: this.grantTypes, ignoreUnknown: source === 'registration' });
     // A dynamically registered client cannot declare itself first-party.
     if (source === 'registration' && metadata.skip_consent) {
       throw new InvalidClientMetadata('skip_consent: may only be set by an administrator');
     }
+    const problem = policy?.(metadata);
+    if (problem !== undefined) throw new InvalidClientMetadata(problem);
     return metadata;
   }
 
-  async create(input: unknown, options: { source: ClientSource; clientId?: string; registrationAccessToken?: boolean; fields?: Record<string, unknown> }): Promise<CreatedClient> {
+  async create(input: unknown, options: { source: ClientSource; clientId?: string; registrationAccessToken?: boolean; policy?: MetadataPolicy; fields?: Record<string, unknown> }): Promise<CreatedClient> {
     const clientId = options.clientId ?? randomBytes(16).toString('base64url');
     if (!CLIENT_ID.test(clientId)) throw new InvalidClientMetadata('client_id: must be 1-200 characters of A-Z a-z 0-9 . _ ~ -');
-    const metadata = this.validate(input, options.source);
+    const metadata = this.validate(input, options.source, options.policy);
     const clientSecret = usesClientSecret(metadata.token_endpoint_auth_method) ? generateSecret() : undefined;
     const registrationAccessToken = options.registrationAccessToken ? generateSecret() : undefined;
     const client = await this.repository.insert({
@@ -88,13 +94,13 @@ export class ClientRegistry {
    * (admin PATCH, CLI update). A switch to a client_secret_* method from one without a secret
    * generates a secret, returned once.
    */
-  async update(clientId: string, input: unknown, options: { source: ClientSource; merge?: boolean; fields?: Record<string, unknown> }): Promise<CreatedClient> {
+  async update(clientId: string, input: unknown, options: { source: ClientSource; merge?: boolean; policy?: MetadataPolicy; fields?: Record<string, unknown> }): Promise<CreatedClient> {
     const current = await this.get(clientId);
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidClientMetadata('client metadata must be a JSON object');
     // response_types follow from grant_types (RFC 7591 §2.1): a merge recomputes them unless given.
     const { response_types: _derived, ...kept } = current.metadata;
     const next = options.merge ? { ...kept, ...(input as object) } : input;
-    const metadata = this.validate(next, options.source);
+    const metadata = this.validate(next, options.source, options.policy);
     const needsSecret = usesClientSecret(metadata.token_endpoint_auth_method) && current.secrets.length === 0;
     const clientSecret = needsSecret ? generateSecret() : undefined;
     const client = await this.repository.updateMetadata(clientId, metadata, clientSecret ? hashSecret(clientSecret) : undefined);

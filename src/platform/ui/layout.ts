@@ -13,6 +13,7 @@ button.secondary{background:transparent;color:inherit;border:1px solid GrayText}
 button:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{border-left:4px solid #b91c1c;padding:.5rem .75rem;background:rgba(185,28,28,.08);margin:1rem 0}
 .muted{color:GrayText;font-size:.9rem}
+.warning{border-left:4px solid #b45309;padding:.5rem .75rem;background:rgba(180,83,9,.08);margin:1rem 0}
 `;
 
 export function page(title: string, body: SafeHtml): string {

@@ -43,11 +43,70 @@ export function accountPage(m: { username: string; csrf: string }): string {
 </form>`);
 }
 
-export function signedOutPage(): string {
+/** Where a redirect URI takes the browser, as a person reads it: its host, or a native app's private-use scheme. */
+export function destinationOf(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : `the app ${url.protocol.slice(0, -1)}`;
+  } catch {
+    return uri;
+  }
+}
+
+/** A client that registered itself (RFC 7591): what it says about itself is unchecked. */
+export interface SelfRegistered {
+  clientName: string;
+  /** The host of this server's issuer, whose users the warning is for. */
+  issuerHost: string;
+}
+
+function selfRegisteredNotice(m: SelfRegistered): SafeHtml {
+  return html`<p class="warning"><strong>${m.clientName}</strong> registered itself with ${m.issuerHost}: its name and links are its own claims, not verified by ${m.issuerHost}.</p>`;
+}
+
+/** A link back to a client the server does not send browsers to on its own (RFC 9700 §4.11.2). */
+export interface OfferedReturn extends SelfRegistered {
+  href: string;
+}
+
+function offeredReturn(m: OfferedReturn): SafeHtml {
+  const to = destinationOf(m.href);
+  return html`${selfRegisteredNotice(m)}
+<p>You were not sent back to ${to} automatically. Go back only if you trust it: <a href="${m.href}" rel="noreferrer">return to ${to}</a>.</p>`;
+}
+
+/** After a sign-out; with `back`, a link to the application that asked (when it is not redirected to automatically). */
+export function signedOutPage(back?: OfferedReturn): string {
   return page('Signed out', html`
 <h1>Signed out</h1>
 <p>You are signed out.</p>
-<p><a href="/login">Sign in again</a></p>`);
+${back ? html`${offeredReturn(back)}
+` : ''}<p><a href="/login">Sign in again</a></p>`);
+}
+
+/**
+ * An authorization error for a client the server does not redirect to on its own (RFC 9700
+ * §4.11.2: "inform the user and rely on the user to make the correct decision"): the error,
+ * who the client is, and the response to carry back — a link, or a form for form_post (never
+ * submitted by script).
+ */
+export function untrustedAuthorizationErrorPage(m: SelfRegistered & {
+  error: string;
+  description: string;
+  response: { mode: 'query'; location: string } | { mode: 'form_post'; action: string; fields: Record<string, string> };
+}): string {
+  const back = m.response.mode === 'query'
+    ? offeredReturn({ ...m, href: m.response.location })
+    : html`${selfRegisteredNotice(m)}
+<p>You were not sent back to ${destinationOf(m.response.action)} automatically. Go back only if you trust it.</p>
+<form method="post" action="${m.response.action}">
+${Object.entries(m.response.fields).map(([k, v]) => html`  <input type="hidden" name="${k}" value="${v}">
+`)}  <button type="submit" class="secondary">Return to ${destinationOf(m.response.action)}</button>
+</form>`;
+  return page('Request not completed', html`
+<h1>Request not completed</h1>
+<p class="error" role="alert">${m.description} (${m.error})</p>
+${back}`);
 }
 
 export interface LogoutPageModel {
@@ -82,6 +141,10 @@ export function errorPage(title: string, message: string): string {
 export interface ConsentPageModel {
   csrf: string;
   clientName: string;
+  /** Where the browser goes after the decision: its host is shown. */
+  redirectUri: string;
+  /** Set for a self-registered client: the page says its name and links are unverified. */
+  selfRegistered?: SelfRegistered | undefined;
   clientUri?: string | undefined;
   policyUri?: string | undefined;
   tosUri?: string | undefined;
@@ -99,11 +162,13 @@ export function consentPage(m: ConsentPageModel): string {
   ].filter(Boolean);
   return page('Allow access?', html`
 <h1>Allow ${m.clientName} to access your account?</h1>
-<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
+${m.selfRegistered ? html`${selfRegisteredNotice(m.selfRegistered)}
+` : ''}<p class="muted">Signed in as <strong>${m.username}</strong>.</p>
 <p>${m.clientName} asks to:</p>
 <ul>
 ${m.scopes.map((s) => html`  <li>${s.description}</li>
 `)}</ul>
+<p>Allowing sends you on to <strong>${destinationOf(m.redirectUri)}</strong>.</p>
 ${links.length ? html`<p class="muted">See its ${links.length === 2 ? html`${links[0]} and ${links[1]}` : links[0]}.</p>` : ''}
 <form method="post" action="${m.action}">
   <input type="hidden" name="csrf" value="${m.csrf}">

@@ -44,6 +44,14 @@ export class BrowserCookies {
   csrfToken(req: FastifyRequest, reply: FastifyReply): string {
     const existing = req.cookies[this.csrfName];
     if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+    return this.renewCsrfToken(reply);
+  }
+
+  /**
+   * A new CSRF token, replacing the browser's: at sign-in and sign-out, so a token known before
+   * (planted, or read off an earlier page) does not carry over into another session.
+   */
+  renewCsrfToken(reply: FastifyReply): string {
     const token = randomToken();
     reply.setCookie(this.csrfName, token, this.options());
     return token;
