@@ -90,10 +90,12 @@ export async function createServices(
     assertionJtis: new ClientAssertionJtis(store.db, () => clock.now()),
     clientKeys: new ClientKeys(),
     clock,
-    // RFC 7523 §3 (3): the token endpoint URL or the issuer; the other endpoints that
-    // authenticate clients are accepted too, as each is "the authorization server".
-    // RFC 9126 §2: the pushed authorization request endpoint URL too.
-    assertionAudiences: [config.issuer, endpoints.token, endpoints.introspection, endpoints.revocation, endpoints.pushedAuthorizationRequest],
+    // draft-ietf-oauth-rfc7523bis: the issuer alone, and the token endpoint URL while allowed
+    // (never the other endpoints' URLs, which RFC 7523 and RFC 9126 §2 let clients use).
+    assertionAudience: {
+      issuer: config.issuer,
+      tokenEndpoint: config.clientAssertionTokenEndpointAudience ? endpoints.token : undefined,
+    },
   };
   const accessTokens = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens(config.verifiedTokenCacheSize) };
   const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);

@@ -23,7 +23,8 @@ describe('client authentication at the token endpoint', () => {
   let jwksUri: string;
 
   beforeAll(async () => {
-    app = await createTestApp({}, { clock });
+    // Many refusals come from one address here; the back-off after CLIENT_AUTH_FAILURE_LIMIT has its own tests.
+    app = await createTestApp({ CLIENT_AUTH_FAILURE_LIMIT: '1000' }, { clock });
     secret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read' }, 'basic-client')).clientSecret!;
     postSecret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'client_secret_post' }, 'post-client')).clientSecret!;
 
@@ -63,7 +64,7 @@ describe('client authentication at the token endpoint', () => {
       .setProtectedHeader({ alg, kid })
       .setIssuer((claims.iss as string) ?? 'jwt-client')
       .setSubject((claims.sub as string) ?? 'jwt-client')
-      .setAudience((claims.aud as string) ?? TOKEN_ENDPOINT)
+      .setAudience((claims.aud as string | string[]) ?? TOKEN_ENDPOINT)
       .setIssuedAt(now())
       .setExpirationTime((claims.exp as number) ?? now() + 60)
       .sign(key);
@@ -197,7 +198,31 @@ describe('client authentication at the token endpoint', () => {
 
     it('refuses a wrong aud', async () => {
       expectInvalidClient(await withAssertion(await assertion({ aud: 'https://elsewhere.example.com/token' })), false);
-      expect(lastFailure()).toContain('unexpected "aud" claim value');
+      expect(lastFailure()).toBe('client_assertion aud must be the issuer identifier "http://localhost:8080" or the token endpoint URL "http://localhost:8080/token" (got "https://elsewhere.example.com/token")');
+    });
+
+    // draft-ietf-oauth-rfc7523bis, FAPI 2.0 §5.3.2.1: the issuer identifier alone. Any other
+    // endpoint URL, or a list naming this server beside other values, is the audience injection
+    // attack (an assertion a client made for one server, replayed at another).
+    it('accepts the issuer identifier as the only audience, as a string or a one-element list', async () => {
+      expect((await withAssertion(await assertion({ aud: ISSUER }))).statusCode).toBe(200);
+      expect((await withAssertion(await assertion({ aud: [ISSUER] }))).statusCode).toBe(200);
+    });
+
+    it('refuses the other endpoint URLs (introspection, revocation, PAR) as the audience', async () => {
+      for (const path of ['/introspect', '/revoke', '/par']) {
+        expectInvalidClient(await withAssertion(await assertion({ aud: `${ISSUER}${path}` })), false);
+        expect(lastFailure(), path).toContain(`(got "${ISSUER}${path}")`);
+      }
+    });
+
+    it('refuses a list of audiences holding this server beside anything else', async () => {
+      for (const aud of [[ISSUER, 'https://attacker.example.com'], ['https://attacker.example.com', TOKEN_ENDPOINT], [ISSUER, TOKEN_ENDPOINT], [ISSUER, ISSUER]]) {
+        expectInvalidClient(await withAssertion(await assertion({ aud })), false);
+        expect(lastFailure(), JSON.stringify(aud)).toBe(`client_assertion aud must be one value, not a list of ${aud.length} (draft-ietf-oauth-rfc7523bis)`);
+      }
+      expectInvalidClient(await withAssertion(await assertion({ aud: [] })), false);
+      expect(lastFailure()).toBe('client_assertion aud must be one value, not a list of 0 (draft-ietf-oauth-rfc7523bis)');
     });
 
     it('refuses sub different from iss, and a client_id parameter different from iss', async () => {
@@ -261,6 +286,38 @@ describe('client authentication at the token endpoint', () => {
     const event = app.logs.lines.find((l) => l.event === 'client.auth_failed' && l.client_id === 'basic-client');
     expect(event).toMatchObject({ method: 'client_secret_basic', endpoint: 'token', ip: '127.0.0.1' });
     expect(app.logs.text()).not.toContain('definitely-wrong');
+  });
+});
+
+describe('CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE=false: the issuer identifier is the only client assertion audience', () => {
+  let app: TestApp;
+  let key: CryptoKey;
+  beforeAll(async () => {
+    app = await createTestApp({ CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE: 'false' });
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    key = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
+    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, 'strict-jwt');
+  });
+  afterAll(async () => { await app.close(); });
+
+  const token = async (aud: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('strict-jwt').setSubject('strict-jwt')
+      .setAudience(aud).setIssuedAt(now).setExpirationTime(now + 60).sign(key);
+    return app.server.inject({
+      method: 'POST', url: '/token', headers: FORM_HEADERS,
+      payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
+    });
+  };
+
+  it('refuses the token endpoint URL (OpenID Connect Core §9) and accepts the issuer', async () => {
+    const refused = await token(TOKEN_ENDPOINT);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    expect(app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason)
+      .toBe('client_assertion aud must be the issuer identifier "http://localhost:8080" (got "http://localhost:8080/token")');
+    expect((await token(ISSUER)).statusCode).toBe(200);
   });
 });
 

@@ -101,7 +101,7 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
     expect(await app.context.store.db.selectFrom('authorization_requests').select('id_hash').where('kind', '=', 'par').execute()).toHaveLength(2);
   });
 
-  it('authenticates private_key_jwt with the PAR endpoint as the assertion audience (RFC 9126 §2)', async () => {
+  it('authenticates private_key_jwt with the issuer as the assertion audience, never the PAR endpoint URL (draft-ietf-oauth-rfc7523bis)', async () => {
     const { exportJWK, generateKeyPair, SignJWT } = await import('jose');
     const pair = await generateKeyPair('ES256');
     const jwtClient = await createClient(app.context, {
@@ -109,14 +109,20 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
       jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' }] },
     });
     const id = jwtClient.client.clientId;
-    const assertion = await new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuer(id).setSubject(id).setAudience('http://localhost:8080/par').setIssuedAt(Math.floor(clock.now().getTime() / 1000))
-      .setExpirationTime(Math.floor(clock.now().getTime() / 1000) + 60).sign(pair.privateKey);
-    const res = await app.server.inject({
-      method: 'POST', url: '/par', headers: FORM_HEADERS,
-      payload: form({ ...authParams(pkce().challenge), client_id: id, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
-    });
-    expect(res.statusCode).toBe(201);
+    const push = async (aud: string) => {
+      const assertion = await new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(id).setSubject(id).setAudience(aud).setIssuedAt(Math.floor(clock.now().getTime() / 1000))
+        .setExpirationTime(Math.floor(clock.now().getTime() / 1000) + 60).sign(pair.privateKey);
+      return app.server.inject({
+        method: 'POST', url: '/par', headers: FORM_HEADERS,
+        payload: form({ ...authParams(pkce().challenge), client_id: id, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+      });
+    };
+    expect((await push('http://localhost:8080')).statusCode).toBe(201);
+    // RFC 9126 §2 asked servers to accept the PAR endpoint URL too; rfc7523bis withdraws that.
+    const refused = await push('http://localhost:8080/par');
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json()).toMatchObject({ error: 'invalid_client' });
   });
 
   it('skips the consent page for a first-party client marked skip_consent', async () => {

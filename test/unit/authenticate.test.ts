@@ -57,7 +57,7 @@ function setup() {
   const limit = { admitted: [] as string[], released: [] as string[], refuse: false };
   const deps: ClientAuthDeps = {
     clients, assertionJtis: jtis, clientKeys: new ClientKeys(), clock,
-    assertionAudiences: [ISSUER, TOKEN_ENDPOINT],
+    assertionAudience: { issuer: ISSUER, tokenEndpoint: TOKEN_ENDPOINT },
     clientRateLimit: {
       admit(id) {
         limit.admitted.push(id);
@@ -294,13 +294,12 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
     expect(await rejection(auth({ body: await jwtBody({ iss: 'web', sub: 'web' }) })))
       .toMatchObject(failed('private_key_jwt', 'web', 'client is registered for client_secret_basic, not private_key_jwt'));
   });
-  it('fails verification: another key, an HMAC or unsupported alg, the wrong audience, expired, not yet valid, no exp or jti', async () => {
+  it('fails verification: another key, an HMAC or unsupported alg, expired, not yet valid, no exp or jti', async () => {
     const { auth, jwtBody, clock, jtis } = setup();
     const now = epochSeconds(clock);
     const cases: Array<[Promise<Record<string, string>>, RegExp]> = [
       [jwtBody({}, { key: stranger }), /^client_assertion rejected: ERR_JWS_SIGNATURE_VERIFICATION_FAILED: /],
       [jwtBody({}, { key: new Uint8Array(32) as unknown as CryptoKey, alg: 'HS256' }), /^client_assertion rejected: ERR_JOSE_ALG_NOT_ALLOWED: /],
-      [jwtBody({ aud: 'https://elsewhere.example.com' }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: unexpected "aud" claim value$/],
       [jwtBody({ exp: now - ASSERTION_CLOCK_TOLERANCE_SECONDS }), /^client_assertion rejected: ERR_JWT_EXPIRED: /],
       [jwtBody({ nbf: now + ASSERTION_CLOCK_TOLERANCE_SECONDS + 1 }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: "nbf" claim timestamp check failed$/],
       [jwtBody({ exp: undefined }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: missing required "exp" claim$/],
@@ -310,6 +309,40 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
       expect(await rejection(auth({ body: await body })), String(debug)).toMatchObject(failed('private_key_jwt', 'signer', debug));
     }
     expect(jtis.used.size).toBe(0);
+  });
+  it('accepts the issuer or the token endpoint URL as the one audience, a string or a list of one (draft-ietf-oauth-rfc7523bis)', async () => {
+    const { auth, jwtBody } = setup();
+    const audiences = [ISSUER, [ISSUER], TOKEN_ENDPOINT, [TOKEN_ENDPOINT]];
+    for (const [i, aud] of audiences.entries()) {
+      expect((await auth({ body: await jwtBody({ aud, jti: `aud-${i}` }) })).method, JSON.stringify(aud)).toBe('private_key_jwt');
+    }
+  });
+  it('refuses any other audience: another endpoint URL, another server, a list of several, none (the audience injection attack)', async () => {
+    const { auth, jwtBody, jtis } = setup();
+    const expected = `the issuer identifier "${ISSUER}" or the token endpoint URL "${TOKEN_ENDPOINT}"`;
+    const cases: Array<[unknown, string]> = [
+      [`${ISSUER}/introspect`, `client_assertion aud must be ${expected} (got "${ISSUER}/introspect")`],
+      [`${ISSUER}/par`, `client_assertion aud must be ${expected} (got "${ISSUER}/par")`],
+      [`${ISSUER}/`, `client_assertion aud must be ${expected} (got "${ISSUER}/")`],
+      ['https://elsewhere.example.com', `client_assertion aud must be ${expected} (got "https://elsewhere.example.com")`],
+      [[42], `client_assertion aud must be ${expected} (got 42)`],
+      [[ISSUER, 'https://attacker.example.com'], 'client_assertion aud must be one value, not a list of 2 (draft-ietf-oauth-rfc7523bis)'],
+      [[ISSUER, TOKEN_ENDPOINT], 'client_assertion aud must be one value, not a list of 2 (draft-ietf-oauth-rfc7523bis)'],
+      [[], 'client_assertion aud must be one value, not a list of 0 (draft-ietf-oauth-rfc7523bis)'],
+      [undefined, 'client_assertion has no aud'],
+      [`https://${'x'.repeat(300)}`, `client_assertion aud must be ${expected} (got ${JSON.stringify(`https://${'x'.repeat(300)}`).slice(0, 200)})`],
+    ];
+    for (const [aud, debug] of cases) {
+      expect(await rejection(auth({ body: await jwtBody({ aud }) })), JSON.stringify(aud)).toMatchObject(failed('private_key_jwt', 'signer', debug));
+    }
+    expect(jtis.used.size).toBe(0);
+  });
+  it('refuses the token endpoint URL when the server accepts the issuer alone', async () => {
+    const { auth, jwtBody, deps } = setup();
+    deps.assertionAudience = { issuer: ISSUER };
+    expect(await rejection(auth({ body: await jwtBody({ aud: TOKEN_ENDPOINT }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', `client_assertion aud must be the issuer identifier "${ISSUER}" (got "${TOKEN_ENDPOINT}")`));
+    expect((await auth({ body: await jwtBody({ aud: ISSUER }) })).method).toBe('private_key_jwt');
   });
   it('accepts an exp within the clock leeway', async () => {
     const { auth, jwtBody, clock } = setup();

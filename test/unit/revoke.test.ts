@@ -43,7 +43,7 @@ function setup() {
   const revokedGrants: Array<[string, string, string, Date]> = [];
   const lookups: Buffer[] = [];
   const deps: RevocationDeps = {
-    clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock, assertionAudiences: [ISSUER],
+    clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock, assertionAudience: { issuer: ISSUER },
     keys, issuer: ISSUER,
     async denylistAccessToken(jti, clientId, expiresAt) { denylisted.push([jti, clientId, expiresAt]); },
     async findRefreshToken(hash) { lookups.push(hash); return refreshTokens.get(hash.toString('hex')); },

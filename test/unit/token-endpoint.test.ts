@@ -53,7 +53,7 @@ function setup() {
     client('narrow', { grant_types: [CONFIDENTIAL] }, ['narrow-secret']),
   ]);
   const deps: TokenEndpointDeps = {
-    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock: new ManualClock(), assertionAudiences: [ISSUER],
+    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock: new ManualClock(), assertionAudience: { issuer: ISSUER },
   };
   const request = (input: ClientAuthInput) => handleTokenRequest(input, deps);
   return { echo, confidential, grants, clients, deps, request };

@@ -31,6 +31,45 @@ export const BASIC_REALM = 'latchkey';
 
 export type ClientAuthMethod = TokenEndpointAuthMethod;
 
+/**
+ * The values a client assertion's `aud` may be, one at a time (assertionAudienceProblem): the
+ * issuer identifier, and while the server allows it the token endpoint URL.
+ */
+export interface AssertionAudience {
+  /** The issuer identifier (RFC 8414 §2): always accepted. */
+  issuer: string;
+  /**
+   * The token endpoint URL, which OpenID Connect Core §9 says the audience SHOULD be; accepted
+   * only when set (CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE).
+   */
+  tokenEndpoint?: string | undefined;
+}
+
+/** How much of a refused `aud` value a debug reason quotes. */
+const QUOTED_AUDIENCE_LENGTH = 200;
+
+/**
+ * Why a client assertion's `aud` is refused, or undefined when it names this server alone
+ * (draft-ietf-oauth-rfc7523bis, FAPI 2.0 §5.3.2.1): one value — a string, or a list of just that
+ * string, which later drafts allow — that is the issuer identifier, or the token endpoint URL
+ * when `accepted` has one. RFC 7523 §3 (3) let the audience be any value identifying
+ * the server, in a list beside others; a client that also uses another server can then be made
+ * to sign an assertion that server may replay here (the "audience injection" attack: a
+ * malicious server's metadata names this server's token endpoint as its own, or a list holds
+ * both servers). The issuer is the one value a client has checked against the discovery document
+ * it fetched (RFC 8414 §3.3), so only it rules the attack out; the token endpoint URL stays
+ * accepted for OpenID Connect Core clients until the operator turns it off. Simple string
+ * comparison (RFC 3986 §6.2.1).
+ */
+export function assertionAudienceProblem(aud: unknown, accepted: AssertionAudience): string | undefined {
+  if (aud === undefined) return 'client_assertion has no aud';
+  if (Array.isArray(aud) && aud.length !== 1) return `client_assertion aud must be one value, not a list of ${aud.length} (draft-ietf-oauth-rfc7523bis)`;
+  const value: unknown = Array.isArray(aud) ? aud[0] : aud;
+  if (value === accepted.issuer || (accepted.tokenEndpoint !== undefined && value === accepted.tokenEndpoint)) return undefined;
+  const expected = `the issuer identifier ${JSON.stringify(accepted.issuer)}${accepted.tokenEndpoint === undefined ? '' : ` or the token endpoint URL ${JSON.stringify(accepted.tokenEndpoint)}`}`;
+  return `client_assertion aud must be ${expected} (got ${(JSON.stringify(value) ?? String(value)).slice(0, QUOTED_AUDIENCE_LENGTH)})`;
+}
+
 export interface AuthenticatedClient {
   client: Client;
   method: ClientAuthMethod;
@@ -52,11 +91,8 @@ export interface ClientAuthDeps {
   assertionJtis: AssertionJtiStore;
   clientKeys: ClientKeys;
   clock: Clock;
-  /**
-   * Values accepted as a client assertion's `aud` (RFC 7523 §3 (3)): the issuer and the URLs
-   * of the endpoints that authenticate clients (token, introspection, revocation, …).
-   */
-  assertionAudiences: readonly string[];
+  /** What a client assertion's `aud` may name (assertionAudienceProblem). */
+  assertionAudience: AssertionAudience;
   /** This endpoint's per-client limit (src/oauth/client-auth/client-rate-limit.ts); none: no limit. */
   clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
 }
@@ -239,7 +275,6 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
       algorithms: [...CLIENT_ASSERTION_ALGS],
       issuer: clientId,
       subject: clientId,
-      audience: [...deps.assertionAudiences],
       currentDate: now,
       clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['exp', 'jti'],
@@ -247,6 +282,10 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   } catch (err) {
     throw fail(`client_assertion rejected: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`, clientId);
   }
+  // RFC 7523 §3 (3) as draft-ietf-oauth-rfc7523bis narrows it (checked here, not by jose, which
+  // accepts any list that contains one expected value).
+  const audienceProblem = assertionAudienceProblem(payload.aud, deps.assertionAudience);
+  if (audienceProblem !== undefined) throw fail(audienceProblem, clientId);
   const exp = payload.exp!;
   if (exp - epochSeconds(deps.clock) > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS) {
     throw fail(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME_SECONDS}s away`, clientId);
