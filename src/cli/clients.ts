@@ -50,6 +50,8 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --refresh-token-idle-ttl SECONDS      [refresh_token_idle_ttl]
   --refresh-token-absolute-ttl SECONDS  [refresh_token_absolute_ttl]
   --skip-consent               [skip_consent] a first-party client
+  --introspect-any-token       [introspect_any_token] a resource server: /introspect tells it
+                               about any token, not only its own and those naming it in aud
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
 Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
@@ -73,6 +75,7 @@ const OPTIONS = {
   'refresh-token-idle-ttl': { type: 'string' },
   'refresh-token-absolute-ttl': { type: 'string' },
   'skip-consent': { type: 'boolean' },
+  'introspect-any-token': { type: 'boolean' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
   yes: { type: 'boolean' },
@@ -106,6 +109,7 @@ function metadataFrom(v: Values): Record<string, unknown> {
   if (v['refresh-token-idle-ttl'] !== undefined) m.refresh_token_idle_ttl = Number(v['refresh-token-idle-ttl']);
   if (v['refresh-token-absolute-ttl'] !== undefined) m.refresh_token_absolute_ttl = Number(v['refresh-token-absolute-ttl']);
   if (v['skip-consent']) m.skip_consent = true;
+  if (v['introspect-any-token']) m.introspect_any_token = true;
   return m;
 }
 

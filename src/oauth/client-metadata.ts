@@ -117,6 +117,12 @@ const metadataObject = z.strictObject({
   refresh_token_absolute_ttl: z.number().int().min(60).max(400 * 86400).optional(),
   /** Latchkey: a first-party client; consent is not asked. Only an administrator may set it. */
   skip_consent: z.boolean().default(false),
+  /**
+   * Latchkey: a resource server that may learn the details of any live token at /introspect
+   * (RFC 7662 §4 leaves who may learn what to the server). Without it a client learns only about
+   * its own tokens and tokens naming it in their `aud`. Only an administrator may set it.
+   */
+  introspect_any_token: z.boolean().optional(),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
   /**
@@ -137,6 +143,12 @@ const metadataObject = z.strictObject({
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;
+
+/**
+ * Members that grant a client trust, so only an administrator (CLI, admin API, clients file) may
+ * set them: Dynamic Client Registration refuses them (RFC 7591 §2 lets the server refuse metadata).
+ */
+export const ADMINISTRATOR_ONLY_MEMBERS = ['skip_consent', 'introspect_any_token'] as const satisfies ReadonlyArray<keyof ClientMetadata>;
 
 /** The grant types a client may register for, and each one's rules on the rest of its metadata (src/oauth/token-endpoint/registry.ts). */
 export interface RegistrableGrantTypes {

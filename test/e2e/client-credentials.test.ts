@@ -27,7 +27,7 @@ describe('client_credentials end to end with oauth4webapi', () => {
       grant_types: ['client_credentials'], scope: 'orders:read', token_endpoint_auth_method: 'private_key_jwt',
       jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'worker-key', alg: 'ES256' }] },
     }, 'jwt-worker');
-    await createClient(app.context, { grant_types: ['client_credentials'] }, 'gateway').then((c) => { gatewaySecret = c.clientSecret!; });
+    await createClient(app.context, { grant_types: ['client_credentials'], introspect_any_token: true }, 'gateway').then((c) => { gatewaySecret = c.clientSecret!; });
   });
   let gatewaySecret: string;
   afterAll(async () => { await app.close(); });

@@ -80,6 +80,23 @@ describe('admin API (/admin)', () => {
     expect((await call('PATCH', '/admin/clients/nobody', { scope: 'a' })).statusCode).toBe(404);
   });
 
+  it('marks a resource server that may introspect every token (introspect_any_token), and unmarks it', async () => {
+    const owner = (await call('POST', '/admin/clients', { client_id: 'owner', grant_types: ['client_credentials'] })).json().client_secret as string;
+    const rs = (await call('POST', '/admin/clients', { client_id: 'orders-api', grant_types: ['client_credentials'] })).json().client_secret as string;
+    const accessToken = (await token('owner', owner)).json().access_token as string;
+    const introspect = async () => (await app.server.inject({
+      method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic('orders-api', rs) }, payload: form({ token: accessToken }),
+    })).json();
+    expect(await introspect()).toEqual({ active: false });
+    expect((await call('PATCH', '/admin/clients/orders-api', { introspect_any_token: true })).json()).toMatchObject({ introspect_any_token: true });
+    expect(await introspect()).toMatchObject({ active: true, client_id: 'owner' });
+    expect((await call('PATCH', '/admin/clients/orders-api', { introspect_any_token: false })).json()).toMatchObject({ introspect_any_token: false });
+    expect(await introspect()).toEqual({ active: false });
+    expect((await call('PATCH', '/admin/clients/orders-api', { introspect_any_token: 'yes' })).json()).toEqual({
+      error: 'invalid_client_metadata', error_description: 'introspect_any_token: Invalid input: expected boolean, received string',
+    });
+  });
+
   it('recomputes response_types when a merge changes grant_types', async () => {
     await call('POST', '/admin/clients', { client_id: 'switcher', grant_types: ['authorization_code'], redirect_uris: ['https://s.example.com/cb'] });
     const res = await call('PATCH', '/admin/clients/switcher', { grant_types: ['client_credentials'] });

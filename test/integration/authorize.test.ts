@@ -24,7 +24,8 @@ describe('authorization code flow with PKCE', () => {
       grant_types: ['authorization_code'], scope: 'openid profile email api:read', default_scope: 'openid',
     });
     web = { id: created.client.clientId, secret: created.clientSecret! };
-    const o = await createClient(app.context, { redirect_uris: ['https://other.example.com/cb'], grant_types: ['authorization_code', 'client_credentials'], scope: 'openid' });
+    // Also the resource server introspecting web's tokens (RFC 7662 §4: marked by the operator).
+    const o = await createClient(app.context, { redirect_uris: ['https://other.example.com/cb'], grant_types: ['authorization_code', 'client_credentials'], scope: 'openid', introspect_any_token: true });
     other = { id: o.client.clientId, secret: o.clientSecret! };
     aliceId = (await createUser(app.context, 'alice')).id;
   });

@@ -49,6 +49,8 @@ describe('latchkey clients', () => {
 
     const updated = JSON.parse((await cli('update', 'etl', '--scope', 'warehouse:write warehouse:read')).stdout);
     expect(updated).toMatchObject({ client_name: 'ETL', scope: 'warehouse:write warehouse:read' });
+    expect(updated.introspect_any_token).toBeUndefined();
+    expect(JSON.parse((await cli('update', 'etl', '--introspect-any-token')).stdout)).toMatchObject({ introspect_any_token: true, scope: 'warehouse:write warehouse:read' });
 
     const rotated = JSON.parse((await cli('rotate-secret', 'etl', '--overlap', '1h')).stdout);
     expect(rotated.client_secret).not.toBe(body.client_secret);

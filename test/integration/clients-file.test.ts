@@ -19,6 +19,7 @@ clients:
     grant_types: [client_credentials]
     scope: invoices:read invoices:write
     resources: [https://billing-api.example.com]
+    introspect_any_token: true
   - client_id: portal
     grant_types: [authorization_code]
     redirect_uris: [https://portal.example.com/callback]
@@ -50,6 +51,8 @@ describe('the clients file (CLIENTS_FILE)', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json().scope).toBe('invoices:read invoices:write');
       expect(first.logs.lines.filter((l) => l.event === 'client.created').map((l) => l.client_id)).toEqual(['billing', 'portal']);
+      // The file may mark a resource server (an administrator's member).
+      expect((await first.services.registry.get('billing')).metadata.introspect_any_token).toBe(true);
       expect(first.logs.text()).not.toContain(BILLING_SECRET);
     } finally {
       await first.close();

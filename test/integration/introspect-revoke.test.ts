@@ -20,7 +20,8 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     (ring as { verificationKey: KeyRing['verificationKey'] }).verificationKey = (kid) => (revokedKids.has(kid) ? undefined : verificationKey(kid));
     issuerAuth = basic('svc', (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read write', resources: ['https://api.example.com'] }, 'svc')).clientSecret!);
     otherAuth = basic('other', (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read' }, 'other')).clientSecret!);
-    rsAuth = basic('resource-server', (await createClient(app.context, { grant_types: ['client_credentials'] }, 'resource-server')).clientSecret!);
+    // A resource server, marked by the operator: it may see every token's details (RFC 7662 §4).
+    rsAuth = basic('resource-server', (await createClient(app.context, { grant_types: ['client_credentials'], introspect_any_token: true }, 'resource-server')).clientSecret!);
     await createClient(app.context, { grant_types: ['authorization_code'], redirect_uris: ['https://spa.example.com/cb'], token_endpoint_auth_method: 'none' }, 'spa');
   });
   afterAll(async () => { await app.close(); });
@@ -124,6 +125,52 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     });
   });
 
+  // RFC 7662 §4 leaves to the server which client may learn what about a token.
+  describe('who may see a live token\'s details', () => {
+    const refusals = () => app.logs.lines.filter((l) => l.event === 'introspection.refused');
+
+    it('a client sees its own tokens', async () => {
+      const token = await issue(otherAuth);
+      expect((await introspect(token, otherAuth)).json()).toMatchObject({ active: true, client_id: 'other', sub: 'other' });
+    });
+
+    it('any other client that is not a marked resource server gets active:false, in JSON and in a JWT', async () => {
+      const token = await issue(issuerAuth, { scope: 'read' });
+      expect((await introspect(token, otherAuth)).json()).toEqual({ active: false });
+      const jwt = await app.server.inject({
+        method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: otherAuth, accept: 'application/token-introspection+jwt' }, payload: form({ token }),
+      });
+      expect(decodeJwt(jwt.body)).toMatchObject({ aud: 'other', token_introspection: { active: false } });
+      // The token itself is fine: the resource server sees it.
+      expect((await introspect(token)).json()).toMatchObject({ active: true, client_id: 'svc' });
+      expect(await app.context.metrics.registry.metrics()).toMatch(/latchkey_introspections_total\{result="refused",format="json"\} [1-9]/);
+    });
+
+    it('records introspection.refused once per caller and window, naming the caller and the token (never the token itself)', async () => {
+      const prying = basic('prying', (await createClient(app.context, { grant_types: ['client_credentials'] }, 'prying')).clientSecret!);
+      const first = await issue(issuerAuth);
+      const second = await issue(issuerAuth);
+      expect((await introspect(first, prying)).json()).toEqual({ active: false });
+      expect((await introspect(second, prying)).json()).toEqual({ active: false });
+      // A token it cannot see but that is not live (garbled, unknown) is no refusal.
+      expect((await introspect('not-a-token', prying)).json()).toEqual({ active: false });
+      expect(refusals().filter((l) => l.client_id === 'prying')).toEqual([expect.objectContaining({
+        event: 'introspection.refused', client_id: 'prying', token_client_id: 'svc', jti: decodeJwt(first).jti, ip: '127.0.0.1',
+      })]);
+      expect(app.logs.text()).not.toContain(first);
+      // The next window records the next one.
+      clock.advance(61);
+      const third = await issue(issuerAuth);
+      expect((await introspect(third, prying)).json()).toEqual({ active: false });
+      expect(refusals().filter((l) => l.client_id === 'prying').map((l) => l.jti)).toEqual([decodeJwt(first).jti, decodeJwt(third).jti]);
+      // Answers the caller may see raise no event.
+      const before = refusals().length;
+      await introspect(await issue(otherAuth), otherAuth);
+      await introspect(third);
+      expect(refusals()).toHaveLength(before);
+    });
+  });
+
   describe('JWT introspection responses (RFC 9701)', () => {
     const JWT_TYPE = 'application/token-introspection+jwt';
     const asJwt = (token: string, authorization = rsAuth, accept = JWT_TYPE) => app.server.inject({
@@ -200,7 +247,7 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     });
 
     it('signs with the registered introspection_signed_response_alg, and refuses rather than use another when it has no key', async () => {
-      const rsa = basic('rs-rsa', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'RS256' }, 'rs-rsa')).clientSecret!);
+      const rsa = basic('rs-rsa', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'RS256', introspect_any_token: true }, 'rs-rsa')).clientSecret!);
       const token = await issue();
       const res = await asJwt(token, rsa);
       expect(res.statusCode).toBe(503);
@@ -209,7 +256,7 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
       // Its JSON answer does not depend on the alg.
       expect((await introspect(token, rsa)).json().active).toBe(true);
       // A registered alg with a key: that key signs.
-      const es = basic('rs-es', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'ES256' }, 'rs-es')).clientSecret!);
+      const es = basic('rs-es', (await createClient(app.context, { grant_types: ['client_credentials'], introspection_signed_response_alg: 'ES256', introspect_any_token: true }, 'rs-es')).clientSecret!);
       expect(decodeProtectedHeader((await asJwt(token, es)).body)).toMatchObject({ alg: 'ES256', typ: 'token-introspection+jwt' });
     });
 

@@ -117,4 +117,17 @@ describe('METRICS_PER_CLIENT', () => {
     expect(lines).toContain('latchkey_tokens_issued_total{grant_type="client_credentials",outcome="invalid_client",client_id="-"} 2');
     expect(lines.some((l) => l.includes('attacker-chosen-id'))).toBe(false);
   });
+
+  it('adds the asking client_id to introspections: who introspects how much, and who is refused', async () => {
+    const gateway = (await createClient(app.context, { grant_types: ['client_credentials'] }, 'gateway')).clientSecret!;
+    const token = (await app.server.inject({
+      method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic('billing', secret) }, payload: form({ grant_type: 'client_credentials' }),
+    })).json().access_token as string;
+    const introspect = (authorization: string) => app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization }, payload: form({ token }) });
+    expect((await introspect(basic('billing', secret))).json().active).toBe(true);
+    expect((await introspect(basic('gateway', gateway))).json()).toEqual({ active: false });
+    const lines = await metricLines(app);
+    expect(lines).toContain('latchkey_introspections_total{result="active",format="json",client_id="billing"} 1');
+    expect(lines).toContain('latchkey_introspections_total{result="refused",format="json",client_id="gateway"} 1');
+  });
 });

@@ -24,7 +24,8 @@ describe('pushed authorization requests (RFC 9126), first-party clients, and Use
     parOnly = { id: p.client.clientId, secret: p.clientSecret! };
     const f = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid profile phone', skip_consent: true });
     firstParty = { id: f.client.clientId, secret: f.clientSecret! };
-    const s = await createClient(app.context, { grant_types: ['client_credentials'], scope: 'openid' });
+    // A resource server: it introspects other clients' tokens.
+    const s = await createClient(app.context, { grant_types: ['client_credentials'], scope: 'openid', introspect_any_token: true });
     service = { id: s.client.clientId, secret: s.clientSecret! };
     userId = (await createUser(app.context, 'bob', { phone_number: '+15550100' })).id;
   });

@@ -76,7 +76,7 @@ describe('admin API: revoking every family of a user, a client, or a user+client
     expect(await works(web, a2.refresh_token!)).toBe(false);
     expect(await works(other, aOther.refresh_token!)).toBe(true);
     expect(await works(web, bWeb.refresh_token!)).toBe(true);
-    const active = await app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(other.id, other.secret!) }, payload: form({ token: a1.access_token }) });
+    const active = await app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(web.id, web.secret!) }, payload: form({ token: a1.access_token }) });
     expect(active.json()).toEqual({ active: false });
     const consents = await app.context.store.db.selectFrom('consents').select('client_id').where('user_id', '=', aliceId).execute();
     expect(consents).toEqual([{ client_id: other.id }]);

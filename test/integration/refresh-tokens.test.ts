@@ -25,7 +25,8 @@ describe('refresh token families: rotation, grace window, reuse detection', () =
       scope: SCOPE, refresh_token_idle_ttl: 600, refresh_token_absolute_ttl: 1800,
     });
     web = { id: w.client.clientId, secret: w.clientSecret! };
-    const o = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: SCOPE });
+    // Also the resource server introspecting web's tokens (RFC 7662 §4: marked by the operator).
+    const o = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: SCOPE, introspect_any_token: true });
     other = { id: o.client.clientId, secret: o.clientSecret! };
     const n = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: SCOPE });
     noRefresh = { id: n.client.clientId, secret: n.clientSecret! };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
+import { basic, createClient, form, FORM_HEADERS, registryOf } from '../support/clients.js';
 
 const IAT = 'initial-access-token-0123456789-abcdefghij';
 const IAT2 = 'second-initial-access-token-0123456789-xyz';
@@ -77,6 +77,7 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     [{ grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }, 'invalid_client_metadata'],
     [{ grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata'],
     [{ grant_types: ['client_credentials'], skip_consent: true }, 'invalid_client_metadata'],
+    [{ grant_types: ['client_credentials'], introspect_any_token: true }, 'invalid_client_metadata'],
     [{ grant_types: ['client_credentials'], scope: 'a', default_scope: 'b' }, 'invalid_client_metadata'],
     [{ grant_types: 'client_credentials' }, 'invalid_client_metadata'],
     [{ grant_types: ['client_credentials'], introspection_signed_response_alg: 'HS256' }, 'invalid_client_metadata'],
@@ -159,6 +160,27 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
     expect((await manage('GET', uri, rat)).statusCode).toBe(401);
     const token = await app.server.inject({ method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(created.client_id, created.client_secret) }, payload: form({ grant_type: 'client_credentials' }) });
     expect(token.statusCode).toBe(401);
+  });
+
+  it('keeps what an administrator granted (skip_consent, introspect_any_token) through RFC 7592 updates, and lets no registrant grant it itself', async () => {
+    const created = (await register({ grant_types: ['client_credentials'], scope: 'a' })).json();
+    const uri = created.registration_client_uri as string;
+    const rat = created.registration_access_token as string;
+    const refused = await manage('PUT', uri, rat, { client_id: created.client_id, grant_types: ['client_credentials'], introspect_any_token: true });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toEqual({ error: 'invalid_client_metadata', error_description: 'introspect_any_token: may only be set by an administrator' });
+
+    await registryOf(app.context).update(created.client_id, { introspect_any_token: true, skip_consent: true }, { source: 'admin', merge: true });
+    // A client that sends back what it read (RFC 7592 §2.2) keeps it, and so does one that leaves it out.
+    const read = (await manage('GET', uri, rat)).json();
+    expect(read).toMatchObject({ introspect_any_token: true, skip_consent: true });
+    const { registration_client_uri: _u, client_id_issued_at: _i, client_secret_expires_at: _e, ...metadata } = read;
+    const echoed = await manage('PUT', uri, rat, { ...metadata, client_name: 'Echoed' });
+    expect(echoed.statusCode).toBe(200);
+    expect(echoed.json()).toMatchObject({ client_name: 'Echoed', introspect_any_token: true, skip_consent: true });
+    const omitted = await manage('PUT', uri, rat, { client_id: created.client_id, grant_types: ['client_credentials'], skip_consent: false });
+    expect(omitted.statusCode).toBe(200);
+    expect(omitted.json()).toMatchObject({ introspect_any_token: true, skip_consent: true });
   });
 
   it('refuses management with a wrong token, or another client\'s token, with 401 invalid_token', async () => {

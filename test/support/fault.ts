@@ -95,7 +95,8 @@ export function instanceEnv(databaseUrl: string | undefined, extra: Record<strin
   const clientsFile = join(dir, 'clients.json');
   writeFileSync(clientsFile, JSON.stringify({
     clients: [
-      { client_id: SERVICE.id, client_secret_env: 'SVC_SECRET', grant_types: ['client_credentials'], scope: 'api:read' },
+      // Also a resource server: it introspects other clients' tokens.
+      { client_id: SERVICE.id, client_secret_env: 'SVC_SECRET', grant_types: ['client_credentials'], scope: 'api:read', introspect_any_token: true },
       {
         client_id: WEB.id, client_secret_env: 'WEB_SECRET', grant_types: ['authorization_code', 'refresh_token'],
         redirect_uris: [REDIRECT], scope: 'openid offline_access', skip_consent: true,

@@ -1,6 +1,7 @@
 import { epochSeconds } from '../../platform/clock.js';
 import { signJwt } from '../../platform/keys/jws.js';
 import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type ClientAuthInput } from '../../oauth/client-auth/authenticate.js';
+import type { Client } from '../../oauth/client.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { readParams } from '../../oauth/params.js';
 import { assertSignable, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
@@ -26,6 +27,34 @@ export type IntrospectionResponse =
       jti: string;
     };
 
+/** A live-looking token of this server (signed by it, unexpired) that the caller may not see: what the audit names. */
+export interface RefusedIntrospection {
+  /** The client the token was issued to. */
+  clientId: string;
+  jti: string;
+}
+
+export interface IntrospectionResult {
+  caller: AuthenticatedClient;
+  response: IntrospectionResponse;
+  /** The same answer as a signed JWT (RFC 9701), when the caller asked for one. */
+  jwt?: string;
+  /** Set when the answer is {active:false} because the token is not the caller's to see (mayIntrospect). */
+  refused?: RefusedIntrospection;
+}
+
+/**
+ * Who may learn a token's details: RFC 7662 §4 leaves it to the server's policy, and answering
+ * every authenticated client would let any of them — a self-registered one included — read the
+ * `sub`, `scope` and `aud` of tokens meant for other resource servers. So: a client the operator
+ * marked `introspect_any_token` (a resource server), the client the token was issued to, and a
+ * client its `aud` names. Read from the caller already authenticated: no database read.
+ */
+export function mayIntrospect(caller: Client, token: { client_id: string; aud: string | string[] }): boolean {
+  if (caller.metadata.introspect_any_token === true || caller.clientId === token.client_id) return true;
+  return typeof token.aud === 'string' ? token.aud === caller.clientId : token.aud.includes(caller.clientId);
+}
+
 export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
   /** Is this access token revoked? (the jti denylist; later also its grant/family state) */
   isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
@@ -37,22 +66,24 @@ export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
  * RFC 7662 §2.1: only an authenticated client may introspect (401 otherwise, §2.3). Anything
  * that is not a live token this server issued — expired, revoked, signed by a key no longer in
  * the key ring, issued to a client since deleted or disabled, malformed, unknown — is simply
- * `{active:false}` (§2.2). token_type_hint is a
- * hint: only access tokens exist to be introspected today, so it changes nothing. When the
- * caller's Accept header prefers it (RFC 9701 §4), the same answer also comes signed as `jwt`.
+ * `{active:false}` (§2.2); so is a token the caller may not see (mayIntrospect, §4).
+ * token_type_hint is a hint: only access tokens exist to be introspected today, so it changes
+ * nothing. When the caller's Accept header prefers it (RFC 9701 §4), the same answer also comes
+ * signed as `jwt`.
  */
 export async function introspect(
   input: ClientAuthInput & { accept?: string | undefined },
   deps: IntrospectionDeps,
-): Promise<{ caller: AuthenticatedClient; response: IntrospectionResponse; jwt?: string }> {
+): Promise<IntrospectionResult> {
   const caller = await authenticateClient(input, deps, { allowPublic: false });
   const { token } = readParams(input.body, ['token', 'token_type_hint']);
   if (token === undefined) throw new InvalidRequest('token is required (RFC 7662 §2.1)');
   const alg = caller.client.metadata.introspection_signed_response_alg;
   const asJwt = prefersJwtResponse(input.accept);
   if (asJwt) assertSignable(deps.keys, alg, "this client's introspection responses");
-  const response = await answer(token, deps);
-  if (!asJwt) return { caller, response };
+  const { response, refused } = await answer(token, caller.client, deps);
+  const result: IntrospectionResult = refused ? { caller, response, refused } : { caller, response };
+  if (!asJwt) return result;
   // RFC 9701 §5: iss, aud (the resource server asking: the authenticated caller), iat, and the
   // RFC 7662 answer as token_introspection ({active:false} alone when inactive). No sub and no
   // exp, so the response cannot pass for an access token; explicitly typed (§8.1).
@@ -62,20 +93,23 @@ export async function introspect(
     iat: epochSeconds(deps.clock),
     token_introspection: response,
   }, INTROSPECTION_JWT_TYP);
-  return { caller, response, jwt };
+  return { ...result, jwt };
 }
 
-async function answer(token: string, deps: IntrospectionDeps): Promise<IntrospectionResponse> {
+async function answer(token: string, caller: Client, deps: IntrospectionDeps): Promise<{ response: IntrospectionResponse; refused?: RefusedIntrospection }> {
   const verified = await verifyAccessToken(deps, token);
-  if (!verified.valid) return { active: false };
+  if (!verified.valid) return { response: { active: false } };
   const c = verified.claims;
-  if (await deps.isRevoked(c)) return { active: false };
+  // First: a caller that may not see the token learns nothing else about it (not even whether
+  // it was revoked), and costs no further lookup.
+  if (!mayIntrospect(caller, c)) return { response: { active: false }, refused: { clientId: c.client_id, jti: c.jti } };
+  if (await deps.isRevoked(c)) return { response: { active: false } };
   // A token outlives neither its client's deletion nor its disabling (read from the client cache).
   const owner = await deps.clients.get(c.client_id);
-  if (!owner || owner.disabled) return { active: false };
+  if (!owner || owner.disabled) return { response: { active: false } };
   // A user's token (it names its grant) outlives neither the user's deletion nor disabling.
-  if (c.gid !== undefined && !(await deps.userActive(c.sub))) return { active: false };
-  return {
+  if (c.gid !== undefined && !(await deps.userActive(c.sub))) return { response: { active: false } };
+  return { response: {
     active: true,
     ...(c.scope ? { scope: c.scope } : {}),
     client_id: c.client_id,
@@ -86,7 +120,7 @@ async function answer(token: string, deps: IntrospectionDeps): Promise<Introspec
     aud: c.aud,
     iss: c.iss,
     jti: c.jti,
-  };
+  } };
 }
 
 const JSON_TYPE = 'application/json';

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
+import { FixedWindowCounter } from '../../platform/fixed-window.js';
 import type { CapabilityContext } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { clientAuthInput, noStore } from '../../server/http/forms.js';
@@ -16,6 +17,10 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
       ...services.authDeps, ...services.accessTokens, isRevoked: services.isRevoked, userActive: services.userActive,
       clientRateLimit: limiter.client('introspection', config.introspectionRateLimitPerClient, ctx.clock),
     };
+    const { introspections, perClient } = services.metrics;
+    // A refusal is audited once per caller and RATE_LIMIT_WINDOW: a resource server left unmarked
+    // may introspect thousands of tokens a second, and the metric counts every refusal anyway.
+    const refusalsAudited = new FixedWindowCounter(config.rateLimitWindow * 1000);
 
     app.post('/introspect', { preHandler: limit }, async (req, reply) => {
       noStore(reply);
@@ -23,8 +28,14 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
       try {
         // The answer depends on Accept (RFC 9701 §4).
         reply.header('Vary', 'Accept');
-        const { response, jwt } = await introspect({ ...clientAuthInput(req), accept: req.headers.accept }, deps);
-        services.metrics.introspections.inc({ result: response.active ? 'active' : 'inactive', format: jwt === undefined ? 'json' : 'jwt' });
+        const { caller, response, jwt, refused } = await introspect({ ...clientAuthInput(req), accept: req.headers.accept }, deps);
+        const labels = { result: refused ? 'refused' : response.active ? 'active' : 'inactive', format: jwt === undefined ? 'json' : 'jwt' };
+        introspections.inc(perClient ? { ...labels, client_id: caller.client.clientId } : labels);
+        if (refused && refusalsAudited.add(caller.client.clientId, ctx.clock.now().getTime()).count === 1) {
+          ctx.audit.record('introspection.refused', {
+            client_id: caller.client.clientId, token_client_id: refused.clientId, jti: refused.jti, ...requestAuditFields(req),
+          });
+        }
         if (jwt !== undefined) return reply.code(200).header('Content-Type', INTROSPECTION_JWT_MEDIA_TYPE).send(jwt);
         return reply.code(200).send(response);
       } catch (err) {

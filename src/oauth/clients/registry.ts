@@ -3,7 +3,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
-import { parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
+import { ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 
 /** Who made a change, for the audit trail and the `source` column. */
@@ -49,12 +49,21 @@ export class ClientRegistry {
     private readonly grantTypes: RegistrableGrantTypes,
   ) {}
 
-  /** `policy`: the caller's own rule on the parsed metadata (Dynamic Client Registration's), a problem or nothing. */
-  private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy): ClientMetadata {
+  /**
+   * `policy`: the caller's own rule on the parsed metadata (Dynamic Client Registration's), a
+   * problem or nothing. `current`: the client's metadata before an update. A dynamically
+   * registered client can grant itself none of ADMINISTRATOR_ONLY_MEMBERS (first-party, resource
+   * server), nor lose what an administrator granted it: an RFC 7592 update that sends back what
+   * it read, or leaves the member out (§2.2 replaces the metadata), keeps it.
+   */
+  private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy, current?: ClientMetadata): ClientMetadata {
     const metadata = parseClientMetadata(input, { grantTypes: this.grantTypes, ignoreUnknown: source === 'registration' });
-    // A dynamically registered client cannot declare itself first-party.
-    if (source === 'registration' && metadata.skip_consent) {
-      throw new InvalidClientMetadata('skip_consent: may only be set by an administrator');
+    if (source === 'registration') {
+      for (const member of ADMINISTRATOR_ONLY_MEMBERS) {
+        const granted = current?.[member] === true;
+        if (metadata[member] === true && !granted) throw new InvalidClientMetadata(`${member}: may only be set by an administrator`);
+        if (granted) metadata[member] = true;
+      }
     }
     const problem = policy?.(metadata);
     if (problem !== undefined) throw new InvalidClientMetadata(problem);
@@ -100,7 +109,7 @@ export class ClientRegistry {
     // response_types follow from grant_types (RFC 7591 §2.1): a merge recomputes them unless given.
     const { response_types: _derived, ...kept } = current.metadata;
     const next = options.merge ? { ...kept, ...(input as object) } : input;
-    const metadata = this.validate(next, options.source, options.policy);
+    const metadata = this.validate(next, options.source, options.policy, current.metadata);
     const needsSecret = usesClientSecret(metadata.token_endpoint_auth_method) && current.secrets.length === 0;
     const clientSecret = needsSecret ? generateSecret() : undefined;
     const client = await this.repository.updateMetadata(clientId, metadata, clientSecret ? hashSecret(clientSecret) : undefined);

@@ -8,10 +8,11 @@ import { LatencyHistogram, RequestCounter } from './request-metrics.js';
 export interface OAuthMetrics {
   /** With METRICS_PER_CLIENT also `client_id`: the authenticated client on success, `-` on any failure (a claimed id is unbounded). */
   tokensIssued: RequestCounter<'grant_type' | 'outcome' | 'client_id'>;
-  /** Whether tokensIssued carries the `client_id` label. */
+  /** Whether tokensIssued and introspections carry the `client_id` label. */
   perClient: boolean;
   tokenRequestDuration: LatencyHistogram<'grant_type'>;
-  introspections: RequestCounter<'result' | 'format'>;
+  /** With METRICS_PER_CLIENT also `client_id`: the client that asked (answers only go to authenticated clients). */
+  introspections: RequestCounter<'result' | 'format' | 'client_id'>;
   introspectionDuration: LatencyHistogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
@@ -46,8 +47,8 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
     }),
     introspections: new RequestCounter({
       name: 'latchkey_introspections_total',
-      help: 'Introspection answers by result (active or inactive) and format (json, or jwt: RFC 9701).',
-      labelNames: ['result', 'format'],
+      help: 'Introspection answers by result (active, inactive, or refused: an unexpired token of this server the caller may not see) and format (json, or jwt: RFC 9701).',
+      labelNames: perClient ? ['result', 'format', 'client_id'] : ['result', 'format'],
       registers: [registry],
     }),
     introspectionDuration: new LatencyHistogram({

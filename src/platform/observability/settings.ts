@@ -28,7 +28,7 @@ export const metricsSettings = defineSlice({
   settings: {
     metricsTokens: setting('METRICS_TOKEN', optionalCredentialList.describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Unset: /metrics is open to whoever reaches it.')),
     metricsPort: setting('METRICS_PORT', integer(0, 65535).optional().describe('Serve /metrics only on this separate port (bound to HOST; 0 picks a free port) and not on PORT. Unset: /metrics is on PORT.')),
-    metricsPerClient: setting('METRICS_PER_CLIENT', boolean.default(false).describe('Add a client_id label to latchkey_tokens_issued_total (the authenticated client on success, - on failure): one series per client, grant and outcome, so only with a bounded number of clients.')),
+    metricsPerClient: setting('METRICS_PER_CLIENT', boolean.default(false).describe('Add a client_id label to latchkey_tokens_issued_total (the authenticated client on success, - on failure) and to latchkey_introspections_total (the client that asked): series per client, so only with a bounded number of clients.')),
   },
   requires: [httpSettings],
   check: (c) => (c.metricsPort !== undefined && c.metricsPort !== 0 && c.metricsPort === c.port
