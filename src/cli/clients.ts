@@ -150,7 +150,7 @@ export const clientsCommand: Command = {
       const auditEvents = new AuditEventRepository(store.db);
       const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
       try {
-        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, GRANT_TYPES);
+        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, GRANT_TYPES, config.issuer);
         const options = { source: 'cli' as const, fields: { user: process.env.USER } };
         switch (sub) {
           case 'create':

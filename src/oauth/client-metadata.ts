@@ -44,6 +44,34 @@ export function redirectUriProblem(uri: string): string | undefined {
   return undefined;
 }
 
+/**
+ * RFC 8252 §8.3: `localhost` in a loopback redirect URI is NOT RECOMMENDED — the name can resolve
+ * to something other than the loopback interface the app listens on (a hosts file, a resolver,
+ * IPv4 against IPv6), and a client that relies on it can be sent elsewhere. Latchkey accepts it
+ * only from a server whose own issuer is on loopback (a development set-up); elsewhere a new one
+ * is refused, naming the IP literals to use. URIs the client already has are kept: a client
+ * stored before the rule, or declared again unchanged, goes on working.
+ */
+function localhostRedirectProblem(
+  metadata: Pick<ClientMetadata, 'redirect_uris' | 'post_logout_redirect_uris'>,
+  issuer: string,
+  registered: readonly string[],
+): string | undefined {
+  if (isLoopbackHost(new URL(issuer).hostname)) return undefined;
+  for (const member of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+    for (const uri of metadata[member]) {
+      const url = new URL(uri); // an absolute URI: the schema checked it
+      if (url.hostname !== 'localhost' || (url.protocol !== 'http:' && url.protocol !== 'https:') || registered.includes(uri)) continue;
+      const literal = /^(https?:\/\/)localhost(?=[:/?]|$)/i;
+      const instead = literal.test(uri)
+        ? `${uri.replace(literal, '$1127.0.0.1')} or ${uri.replace(literal, '$1[::1]')}`
+        : '127.0.0.1 or [::1] as the host';
+      return `${member}: ${uri}: localhost is NOT RECOMMENDED in a loopback redirect URI (RFC 8252 §8.3) and is accepted only when the issuer is on loopback; use ${instead}`;
+    }
+  }
+  return undefined;
+}
+
 const redirectUri = z.string().superRefine((uri, ctx) => {
   const problem = redirectUriProblem(uri);
   if (problem) ctx.addIssue({ code: 'custom', message: `${uri}: ${problem}`, params: { redirect: true } });
@@ -188,10 +216,6 @@ function consistencyProblems(m: ClientMetadata, grantTypes: RegistrableGrantType
   return problems;
 }
 
-/**
- * Validates client metadata and fills in the RFC 7591 defaults. Throws InvalidRedirectUri or
- * InvalidClientMetadata naming the member at fault.
- */
 /** The path of the first member name or string value holding a NUL byte, or undefined. */
 function pathWithNul(value: unknown, path = '', depth = 0): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
@@ -205,7 +229,21 @@ function pathWithNul(value: unknown, path = '', depth = 0): string | undefined {
   return undefined;
 }
 
-export function parseClientMetadata(input: unknown, options: { grantTypes: RegistrableGrantTypes; ignoreUnknown?: boolean }): ClientMetadata {
+export interface ParseClientMetadataOptions {
+  grantTypes: RegistrableGrantTypes;
+  /** RFC 7591 §2: drop unknown members (Dynamic Client Registration) instead of refusing them. */
+  ignoreUnknown?: boolean;
+  /** This server's issuer: whether `localhost` may name a redirect URI's host (localhostRedirectProblem). */
+  issuer: string;
+  /** The redirect and post-logout redirect URIs the client already has, kept as they are. */
+  registeredRedirectUris?: readonly string[];
+}
+
+/**
+ * Validates client metadata and fills in the RFC 7591 defaults. Throws InvalidRedirectUri or
+ * InvalidClientMetadata naming the member at fault.
+ */
+export function parseClientMetadata(input: unknown, options: ParseClientMetadataOptions): ClientMetadata {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidClientMetadata('client metadata must be a JSON object');
   }
@@ -226,6 +264,8 @@ export function parseClientMetadata(input: unknown, options: { grantTypes: Regis
     throw new InvalidClientMetadata(`${where}: ${issue.message}`);
   }
   const metadata = parsed.data;
+  const localhost = localhostRedirectProblem(metadata, options.issuer, options.registeredRedirectUris ?? []);
+  if (localhost) throw new InvalidRedirectUri(localhost);
   // RFC 7591 §2.1: response_types follow from grant_types.
   if (metadata.response_types === undefined) {
     metadata.response_types = metadata.grant_types.includes('authorization_code') ? ['code'] : [];

@@ -152,7 +152,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const capabilities = options.capabilities ?? CAPABILITIES;
     const grantTypes = options.capabilities ? new GrantTypeRegistry(capabilities.flatMap((c) => c.grantTypes ?? [])) : GRANT_TYPES;
     if (config.clientsFile) {
-      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, grantTypes);
+      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, grantTypes, config.issuer);
       logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
     }
     const services = await createServices(context, grantTypes, cleanups);

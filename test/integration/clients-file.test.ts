@@ -103,6 +103,23 @@ describe('the clients file (CLIENTS_FILE)', () => {
     expect(await clientsRows()).toEqual(before);
   });
 
+  it('refuses a new localhost redirect URI when the issuer is not on loopback, and keeps a stored one (RFC 8252 §8.3)', async () => {
+    const publicStart = (path: string) => createTestApp({ CLIENTS_FILE: path, ISSUER: 'https://id.example.com' }, { store, env: {} });
+    const declare = (uris: string[]) => write('native.yaml', `clients:\n  - client_id: native\n    grant_types: [authorization_code]\n    redirect_uris: [${uris.join(', ')}]\n    token_endpoint_auth_method: none\n`);
+    // Declared while the issuer was on loopback: stored.
+    const dev = await start(declare(['http://localhost:7000/cb']), {});
+    await dev.close();
+    // The same declaration still starts on the public issuer; one more localhost URI does not.
+    const same = await publicStart(declare(['http://localhost:7000/cb']));
+    await same.close();
+    const err = await publicStart(declare(['http://localhost:7000/cb', 'http://localhost:7001/cb'])).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientsFileError);
+    expect((err as Error).message).toContain('client "native": redirect_uris: http://localhost:7001/cb: localhost is NOT RECOMMENDED in a loopback redirect URI (RFC 8252 §8.3)');
+    const fresh = await publicStart(write('fresh.yaml', 'clients:\n  - client_id: fresh-native\n    grant_types: [authorization_code]\n    redirect_uris: [http://localhost:7000/cb]\n    token_endpoint_auth_method: none\n'))
+      .then(() => undefined, (e: unknown) => e);
+    expect((fresh as Error).message).toContain('client "fresh-native": redirect_uris: http://localhost:7000/cb: localhost is NOT RECOMMENDED');
+  });
+
   it('stops start-up when the file is missing', async () => {
     const err = await start(join(dir, 'nope.yaml'), {}).then(() => undefined, (e: unknown) => e);
     expect((err as Error).message).toBe(`CLIENTS_FILE ${join(dir, 'nope.yaml')}: cannot be read (ENOENT)`);

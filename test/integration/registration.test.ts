@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { basic, createClient, form, FORM_HEADERS, registryOf } from '../support/clients.js';
+import { hashSecret } from '../../src/oauth/client.js';
+import { ClientRepository } from '../../src/oauth/clients/store.js';
+import type { OAuthError } from '../../src/oauth/errors.js';
+import { basic, createClient, form, FORM_HEADERS, parseClientMetadata, registryOf } from '../support/clients.js';
 
 const IAT = 'initial-access-token-0123456789-abcdefghij';
 const IAT2 = 'second-initial-access-token-0123456789-xyz';
@@ -217,6 +220,57 @@ describe('Dynamic Client Registration (RFC 7591) and management (RFC 7592)', () 
 
   it('advertises the registration endpoint', () => {
     expect(app.context.discovery.build().registration_endpoint).toBe('http://localhost:8080/register');
+  });
+});
+
+describe('localhost redirect URIs on a server not on loopback (RFC 8252 §8.3)', () => {
+  let app: TestApp;
+  beforeAll(async () => { app = await createTestApp({ ISSUER: 'https://id.example.com', INITIAL_ACCESS_TOKEN: IAT }); });
+  afterAll(async () => { await app.close(); });
+
+  const register = (body: unknown) => app.server.inject({
+    method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' }, payload: JSON.stringify(body),
+  });
+  const NATIVE = { redirect_uris: ['http://localhost:7000/callback'], token_endpoint_auth_method: 'none' };
+  const REFUSED = {
+    error: 'invalid_redirect_uri',
+    error_description: 'redirect_uris: http://localhost:7000/callback: localhost is NOT RECOMMENDED in a loopback redirect URI (RFC 8252 §8.3) and is accepted only when the issuer is on loopback; use http://127.0.0.1:7000/callback or http://[::1]:7000/callback',
+  };
+
+  it('refuses a new registration naming localhost, and takes the IP literals', async () => {
+    const refused = await register(NATIVE);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toEqual(REFUSED);
+    expect((await register({ ...NATIVE, redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback'] })).statusCode).toBe(201);
+  });
+
+  it('refuses it from an administrator too (CLI, admin API)', async () => {
+    const err = await registryOf(app.context).create(NATIVE, { source: 'admin' }).then(() => undefined, (e: unknown) => e);
+    expect((err as OAuthError).toJSON()).toEqual(REFUSED);
+  });
+
+  it('keeps a client stored with a localhost redirect URI working, and lets it keep that URI through updates', async () => {
+    // Registered before the rule: stored as it was then.
+    const rat = 'registration-access-token-0123456789-abcdef';
+    await new ClientRepository(app.context.store.db, app.context.store.notifier).insert({
+      clientId: 'legacy-native', metadata: parseClientMetadata(NATIVE), secretHash: null, registrationAccessTokenHash: hashSecret(rat), source: 'registration',
+    });
+    const authorize = await app.server.inject({
+      method: 'GET',
+      url: `/authorize?${form({ response_type: 'code', client_id: 'legacy-native', redirect_uri: 'http://localhost:7000/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's' })}`,
+    });
+    expect(authorize.statusCode).toBe(303);
+    // Sent on to sign in, not to an error page: the stored redirect URI still matches.
+    expect(new URL(authorize.headers.location!, 'https://id.example.com').pathname).toBe('/login');
+    const manage = (body: unknown) => app.server.inject({
+      method: 'PUT', url: '/register/legacy-native', headers: { authorization: `Bearer ${rat}`, 'content-type': 'application/json' }, payload: JSON.stringify(body),
+    });
+    const kept = await manage({ client_id: 'legacy-native', ...NATIVE, client_name: 'Renamed' });
+    expect(kept.statusCode).toBe(200);
+    expect(kept.json()).toMatchObject({ client_name: 'Renamed', redirect_uris: ['http://localhost:7000/callback'] });
+    const added = await manage({ client_id: 'legacy-native', ...NATIVE, redirect_uris: ['http://localhost:7000/callback', 'http://localhost:7001/callback'] });
+    expect(added.statusCode).toBe(400);
+    expect(added.json().error_description).toMatch(/^redirect_uris: http:\/\/localhost:7001\/callback: localhost is NOT RECOMMENDED/);
   });
 });
 

@@ -9,7 +9,7 @@ export { ManualClock as TestClock } from './clock.js';
 
 /** The client registry of an app, as the CLI would use it. */
 export function registryOf(context: AppContext): ClientRegistry {
-  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock, GRANT_TYPES);
+  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock, GRANT_TYPES, context.config.issuer);
 }
 
 export async function createClient(context: AppContext, metadata: Record<string, unknown>, clientId?: string): Promise<CreatedClient> {
@@ -36,7 +36,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   }
 }
 
-/** Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types, as the registry does it. */
-export function parseClientMetadata(input: unknown, options: { ignoreUnknown?: boolean } = {}): ClientMetadata {
-  return parseWith(input, { ...options, grantTypes: GRANT_TYPES });
+/**
+ * Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types, as
+ * the registry does it; by default for the tests' loopback issuer.
+ */
+export function parseClientMetadata(
+  input: unknown,
+  options: { ignoreUnknown?: boolean; issuer?: string; registeredRedirectUris?: readonly string[] } = {},
+): ClientMetadata {
+  return parseWith(input, { issuer: 'http://localhost:8080', ...options, grantTypes: GRANT_TYPES });
 }

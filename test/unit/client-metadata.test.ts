@@ -3,7 +3,7 @@ import { redirectUriProblem } from '../../src/oauth/client-metadata.js';
 import { parseClientMetadata } from '../support/clients.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 
-function errorOf(input: unknown, options?: { ignoreUnknown?: boolean }): { error: string; error_description: string } | undefined {
+function errorOf(input: unknown, options?: Parameters<typeof parseClientMetadata>[1]): { error: string; error_description: string } | undefined {
   try {
     parseClientMetadata(input, options);
     return undefined;
@@ -27,6 +27,39 @@ describe('redirect URI rules', () => {
     expect(redirectUriProblem('/cb')).toBe('must be an absolute URI');
     expect(redirectUriProblem('javascript:alert(1)')).toBe('the javascript: scheme is not allowed');
     expect(redirectUriProblem('myapp:/cb')).toBe('a private-use scheme must be a reverse domain name containing a dot (RFC 8252 §7.1), e.g. com.example.app');
+  });
+});
+
+describe('localhost in redirect URIs (RFC 8252 §8.3: NOT RECOMMENDED)', () => {
+  const PUBLIC = { issuer: 'https://id.example.com' };
+
+  it('is accepted by a server whose issuer is on loopback (development)', () => {
+    for (const issuer of ['http://localhost:8080', 'http://127.0.0.1:8080', 'http://[::1]:8080', 'https://localhost']) {
+      expect(errorOf({ redirect_uris: ['http://localhost:3000/cb'], post_logout_redirect_uris: ['http://localhost:3000/'] }, { issuer }), issuer).toBeUndefined();
+    }
+  });
+
+  it('is refused elsewhere, in a redirect or post-logout URI, http or https, naming the IP literals to use instead', () => {
+    expect(errorOf({ redirect_uris: ['http://localhost:3000/cb'] }, PUBLIC)).toEqual({
+      error: 'invalid_redirect_uri',
+      error_description: 'redirect_uris: http://localhost:3000/cb: localhost is NOT RECOMMENDED in a loopback redirect URI (RFC 8252 §8.3) and is accepted only when the issuer is on loopback; use http://127.0.0.1:3000/cb or http://[::1]:3000/cb',
+    });
+    expect(errorOf({ redirect_uris: ['https://app.example.com/cb'], post_logout_redirect_uris: ['HTTP://LocalHost/bye'] }, PUBLIC)).toEqual({
+      error: 'invalid_redirect_uri',
+      error_description: 'post_logout_redirect_uris: HTTP://LocalHost/bye: localhost is NOT RECOMMENDED in a loopback redirect URI (RFC 8252 §8.3) and is accepted only when the issuer is on loopback; use HTTP://127.0.0.1/bye or HTTP://[::1]/bye',
+    });
+    expect(errorOf({ redirect_uris: ['https://localhost:8443/cb'] }, PUBLIC)?.error).toBe('invalid_redirect_uri');
+  });
+
+  it('leaves IP literals, other hosts and private-use schemes alone', () => {
+    expect(errorOf({ redirect_uris: ['http://127.0.0.1:3000/cb', 'http://[::1]/cb', 'https://localhost.example.com/cb', 'com.example.app://localhost/cb'] }, PUBLIC)).toBeUndefined();
+  });
+
+  it('keeps a localhost URI the client already has: only new ones are refused', () => {
+    const registeredRedirectUris = ['http://localhost:3000/cb'];
+    expect(errorOf({ redirect_uris: ['http://localhost:3000/cb', 'https://app.example.com/cb'] }, { ...PUBLIC, registeredRedirectUris })).toBeUndefined();
+    expect(errorOf({ redirect_uris: ['http://localhost:3000/cb', 'http://localhost:4000/cb'] }, { ...PUBLIC, registeredRedirectUris })?.error_description)
+      .toMatch(/^redirect_uris: http:\/\/localhost:4000\/cb: localhost is NOT RECOMMENDED/);
   });
 });
 

@@ -41,7 +41,7 @@ function setup() {
   const grants = new GrantTypeRegistry<TokenGrant>([echo.grant, confidential.grant]);
   // Clients registered for the stub grant types: metadata through the real schema, against this registry.
   const client = (clientId: string, metadata: Record<string, unknown>, secrets: string[] = []): Client => {
-    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants });
+    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER });
     return {
       clientId, clientType: clientTypeOf(parsed), metadata: parsed, secrets: secrets.map((s) => secretSlot(s)), disabled: false,
       source: 'cli', createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
-import { hashSecret } from '../client.js';
+import { CLIENT_ID, hashSecret } from '../client.js';
 import { parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
 import { OAuthError } from '../errors.js';
 
@@ -29,8 +29,8 @@ export interface DeclaredClient {
   secretHash: string | null;
 }
 
-/** Reads and validates the whole file first: nothing is written unless every client is valid. */
-export function readClientsFile(path: string, env: Record<string, string | undefined>, grantTypes: RegistrableGrantTypes): DeclaredClient[] {
+/** The file's entries as written: read and parsed, not yet validated. */
+function readEntries(path: string): unknown[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -45,12 +45,33 @@ export function readClientsFile(path: string, env: Record<string, string | undef
   }
   const list = Array.isArray(document) ? document : (document as { clients?: unknown } | null)?.clients;
   if (!Array.isArray(list)) throw new ClientsFileError(path, 'must hold a list of clients (a top-level `clients:` list)');
+  return list;
+}
 
+/** The client_id each entry names, where it names a possible one. */
+function declaredIds(entries: readonly unknown[]): string[] {
+  return entries.flatMap((entry) => {
+    const id = entry !== null && typeof entry === 'object' ? (entry as { client_id?: unknown }).client_id : undefined;
+    return typeof id === 'string' && CLIENT_ID.test(id) ? [id] : [];
+  });
+}
+
+interface ClientsFileOptions {
+  /** This server's issuer (parseClientMetadata). */
+  issuer: string;
+  /** The redirect URIs each declared client already has in the database, kept as they are (parseClientMetadata). */
+  registeredRedirectUris?: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Validates every entry first: nothing is written unless every client is valid. */
+function validateEntries(
+  path: string, list: readonly unknown[], env: Record<string, string | undefined>, grantTypes: RegistrableGrantTypes, options: ClientsFileOptions,
+): DeclaredClient[] {
   const seen = new Set<string>();
   return list.map((entry, index) => {
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new ClientsFileError(path, `entry ${index + 1} is not an object`);
     const { client_id: clientId, client_secret_env: secretEnv, ...rest } = entry as Record<string, unknown>;
-    if (typeof clientId !== 'string' || !/^[A-Za-z0-9._~-]{1,200}$/.test(clientId)) {
+    if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) {
       throw new ClientsFileError(path, `entry ${index + 1}: client_id: must be 1-200 characters of A-Z a-z 0-9 . _ ~ -`);
     }
     const where = `client "${clientId}"`;
@@ -59,7 +80,7 @@ export function readClientsFile(path: string, env: Record<string, string | undef
     if ('client_secret' in rest) throw new ClientsFileError(path, `${where}: client_secret: secrets do not belong in the file; name an environment variable with client_secret_env`);
     let metadata: ClientMetadata;
     try {
-      metadata = parseClientMetadata(rest, { grantTypes });
+      metadata = parseClientMetadata(rest, { grantTypes, issuer: options.issuer, registeredRedirectUris: options.registeredRedirectUris?.get(clientId) ?? [] });
     } catch (err) {
       if (err instanceof OAuthError) throw new ClientsFileError(path, `${where}: ${err.description}`);
       throw err;
@@ -89,8 +110,12 @@ export async function applyClientsFile(
   repository: ClientRepository,
   audit: AuditLog,
   grantTypes: RegistrableGrantTypes,
+  issuer: string,
 ): Promise<Record<string, 'created' | 'updated' | 'unchanged'>> {
-  const declared = readClientsFile(path, env, grantTypes);
+  const entries = readEntries(path);
+  // A client declared before a redirect URI rule became stricter keeps the URIs it has.
+  const registeredRedirectUris = await repository.registeredRedirectUris(declaredIds(entries));
+  const declared = validateEntries(path, entries, env, grantTypes, { issuer, registeredRedirectUris });
   const outcome: Record<string, 'created' | 'updated' | 'unchanged'> = {};
   for (const client of declared) {
     const result = await repository.upsertDeclared({ ...client, source: 'bootstrap' });

@@ -47,17 +47,23 @@ export class ClientRegistry {
     private readonly clock: Clock,
     /** The grant types clients may register for (the server's registry). */
     private readonly grantTypes: RegistrableGrantTypes,
+    /** This server's issuer (ISSUER): what some redirect URI rules depend on. */
+    private readonly issuer: string,
   ) {}
 
   /**
    * `policy`: the caller's own rule on the parsed metadata (Dynamic Client Registration's), a
-   * problem or nothing. `current`: the client's metadata before an update. A dynamically
-   * registered client can grant itself none of ADMINISTRATOR_ONLY_MEMBERS (first-party, resource
-   * server), nor lose what an administrator granted it: an RFC 7592 update that sends back what
-   * it read, or leaves the member out (§2.2 replaces the metadata), keeps it.
+   * problem or nothing. `current`: the client's metadata before an update (its redirect URIs are
+   * kept as they are, even where a rule has since become stricter). A dynamically registered
+   * client can grant itself none of ADMINISTRATOR_ONLY_MEMBERS (first-party, resource server),
+   * nor lose what an administrator granted it: an RFC 7592 update that sends back what it read,
+   * or leaves the member out (§2.2 replaces the metadata), keeps it.
    */
   private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy, current?: ClientMetadata): ClientMetadata {
-    const metadata = parseClientMetadata(input, { grantTypes: this.grantTypes, ignoreUnknown: source === 'registration' });
+    const metadata = parseClientMetadata(input, {
+      grantTypes: this.grantTypes, ignoreUnknown: source === 'registration', issuer: this.issuer,
+      registeredRedirectUris: current ? [...current.redirect_uris, ...current.post_logout_redirect_uris] : [],
+    });
     if (source === 'registration') {
       for (const member of ADMINISTRATOR_ONLY_MEMBERS) {
         const granted = current?.[member] === true;

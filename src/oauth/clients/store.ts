@@ -37,6 +37,16 @@ export class ClientRepository {
     return row ? toClient(row) : undefined;
   }
 
+  /** The redirect and post-logout redirect URIs of those of these clients that exist, by client_id. */
+  async registeredRedirectUris(clientIds: readonly string[]): Promise<Map<string, string[]>> {
+    if (clientIds.length === 0) return new Map();
+    const rows = await this.db.selectFrom('clients').select(['client_id', 'metadata']).where('client_id', 'in', [...clientIds]).execute();
+    return new Map(rows.map((row) => {
+      const metadata = storedMetadata(row.metadata);
+      return [row.client_id, [...(metadata.redirect_uris ?? []), ...(metadata.post_logout_redirect_uris ?? [])]];
+    }));
+  }
+
   async registrationAccessTokenHash(clientId: string): Promise<string | undefined> {
     const row = await this.db.selectFrom('clients').select('registration_access_token_hash')
       .where('client_id', '=', clientId).executeTakeFirst();
@@ -148,6 +158,11 @@ export class ClientRepository {
   }
 }
 
+/** The metadata column as read: jsonb comes back parsed, or as text to parse. */
+function storedMetadata(value: Selectable<ClientsTable>['metadata']): ClientMetadata {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as ClientMetadata;
+}
+
 function toClient(row: Selectable<ClientsTable>): Client {
   const secrets: ClientSecretSlot[] = [];
   if (row.secret_hash) secrets.push({ hash: row.secret_hash, expiresAt: row.secret_expires_at });
@@ -155,7 +170,7 @@ function toClient(row: Selectable<ClientsTable>): Client {
   return {
     clientId: row.client_id,
     clientType: row.client_type,
-    metadata: (typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata) as ClientMetadata,
+    metadata: storedMetadata(row.metadata),
     secrets,
     disabled: row.disabled,
     source: row.source,
