@@ -110,6 +110,19 @@ describe('first-party sign-in', () => {
     expect(res.headers.location).toBe('/');
   });
 
+  it('redirects to a non-ASCII return_to percent-encoded, replacing the previous session cleanly', async () => {
+    const b = new Browser(app);
+    await b.signIn('frank', PASSWORD);
+    const previous = b.cookies.get('latchkey_session')!;
+    const res = await b.signIn('frank', PASSWORD, '/café?q=ü ✓');
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/caf%C3%A9?q=%C3%BC%20%E2%9C%93');
+    const now = b.cookies.get('latchkey_session');
+    expect(now).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(now).not.toBe(previous);
+    expect((await b.request('GET', '/')).statusCode).toBe(200);
+  });
+
   it('throttles an account with a growing delay, without checking the password while blocked', async () => {
     const b = new Browser(app);
     for (let i = 0; i < 5; i++) expect((await b.signIn('erin', `wrong password ${i}`)).statusCode).toBe(401);

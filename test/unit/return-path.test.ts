@@ -10,4 +10,11 @@ describe('return path after sign-in', () => {
       expect(safeReturnPath(bad)).toBe('/');
     }
   });
+  it('percent-encodes what a Location header cannot carry, keeping existing escapes (RFC 3986 §2.1)', () => {
+    expect(safeReturnPath('/café?q=ü ✓&x=%20')).toBe('/caf%C3%A9?q=%C3%BC%20%E2%9C%93&x=%20');
+    expect(safeReturnPath('/\u{1F600}')).toBe('/%F0%9F%98%80');
+  });
+  it('refuses a lone surrogate, which has no UTF-8 form', () => {
+    expect(safeReturnPath('/a\ud800b')).toBe('/');
+  });
 });
