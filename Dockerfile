@@ -18,8 +18,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The embedded store (when DATABASE_URL is unset) lives in a volume the `node` user owns.
-RUN mkdir -p /var/lib/latchkey && chown node:node /var/lib/latchkey
+# The embedded store (when DATABASE_URL is unset) lives in a volume only the `node` user may
+# read (password hashes, personal data, the key-encryption secret); the server keeps it 0700.
+RUN install -d -m 0700 -o node -g node /var/lib/latchkey
 VOLUME ["/var/lib/latchkey"]
 USER node
 EXPOSE 8080

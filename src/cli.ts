@@ -10,7 +10,7 @@ import { startCommand } from './cli/start.js';
 import { usersCommand } from './cli/users.js';
 import { auditCommand } from './cli/audit.js';
 import { tokensCommand } from './cli/tokens.js';
-import { DataDirBusyError } from './platform/db/data-dir.js';
+import { DataDirBusyError, DataDirPermissionError } from './platform/db/data-dir.js';
 import { EXIT, EXIT_CODES_HELP, exitWhenDrained, watchOutput } from './cli/output.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
@@ -50,7 +50,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     // node:util parseArgs reports unknown or malformed options as ERR_PARSE_ARGS_* errors.
     const parseError = err instanceof Error && String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
-    if (err instanceof UsageError || err instanceof DataDirBusyError || parseError) {
+    if (err instanceof UsageError || err instanceof DataDirBusyError || err instanceof DataDirPermissionError || parseError) {
       process.stderr.write(`latchkey ${name}: ${(err as Error).message}\n`);
       return EXIT.usage;
     }

@@ -23,7 +23,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1    failed: an unexpected error (e.g. the database is unreachable), or a step after the
        change failed (the command's help says which); the message is on stderr
   2    refused: a usage, configuration or input error (unknown client, user or key), or the
-       embedded store is in use by a running server; the message is on stderr
+       embedded store is in use by a running server or cannot be made private to this user;
+       the message is on stderr
   141  the reader closed stdout or stderr before all output was written (e.g. \`| head -1\`),
        as for a Unix tool stopped by SIGPIPE; nothing more is printed`;
 

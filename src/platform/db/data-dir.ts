@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /**
@@ -25,10 +25,61 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Takes ownership of the data directory; returns the release function. */
+/**
+ * DATA_DIR holds password hashes, personal data and the key-encryption secret: no other local
+ * user may read it. This process cannot make it private (a directory or file owned by another
+ * user): the start is refused, naming the path and what to do, rather than run exposed.
+ */
+export class DataDirPermissionError extends Error {
+  constructor(readonly path: string, readonly mode: number, cause: NodeJS.ErrnoException) {
+    super(`${path} is mode ${mode.toString(8).padStart(4, '0')} and this process (uid ${process.getuid?.() ?? '?'}) cannot make it private ` +
+      `(${cause.code ?? cause.message}). The embedded store must be readable by its owner only: ` +
+      'give DATA_DIR and everything in it to the user Latchkey runs as (chown -R), or set its modes yourself (directories 0700, files 0600).');
+    this.name = 'DataDirPermissionError';
+  }
+}
+
+/**
+ * Makes `dir` and everything under it private to its owner: directories 0700, files 0600
+ * (symbolic links are not followed). The directory itself is tightened first, so nothing below
+ * stays reachable while the walk runs. A umask cannot do this for the embedded store: PGlite
+ * (Emscripten's NODEFS) sets the modes of the files its initdb writes itself (0666), and a
+ * DATA_DIR made beforehand (the Dockerfile's) has whatever mode it was given.
+ */
+export function makeDataDirPrivate(dir: string): void {
+  const root = resolve(dir);
+  const tighten = (path: string, mode: number, target: number) => {
+    if ((mode & 0o777) === target) return;
+    try {
+      chmodSync(path, target);
+    } catch (err) {
+      throw new DataDirPermissionError(path, mode & 0o7777, err as NodeJS.ErrnoException);
+    }
+  };
+  tighten(root, statSync(root).mode, 0o700);
+  const walk = (path: string) => {
+    for (const name of readdirSync(path)) {
+      const entry = join(path, name);
+      const stat = lstatSync(entry);
+      if (stat.isDirectory()) {
+        tighten(entry, stat.mode, 0o700);
+        walk(entry);
+      } else if (stat.isFile()) {
+        tighten(entry, stat.mode, 0o600);
+      }
+    }
+  };
+  walk(root);
+}
+
+/**
+ * Takes ownership of the data directory, created 0700 or made private (makeDataDirPrivate),
+ * and returns the release function.
+ */
 export function lockDataDir(dir: string): () => void {
   const path = resolve(dir);
   mkdirSync(path, { recursive: true, mode: 0o700 });
+  makeDataDirPrivate(path);
   const pidFile = join(path, 'latchkey.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

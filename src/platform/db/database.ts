@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { makeDataDirPrivate } from './data-dir.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { failoverClient, PrimaryLocator } from './primary.js';
@@ -69,8 +70,11 @@ async function openPGlite(options: StoreOptions): Promise<Store> {
     pglite = await PGlite.create({ postgresqlconf });
   } else {
     const path = resolve(dir, 'pglite');
-    mkdirSync(path, { recursive: true });
+    mkdirSync(path, { recursive: true, mode: 0o700 });
     pglite = await PGlite.create({ dataDir: path, postgresqlconf });
+    // What initdb and the start-up just wrote (0666 and 0644: PGlite sets these modes itself).
+    // Files PostgreSQL creates from now on are 0600, and the directory is 0700 anyway.
+    makeDataDirPrivate(resolve(dir));
   }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   const schema = 'public';
