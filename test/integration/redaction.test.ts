@@ -77,16 +77,27 @@ describe('redaction of secrets in logs, proven on a whole flow', () => {
     await app.server.inject({ method: 'GET', url: `/userinfo?access_token=${tokens.access_token}` });
     await app.server.inject({ method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic(clientId, clientSecret) }, payload: form({ token: tokens.access_token }) });
     await app.server.inject({ method: 'POST', url: '/revoke', headers: { ...FORM_HEADERS, authorization: basic(clientId, clientSecret) }, payload: form({ token: tokens.access_token }) });
+    // Hints in request URLs: an ID token, and an e-mail address (personal data), passed on to /login.
+    const loginHint = 'carol.hint@example.org';
+    const again = await b.request('GET', `/authorize?${authorizeQuery({
+      response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, scope: 'openid', state: 's', code_challenge: p.challenge, code_challenge_method: 'S256',
+      prompt: 'login', login_hint: loginHint, id_token_hint: tokens.id_token,
+    })}`);
+    expect(again.headers.location).toContain('login_hint=');
+    await b.request('GET', again.headers.location!);
+    await b.request('GET', `/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, logout_hint: loginHint })}`);
     await app.close(); // flushes the audit trail
     closed = true;
 
-    secrets.push(PASSWORD, wrongPassword, clientSecret, wrongSecret, code!, p.verifier, tokens.access_token, tokens.id_token,
+    secrets.push(loginHint, encodeURIComponent(loginHint), PASSWORD, wrongPassword, clientSecret, wrongSecret, code!, p.verifier, tokens.access_token, tokens.id_token,
       tokens.refresh_token, refreshed.access_token, refreshed.refresh_token, ...(refreshed.id_token ? [refreshed.id_token] : []), ...b.cookies.values());
     const output = app.logs.text();
     expect(app.logs.lines.length).toBeGreaterThan(20);
     expect(output).toContain('"url":"/token"'); // requests were logged...
     expect(output).toContain('"event":"refresh.reuse_detected"');
     expect(output).toContain('"url":"/userinfo?access_token=[Redacted]"');
+    expect(output).toMatch(/"url":"\/authorize\?[^"]*login_hint=\[Redacted\]&id_token_hint=\[Redacted\]"/);
+    expect(output).toContain('"url":"/logout?id_token_hint=[Redacted]&logout_hint=[Redacted]"');
     for (const secret of secrets) expect(output, 'a secret in the logs').not.toContain(secret); // ...their secrets were not
     // The access token's signature alone (what a partial leak would show) is absent too.
     expect(output).not.toContain(tokens.access_token.split('.')[2]!);

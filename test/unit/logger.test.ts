@@ -31,4 +31,11 @@ describe('log redaction', () => {
     expect(redactUrl('/healthz')).toBe('/healthz');
     expect(redactUrl('/x?%zz=1')).toBe('/x?%zz=1');
   });
+
+  it('replaces hints that carry an ID token or personal data (OpenID Connect Core §3.1.2.1, RP-Initiated Logout §2)', () => {
+    expect(redactUrl('/authorize?client_id=a&login_hint=alice%40example.com&id_token_hint=eyJ.x.y'))
+      .toBe('/authorize?client_id=a&login_hint=[Redacted]&id_token_hint=[Redacted]');
+    expect(redactUrl('/logout?logout_hint=alice&state=s')).toBe('/logout?logout_hint=[Redacted]&state=s');
+    expect(scrubSecrets({ login_hint: 'alice@example.com', client_id: 'a' })).toEqual({ login_hint: '[Redacted]', client_id: 'a' });
+  });
 });

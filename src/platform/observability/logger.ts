@@ -2,13 +2,16 @@ import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'p
 
 /**
  * Every field that can carry a secret, wherever it appears in a logged object (up to three
- * levels down). Its value is replaced before the line is serialised (DESIGN: tokens, secrets,
- * passwords and codes never reach logs).
+ * levels down) or as a query parameter of a logged URL. Its value is replaced before the line
+ * is serialised (DESIGN: tokens, secrets, passwords and codes never reach logs). The hints are
+ * here too: an `id_token_hint` is an ID token, a `login_hint` or `logout_hint` is usually an
+ * e-mail address or username (OpenID Connect Core §3.1.2.1, RP-Initiated Logout 1.0 §2).
  */
 export const SECRET_FIELDS = [
   'password', 'client_secret', 'code', 'code_verifier', 'refresh_token', 'access_token', 'id_token',
   'token', 'assertion', 'client_assertion', 'subject_token', 'actor_token', 'device_code', 'user_code',
   'registration_access_token', 'initial_access_token', 'secret', 'private_key', 'privateKey', 'keyEncryptionSecret',
+  'id_token_hint', 'login_hint', 'logout_hint',
 ] as const;
 
 /** Header names whose values are credentials. */
