@@ -1,6 +1,15 @@
 import { createApp } from '../server/app.js';
+import type { Config } from '../server/config.js';
 import type { Command } from './command.js';
 import { configOrExit } from './config-errors.js';
+
+/** Where /metrics is served (src/server/http/metrics.ts), for the banner. */
+function metricsLine(listener: string | undefined, config: Config): string {
+  const bearer = config.metricsTokens.length > 0 ? ' (bearer METRICS_TOKEN)' : '';
+  if (listener) return `${listener}/metrics (also /healthz, /readyz)${bearer}`;
+  if (bearer) return `${config.issuer}/metrics${bearer}`;
+  return 'off (METRICS_PORT serves it on a private listener; METRICS_TOKEN on this port behind a bearer token)';
+}
 
 export const startCommand: Command = {
   name: 'start',
@@ -40,7 +49,7 @@ failed.`,
     process.once('SIGINT', () => stop('SIGINT'));
 
     const address = await server.listen({ port: config.port, host: config.host });
-    const metricsAddress = app.metricsServer ? await app.metricsServer.listen({ port: config.metricsPort!, host: config.host }) : undefined;
+    const metricsAddress = app.metricsServer ? await app.metricsServer.listen({ port: config.metricsPort!, host: config.metricsHost }) : undefined;
     const readyMs = Math.round(performance.now() - startedAt);
     context.audit.record('server.started', {
       address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs,
@@ -61,7 +70,7 @@ failed.`,
       ] : []),
       `  sign in:    ${config.issuer}/login        discovery: ${config.issuer}/.well-known/openid-configuration`,
       `  health:     ${config.issuer}/healthz   ready: ${config.issuer}/readyz`,
-      `  metrics:    ${metricsAddress ? `${metricsAddress}/metrics` : `${config.issuer}/metrics`}${config.metricsTokens.length > 0 ? ' (bearer METRICS_TOKEN)' : ''}`,
+      `  metrics:    ${metricsLine(metricsAddress, config)}`,
       '',
       '  Stop with Ctrl-C. Configuration: `latchkey config`; commands: `latchkey --help`.',
       '',

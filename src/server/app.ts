@@ -202,7 +202,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cleanups.push(() => server.close());
     const shown = demo ? { demo } : {};
     if (config.metricsPort !== undefined) {
-      const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry });
+      const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry, readiness });
       cleanups.push(() => metricsServer.close());
       return { context, server, services, metricsServer, close, ...shown };
     }

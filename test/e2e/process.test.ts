@@ -46,6 +46,27 @@ describe('the latchkey process', () => {
     expect(proc.stdout()).toContain('"event":"server.stopped"');
   });
 
+  it('serves /metrics and the probes on METRICS_HOST:METRICS_PORT, and /metrics not on PORT', async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const schema = uniqueSchema();
+    schemas.push(schema);
+    const issuer = `http://127.0.0.1:${port}`;
+    // 127.0.0.2 is loopback too (127.0.0.0/8), but not HOST's address.
+    const metrics = `http://127.0.0.2:${metricsPort}`;
+    const proc = run(['start'], { PORT: String(port), ISSUER: issuer, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.2', ...storeEnv(mkdtempSync(join(tmpdir(), 'latchkey-e2e-')), schema) });
+    try {
+      await waitFor(`${issuer}/readyz`);
+      expect((await waitFor(`${metrics}/readyz`)).status).toBe(200);
+      expect(await (await fetch(`${metrics}/metrics`)).text()).toContain('latchkey_http_request_duration_seconds');
+      expect((await fetch(`${issuer}/metrics`)).status).toBe(404);
+      await expect(fetch(`http://127.0.0.1:${metricsPort}/metrics`)).rejects.toThrow();
+      expect(proc.stdout()).toContain(`metrics:    ${metrics}/metrics (also /healthz, /readyz)`);
+    } finally {
+      proc.child.kill('SIGTERM');
+    }
+    expect(await proc.exited).toBe(0);
+  });
+
   it('stops before binding the port when the configuration is invalid, one line per problem', async () => {
     const port = await freePort();
     const proc = run(['start'], { PORT: String(port), ACCESS_TOKEN_TTL: 'forever', ISSUER: 'http://example.com' });

@@ -136,7 +136,7 @@ describe('the cleanup job in the app', () => {
   it('counts the rows it removed per table in latchkey_cleanup_deleted_rows_total', async () => {
     await app.context.store.db.insertInto('revoked_access_tokens').values([1, 2, 3].map((i) => ({ jti: `m-${i}`, client_id: 'c', expires_at: at(-1) }))).execute();
     await app.services.runCleanup();
-    const metrics = await app.server.inject({ method: 'GET', url: '/metrics' });
-    expect(metrics.body).toContain('latchkey_cleanup_deleted_rows_total{table="revoked_access_tokens"} 3');
+    const metrics = await app.context.metrics.registry.metrics();
+    expect(metrics).toContain('latchkey_cleanup_deleted_rows_total{table="revoked_access_tokens"} 3');
   });
 });

@@ -35,6 +35,14 @@ describe('deploy/ dashboards and alerts', () => {
     }
   });
 
+  it('container: metrics and probes on a management port that is exposed but never published', () => {
+    const dockerfile = readFileSync('Dockerfile', 'utf8');
+    expect(dockerfile).toMatch(/METRICS_PORT=9464\b/);
+    expect(dockerfile).toMatch(/METRICS_HOST=0\.0\.0\.0\b/);
+    const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, { ports?: string[] }> };
+    expect(compose.services.latchkey!.ports).toEqual(['8080:8080']);
+  });
+
   it('dashboard: every panel queries exported metrics only', () => {
     const dash = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as { uid: string; panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     expect(dash.uid).toBe('latchkey');

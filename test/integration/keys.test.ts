@@ -81,7 +81,7 @@ describe('signing keys', () => {
     expect(removedRows).toHaveLength(5);
     for (const row of removedRows) expect([row.private_key_ciphertext, row.private_key_nonce]).toEqual([null, null]);
 
-    const metrics = (await a.server.inject('/metrics')).body;
+    const metrics = await a.context.metrics.registry.metrics();
     expect(metrics).toContain('latchkey_signing_key_rotations_total{alg="ES256",trigger="scheduled"} 6');
     expect(metrics).toContain('latchkey_signing_keys{state="removed",alg="ES256"} 5');
     expect(metrics).toContain('latchkey_signing_keys{state="active",alg="ES256"} 1');
@@ -174,7 +174,7 @@ describe('signing keys', () => {
     expect(row).toMatchObject({ state: 'revoked', revoked_reason: 'key compromised', private_key_ciphertext: null, private_key_nonce: null });
     expect(a.logs.lines.find((l) => l.event === 'key.revoked')).toMatchObject({ kid: victim.kid, alg: 'ES256', reason: 'key compromised', previous_state: 'active' });
     expect(a.logs.lines.find((l) => l.event === 'key.rotated')).toMatchObject({ kid: next, trigger: 'revoke', early: false });
-    expect((await a.server.inject('/metrics')).body).toContain('latchkey_signing_key_rotations_total{alg="ES256",trigger="revoke"} 1');
+    expect(await a.context.metrics.registry.metrics()).toContain('latchkey_signing_key_rotations_total{alg="ES256",trigger="revoke"} 1');
     await expect(keys.revoke(victim.kid)).rejects.toThrow(`signing key ${victim.kid} is already revoked`);
   });
 

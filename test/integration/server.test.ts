@@ -73,12 +73,11 @@ describe('HTTP shell', () => {
     }
   });
 
-  it('exports Prometheus metrics', async () => {
+  it('exports Prometheus metrics (served as test/integration/metrics-access.test.ts shows)', async () => {
     await app.server.inject({ method: 'GET', url: '/healthz' });
-    const res = await app.server.inject({ method: 'GET', url: '/metrics' });
-    expect(res.statusCode).toBe(200);
-    expect(res.body).toMatch(/latchkey_http_request_duration_seconds_count\{method="GET",route="\/healthz",status_class="2xx"\} \d+/);
-    expect(res.body).toContain('latchkey_process_resident_memory_bytes');
+    const body = await app.context.metrics.registry.metrics();
+    expect(body).toMatch(/latchkey_http_request_duration_seconds_count\{method="GET",route="\/healthz",status_class="2xx"\} \d+/);
+    expect(body).toContain('latchkey_process_resident_memory_bytes');
   });
 });
 

@@ -26,8 +26,9 @@ export type AuditSettings = SliceValues<typeof auditSettings>;
 export const metricsSettings = defineSlice({
   name: 'metrics',
   settings: {
-    metricsTokens: setting('METRICS_TOKEN', optionalCredentialList.describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Unset: /metrics is open to whoever reaches it.')),
-    metricsPort: setting('METRICS_PORT', integer(0, 65535).optional().describe('Serve /metrics only on this separate port (bound to HOST; 0 picks a free port) and not on PORT. Unset: /metrics is on PORT.')),
+    metricsTokens: setting('METRICS_TOKEN', optionalCredentialList.describe('Bearer credential(s) required to read /metrics, comma-separated, each ≥ 32 characters (compared in constant time; 401 otherwise). Without METRICS_PORT, /metrics is served on PORT only when this is set: never openly.')),
+    metricsPort: setting('METRICS_PORT', integer(0, 65535).optional().describe('Serve /metrics, /healthz and /readyz on a separate listener at METRICS_HOST:METRICS_PORT (0 picks a free port); /metrics is then not on PORT. Unset: /metrics is on PORT with METRICS_TOKEN, and nowhere without it.')),
+    metricsHost: setting('METRICS_HOST', z.string().min(1).default('127.0.0.1').describe('Address the METRICS_PORT listener binds: loopback by default; a private interface (or 0.0.0.0 in a container whose METRICS_PORT is not published) for a scraper elsewhere.')),
     metricsPerClient: setting('METRICS_PER_CLIENT', boolean.default(false).describe('Add a client_id label to latchkey_tokens_issued_total (the authenticated client on success, - on failure) and to latchkey_introspections_total (the client that asked): series per client, so only with a bounded number of clients.')),
   },
   requires: [httpSettings],

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { NotFound } from '../../oauth/errors.js';
 import { bearerToken, credentialChecker, invalidToken } from './bearer.js';
 import { sendError } from './errors.js';
+import { healthRoutes, type ReadinessCheck } from './health.js';
 import { listenerTimeouts } from './timeouts.js';
 
 /**
@@ -26,11 +27,13 @@ export function metricsRoutes(registry: Registry, tokens: readonly string[]): Fa
 }
 
 /**
- * With METRICS_PORT set: a second, minimal HTTP server that serves /metrics only (and 404 for
- * anything else), for a port the scraper reaches and the public does not. It listens on HOST
- * (`latchkey start` starts it after the main server); the main port then has no /metrics.
+ * With METRICS_PORT set: a second, minimal HTTP server — the management listener — that serves
+ * /metrics and the health probes /healthz and /readyz (404 for anything else), for a port the
+ * scraper and the orchestrator's probes reach and the public does not. It listens on
+ * METRICS_HOST, loopback unless configured (`latchkey start` starts it after the main server);
+ * the main port then has no /metrics.
  */
-export async function buildMetricsServer(config: Config, deps: { logger: Logger; registry: Registry }): Promise<FastifyInstance> {
+export async function buildMetricsServer(config: Config, deps: { logger: Logger; registry: Registry; readiness?: ReadinessCheck[] }): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ server: 'metrics' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -40,6 +43,7 @@ export async function buildMetricsServer(config: Config, deps: { logger: Logger;
   });
   app.setErrorHandler((err, req, reply) => sendError(err instanceof Error ? err : new Error(String(err)), req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new NotFound(`no route for ${req.method} ${req.url.split('?')[0]}`), req, reply));
+  await app.register(healthRoutes, { checks: deps.readiness ?? [] });
   await app.register(metricsRoutes(deps.registry, config.metricsTokens));
   return app;
 }

@@ -91,8 +91,9 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
   });
 
   await app.register(healthRoutes, { checks: deps.readiness });
-  // /metrics here unless METRICS_PORT moves it to a listener of its own (src/server/http/metrics.ts).
-  if (config.metricsPort === undefined) await app.register(metricsRoutes(deps.metrics.registry, config.metricsTokens));
+  // /metrics on the public port only behind METRICS_TOKEN, and only while METRICS_PORT does not
+  // give it a listener of its own (src/server/http/metrics.ts): never open by default.
+  if (config.metricsPort === undefined && config.metricsTokens.length > 0) await app.register(metricsRoutes(deps.metrics.registry, config.metricsTokens));
   for (const routes of deps.routes ?? []) await app.register(routes);
 
   return app;
