@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../platform/clock.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import { randomToken, sha256 } from '../platform/crypto.js';
+import type { KnownAddressRepository } from './known-address-store.js';
+import type { KnownDevice, KnownDeviceCookies } from './known-device.js';
 import type { LoginThrottleRepository } from './sign-in-throttle-store.js';
 import type { SessionRepository, SsoSession } from './session-store.js';
 import type { User, UserRepository } from './user-store.js';
@@ -17,6 +19,8 @@ export interface SignInDeps {
   users: UserRepository;
   sessions: SessionRepository;
   throttle: LoginThrottleRepository;
+  knownAddresses: KnownAddressRepository;
+  knownDevices: KnownDeviceCookies;
   hasher: PasswordHasher;
   clock: Clock;
   audit: AuditLog;
@@ -30,55 +34,100 @@ export interface SignInInput {
   ip: string;
   userAgent?: string | undefined;
   requestId?: string | undefined;
+  /** The browser's known-device cookie, as it came (verified here). */
+  deviceCookie?: string | undefined;
 }
 
 export type SignInResult =
-  | { kind: 'signed_in'; user: User; session: SsoSession; sessionId: string }
+  /** `deviceCookie`: the browser's new known-device cookie, valid `knownDevices.ttlSeconds`. */
+  | { kind: 'signed_in'; user: User; session: SsoSession; sessionId: string; deviceCookie: string }
   | { kind: 'rejected' }
   | { kind: 'throttled'; retryAfterSeconds: number };
 
 /**
  * Growing delay: an account gets 5 free failures, an IP 20 (many people can share one); each
  * failure after that doubles the wait, up to 15 minutes. Counters forget after 15 quiet minutes.
+ * "An account" is one of its allowances (throttleKey): strangers share one, and each browser and
+ * address it signed in from before has one of its own; one allowance allows at most about 50
+ * failures an hour. Over all its allowances together an account allows 100 failures, then none
+ * for an hour: OWASP ASVS 2.2.1's "no more than 100 failed attempts per hour … on a single
+ * account" (NIST SP 800-63B §5.2.2: at most 100 consecutive failures), reached only by someone
+ * failing from a browser or network the owner used, never by strangers alone.
  */
 export const THROTTLE = {
   windowSeconds: 900,
   maxDelaySeconds: 900,
   freeFailures: { account: 5, ip: 20 },
+  accountCap: { failures: 100, windowSeconds: 3600 },
 };
 
 const delayAfter = (free: number) => (failures: number) =>
   failures <= free ? 0 : Math.min(2 ** (failures - free), THROTTLE.maxDelaySeconds);
+const capped = (failures: number) => (failures >= THROTTLE.accountCap.failures ? THROTTLE.accountCap.windowSeconds : 0);
 
 export const MAX_LOGIN_LENGTH = 254;
+
+/** Which of an account's allowances an attempt spends (audit field `allowance`). */
+type Allowance = 'known_device' | 'known_address' | 'others';
+
+/**
+ * The account's throttle counter an attempt counts against (OWASP ASVS 2.2.1, NIST SP 800-63B
+ * §5.2.2: limit failed attempts per account without letting an attacker lock its owner out).
+ * Keyed by the account, not by the login typed, so its username and e-mail address share it;
+ * a login that names no account by the login itself. A browser holding a valid known-device
+ * cookie of this account, or an address it signed in from within LOGIN_KNOWN_TTL, has a counter
+ * of its own: strangers' failures block only the counter they share.
+ */
+async function throttleKey(login: string, user: User | undefined, device: KnownDevice | undefined, address: string, now: Date, deps: SignInDeps):
+Promise<{ key: string; allowance: Allowance }> {
+  if (!user) {
+    // The same lookup as for an account (no timing difference), which finds nothing.
+    await deps.knownAddresses.isKnown('', address, now);
+    return { key: `login:${login.toLowerCase()}`, allowance: 'others' };
+  }
+  if (device?.userId === user.id) return { key: `account:${user.id}|device:${device.deviceId}`, allowance: 'known_device' };
+  const since = new Date(now.getTime() - deps.knownDevices.ttlSeconds * 1000);
+  if (await deps.knownAddresses.isKnown(user.id, address, since)) return { key: `account:${user.id}|address:${address}`, allowance: 'known_address' };
+  return { key: `account:${user.id}`, allowance: 'others' };
+}
 
 export async function signIn(input: SignInInput, deps: SignInDeps): Promise<SignInResult> {
   const now = deps.clock.now();
   // No login name contains a NUL byte (PostgreSQL text cannot hold one): it becomes U+FFFD, so
   // such a login is an unknown one — same work, same answer — and its failure is still counted.
   const login = input.login.replace(/\u0000/g, '\uFFFD').trim().slice(0, MAX_LOGIN_LENGTH);
-  const accountKey = `account:${login.toLowerCase()}`;
   // Per address as every limit counts it: an IPv6 address by its /64 (src/platform/fixed-window.ts).
-  const ipKey = `ip:${addressKey(input.ip)}`;
+  const address = addressKey(input.ip);
+  const ipKey = `ip:${address}`;
   const context = { ip: input.ip, user_agent: input.userAgent, request_id: input.requestId };
 
-  const blocked = await deps.throttle.blockedUntil([accountKey, ipKey], now);
+  // Finding the account is one indexed read; the throttle is checked before any argon2 work.
+  const user = login ? await deps.users.findByLogin(login) : undefined;
+  const device = deps.knownDevices.verify(input.deviceCookie, now);
+  const { key: accountKey, allowance } = await throttleKey(login, user, device, address, now, deps);
+  const capKey = user ? `account:${user.id}|all` : undefined;
+  const blocked = await deps.throttle.blockedUntil([accountKey, ipKey, ...(capKey ? [capKey] : [])], now);
   if (blocked) {
-    deps.audit.record('login.throttled', context);
+    deps.audit.record('login.throttled', { ...context, allowance, ...(user ? { sub: user.id } : {}) });
     return { kind: 'throttled', retryAfterSeconds: FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) };
   }
 
-  const user = login ? await deps.users.findByLogin(login) : undefined;
   const verified = await deps.hasher.verify(user?.password_hash ?? null, input.password);
   if (!user || !verified.ok || user.disabled) {
     await deps.throttle.recordFailure(accountKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.account));
     await deps.throttle.recordFailure(ipKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
+    if (capKey) await deps.throttle.recordFailure(capKey, now, THROTTLE.accountCap.windowSeconds, capped);
     const reason = !user ? 'unknown_user' : user.disabled ? 'disabled' : 'bad_password';
-    deps.audit.record('login.failed', { ...context, reason, ...(user ? { sub: user.id } : {}) });
+    deps.audit.record('login.failed', { ...context, reason, allowance, ...(user ? { sub: user.id } : {}) });
     return { kind: 'rejected' };
   }
 
+  // Only the allowance this attempt used starts again (and the cap, which counts consecutive
+  // failures): a success from a known browser does not give strangers back the attempts they spent.
   await deps.throttle.clear(accountKey);
+  if (capKey) await deps.throttle.clear(capKey);
+  await deps.knownAddresses.remember(user.id, address, now);
+  const deviceCookie = deps.knownDevices.issue(user.id, now, device?.userId === user.id ? device.deviceId : undefined);
   if (verified.rehash) {
     await deps.users.upgradePasswordHash(user.id, user.password_hash!, await deps.hasher.hash(input.password).catch(() => user.password_hash!));
   }
@@ -93,6 +142,6 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
     idleTtlSeconds: deps.sessionIdleTtl,
     absoluteTtlSeconds: deps.sessionAbsoluteTtl,
   }, now);
-  deps.audit.record('login.succeeded', { ...context, sub: user.id, sid: session.sid, amr: session.amr });
-  return { kind: 'signed_in', user, session, sessionId };
+  deps.audit.record('login.succeeded', { ...context, sub: user.id, sid: session.sid, amr: session.amr, allowance });
+  return { kind: 'signed_in', user, session, sessionId, deviceCookie };
 }

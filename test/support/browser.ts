@@ -3,13 +3,14 @@ import type { FastifyInstance } from 'fastify';
 /** A browser's cookie jar over `server.inject()`: just enough for the sign-in and consent pages. */
 export class Browser {
   cookies = new Map<string, string>();
-  constructor(private readonly app: { server: FastifyInstance }) {}
+  /** `remoteAddress`: the address the browser connects from (default: inject's 127.0.0.1). */
+  constructor(private readonly app: { server: FastifyInstance }, readonly remoteAddress?: string) {}
 
   header(): string { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
 
   async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>) {
     const res = await this.app.server.inject({
-      method, url,
+      method, url, ...(this.remoteAddress ? { remoteAddress: this.remoteAddress } : {}),
       headers: { cookie: this.header(), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
     });

@@ -2,6 +2,8 @@ import cookie from '@fastify/cookie';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
+import { KnownAddressRepository } from '../../users/known-address-store.js';
+import { KnownDeviceCookies } from '../../users/known-device.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import { accountPage, loginPage } from '../../platform/ui/pages.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../../users/sign-in.js';
@@ -40,6 +42,8 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   const { cookies, sessions } = services.browserSessions;
   const users = services.users;
   const throttle = new LoginThrottleRepository(store.db);
+  const knownAddresses = new KnownAddressRepository(store.db);
+  const knownDevices = new KnownDeviceCookies(context.keyEncryptionSecret, config.loginKnownTtl);
   // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
   // latchkey_rate_limited_total{endpoint="login"}, CSRF failures are not sign-in attempts.
   const logins = new Counter({
@@ -92,8 +96,11 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       }
       const result = await signIn({
         login, password: text(formField(body, 'password')), ip: req.ip,
-        userAgent: req.headers['user-agent'], requestId: req.id,
-      }, { users, sessions, throttle, hasher, clock, audit, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl });
+        userAgent: req.headers['user-agent'], requestId: req.id, deviceCookie: cookies.device(req),
+      }, {
+        users, sessions, throttle, knownAddresses, knownDevices, hasher, clock, audit,
+        sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl,
+      });
       logins.inc({ outcome: result.kind === 'signed_in' ? 'success' : result.kind === 'rejected' ? 'failure' : 'throttled' });
       if (result.kind === 'throttled') {
         reply.header('retry-after', String(result.retryAfterSeconds));
@@ -108,6 +115,7 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       cookies.setSession(reply, result.sessionId, config.sessionAbsoluteTtl);
       // The CSRF token changes with the session (OWASP: regenerate on a privilege change).
       cookies.renewCsrfToken(reply);
+      cookies.setDevice(reply, result.deviceCookie, knownDevices.ttlSeconds);
       return reply.code(303).header('location', returnTo).send();
     });
 

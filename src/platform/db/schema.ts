@@ -55,6 +55,13 @@ export interface LoginThrottleTable {
   last_failure_at: Date;
 }
 
+/** Where each account signed in from (src/users/known-address-store.ts); the login capability's migration. */
+export interface KnownSignInAddressesTable {
+  user_id: string;
+  address: string;
+  last_signed_in_at: Date;
+}
+
 export interface ConsentsTable {
   user_id: string;
   client_id: string;
@@ -216,6 +223,7 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;
+  known_sign_in_addresses: KnownSignInAddressesTable;
   consents: ConsentsTable;
   audit_events: AuditEventsTable;
   signing_keys: SigningKeysTable;

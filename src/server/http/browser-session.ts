@@ -4,13 +4,15 @@ import type { Clock } from '../../platform/clock.js';
 import type { SessionRepository, SsoSession } from '../../users/session-store.js';
 
 /**
- * The browser's side of sign-in: the SSO session cookie and the CSRF cookie. On an https
- * issuer both use the `__Host-` prefix (Secure, Path=/, no Domain: no subdomain can plant or
- * read them); both are HttpOnly and SameSite=Lax.
+ * The browser's side of sign-in: the SSO session cookie, the CSRF cookie and the known-device
+ * cookie of the sign-in throttle (src/users/known-device.ts). On an https issuer all use the
+ * `__Host-` prefix (Secure, Path=/, no Domain: no subdomain can plant or read them); all are
+ * HttpOnly and SameSite=Lax.
  */
 export class BrowserCookies {
   readonly sessionName: string;
   readonly csrfName: string;
+  readonly deviceName: string;
   private readonly secure: boolean;
 
   constructor(issuer: string) {
@@ -18,6 +20,7 @@ export class BrowserCookies {
     const prefix = this.secure ? '__Host-' : '';
     this.sessionName = `${prefix}latchkey_session`;
     this.csrfName = `${prefix}latchkey_csrf`;
+    this.deviceName = `${prefix}latchkey_device`;
   }
 
   private options(maxAgeSeconds?: number) {
@@ -30,6 +33,16 @@ export class BrowserCookies {
 
   clearSession(reply: FastifyReply): void {
     reply.clearCookie(this.sessionName, this.options());
+  }
+
+  /** Kept across sign-outs: it says only that this browser signed in to an account before. */
+  setDevice(reply: FastifyReply, value: string, maxAgeSeconds: number): void {
+    reply.setCookie(this.deviceName, value, this.options(maxAgeSeconds));
+  }
+
+  /** The known-device cookie as sent (unverified). */
+  device(req: FastifyRequest): string | undefined {
+    return req.cookies[this.deviceName];
   }
 
   sessionId(req: FastifyRequest): string | undefined {
