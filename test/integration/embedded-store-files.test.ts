@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readdirSync, lstatSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, lstatSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -34,5 +34,6 @@ describe('the embedded store on disk', () => {
     }
     // What the shutdown wrote (the checkpoint, WAL) too.
     expect(exposed(dir)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
