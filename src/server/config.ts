@@ -14,6 +14,7 @@ import { httpSettings, rateLimitSettings } from '../platform/config/core-setting
 import { composeSlices, type ComposedValues, type ConfigDocumentationRow } from '../platform/config/settings.js';
 import { cleanupSettings, databaseSettings } from '../platform/db/settings.js';
 import { keySettings } from '../platform/keys/settings.js';
+import { outboundSettings } from '../platform/outbound/settings.js';
 import { auditSettings, loggingSettings, metricsSettings } from '../platform/observability/settings.js';
 import { passwordSettings } from '../users/settings.js';
 
@@ -34,6 +35,7 @@ export const SLICES = [
   metricsSettings,
   rateLimitSettings,
   cleanupSettings,
+  outboundSettings,
   clientSettings,
   tokenSettings,
   passwordSettings,

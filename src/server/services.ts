@@ -39,7 +39,7 @@ export async function createServices(
   // Changes made here (admin API, registration) reach this instance's cache at once; the
   // NOTIFY tells the other instances.
   const repository = new ClientRepository(store.db, store.notifier, (id) => clients.invalidate(id));
-  const registry = new ClientRegistry(repository, audit, clock, grantTypes, config.issuer);
+  const registry = new ClientRegistry(repository, audit, clock, { grantTypes, issuer: config.issuer, outbound: context.outbound.policy });
   const unlisten = await clients.listen(store.notifier);
   cleanups.push(unlisten);
 

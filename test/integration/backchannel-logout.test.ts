@@ -55,7 +55,8 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
 
   beforeAll(async () => {
     await rp.start();
-    app = await createTestApp({ ...FAST_ARGON2, BACKCHANNEL_LOGOUT_TIMEOUT: '1' }, { clock });
+    // The relying party listens on 127.0.0.1, an address the outbound guard refuses unless allowed.
+    app = await createTestApp({ ...FAST_ARGON2, BACKCHANNEL_LOGOUT_TIMEOUT: '1', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' }, { clock });
     const make = async (metadata: Record<string, unknown>) => {
       const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, ...metadata });
       return { id: c.client.clientId, secret: c.clientSecret! };
@@ -168,7 +169,7 @@ describe('latchkey users disable: the user\'s sessions end and their apps are to
   const { open, setUp, tearDown } = sharedStoreForCli('latchkey-disable-');
   beforeAll(async () => {
     await rp.start();
-    setUp({ ISSUER: 'http://localhost:8080' });
+    setUp({ ISSUER: 'http://localhost:8080', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' });
   });
   afterAll(async () => {
     await rp.stop();

@@ -24,7 +24,8 @@ describe('client authentication at the token endpoint', () => {
 
   beforeAll(async () => {
     // Many refusals come from one address here; the back-off after CLIENT_AUTH_FAILURE_LIMIT has its own tests.
-    app = await createTestApp({ CLIENT_AUTH_FAILURE_LIMIT: '1000' }, { clock });
+    // The jwks_uri server listens on 127.0.0.1, an address the outbound guard refuses unless allowed.
+    app = await createTestApp({ CLIENT_AUTH_FAILURE_LIMIT: '1000', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' }, { clock });
     secret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read' }, 'basic-client')).clientSecret!;
     postSecret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'client_secret_post' }, 'post-client')).clientSecret!;
 

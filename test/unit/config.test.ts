@@ -157,3 +157,14 @@ describe('TRUST_PROXY', () => {
     }
   });
 });
+
+describe('OUTBOUND_ALLOWED_HOSTS', () => {
+  it('defaults to nothing; takes host names, addresses and CIDR ranges, and refuses anything else naming it', () => {
+    expect(loadConfig({}).outboundAllowedHosts).toEqual([]);
+    expect(loadConfig({ OUTBOUND_ALLOWED_HOSTS: ' Keys.Corp.Example , 10.20.0.0/16,::1,127.0.0.1,' }).outboundAllowedHosts)
+      .toEqual(['keys.corp.example', '10.20.0.0/16', '::1', '127.0.0.1']);
+    expect(problems({ OUTBOUND_ALLOWED_HOSTS: '127.1,10.0.0.0/40,ok.example' })).toEqual([
+      'OUTBOUND_ALLOWED_HOSTS: must be comma-separated host names, IP addresses (IPv4 as a.b.c.d) or CIDR ranges (not: 127.1, 10.0.0.0/40)',
+    ]);
+  });
+});

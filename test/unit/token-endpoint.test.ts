@@ -6,6 +6,7 @@ import { InvalidGrant, InvalidRequest, UnauthorizedClient, UnsupportedGrantType 
 import { handleTokenRequest, type TokenEndpointDeps } from '../../src/oauth/token-endpoint/endpoint.js';
 import type { GrantInput, GrantResult, GrantType, TokenGrant } from '../../src/oauth/token-endpoint/grant.js';
 import { GrantTypeRegistry } from '../../src/oauth/token-endpoint/registry.js';
+import { TEST_OUTBOUND_POLICY } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import { MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
 
@@ -41,7 +42,7 @@ function setup() {
   const grants = new GrantTypeRegistry<TokenGrant>([echo.grant, confidential.grant]);
   // Clients registered for the stub grant types: metadata through the real schema, against this registry.
   const client = (clientId: string, metadata: Record<string, unknown>, secrets: string[] = []): Client => {
-    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER });
+    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER, outbound: TEST_OUTBOUND_POLICY });
     return {
       clientId, clientType: clientTypeOf(parsed), metadata: parsed, secrets: secrets.map((s) => secretSlot(s)), disabled: false,
       source: 'cli', createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),
