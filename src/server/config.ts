@@ -8,6 +8,7 @@ import { refreshTokenSettings } from '../capabilities/refresh-token/settings.js'
 import { registrationSettings } from '../capabilities/registration/settings.js';
 import { revocationSettings } from '../capabilities/revocation/settings.js';
 import { userinfoSettings } from '../capabilities/userinfo/settings.js';
+import { clientKeySettings } from '../oauth/client-auth/settings.js';
 import { clientSettings } from '../oauth/clients/settings.js';
 import { tokenSettings } from '../oauth/settings.js';
 import { httpSettings, rateLimitSettings } from '../platform/config/core-settings.js';
@@ -37,6 +38,7 @@ export const SLICES = [
   cleanupSettings,
   outboundSettings,
   clientSettings,
+  clientKeySettings,
   tokenSettings,
   passwordSettings,
   authorizationCodeSettings,

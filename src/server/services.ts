@@ -1,4 +1,5 @@
-import { ClientKeys, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import type { ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import { ClientKeys } from '../oauth/client-auth/client-keys.js';
 import { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import { addressKey } from '../platform/fixed-window.js';
 import { ClientRegistry } from '../oauth/clients/registry.js';
@@ -88,7 +89,10 @@ export async function createServices(
   const authDeps: ClientAuthDeps = {
     clients,
     assertionJtis: new ClientAssertionJtis(store.db, () => clock.now()),
-    clientKeys: new ClientKeys(),
+    clientKeys: new ClientKeys({
+      fetcher: context.outbound, clock, maxBytes: config.jwksUriMaxBytes, maxKeys: config.jwksUriMaxKeys,
+      cacheEntries: config.jwksUriCacheSize, cacheBytes: config.jwksUriCacheBytes,
+    }),
     clock,
     // draft-ietf-oauth-rfc7523bis: the issuer alone, and the token endpoint URL while allowed
     // (never the other endpoints' URLs, which RFC 7523 and RFC 9126 §2 let clients use).

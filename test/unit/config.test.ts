@@ -168,3 +168,12 @@ describe('OUTBOUND_ALLOWED_HOSTS', () => {
     ]);
   });
 });
+
+describe('JWKS_URI_*', () => {
+  it('caps a client key set at 128 KiB and 50 keys, and the cache at 1000 sets and 16 MiB, which must hold the largest set', () => {
+    expect(loadConfig({})).toMatchObject({ jwksUriMaxBytes: 131072, jwksUriMaxKeys: 50, jwksUriCacheSize: 1000, jwksUriCacheBytes: 16777216 });
+    expect(problems({ JWKS_URI_MAX_BYTES: '1048576', JWKS_URI_CACHE_BYTES: '524288' })).toEqual([
+      'JWKS_URI_CACHE_BYTES: must be at least JWKS_URI_MAX_BYTES (1048576), or the largest accepted set would not fit',
+    ]);
+  });
+});

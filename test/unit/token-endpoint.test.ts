@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientAuthenticationFailed, ClientKeys, type ClientAuthInput } from '../../src/oauth/client-auth/authenticate.js';
+import { ClientAuthenticationFailed, type ClientAuthInput } from '../../src/oauth/client-auth/authenticate.js';
 import type { Client } from '../../src/oauth/client.js';
 import { clientTypeOf, parseClientMetadata, type ClientMetadata } from '../../src/oauth/client-metadata.js';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient, UnsupportedGrantType } from '../../src/oauth/errors.js';
@@ -8,7 +8,7 @@ import type { GrantInput, GrantResult, GrantType, TokenGrant } from '../../src/o
 import { GrantTypeRegistry } from '../../src/oauth/token-endpoint/registry.js';
 import { TEST_OUTBOUND_POLICY } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
-import { MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
+import { localClientKeys, MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
 
 const ISSUER = 'https://id.example.com';
 const ECHO = 'urn:example:grant:echo';
@@ -54,7 +54,7 @@ function setup() {
     client('narrow', { grant_types: [CONFIDENTIAL] }, ['narrow-secret']),
   ]);
   const deps: TokenEndpointDeps = {
-    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock: new ManualClock(), assertionAudience: { issuer: ISSUER },
+    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: localClientKeys(), clock: new ManualClock(), assertionAudience: { issuer: ISSUER },
   };
   const request = (input: ClientAuthInput) => handleTokenRequest(input, deps);
   return { echo, confidential, grants, clients, deps, request };
