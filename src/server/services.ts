@@ -105,7 +105,7 @@ export async function createServices(
   const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);
   const sessionEnd = serverSessionEndNotifier({
     registry: context.metrics.registry, keys, clock, issuer: config.issuer, db: store.db, clients,
-    audit, logger: context.logger, timeoutSeconds: config.backchannelLogoutTimeout,
+    audit, logger: context.logger, outbound: context.outbound, timeoutSeconds: config.backchannelLogoutTimeout,
   });
   cleanups.push(() => sessionEnd.idle());
 
