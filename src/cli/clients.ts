@@ -10,6 +10,7 @@ import { createAuditLog } from '../platform/observability/audit.js';
 import { createLogger } from '../platform/observability/logger.js';
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { ClientRepository } from '../oauth/clients/store.js';
+import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
@@ -150,7 +151,7 @@ export const clientsCommand: Command = {
       const auditEvents = new AuditEventRepository(store.db);
       const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
       try {
-        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, GRANT_TYPES, config.issuer);
+        const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, { grantTypes: GRANT_TYPES, issuer: config.issuer, outbound: createOutboundFetcher(config).policy });
         const options = { source: 'cli' as const, fields: { user: process.env.USER } };
         switch (sub) {
           case 'create':

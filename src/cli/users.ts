@@ -7,6 +7,7 @@ import { systemClock } from '../platform/clock.js';
 import type { Config } from '../server/config.js';
 import type { Store } from '../platform/db/database.js';
 import { KeyManager } from '../platform/keys/manager.js';
+import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import { createSessionEndNotifier } from '../users/session-end.js';
 import { ClientRepository } from '../oauth/clients/store.js';
@@ -76,7 +77,7 @@ async function tellApps(config: Config, store: Store, sessions: SsoSession[], au
     const clients = new ClientRepository(store.db, store.notifier);
     const notifier = createSessionEndNotifier({
       keys, clock: systemClock, issuer: config.issuer, db: store.db, clients: { get: (id) => clients.find(id) },
-      audit, logger, timeoutSeconds: config.backchannelLogoutTimeout,
+      audit, logger, outbound: createOutboundFetcher(config), timeoutSeconds: config.backchannelLogoutTimeout,
     });
     const results = (await Promise.all(sessions.map((s) => notifier.sessionEnded(s, by)))).flat();
     const delivered = results.filter((r) => r.outcome === 'delivered').length;

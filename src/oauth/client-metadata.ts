@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SIGNING_ALGS } from '../platform/keys/keyring.js';
+import type { OutboundPolicy } from '../platform/outbound/policy.js';
 import { isHttpsOrLoopbackHttp, isLoopbackHost } from '../platform/uris.js';
 import { InvalidClientMetadata, InvalidRedirectUri } from './errors.js';
 import { isScopeToken } from './scope.js';
@@ -135,7 +136,8 @@ const metadataObject = z.strictObject({
    * A request without `resource` gets the first one; with none registered the audience is the issuer.
    */
   resources: z.array(z.string().refine(isResourceIndicator, 'each resource must be an absolute URI without a fragment (RFC 8707 §2)')).max(50).default([]),
-  jwks_uri: webUri.optional(),
+  /** RFC 7591 §2. Fetched by the server: OutboundPolicy's rule, checked in parseClientMetadata. */
+  jwks_uri: z.string().max(2000).optional(),
   jwks: z.object({ keys: z.array(publicJwk).min(1).max(20) }).optional(),
   /** Latchkey: access token lifetime for this client, in seconds (default ACCESS_TOKEN_TTL). */
   access_token_ttl: z.number().int().min(10).max(86400).optional(),
@@ -155,9 +157,10 @@ const metadataObject = z.strictObject({
   require_pushed_authorization_requests: z.boolean().default(false),
   /**
    * OpenID Connect Back-Channel Logout 1.0 §2.2: where this server posts a logout token when a
-   * session the client took part in ends. An absolute https URL (http only on loopback), no fragment.
+   * session the client took part in ends. An absolute URL without a fragment, posted to by the
+   * server: OutboundPolicy's rule, checked in parseClientMetadata.
    */
-  backchannel_logout_uri: webUri.refine((uri) => !uri.includes('#'), 'must not include a fragment (Back-Channel Logout §2.2)').optional(),
+  backchannel_logout_uri: z.string().max(2000).refine((uri) => !uri.includes('#'), 'must not include a fragment (Back-Channel Logout §2.2)').optional(),
   /** Back-Channel Logout §2.2: the logout token must carry `sid` (this server always sends it). */
   backchannel_logout_session_required: z.boolean().optional(),
   /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
@@ -184,6 +187,25 @@ export interface RegistrableGrantTypes {
   grantTypes(): string[];
   clientMetadataProblems(metadata: ClientMetadata): string[];
 }
+
+/**
+ * What a server's client metadata is judged by: the grant types it serves, its issuer, and
+ * where it may send requests (OutboundPolicy: OUTBOUND_ALLOWED_HOSTS and the issuer's scheme).
+ */
+export interface ClientMetadataRules {
+  grantTypes: RegistrableGrantTypes;
+  /** This server's issuer: whether `localhost` may name a redirect URI's host (localhostRedirectProblem). */
+  issuer: string;
+  /** The outbound fetcher's rule, which jwks_uri and backchannel_logout_uri must pass. */
+  outbound: Pick<OutboundPolicy, 'targetProblem'>;
+}
+
+/**
+ * The members the server itself sends requests to. Each must pass the outbound fetcher's URL
+ * rule — whoever enters the client, registrant or operator: the fetcher would refuse the URL
+ * anyway, so it is refused where it can be corrected, naming the member.
+ */
+const FETCHED_MEMBERS = ['jwks_uri', 'backchannel_logout_uri'] as const;
 
 /** The metadata schema of a server with these grant types: an unknown grant type is refused where the member is read. */
 const schemas = new WeakMap<RegistrableGrantTypes, z.ZodType<ClientMetadata>>();
@@ -229,12 +251,9 @@ function pathWithNul(value: unknown, path = '', depth = 0): string | undefined {
   return undefined;
 }
 
-export interface ParseClientMetadataOptions {
-  grantTypes: RegistrableGrantTypes;
+export interface ParseClientMetadataOptions extends ClientMetadataRules {
   /** RFC 7591 §2: drop unknown members (Dynamic Client Registration) instead of refusing them. */
   ignoreUnknown?: boolean;
-  /** This server's issuer: whether `localhost` may name a redirect URI's host (localhostRedirectProblem). */
-  issuer: string;
   /** The redirect and post-logout redirect URIs the client already has, kept as they are. */
   registeredRedirectUris?: readonly string[];
 }
@@ -266,6 +285,11 @@ export function parseClientMetadata(input: unknown, options: ParseClientMetadata
   const metadata = parsed.data;
   const localhost = localhostRedirectProblem(metadata, options.issuer, options.registeredRedirectUris ?? []);
   if (localhost) throw new InvalidRedirectUri(localhost);
+  for (const member of FETCHED_MEMBERS) {
+    const uri = metadata[member];
+    const problem = uri === undefined ? undefined : options.outbound.targetProblem(uri);
+    if (problem) throw new InvalidClientMetadata(`${member}: ${problem}`);
+  }
   // RFC 7591 §2.1: response_types follow from grant_types.
   if (metadata.response_types === undefined) {
     metadata.response_types = metadata.grant_types.includes('authorization_code') ? ['code'] : [];

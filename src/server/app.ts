@@ -13,6 +13,7 @@ import { AuditEventRepository } from '../platform/observability/audit-event-stor
 import { enforceAuditRetention } from '../platform/observability/audit-retention.js';
 import { createLogger } from '../platform/observability/logger.js';
 import { createMetrics } from '../platform/observability/metrics.js';
+import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { instrumentStore } from '../platform/observability/db-metrics.js';
 import { KeyManager } from '../platform/keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/jwks-and-discovery.js';
@@ -122,7 +123,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const discovery = new DiscoveryRegistry();
     discovery.contribute(() => ({ issuer: config.issuer }));
     discovery.contribute(keys.discoveryMetadata(config.issuer));
-    const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery };
+    const outbound = createOutboundFetcher(config, { registry: metrics.registry });
+    const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery, outbound };
 
     const readiness: ReadinessCheck[] = [
       {
@@ -152,7 +154,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const capabilities = options.capabilities ?? CAPABILITIES;
     const grantTypes = options.capabilities ? new GrantTypeRegistry(capabilities.flatMap((c) => c.grantTypes ?? [])) : GRANT_TYPES;
     if (config.clientsFile) {
-      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, grantTypes, config.issuer);
+      const outcome = await applyClientsFile(config.clientsFile, options.env ?? process.env, new ClientRepository(store.db, store.notifier), audit, { grantTypes, issuer: config.issuer, outbound: outbound.policy });
       logger.info({ clients: outcome, file: config.clientsFile }, 'clients file applied');
     }
     const services = await createServices(context, grantTypes, cleanups);

@@ -8,12 +8,14 @@ import { refreshTokenSettings } from '../capabilities/refresh-token/settings.js'
 import { registrationSettings } from '../capabilities/registration/settings.js';
 import { revocationSettings } from '../capabilities/revocation/settings.js';
 import { userinfoSettings } from '../capabilities/userinfo/settings.js';
+import { clientKeySettings } from '../oauth/client-auth/settings.js';
 import { clientSettings } from '../oauth/clients/settings.js';
 import { tokenSettings } from '../oauth/settings.js';
 import { httpSettings, rateLimitSettings } from '../platform/config/core-settings.js';
 import { composeSlices, type ComposedValues, type ConfigDocumentationRow } from '../platform/config/settings.js';
 import { cleanupSettings, databaseSettings } from '../platform/db/settings.js';
 import { keySettings } from '../platform/keys/settings.js';
+import { outboundSettings } from '../platform/outbound/settings.js';
 import { auditSettings, loggingSettings, metricsSettings } from '../platform/observability/settings.js';
 import { passwordSettings } from '../users/settings.js';
 
@@ -34,7 +36,9 @@ export const SLICES = [
   metricsSettings,
   rateLimitSettings,
   cleanupSettings,
+  outboundSettings,
   clientSettings,
+  clientKeySettings,
   tokenSettings,
   passwordSettings,
   authorizationCodeSettings,

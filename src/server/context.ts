@@ -12,6 +12,7 @@ import type { Slice } from '../platform/config/settings.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
+import type { OutboundFetcher } from '../platform/outbound/fetcher.js';
 import type { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import type { ClientAuthDeps, ClientAuthenticationFailed } from '../oauth/client-auth/authenticate.js';
 import type { ClientCache } from '../oauth/clients/cache.js';
@@ -50,6 +51,12 @@ export interface AppContext {
   keys: KeyRing;
   /** Server metadata contributions (RFC 8414); each capability adds its own members. */
   discovery: DiscoveryRegistry;
+  /**
+   * Every request the server sends where someone else chose (a client's jwks_uri, back-channel
+   * logout, later metadata documents and upstream identity providers) goes through this one
+   * fetcher; its policy is what client metadata is checked against.
+   */
+  outbound: OutboundFetcher;
 }
 
 /**

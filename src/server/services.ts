@@ -1,4 +1,5 @@
-import { ClientKeys, type ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import type { ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
+import { ClientKeys } from '../oauth/client-auth/client-keys.js';
 import { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import { addressKey } from '../platform/fixed-window.js';
 import { ClientRegistry } from '../oauth/clients/registry.js';
@@ -39,7 +40,7 @@ export async function createServices(
   // Changes made here (admin API, registration) reach this instance's cache at once; the
   // NOTIFY tells the other instances.
   const repository = new ClientRepository(store.db, store.notifier, (id) => clients.invalidate(id));
-  const registry = new ClientRegistry(repository, audit, clock, grantTypes, config.issuer);
+  const registry = new ClientRegistry(repository, audit, clock, { grantTypes, issuer: config.issuer, outbound: context.outbound.policy });
   const unlisten = await clients.listen(store.notifier);
   cleanups.push(unlisten);
 
@@ -88,7 +89,10 @@ export async function createServices(
   const authDeps: ClientAuthDeps = {
     clients,
     assertionJtis: new ClientAssertionJtis(store.db, () => clock.now()),
-    clientKeys: new ClientKeys(),
+    clientKeys: new ClientKeys({
+      fetcher: context.outbound, clock, maxBytes: config.jwksUriMaxBytes, maxKeys: config.jwksUriMaxKeys,
+      cacheEntries: config.jwksUriCacheSize, cacheBytes: config.jwksUriCacheBytes,
+    }),
     clock,
     // draft-ietf-oauth-rfc7523bis: the issuer alone, and the token endpoint URL while allowed
     // (never the other endpoints' URLs, which RFC 7523 and RFC 9126 §2 let clients use).
@@ -101,7 +105,7 @@ export async function createServices(
   const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);
   const sessionEnd = serverSessionEndNotifier({
     registry: context.metrics.registry, keys, clock, issuer: config.issuer, db: store.db, clients,
-    audit, logger: context.logger, timeoutSeconds: config.backchannelLogoutTimeout,
+    audit, logger: context.logger, outbound: context.outbound, timeoutSeconds: config.backchannelLogoutTimeout,
   });
   cleanups.push(() => sessionEnd.idle());
 

@@ -4,6 +4,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../platform/clock.js';
 import type { Database } from '../platform/db/schema.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
+import type { OutboundFetcher } from '../platform/outbound/fetcher.js';
 import type { Client } from '../oauth/client.js';
 import { backchannelPost, notifyBackchannelLogout, type BackchannelLogoutDeps, type BackchannelResult } from '../oauth/backchannel-logout.js';
 import type { AuditLog } from '../platform/observability/audit.js';
@@ -31,6 +32,8 @@ export interface SessionEndParts {
   clients: { get(clientId: string): Promise<Client | undefined> };
   audit: AuditLog;
   logger: Logger;
+  /** The outbound fetcher the logout tokens are posted through. */
+  outbound: Pick<OutboundFetcher, 'fetch'>;
   /** BACKCHANNEL_LOGOUT_TIMEOUT, seconds. */
   timeoutSeconds: number;
   /** latchkey_backchannel_logouts_total, where there is a metrics registry (the server). */
@@ -46,7 +49,7 @@ export function createSessionEndNotifier(parts: SessionEndParts): SessionEndNoti
     issuer: parts.issuer,
     clients: parts.clients,
     sessionClients: new SessionClientRepository(parts.db),
-    post: backchannelPost(parts.timeoutSeconds * 1000),
+    post: backchannelPost(parts.outbound, parts.timeoutSeconds * 1000),
     tokenTtl: LOGOUT_TOKEN_TTL_SECONDS,
   };
   const pending = new Set<Promise<unknown>>();

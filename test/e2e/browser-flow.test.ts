@@ -61,7 +61,8 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     await rp.start();
     const port = await freePort();
     const issuer = `http://127.0.0.1:${port}`;
-    app = await createTestApp({ ...FAST_ARGON2, ISSUER: issuer });
+    // The relying party's back-channel logout endpoint is on 127.0.0.1: allowed for the outbound guard.
+    app = await createTestApp({ ...FAST_ARGON2, ISSUER: issuer, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' });
     await app.server.listen({ port, host: '127.0.0.1' });
     as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { ...options, algorithm: 'oidc' }));
     // Registered without a port: RFC 8252 §7.3 lets the RP's loopback listener pick any.

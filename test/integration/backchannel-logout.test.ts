@@ -3,11 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret } from '../../src/oauth/client.js';
+import { ClientRepository } from '../../src/oauth/clients/store.js';
 import { AuditEventRepository } from '../../src/platform/observability/audit-event-store.js';
+import { OutboundPolicy } from '../../src/platform/outbound/policy.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { runCliCaptured, sharedStoreForCli } from '../support/cli.js';
 import { Browser } from '../support/browser.js';
-import { createClient } from '../support/clients.js';
+import { createClient, parseClientMetadata } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 import { freePort } from '../support/process.js';
@@ -15,7 +18,7 @@ import { codeFlow, REDIRECT, type TestClient } from '../support/refresh.js';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-/** A relying party's back-channel endpoint: records each POST and answers with the status set for its path. */
+/** A relying party's back-channel endpoint: records each POST and answers with the status set for its path. Listens on every address (127.0.0.1 and ::1). */
 class Receiver {
   readonly posts: { path: string; contentType: string | undefined; body: URLSearchParams }[] = [];
   readonly status = new Map<string, number>();
@@ -30,10 +33,10 @@ class Receiver {
         const path = req.url ?? '';
         this.posts.push({ path, contentType: req.headers['content-type'], body: new URLSearchParams(body) });
         if (this.hang.has(path)) return; // never answers
-        res.writeHead(this.status.get(path) ?? 200, { 'cache-control': 'no-store' }).end();
+        res.writeHead(this.status.get(path) ?? 200, { 'cache-control': 'no-store', location: `${this.base}/redirected/bc` }).end();
       });
     });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server.listen(0, '::', resolve));
     this.base = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
   to(path: string) { return this.posts.filter((p) => p.path === path); }
@@ -53,13 +56,15 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
   let broken: TestClient;
   let unreachable: TestClient;
 
+  const make = async (metadata: Record<string, unknown>): Promise<TestClient> => {
+    const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, ...metadata });
+    return { id: c.client.clientId, secret: c.clientSecret! };
+  };
+
   beforeAll(async () => {
     await rp.start();
-    app = await createTestApp({ ...FAST_ARGON2, BACKCHANNEL_LOGOUT_TIMEOUT: '1' }, { clock });
-    const make = async (metadata: Record<string, unknown>) => {
-      const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, ...metadata });
-      return { id: c.client.clientId, secret: c.clientSecret! };
-    };
+    // The relying party is reached on 127.0.0.1, an address the outbound guard refuses unless allowed.
+    app = await createTestApp({ ...FAST_ARGON2, BACKCHANNEL_LOGOUT_TIMEOUT: '1', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' }, { clock });
     web = await make({ backchannel_logout_uri: `${rp.base}/web/bc?tenant=1`, backchannel_logout_session_required: true, id_token_signed_response_alg: 'ES256' });
     other = await make({ backchannel_logout_uri: `${rp.base}/other/bc` });
     silent = await make({});
@@ -150,6 +155,34 @@ describe('OpenID Connect Back-Channel Logout 1.0', () => {
     expect(decodeJwt(rp.to('/broken/bc').pop()!.body.get('logout_token')!).sid).toBe(sidOf(t.id_token!));
   });
 
+  /** Issue #20 (1): the POST goes through the outbound fetcher — its address rule, no redirects. */
+  it('never posts to an address the outbound guard refuses, whatever is stored, nor follows a redirect', async () => {
+    const port = new URL(rp.base).port;
+    // As registered before the check existed: the metadata straight into the store.
+    const metadata = parseClientMetadata(
+      { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid', skip_consent: true, backchannel_logout_uri: `http://[::1]:${port}/internal/bc` },
+      { outbound: new OutboundPolicy({ issuer: 'http://localhost:8080', allowed: ['::1'] }) },
+    );
+    await new ClientRepository(app.context.store.db, app.context.store.notifier)
+      .insert({ clientId: 'stored-internal', metadata, secretHash: hashSecret('stored-internal-secret'), registrationAccessTokenHash: null, source: 'cli' });
+    const moving = await make({ backchannel_logout_uri: `${rp.base}/moved/bc` });
+    rp.status.set('/moved/bc', 302);
+
+    const b = new Browser(app);
+    const t = await codeFlow(app, { id: 'stored-internal', secret: 'stored-internal-secret' }, 'openid', 'alice', b);
+    await codeFlow(app, moving, 'openid', 'alice', b);
+    await signOut(b);
+    await app.services.sessionEnd.idle();
+    const events = app.logs.lines.filter((l) => l.event === 'logout.backchannel' && l.sid === sidOf(t.id_token!));
+    expect(events.map((e) => [e.client_id, e.outcome, e.detail]).sort()).toEqual([
+      ['stored-internal', 'failed', 'refused: must not point at an internal address (::1 is loopback)'],
+      [moving.id, 'failed', 'redirect not followed (HTTP 302)'],
+    ].sort());
+    expect(rp.to('/internal/bc')).toEqual([]);
+    expect(rp.to('/redirected/bc')).toEqual([]);
+    expect(await app.context.metrics.registry.getSingleMetricAsString('latchkey_outbound_requests_total')).toMatch(/purpose="backchannel_logout",outcome="refused"\} 1\n/);
+  });
+
   it('is advertised in discovery, and the URI is validated like other client metadata', async () => {
     const metadata = (await app.server.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json();
     expect(metadata).toMatchObject({ backchannel_logout_supported: true, backchannel_logout_session_supported: true });
@@ -168,7 +201,7 @@ describe('latchkey users disable: the user\'s sessions end and their apps are to
   const { open, setUp, tearDown } = sharedStoreForCli('latchkey-disable-');
   beforeAll(async () => {
     await rp.start();
-    setUp({ ISSUER: 'http://localhost:8080' });
+    setUp({ ISSUER: 'http://localhost:8080', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' });
   });
   afterAll(async () => {
     await rp.stop();

@@ -3,8 +3,10 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientRepository } from '../../src/oauth/clients/store.js';
+import { OutboundPolicy } from '../../src/platform/outbound/policy.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { basic, createClient, eventually, form, FORM_HEADERS, registryOf, TestClock } from '../support/clients.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, parseClientMetadata, registryOf, TestClock } from '../support/clients.js';
 
 const ISSUER = 'http://localhost:8080';
 const TOKEN_ENDPOINT = `${ISSUER}/token`;
@@ -21,10 +23,15 @@ describe('client authentication at the token endpoint', () => {
   let remoteKey: CryptoKey;
   let jwksServer: Server;
   let jwksUri: string;
+  /** The paths the JWKS server was asked for. */
+  const jwksRequests: string[] = [];
+  let remoteJwk: JWK;
+  let jwksPort = 0;
 
   beforeAll(async () => {
     // Many refusals come from one address here; the back-off after CLIENT_AUTH_FAILURE_LIMIT has its own tests.
-    app = await createTestApp({ CLIENT_AUTH_FAILURE_LIMIT: '1000' }, { clock });
+    // The jwks_uri server listens on 127.0.0.1, an address the outbound guard refuses unless allowed.
+    app = await createTestApp({ CLIENT_AUTH_FAILURE_LIMIT: '1000', OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' }, { clock });
     secret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read' }, 'basic-client')).clientSecret!;
     postSecret = (await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'client_secret_post' }, 'post-client')).clientSecret!;
 
@@ -35,10 +42,23 @@ describe('client authentication at the token endpoint', () => {
 
     const remote = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
     remoteKey = remote.privateKey;
-    const remoteJwk = { ...(await exportJWK(remote.publicKey)), kid: 'r1', alg: 'EdDSA' };
-    jwksServer = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ keys: [remoteJwk] })); });
-    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
-    jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+    remoteJwk = { ...(await exportJWK(remote.publicKey)), kid: 'r1', alg: 'EdDSA' };
+    // Every address: 127.0.0.1 (allowed) and ::1 (not) both reach it.
+    jwksServer = createServer((req, res) => {
+      jwksRequests.push(req.url!);
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/big.json') {
+        // A JWKS of 1 MB: the key, and a megabyte of padding in an extra member.
+        res.end(JSON.stringify({ keys: [{ ...remoteJwk, x5c_padding: 'A'.repeat(1024 * 1024) }] }));
+      } else if (req.url === '/many.json') {
+        res.end(JSON.stringify({ keys: Array.from({ length: 60 }, (_, i) => ({ ...remoteJwk, kid: i === 0 ? 'r1' : `r1-${i}` })) }));
+      } else {
+        res.end(JSON.stringify({ keys: [remoteJwk] }));
+      }
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, '::', r));
+    jwksPort = (jwksServer.address() as AddressInfo).port;
+    jwksUri = `http://127.0.0.1:${jwksPort}/jwks.json`;
     await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri }, 'remote-jwt-client');
 
     await createClient(app.context, { grant_types: ['authorization_code'], redirect_uris: ['http://127.0.0.1/cb'], token_endpoint_auth_method: 'none' }, 'public-client');
@@ -71,6 +91,11 @@ describe('client authentication at the token endpoint', () => {
   /** The logged reason of the latest client.auth_failed event (debug detail, never sent). */
   const lastFailure = () => String(app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason);
   const withAssertion = (jwt: string, extra: Record<string, string> = {}) => token({ client_assertion_type: ASSERTION_TYPE, client_assertion: jwt, ...extra });
+  /** The same from an address of its own, so that its failures leave the other tests' CLIENT_AUTH_FAILURE_LIMIT alone. */
+  const withAssertionFrom = (remoteAddress: string, jwt: string) => app.server.inject({
+    method: 'POST', url: '/token', remoteAddress, headers: FORM_HEADERS,
+    payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
+  });
 
   describe('client_secret_basic (RFC 6749 §2.3.1)', () => {
     it('authenticates with the id and secret in the Basic header', async () => {
@@ -174,9 +199,40 @@ describe('client authentication at the token endpoint', () => {
       expect((await withAssertion(await assertion(), { client_id: 'jwt-client' })).statusCode).toBe(200);
     });
 
-    it('fetches keys from the jwks_uri', async () => {
-      const jwt = await assertion({ iss: 'remote-jwt-client', sub: 'remote-jwt-client' }, remoteKey, 'EdDSA', 'r1');
-      expect((await withAssertion(jwt)).statusCode).toBe(200);
+    it('fetches keys from the jwks_uri once, then serves them from memory', async () => {
+      for (let i = 0; i < 5; i++) {
+        const jwt = await assertion({ iss: 'remote-jwt-client', sub: 'remote-jwt-client' }, remoteKey, 'EdDSA', 'r1');
+        expect((await withAssertion(jwt)).statusCode).toBe(200);
+      }
+      expect(jwksRequests.filter((p) => p === '/jwks.json')).toEqual(['/jwks.json']);
+      expect(await app.context.metrics.registry.getSingleMetricAsString('latchkey_outbound_requests_total')).toContain('latchkey_outbound_requests_total{purpose="jwks_uri",outcome="ok"} 1');
+    });
+
+    /** Issue #20 (2): one 60 MB JWKS took the server from 416 to 840 MB and blocked it for 1.5 s. */
+    it('refuses a jwks_uri answer over JWKS_URI_MAX_BYTES, or with more than JWKS_URI_MAX_KEYS keys', async () => {
+      for (const [id, path, reason] of [
+        ['big-jwks-client', '/big.json', 'jwks_uri: response larger than 131072 bytes'],
+        ['many-keys-client', '/many.json', 'jwks_uri: 60 keys, more than 50'],
+      ]) {
+        await createClient(app.context, { grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `http://127.0.0.1:${jwksPort}${path}` }, id);
+        const jwt = await assertion({ iss: id, sub: id }, remoteKey, 'EdDSA', 'r1');
+        expectInvalidClient(await withAssertionFrom('10.9.0.1', jwt), false);
+        expect(lastFailure()).toContain(reason);
+      }
+    });
+
+    /** Issue #20 (1): a client stored before registration checked the target is still never fetched. */
+    it('never fetches a jwks_uri on an address the outbound guard refuses, whatever is stored', async () => {
+      // As registered before the check existed: the metadata straight into the store.
+      const metadata = parseClientMetadata(
+        { grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `http://[::1]:${jwksPort}/refused.json` },
+        { outbound: new OutboundPolicy({ issuer: ISSUER, allowed: ['::1'] }) },
+      );
+      await new ClientRepository(app.context.store.db, app.context.store.notifier)
+        .insert({ clientId: 'stored-refused', metadata, secretHash: null, registrationAccessTokenHash: null, source: 'cli' });
+      expectInvalidClient(await withAssertionFrom('10.9.0.2', await assertion({ iss: 'stored-refused', sub: 'stored-refused' }, remoteKey, 'EdDSA', 'r1')), false);
+      expect(lastFailure()).toContain('jwks_uri: refused: must not point at an internal address (::1 is loopback)');
+      expect(jwksRequests).not.toContain('/refused.json');
     });
 
     it('refuses a replayed assertion (jti used once)', async () => {

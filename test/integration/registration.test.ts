@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyClientsFile } from '../../src/oauth/clients/clients-file.js';
+import { GRANT_TYPES } from '../../src/server/capabilities.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { hashSecret } from '../../src/oauth/client.js';
 import { ClientRepository } from '../../src/oauth/clients/store.js';
@@ -271,6 +276,81 @@ describe('localhost redirect URIs on a server not on loopback (RFC 8252 §8.3)',
     const added = await manage({ client_id: 'legacy-native', ...NATIVE, redirect_uris: ['http://localhost:7000/callback', 'http://localhost:7001/callback'] });
     expect(added.statusCode).toBe(400);
     expect(added.json().error_description).toMatch(/^redirect_uris: http:\/\/localhost:7001\/callback: localhost is NOT RECOMMENDED/);
+  });
+});
+
+/**
+ * Issue #20 (1): the URIs the server itself sends requests to are refused where the outbound
+ * fetcher would refuse them — internal addresses in any notation, http on an https issuer —
+ * with invalid_client_metadata naming the member, whoever registers the client.
+ */
+describe('registration refuses server-side request targets the outbound fetcher would refuse', () => {
+  const INTERNAL = [
+    'http://127.0.0.1:8080/x', 'http://2130706433/x', 'http://0x7f.1/x', 'http://localhost:9000/x', 'http://[::1]/x',
+    'https://127.0.0.1/x', 'https://0177.0.0.1/x', 'https://127.1/x', 'https://[::ffff:127.0.0.1]/x', 'https://[::ffff:7f00:1]/x',
+    'https://169.254.169.254/latest/meta-data/', 'https://[::ffff:a9fe:a9fe]/x', 'https://10.0.0.5/x', 'https://192.168.1.10/x',
+    'https://172.20.0.1/x', 'https://[fd00::1]/x', 'https://[fe80::1]/x', 'https://0.0.0.0/x', 'https://0/x', 'https://224.0.0.1/x',
+    'https://app.localhost/x',
+  ];
+  const metadata = (member: string, uri: string) => (member === 'jwks_uri'
+    ? { grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: uri }
+    : { redirect_uris: ['https://app.example.com/cb'], backchannel_logout_uri: uri });
+
+  for (const [issuer, extra] of [['http://localhost:8080', []], ['https://id.example.com', ['http://keys.example.com/x', 'http://127.0.0.1:9000/x']]] as const) {
+    describe(`issuer ${issuer}`, () => {
+      let app: TestApp;
+      beforeAll(async () => { app = await createTestApp({ ISSUER: issuer, INITIAL_ACCESS_TOKEN: IAT }); });
+      afterAll(async () => { await app.close(); });
+      const register = (body: unknown) => app.server.inject({
+        method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' }, payload: JSON.stringify(body),
+      });
+
+      for (const member of ['jwks_uri', 'backchannel_logout_uri']) {
+        it(`${member}: 400 invalid_client_metadata naming the member, nothing registered`, async () => {
+          const count = async () => (await app.context.store.db.selectFrom('clients').select('client_id').execute()).length;
+          const before = await count();
+          for (const uri of [...INTERNAL, ...extra]) {
+            const res = await register(metadata(member, uri));
+            expect(res.statusCode, uri).toBe(400);
+            expect(res.json().error, uri).toBe('invalid_client_metadata');
+            expect(res.json().error_description, uri).toMatch(new RegExp(`^${member}: must (not point at an internal address|be an https URL)`));
+          }
+          expect(await count()).toBe(before);
+          expect((await register(metadata(member, 'https://rp.example.com/x'))).statusCode).toBe(201);
+        });
+      }
+    });
+  }
+
+  it('refuses them from an operator too (CLI, admin API, clients file), unless OUTBOUND_ALLOWED_HOSTS allows the target', async () => {
+    const ADMIN = 'admin-credential-for-the-outbound-test-0123456789';
+    const strict = await createTestApp({ ADMIN_TOKENS: ADMIN });
+    const allowing = await createTestApp({ OUTBOUND_ALLOWED_HOSTS: '127.0.0.1,10.0.0.0/8' });
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-outbound-'));
+    try {
+      for (const uri of ['http://127.0.0.1:9000/bc', 'https://10.0.0.5/bc']) {
+        await expect(createClient(strict.context, metadata('backchannel_logout_uri', uri)))
+          .rejects.toMatchObject({ error: 'invalid_client_metadata', description: expect.stringMatching(/^backchannel_logout_uri: must not point at an internal address/) });
+        const admin = await strict.server.inject({
+          method: 'POST', url: '/admin/clients', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+          payload: JSON.stringify(metadata('backchannel_logout_uri', uri)),
+        });
+        expect(admin.statusCode).toBe(400);
+        expect(admin.json().error_description).toMatch(/^backchannel_logout_uri: must not point at an internal address/);
+        const file = join(dir, 'clients.json');
+        writeFileSync(file, JSON.stringify({ clients: [{ client_id: 'filed', token_endpoint_auth_method: 'none', ...metadata('backchannel_logout_uri', uri) }] }));
+        const applyTo = (app: TestApp) => applyClientsFile(file, {}, new ClientRepository(app.context.store.db, app.context.store.notifier), app.context.audit,
+          { grantTypes: GRANT_TYPES, issuer: app.context.config.issuer, outbound: app.context.outbound.policy });
+        await expect(applyTo(strict)).rejects.toThrow(`CLIENTS_FILE ${file}: client "filed": backchannel_logout_uri: must not point at an internal address`);
+        expect(await applyTo(allowing)).toEqual({ filed: uri === 'http://127.0.0.1:9000/bc' ? 'created' : 'updated' });
+        expect((await createClient(allowing.context, metadata('backchannel_logout_uri', uri))).client.metadata.backchannel_logout_uri).toBe(uri);
+      }
+      await expect(createClient(allowing.context, metadata('jwks_uri', 'https://192.168.0.1/jwks'))).rejects.toMatchObject({ error: 'invalid_client_metadata' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await strict.close();
+      await allowing.close();
+    }
   });
 });
 

@@ -35,9 +35,14 @@ export function sharedStoreForCli(prefix: string) {
   const env: Record<string, string> = onPostgres
     ? { DATABASE_SCHEMA: schema, KEY_ENCRYPTION_SECRET: 'cli-test-key-encryption-secret-0123456789' }
     : { DATA_DIR: dir };
+  // What setUp adds to the CLI's environment, the servers `open` makes get too.
+  let extras: Record<string, string> = {};
   return {
-    open: async (): Promise<App> => createApp(testConfig({ ...FAST_ARGON2, ...env, ...(onPostgres ? { DATABASE_URL: process.env.DATABASE_URL! } : {}) }), { logger: new LogCapture().logger }),
-    setUp(extra: Record<string, string> = {}): void { Object.assign(process.env, { LOG_LEVEL: 'silent', ...extra, ...env }); },
+    open: async (): Promise<App> => createApp(testConfig({ ...FAST_ARGON2, ...extras, ...env, ...(onPostgres ? { DATABASE_URL: process.env.DATABASE_URL! } : {}) }), { logger: new LogCapture().logger }),
+    setUp(extra: Record<string, string> = {}): void {
+      extras = extra;
+      Object.assign(process.env, { LOG_LEVEL: 'silent', ...extra, ...env });
+    },
     async tearDown(): Promise<void> {
       process.env = saved;
       rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import type { AppContext } from '../../src/server/context.js';
 import { ClientRegistry, type CreatedClient } from '../../src/oauth/clients/registry.js';
 import { parseClientMetadata as parseWith, type ClientMetadata } from '../../src/oauth/client-metadata.js';
 import { ClientRepository } from '../../src/oauth/clients/store.js';
+import { OutboundPolicy } from '../../src/platform/outbound/policy.js';
 import { GRANT_TYPES } from '../../src/server/capabilities.js';
 
 /** The manual clock of test/support/clock.ts, under the name these tests use. */
@@ -9,7 +10,7 @@ export { ManualClock as TestClock } from './clock.js';
 
 /** The client registry of an app, as the CLI would use it. */
 export function registryOf(context: AppContext): ClientRegistry {
-  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock, GRANT_TYPES, context.config.issuer);
+  return new ClientRegistry(new ClientRepository(context.store.db, context.store.notifier), context.audit, context.clock, { grantTypes: GRANT_TYPES, issuer: context.config.issuer, outbound: context.outbound.policy });
 }
 
 export async function createClient(context: AppContext, metadata: Record<string, unknown>, clientId?: string): Promise<CreatedClient> {
@@ -36,13 +37,16 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   }
 }
 
+/** The outbound policy of the test configuration (ISSUER http://localhost:8080, nothing allow-listed). */
+export const TEST_OUTBOUND_POLICY = new OutboundPolicy({ issuer: 'http://localhost:8080', allowed: [] });
+
 /**
  * Client metadata validation (src/oauth/client-metadata.ts) against this server's grant types, as
- * the registry does it; by default for the tests' loopback issuer.
+ * the registry does it; by default for the tests' loopback issuer and its outbound policy.
  */
 export function parseClientMetadata(
   input: unknown,
-  options: { ignoreUnknown?: boolean; issuer?: string; registeredRedirectUris?: readonly string[] } = {},
+  options: { ignoreUnknown?: boolean; issuer?: string; registeredRedirectUris?: readonly string[]; outbound?: OutboundPolicy } = {},
 ): ClientMetadata {
-  return parseWith(input, { issuer: 'http://localhost:8080', ...options, grantTypes: GRANT_TYPES });
+  return parseWith(input, { issuer: 'http://localhost:8080', outbound: TEST_OUTBOUND_POLICY, ...options, grantTypes: GRANT_TYPES });
 }

@@ -2,6 +2,8 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Client, ClientSecretSlot } from '../../src/oauth/client.js';
 import { hashSecret } from '../../src/oauth/client.js';
 import { clientTypeOf } from '../../src/oauth/client-metadata.js';
+import { ClientKeys } from '../../src/oauth/client-auth/client-keys.js';
+import { systemClock } from '../../src/platform/clock.js';
 import { parseClientMetadata } from './clients.js';
 import type { Notifier } from '../../src/platform/db/database.js';
 import type { KeyRing, SigningAlg, SigningKey, VerificationKey } from '../../src/platform/keys/keyring.js';
@@ -72,6 +74,14 @@ export function testClient(clientId: string, metadata: Record<string, unknown> =
     secrets: extra.secrets ?? [], disabled: extra.disabled ?? false, source: 'cli',
     createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),
   };
+}
+
+/** Client keys for kernel tests: a client's registered `jwks`; a jwks_uri fetch fails (there is no network here). */
+export function localClientKeys(): ClientKeys {
+  return new ClientKeys({
+    fetcher: { fetch: async () => { throw new Error('no outbound requests in kernel tests'); } },
+    clock: systemClock, maxBytes: 128 * 1024, maxKeys: 50, cacheEntries: 100, cacheBytes: 1024 * 1024,
+  });
 }
 
 /** A secret slot for `secret`, with no expiry unless given. */

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  ASSERTION_CLOCK_TOLERANCE_SECONDS, authenticateClient, ClientAuthenticationFailed, ClientKeys, JWT_BEARER_ASSERTION_TYPE,
+  ASSERTION_CLOCK_TOLERANCE_SECONDS, authenticateClient, ClientAuthenticationFailed, JWT_BEARER_ASSERTION_TYPE,
   MAX_ASSERTION_LIFETIME_SECONDS, type ClientAuthDeps, type ClientAuthInput,
 } from '../../src/oauth/client-auth/authenticate.js';
 import { InvalidRequest, TooManyRequests } from '../../src/oauth/errors.js';
 import { epochSeconds } from '../../src/platform/clock.js';
 import { ManualClock } from '../support/clock.js';
-import { MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
+import { localClientKeys, MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
 
 const ISSUER = 'https://id.example.com';
 const TOKEN_ENDPOINT = `${ISSUER}/token`;
@@ -56,7 +56,7 @@ function setup() {
   const jtis = new MemoryJtiStore();
   const limit = { admitted: [] as string[], released: [] as string[], refuse: false };
   const deps: ClientAuthDeps = {
-    clients, assertionJtis: jtis, clientKeys: new ClientKeys(), clock,
+    clients, assertionJtis: jtis, clientKeys: localClientKeys(), clock,
     assertionAudience: { issuer: ISSUER, tokenEndpoint: TOKEN_ENDPOINT },
     clientRateLimit: {
       admit(id) {

@@ -2,6 +2,7 @@ import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { notifyBackchannelLogout, type BackchannelLogoutDeps } from '../../src/oauth/backchannel-logout.js';
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/oauth/tokens.js';
+import { OutboundError } from '../../src/platform/outbound/fetcher.js';
 import { ManualClock } from '../support/clock.js';
 import { MemoryClients, MemoryKeyRing, testClient } from '../support/kernel.js';
 
@@ -66,12 +67,12 @@ describe('back-channel logout (OpenID Connect Back-Channel Logout 1.0)', () => {
       expect(await notifyBackchannelLogout(SESSION, deps), String(status)).toEqual([{ clientId: 'a', outcome, detail: `HTTP ${status}` }]);
     }
   });
-  it('a post that fails is failed, saying why: timeout, the system error code, else the message (200 characters at most)', async () => {
-    const timeout = Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
-    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+  it('a post that fails is failed, saying why in the fetcher\'s words (timeout, the system error code, a refusal, a redirect), 200 characters at most', async () => {
     const cases: Array<[unknown, string]> = [
-      [timeout, 'timeout'],
-      [refused, 'ECONNREFUSED'],
+      [new OutboundError('timeout', 'timeout'), 'timeout'],
+      [new OutboundError('network', 'ECONNREFUSED'), 'ECONNREFUSED'],
+      [new OutboundError('refused', 'refused: must not point at an internal address (10.0.0.1 is private)'), 'refused: must not point at an internal address (10.0.0.1 is private)'],
+      [new OutboundError('redirect', 'redirect not followed (HTTP 302)'), 'redirect not followed (HTTP 302)'],
       [new Error('boom'), 'boom'],
       [new Error('x'.repeat(300)), 'x'.repeat(200)],
       ['a string', 'a string'],

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { redirectUriProblem } from '../../src/oauth/client-metadata.js';
 import { parseClientMetadata } from '../support/clients.js';
 import { OAuthError } from '../../src/oauth/errors.js';
+import { OutboundPolicy } from '../../src/platform/outbound/policy.js';
 
 function errorOf(input: unknown, options?: Parameters<typeof parseClientMetadata>[1]): { error: string; error_description: string } | undefined {
   try {
@@ -109,4 +110,44 @@ describe('client metadata (RFC 7591 §2)', () => {
   it('ignores unknown members when asked to (RFC 7591 §2, registration endpoint)', () => {
     expect(errorOf({ grant_types: ['client_credentials'], software_statement_x: 'y' }, { ignoreUnknown: true })).toBeUndefined();
   });
+});
+
+describe('the URIs the server sends requests to: jwks_uri, backchannel_logout_uri (the outbound fetcher\'s rule)', () => {
+  const https = new OutboundPolicy({ issuer: 'https://id.example.com', allowed: [] });
+  const loopback = new OutboundPolicy({ issuer: 'http://localhost:8080', allowed: [] });
+  const allowing = new OutboundPolicy({ issuer: 'http://localhost:8080', allowed: ['127.0.0.1', '10.1.0.0/16', 'keys.corp.example'] });
+  const member = (name: string, uri: string) => (name === 'jwks_uri'
+    ? { grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: uri }
+    : { redirect_uris: ['https://a.example.com/cb'], backchannel_logout_uri: uri });
+
+  for (const name of ['jwks_uri', 'backchannel_logout_uri']) {
+    it(`${name}: https anywhere public; refused, naming the member, on an internal address or the wrong scheme`, () => {
+      for (const outbound of [https, loopback]) {
+        expect(errorOf(member(name, 'https://keys.example.com/x'), { outbound })).toBeUndefined();
+      }
+      for (const [uri, outbound, problem] of [
+        ['http://keys.example.com/x', https, 'must be an https URL'],
+        ['http://127.0.0.1:9000/x', https, 'must be an https URL'],
+        ['http://keys.example.com/x', loopback, 'must be an https URL (http only on loopback)'],
+        ['not a url', loopback, 'must be an https URL (http only on loopback)'],
+        ['https://user:pw@keys.example.com/x', https, 'must not contain credentials'],
+        ['http://127.0.0.1:9000/x', loopback, 'must not point at an internal address (127.0.0.1 is loopback)'],
+        ['http://2130706433/x', loopback, 'must not point at an internal address (127.0.0.1 is loopback)'],
+        ['http://localhost:9000/x', loopback, 'must not point at an internal address (localhost is loopback)'],
+        ['http://[::1]/x', loopback, 'must not point at an internal address (::1 is loopback)'],
+        ['https://[::ffff:a9fe:a9fe]/latest/meta-data', https, 'must not point at an internal address (::ffff:a9fe:a9fe is link-local)'],
+        ['https://0xa9fea9fe/latest/meta-data', https, 'must not point at an internal address (169.254.169.254 is link-local)'],
+        ['https://10.1.2.3/x', https, 'must not point at an internal address (10.1.2.3 is private)'],
+        ['https://10.2.0.1/x', allowing, 'must not point at an internal address (10.2.0.1 is private)'],
+      ] as const) {
+        expect(errorOf(member(name, uri), { outbound }), `${uri} ${outbound.httpOnLoopback}`).toEqual({ error: 'invalid_client_metadata', error_description: `${name}: ${problem}` });
+      }
+    });
+
+    it(`${name}: an internal target the operator allows (OUTBOUND_ALLOWED_HOSTS) is accepted`, () => {
+      for (const uri of ['http://127.0.0.1:9000/x', 'http://localhost:9000/x', 'https://10.1.2.3/x', 'https://keys.corp.example/x']) {
+        expect(errorOf(member(name, uri), { outbound: allowing }), uri).toBeUndefined();
+      }
+    });
+  }
 });

@@ -157,3 +157,23 @@ describe('TRUST_PROXY', () => {
     }
   });
 });
+
+describe('OUTBOUND_ALLOWED_HOSTS', () => {
+  it('defaults to nothing; takes host names, addresses and CIDR ranges, and refuses anything else naming it', () => {
+    expect(loadConfig({}).outboundAllowedHosts).toEqual([]);
+    expect(loadConfig({ OUTBOUND_ALLOWED_HOSTS: ' Keys.Corp.Example , 10.20.0.0/16,::1,127.0.0.1,' }).outboundAllowedHosts)
+      .toEqual(['keys.corp.example', '10.20.0.0/16', '::1', '127.0.0.1']);
+    expect(problems({ OUTBOUND_ALLOWED_HOSTS: '127.1,10.0.0.0/40,ok.example' })).toEqual([
+      'OUTBOUND_ALLOWED_HOSTS: must be comma-separated host names, IP addresses (IPv4 as a.b.c.d) or CIDR ranges (not: 127.1, 10.0.0.0/40)',
+    ]);
+  });
+});
+
+describe('JWKS_URI_*', () => {
+  it('caps a client key set at 128 KiB and 50 keys, and the cache at 1000 sets and 16 MiB, which must hold the largest set', () => {
+    expect(loadConfig({})).toMatchObject({ jwksUriMaxBytes: 131072, jwksUriMaxKeys: 50, jwksUriCacheSize: 1000, jwksUriCacheBytes: 16777216 });
+    expect(problems({ JWKS_URI_MAX_BYTES: '1048576', JWKS_URI_CACHE_BYTES: '524288' })).toEqual([
+      'JWKS_URI_CACHE_BYTES: must be at least JWKS_URI_MAX_BYTES (1048576), or the largest accepted set would not fit',
+    ]);
+  });
+});

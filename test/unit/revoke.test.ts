@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { revoke, type RevocationDeps } from '../../src/capabilities/revocation/revoke.js';
-import { ClientAuthenticationFailed, ClientKeys } from '../../src/oauth/client-auth/authenticate.js';
+import { ClientAuthenticationFailed } from '../../src/oauth/client-auth/authenticate.js';
 import { InvalidRequest } from '../../src/oauth/errors.js';
 import type { StoredRefreshToken } from '../../src/oauth/refresh-families/store.js';
 import { issueAccessToken } from '../../src/oauth/tokens.js';
 import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
-import { MemoryClients, MemoryJtiStore, MemoryKeyRing, secretSlot, testClient } from '../support/kernel.js';
+import { localClientKeys, MemoryClients, MemoryJtiStore, MemoryKeyRing, secretSlot, testClient } from '../support/kernel.js';
 
 const ISSUER = 'https://id.example.com';
 const NOW_MS = Date.parse('2030-01-01T00:00:00Z');
@@ -43,7 +43,7 @@ function setup() {
   const revokedGrants: Array<[string, string, string, Date]> = [];
   const lookups: Buffer[] = [];
   const deps: RevocationDeps = {
-    clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock, assertionAudience: { issuer: ISSUER },
+    clients, assertionJtis: new MemoryJtiStore(), clientKeys: localClientKeys(), clock, assertionAudience: { issuer: ISSUER },
     keys, issuer: ISSUER,
     async denylistAccessToken(jti, clientId, expiresAt) { denylisted.push([jti, clientId, expiresAt]); },
     async findRefreshToken(hash) { lookups.push(hash); return refreshTokens.get(hash.toString('hex')); },

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ClientAuthenticationFailed, ClientKeys, type ClientAuthInput } from '../../src/oauth/client-auth/authenticate.js';
+import { ClientAuthenticationFailed, type ClientAuthInput } from '../../src/oauth/client-auth/authenticate.js';
 import type { Client } from '../../src/oauth/client.js';
 import { clientTypeOf, parseClientMetadata, type ClientMetadata } from '../../src/oauth/client-metadata.js';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient, UnsupportedGrantType } from '../../src/oauth/errors.js';
 import { handleTokenRequest, type TokenEndpointDeps } from '../../src/oauth/token-endpoint/endpoint.js';
 import type { GrantInput, GrantResult, GrantType, TokenGrant } from '../../src/oauth/token-endpoint/grant.js';
 import { GrantTypeRegistry } from '../../src/oauth/token-endpoint/registry.js';
+import { TEST_OUTBOUND_POLICY } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
-import { MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
+import { localClientKeys, MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
 
 const ISSUER = 'https://id.example.com';
 const ECHO = 'urn:example:grant:echo';
@@ -41,7 +42,7 @@ function setup() {
   const grants = new GrantTypeRegistry<TokenGrant>([echo.grant, confidential.grant]);
   // Clients registered for the stub grant types: metadata through the real schema, against this registry.
   const client = (clientId: string, metadata: Record<string, unknown>, secrets: string[] = []): Client => {
-    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER });
+    const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER, outbound: TEST_OUTBOUND_POLICY });
     return {
       clientId, clientType: clientTypeOf(parsed), metadata: parsed, secrets: secrets.map((s) => secretSlot(s)), disabled: false,
       source: 'cli', createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),
@@ -53,7 +54,7 @@ function setup() {
     client('narrow', { grant_types: [CONFIDENTIAL] }, ['narrow-secret']),
   ]);
   const deps: TokenEndpointDeps = {
-    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: new ClientKeys(), clock: new ManualClock(), assertionAudience: { issuer: ISSUER },
+    grants, clients, assertionJtis: new MemoryJtiStore(), clientKeys: localClientKeys(), clock: new ManualClock(), assertionAudience: { issuer: ISSUER },
   };
   const request = (input: ClientAuthInput) => handleTokenRequest(input, deps);
   return { echo, confidential, grants, clients, deps, request };

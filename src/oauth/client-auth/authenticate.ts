@@ -1,10 +1,11 @@
 import { SIGNING_ALGS } from '../../platform/keys/keyring.js';
 import { createHash } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, jwtVerify } from 'jose';
 import { epochSeconds, type Clock } from '../../platform/clock.js';
 import type { Client } from '../client.js';
 import { CLIENT_ID, secretMatches } from '../client.js';
 import { usesClientSecret, type TokenEndpointAuthMethod } from '../client-metadata.js';
+import type { ClientKeys } from './client-keys.js';
 import type { ClientRateLimit } from './client-rate-limit.js';
 import { InvalidClient, InvalidRequest } from '../errors.js';
 import { readParams, type FormBody } from '../params.js';
@@ -89,7 +90,8 @@ export interface AssertionJtiStore {
 export interface ClientAuthDeps {
   clients: { get(clientId: string): Promise<Client | undefined> };
   assertionJtis: AssertionJtiStore;
-  clientKeys: ClientKeys;
+  /** Each client's verification keys (src/oauth/client-auth/client-keys.ts). */
+  clientKeys: Pick<ClientKeys, 'keysFor'>;
   clock: Clock;
   /** What a client assertion's `aud` may name (assertionAudienceProblem). */
   assertionAudience: AssertionAudience;
@@ -302,42 +304,6 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
     throw fail('client_assertion replayed (jti already used)', clientId);
   }
   return authenticated;
-}
-
-/**
- * The verification keys of each client: its registered `jwks`, or its `jwks_uri` fetched with
- * jose's remote key set (time-limited fetch, cached, refetched on an unknown kid with a
- * cooldown, so a client's key rotation is picked up). Remote sets are kept per URI, at most
- * `maxRemoteSets` of them.
- */
-export class ClientKeys {
-  private readonly local = new WeakMap<Client, JWTVerifyGetKey>();
-  private readonly remote = new Map<string, JWTVerifyGetKey>();
-
-  constructor(private readonly options: { timeoutMs: number; cacheMaxAgeMs: number; maxRemoteSets?: number } = { timeoutMs: 5000, cacheMaxAgeMs: 10 * 60_000 }) {}
-
-  keysFor(client: Client): JWTVerifyGetKey {
-    const { jwks, jwks_uri: uri } = client.metadata;
-    if (jwks) {
-      let set = this.local.get(client);
-      if (!set) { set = createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]); this.local.set(client, set); }
-      return set;
-    }
-    if (uri) {
-      let set = this.remote.get(uri);
-      if (!set) {
-        set = createRemoteJWKSet(new URL(uri), {
-          timeoutDuration: this.options.timeoutMs,
-          cacheMaxAge: this.options.cacheMaxAgeMs,
-          cooldownDuration: 30_000,
-        });
-        this.remote.set(uri, set);
-        if (this.remote.size > (this.options.maxRemoteSets ?? 1000)) this.remote.delete(this.remote.keys().next().value!);
-      }
-      return set;
-    }
-    return async () => { throw new Error('client has no keys'); };
-  }
 }
 
 /** What discovery advertises of client authentication (RFC 8414 §2): this module's methods and algorithms. */

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, hashSecret } from '../client.js';
-import { parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
+import { parseClientMetadata, usesClientSecret, type ClientMetadata, type ClientMetadataRules } from '../client-metadata.js';
 import { OAuthError } from '../errors.js';
 
 /**
@@ -56,16 +56,14 @@ function declaredIds(entries: readonly unknown[]): string[] {
   });
 }
 
-interface ClientsFileOptions {
-  /** This server's issuer (parseClientMetadata). */
-  issuer: string;
-  /** The redirect URIs each declared client already has in the database, kept as they are (parseClientMetadata). */
-  registeredRedirectUris?: ReadonlyMap<string, readonly string[]>;
-}
-
-/** Validates every entry first: nothing is written unless every client is valid. */
+/**
+ * Validates every entry first: nothing is written unless every client is valid.
+ * `registeredRedirectUris`: the redirect URIs each declared client already has in the database,
+ * kept as they are (parseClientMetadata).
+ */
 function validateEntries(
-  path: string, list: readonly unknown[], env: Record<string, string | undefined>, grantTypes: RegistrableGrantTypes, options: ClientsFileOptions,
+  path: string, list: readonly unknown[], env: Record<string, string | undefined>, rules: ClientMetadataRules,
+  registeredRedirectUris?: ReadonlyMap<string, readonly string[]>,
 ): DeclaredClient[] {
   const seen = new Set<string>();
   return list.map((entry, index) => {
@@ -80,7 +78,7 @@ function validateEntries(
     if ('client_secret' in rest) throw new ClientsFileError(path, `${where}: client_secret: secrets do not belong in the file; name an environment variable with client_secret_env`);
     let metadata: ClientMetadata;
     try {
-      metadata = parseClientMetadata(rest, { grantTypes, issuer: options.issuer, registeredRedirectUris: options.registeredRedirectUris?.get(clientId) ?? [] });
+      metadata = parseClientMetadata(rest, { ...rules, registeredRedirectUris: registeredRedirectUris?.get(clientId) ?? [] });
     } catch (err) {
       if (err instanceof OAuthError) throw new ClientsFileError(path, `${where}: ${err.description}`);
       throw err;
@@ -109,13 +107,12 @@ export async function applyClientsFile(
   env: Record<string, string | undefined>,
   repository: ClientRepository,
   audit: AuditLog,
-  grantTypes: RegistrableGrantTypes,
-  issuer: string,
+  rules: ClientMetadataRules,
 ): Promise<Record<string, 'created' | 'updated' | 'unchanged'>> {
   const entries = readEntries(path);
   // A client declared before a redirect URI rule became stricter keeps the URIs it has.
   const registeredRedirectUris = await repository.registeredRedirectUris(declaredIds(entries));
-  const declared = validateEntries(path, entries, env, grantTypes, { issuer, registeredRedirectUris });
+  const declared = validateEntries(path, entries, env, rules, registeredRedirectUris);
   const outcome: Record<string, 'created' | 'updated' | 'unchanged'> = {};
   for (const client of declared) {
     const result = await repository.upsertDeclared({ ...client, source: 'bootstrap' });

@@ -3,7 +3,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
-import { ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type RegistrableGrantTypes } from '../client-metadata.js';
+import { ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type ClientMetadataRules } from '../client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 
 /** Who made a change, for the audit trail and the `source` column. */
@@ -45,10 +45,8 @@ export class ClientRegistry {
     private readonly repository: ClientRepository,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-    /** The grant types clients may register for (the server's registry). */
-    private readonly grantTypes: RegistrableGrantTypes,
-    /** This server's issuer (ISSUER): what some redirect URI rules depend on. */
-    private readonly issuer: string,
+    /** The grant types clients may register for (the server's registry), this server's issuer (ISSUER) and where it may send requests. */
+    private readonly rules: ClientMetadataRules,
   ) {}
 
   /**
@@ -61,7 +59,7 @@ export class ClientRegistry {
    */
   private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy, current?: ClientMetadata): ClientMetadata {
     const metadata = parseClientMetadata(input, {
-      grantTypes: this.grantTypes, ignoreUnknown: source === 'registration', issuer: this.issuer,
+      ...this.rules, ignoreUnknown: source === 'registration',
       registeredRedirectUris: current ? [...current.redirect_uris, ...current.post_logout_redirect_uris] : [],
     });
     if (source === 'registration') {
