@@ -49,10 +49,10 @@ export type SignInResult =
  * failure after that doubles the wait, up to 15 minutes. Counters forget after 15 quiet minutes.
  * "An account" is one of its allowances (throttleKey): strangers share one, and each browser and
  * address it signed in from before has one of its own; one allowance allows at most about 50
- * failures an hour. Over all its allowances together an account allows 100 failures, then none
- * for an hour: OWASP ASVS 2.2.1's "no more than 100 failed attempts per hour … on a single
- * account" (NIST SP 800-63B §5.2.2: at most 100 consecutive failures), reached only by someone
- * failing from a browser or network the owner used, never by strangers alone.
+ * failures an hour. Over all its allowances together an account allows 100 failures in one clock
+ * hour, then none for an hour: OWASP ASVS 2.2.1's "no more than 100 failed attempts per hour …
+ * on a single account" (NIST SP 800-63B §5.2.2: at most 100 consecutive failures), reached only
+ * by someone failing from a browser or network the owner used, never by strangers alone.
  */
 export const THROTTLE = {
   windowSeconds: 900,
@@ -66,6 +66,17 @@ const delayAfter = (free: number) => (failures: number) =>
 const capped = (failures: number) => (failures >= THROTTLE.accountCap.failures ? THROTTLE.accountCap.windowSeconds : 0);
 
 export const MAX_LOGIN_LENGTH = 254;
+
+/**
+ * The account cap counts in fixed clock hours (a key per hour), not "since the last quiet
+ * hour": strangers failing as fast as their shared allowance lets them (about 40 an hour) never
+ * reach 100 in one hour, however long they keep at it. The previous hour's key is checked too,
+ * as the block it set may reach into this one.
+ */
+function capKeys(userId: string, now: Date): { current: string; previous: string } {
+  const hour = Math.floor(now.getTime() / (THROTTLE.accountCap.windowSeconds * 1000));
+  return { current: `account:${userId}|all|${hour}`, previous: `account:${userId}|all|${hour - 1}` };
+}
 
 /** Which of an account's allowances an attempt spends (audit field `allowance`). */
 type Allowance = 'known_device' | 'known_address' | 'others';
@@ -105,8 +116,8 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   const user = login ? await deps.users.findByLogin(login) : undefined;
   const device = deps.knownDevices.verify(input.deviceCookie, now);
   const { key: accountKey, allowance } = await throttleKey(login, user, device, address, now, deps);
-  const capKey = user ? `account:${user.id}|all` : undefined;
-  const blocked = await deps.throttle.blockedUntil([accountKey, ipKey, ...(capKey ? [capKey] : [])], now);
+  const cap = user ? capKeys(user.id, now) : undefined;
+  const blocked = await deps.throttle.blockedUntil([accountKey, ipKey, ...(cap ? [cap.current, cap.previous] : [])], now);
   if (blocked) {
     deps.audit.record('login.throttled', { ...context, allowance, ...(user ? { sub: user.id } : {}) });
     return { kind: 'throttled', retryAfterSeconds: FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) };
@@ -116,7 +127,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   if (!user || !verified.ok || user.disabled) {
     await deps.throttle.recordFailure(accountKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.account));
     await deps.throttle.recordFailure(ipKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
-    if (capKey) await deps.throttle.recordFailure(capKey, now, THROTTLE.accountCap.windowSeconds, capped);
+    if (cap) await deps.throttle.recordFailure(cap.current, now, THROTTLE.accountCap.windowSeconds, capped);
     const reason = !user ? 'unknown_user' : user.disabled ? 'disabled' : 'bad_password';
     deps.audit.record('login.failed', { ...context, reason, allowance, ...(user ? { sub: user.id } : {}) });
     return { kind: 'rejected' };
@@ -125,7 +136,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   // Only the allowance this attempt used starts again (and the cap, which counts consecutive
   // failures): a success from a known browser does not give strangers back the attempts they spent.
   await deps.throttle.clear(accountKey);
-  if (capKey) await deps.throttle.clear(capKey);
+  if (cap) { await deps.throttle.clear(cap.current); await deps.throttle.clear(cap.previous); }
   await deps.knownAddresses.remember(user.id, address, now);
   const deviceCookie = deps.knownDevices.issue(user.id, now, device?.userId === user.id ? device.deviceId : undefined);
   if (verified.rehash) {

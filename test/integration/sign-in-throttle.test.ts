@@ -14,7 +14,7 @@ describe('the sign-in throttle', () => {
   const clock = new ManualClock();
   beforeAll(async () => {
     app = await createTestApp({ ...FAST_ARGON2 }, { clock });
-    for (const name of ['grace', 'ivan', 'judy', 'mike', 'nina', 'olga', 'pat', 'quinn', 'rita']) await createUser(app.context, name);
+    for (const name of ['grace', 'ivan', 'judy', 'mike', 'nina', 'olga', 'pat', 'quinn', 'rita', 'sara']) await createUser(app.context, name);
   });
   afterAll(async () => { await app.close(); });
 
@@ -109,6 +109,28 @@ describe('the sign-in throttle', () => {
     expect(blocked.headers['retry-after']).toBe('3600');
     clock.advance(3600);
     expect((await owner.signIn('rita', PASSWORD)).statusCode).toBe(303);
+  });
+
+  it('never lets strangers reach the account cap, however long they keep failing at the rate their allowance allows', async () => {
+    const owner = new Browser(app, '198.51.100.30');
+    expect((await owner.signIn('sara', PASSWORD)).statusCode).toBe(303);
+    // Five hours of strangers' best pace: twelve failures (waiting out each delay), then just over
+    // 15 quiet minutes so the account's counter starts again — about 40 failures an hour.
+    let failures = 0;
+    let waits = 0;
+    for (const end = clock.now().getTime() + 5 * 3600_000; clock.now().getTime() < end;) {
+      for (let i = 0; i < 12; i++) {
+        // A new address each time: the per-address request limits (counted in real time) never bite.
+        const res = await new Browser(app, `192.0.2.${(failures + waits) % 250 + 1}`).signIn('sara', `wrong guess ${failures}`);
+        if (res.statusCode === 429) { waits++; clock.advance(Number(res.headers['retry-after'])); i--; continue; }
+        expect(res.statusCode).toBe(401);
+        failures++;
+      }
+      clock.advance(901);
+    }
+    expect(failures).toBeGreaterThan(150);
+    // The owner's browser was never locked out.
+    expect((await owner.signIn('sara', PASSWORD)).statusCode).toBe(303);
   });
 
   it('forgets an address LOGIN_KNOWN_TTL after the last sign-in from it (the cleanup job deletes the row)', async () => {
