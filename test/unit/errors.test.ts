@@ -21,4 +21,18 @@ describe('error mapping', () => {
     expect(mapped.status).toBe(500);
     expect(mapped.toJSON()).toEqual({ error: 'server_error', error_description: 'the server could not handle the request' });
   });
+
+  it('answers a database outage 503 temporarily_unavailable with Retry-After', () => {
+    const mapped = toHttpError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
+    expect(mapped.status).toBe(503);
+    expect(mapped.headers).toEqual({ 'retry-after': '2' });
+    expect(mapped.toJSON()).toEqual({ error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; retry shortly' });
+  });
+
+  it("keeps Fastify's client errors client errors, even with a socket code: a body the client aborted is not a database outage", () => {
+    // Fastify passes on the request stream's error ("aborted", ECONNRESET) with status 400.
+    const mapped = toHttpError(Object.assign(new Error('aborted'), { code: 'ECONNRESET', statusCode: 400 }));
+    expect(mapped.status).toBe(400);
+    expect(mapped.error).toBe('invalid_request');
+  });
 });

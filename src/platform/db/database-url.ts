@@ -33,10 +33,13 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
   // One host (or a Unix socket given as ?host=) and no target: the string as it is, to node-postgres.
   if (!hostList.includes(',') && !TARGETS[target]) return { hosts: [], readWrite: false, urlFor: () => url };
   if (hostList === '') throw new Error('must name a host when target_session_attrs is given');
-  const hosts = hostList.split(',').map((entry) => {
+  const entries = hostList.split(',');
+  const hosts = entries.map((entry, i) => {
     const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(entry);
     const port = m?.[2] === undefined ? 5432 : Number(m[2]);
-    if (!m || port < 1 || port > 65535) throw new Error(`host "${entry}" is not host[:port]`);
+    // Never quoted: a password holding an unencoded / ? or # ends the authority early and would
+    // be part of what is quoted.
+    if (!m || port < 1 || port > 65535) throw new Error(`host ${i + 1} of ${entries.length} is not host[:port] (percent-encode / ? # @ in the password)`);
     return { host: m[1]!, port };
   });
   query.delete('target_session_attrs');

@@ -112,6 +112,9 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
     // Dead peers (a failed-over primary that vanished without a FIN) are found by TCP keepalive
     // instead of hanging a connection until the kernel gives up.
     keepAlive: true,
+    // A host that drops packets (common right after a failover) fails a connection attempt in
+    // seconds, not the kernel's two minutes: the pool, the LISTEN connection and the schema check alike.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   };
   // Make the schema exist before the pool sets it as search_path.
   if (schema !== 'public') {
@@ -130,7 +133,6 @@ async function openPostgres(url: string, options: StoreOptions): Promise<Store> 
     application_name: 'latchkey',
     max: options.poolMax ?? 10,
     options: `-c search_path="${schema}"`,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
   // Every client needs an error listener for as long as it lives. pg-pool listens on idle ones

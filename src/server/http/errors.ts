@@ -16,13 +16,15 @@ export const RETRY_AFTER_SECONDS = 2;
  */
 export function toHttpError(err: FastifyError | Error): OAuthError {
   if (err instanceof OAuthError) return err;
-  if (isDatabaseUnavailable(err)) {
+  const fe = err as FastifyError;
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  // Only an error of our own making is an outage: a client's aborted body (ECONNRESET, which
+  // Fastify passes on with status 400) is the client's, however database-like its code.
+  if (status >= 500 && isDatabaseUnavailable(err)) {
     const unavailable = new TemporarilyUnavailable('the service is temporarily unavailable; retry shortly', err.message);
     unavailable.headers['retry-after'] = String(RETRY_AFTER_SECONDS);
     return unavailable;
   }
-  const fe = err as FastifyError;
-  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new OAuthError('invalid_request', 'request body is too large', 413);

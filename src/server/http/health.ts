@@ -6,7 +6,16 @@ export interface ReadinessCheck {
   check(): Promise<{ ok: boolean; detail?: string }>;
 }
 
-export async function healthRoutes(app: FastifyInstance, opts: { checks: ReadinessCheck[] }): Promise<void> {
+/** A check that has not answered within this long counts as failed: /readyz answers in bounded time. */
+export const READINESS_CHECK_TIMEOUT_MS = 2_000;
+
+function withinTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export async function healthRoutes(app: FastifyInstance, opts: { checks: ReadinessCheck[]; timeoutMs?: number }): Promise<void> {
   // Liveness: the process answers. Nothing else, so an overloaded database never gets it restarted.
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -15,7 +24,7 @@ export async function healthRoutes(app: FastifyInstance, opts: { checks: Readine
     let ready = true;
     await Promise.all(opts.checks.map(async (c) => {
       try {
-        const r = await c.check();
+        const r = await withinTimeout(c.check(), opts.timeoutMs ?? READINESS_CHECK_TIMEOUT_MS);
         results[c.name] = r.ok ? 'ok' : (r.detail ?? 'not ready');
         ready &&= r.ok;
       } catch (err) {
