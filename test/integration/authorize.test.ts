@@ -369,6 +369,20 @@ describe('authorization code flow with PKCE', () => {
       expect(denied.body).toContain('the user denied the request (access_denied)');
     });
 
+    it('shows its links only on the host this request returns to: a decoy redirect URI on another host vouches for nothing', async () => {
+      const BANK = 'https://bank.example/cb';
+      const id = await selfRegistered({ redirect_uris: [PHISH, BANK], policy_uri: 'https://bank.example/privacy', tos_uri: 'https://phish.example.net/terms' });
+      const b = new Browser(app);
+      await b.signIn('alice', PASSWORD);
+      const viaPhish = await b.request('GET', url(id));
+      expect(viaPhish.body).toContain('Allow access?');
+      expect(viaPhish.body).not.toContain('https://bank.example/privacy');
+      expect(viaPhish.body).toContain('https://phish.example.net/terms');
+      const viaBank = await b.request('GET', request({ client_id: id, redirect_uri: BANK, scope: 'openid' }).url);
+      expect(viaBank.body).toContain('https://bank.example/privacy');
+      expect(viaBank.body).not.toContain('https://phish.example.net/terms');
+    });
+
     it('once the user approved it, its errors go back to it like any client\'s', async () => {
       const { id, b, page, action } = await atConsent();
       const allowed = await b.request('POST', action, consentForm(page.body, 'allow'));

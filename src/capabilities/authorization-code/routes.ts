@@ -92,15 +92,18 @@ export function authorizeRoutes(
       const user = await service.users.findById(step.userId);
       const m = step.client.metadata;
       const clientName = m.client_name ?? step.client.clientId;
+      // A self-registered client's links are shown only on the host this request's redirect
+      // leads to: another of its redirect URIs (a decoy on a bank's host) vouches for nothing.
+      const link = (uri: string | undefined) => (!isSelfRegistered(step.client) || sameHost(uri, step.request.redirectUri) ? uri : undefined);
       return sendHtml(reply, 200, consentPage({
         csrf: cookies.csrfToken(req, reply),
         clientName,
         // Consent phishing: where Allow leads, and whether anyone but the client vouches for its name and links.
         redirectUri: step.request.redirectUri,
         selfRegistered: isSelfRegistered(step.client) ? { clientName, issuerHost } : undefined,
-        clientUri: m.client_uri,
-        policyUri: m.policy_uri,
-        tosUri: m.tos_uri,
+        clientUri: link(m.client_uri),
+        policyUri: link(m.policy_uri),
+        tosUri: link(m.tos_uri),
         username: user?.username ?? '',
         scopes: describeScopes(step.request.scope.split(' ').filter(Boolean), config.scopeDescriptions ?? {}),
         // Whom the page was shown to: the decision counts only from that account (decideConsent).
@@ -212,4 +215,15 @@ export function authorizeRoutes(
       }
     });
   };
+}
+
+/** Whether two absolute URIs share scheme and host (a URI that does not parse shares nothing). */
+function sameHost(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  try {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.protocol === y.protocol && x.hostname === y.hostname;
+  } catch {
+    return false;
+  }
 }
