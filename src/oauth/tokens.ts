@@ -137,6 +137,8 @@ export interface IdTokenRequest {
   acr?: string | null;
   sid: string;
   ttl: number;
+  /** User claims the ID token carries too (src/oauth/claims.ts idTokenUserClaims); never replace the ones above. */
+  userClaims?: Record<string, unknown>;
 }
 
 /**
@@ -160,12 +162,14 @@ export function assertSignable(keys: KeyRing, alg: SigningAlg | undefined, what:
 
 /**
  * OpenID Connect Core §2, §3.1.3.6: an ID token for the client. Claims the scopes release
- * come from the UserInfo endpoint (Core §5.4: with an access token issued, they go there).
+ * come from the UserInfo endpoint (Core §5.4: with an access token issued, they go there),
+ * unless the client asked for some here (§5.5) or is registered with `id_token_scope_claims`.
  */
 export function issueIdToken(deps: AccessTokenDeps, request: IdTokenRequest): string {
   const key = deps.keys.signingKey(request.alg);
   const iat = epochSeconds(deps.clock);
   const claims: Record<string, unknown> = {
+    ...request.userClaims,
     iss: deps.issuer,
     sub: request.sub,
     aud: request.clientId,
@@ -254,6 +258,8 @@ export interface UserGrant {
   amr: string[];
   acr: string | null;
   sid: string;
+  /** User claims for the ID token (src/oauth/claims.ts idTokenUserClaims). */
+  idTokenClaims?: Record<string, unknown>;
 }
 
 /**
@@ -276,6 +282,7 @@ export async function issueUserTokens(
   const idToken = issueIdToken(deps, {
     alg: grant.client.idTokenAlg, accessToken: accessToken.token, sub: grant.sub, clientId: grant.client.clientId,
     authTime: grant.authTime, nonce: grant.nonce, amr: grant.amr, acr: grant.acr, sid: grant.sid, ttl: deps.idTokenTtl,
+    ...(grant.idTokenClaims ? { userClaims: grant.idTokenClaims } : {}),
   });
   return { accessToken, idToken };
 }
