@@ -53,6 +53,7 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --skip-consent               [skip_consent] a first-party client
   --introspect-any-token       [introspect_any_token] a resource server: /introspect tells it
                                about any token, not only its own and those naming it in aud
+  --id-token-scope-claims      [id_token_scope_claims] ID tokens carry the granted scopes' claims
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
 Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
@@ -77,6 +78,7 @@ const OPTIONS = {
   'refresh-token-absolute-ttl': { type: 'string' },
   'skip-consent': { type: 'boolean' },
   'introspect-any-token': { type: 'boolean' },
+  'id-token-scope-claims': { type: 'boolean' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
   yes: { type: 'boolean' },
@@ -111,6 +113,7 @@ function metadataFrom(v: Values): Record<string, unknown> {
   if (v['refresh-token-absolute-ttl'] !== undefined) m.refresh_token_absolute_ttl = Number(v['refresh-token-absolute-ttl']);
   if (v['skip-consent']) m.skip_consent = true;
   if (v['introspect-any-token']) m.introspect_any_token = true;
+  if (v['id-token-scope-claims']) m.id_token_scope_claims = true;
   return m;
 }
 

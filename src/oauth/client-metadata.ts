@@ -166,6 +166,14 @@ const metadataObject = z.strictObject({
   /** OpenID Connect Dynamic Client Registration §2: the JWS alg of this client's ID tokens (default: the server's default, ES256). */
   id_token_signed_response_alg: signedResponseAlg.optional(),
   /**
+   * Latchkey: the ID token carries every claim of the granted scopes (profile, email, address,
+   * phone), not only those a `claims` request names, for clients that read the profile from the
+   * ID token (Auth.js "oidc", many SPA libraries). Keycloak's "Add to ID token" mapper switch;
+   * node-oidc-provider's `conformIdTokenClaims: false`. It releases nothing the user did not
+   * consent to (only granted scopes' claims), so any client may set it, /register included.
+   */
+  id_token_scope_claims: z.boolean().optional(),
+  /**
    * RFC 9701 §6: the JWS alg of the JWT introspection responses this client (a resource server)
    * asks for. Default: the server's default, as for ID tokens (the RFC's default is RS256, a key
    * Latchkey keeps only when SIGNING_ALGS names it). Responses are signed, never encrypted.

@@ -93,7 +93,7 @@ describe('JWKS and discovery endpoints', () => {
       require_pushed_authorization_requests: false,
       userinfo_endpoint: 'https://id.example.com/userinfo',
       claims_supported: CLAIMS_SUPPORTED,
-      claims_parameter_supported: false,
+      claims_parameter_supported: true,
       scopes_supported: ['openid', 'profile', 'email', 'address', 'phone', 'offline_access'],
       token_endpoint: 'https://id.example.com/token',
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],

@@ -1,3 +1,4 @@
+import type { ClaimSource } from '../../src/oauth/claims.js';
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,12 @@ import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
 import { MemoryKeyRing, secretSlot, testClient } from '../support/kernel.js';
 import { counterValue, MemoryRefreshFamilies, testRefreshMetrics } from '../support/refresh-families.js';
+
+/** A user with an email and a name (what the ID token's user claims come from). */
+const person = (id: string, disabled: boolean): ClaimSource & { disabled: boolean } => ({
+  id, email: `${id}@example.com`, email_verified: true, phone_number: null, phone_number_verified: false,
+  profile: { name: `${id[0]!.toUpperCase()}${id.slice(1)}` }, address: null, updated_at: new Date('2029-06-01T00:00:00Z'), disabled,
+});
 
 const ISSUER = 'https://id.example.com';
 const API = 'https://api.example.com';
@@ -44,7 +51,7 @@ class MemoryCodes {
   add(code: string, record: Partial<AuthorizationCodeRecord> = {}, now = new Date(NOW * 1000)): AuthorizationCodeRecord {
     const row = {
       grant_id: 'grant-1', client_id: 'web', user_id: 'alice', redirect_uri: REDIRECT, code_challenge: s256Challenge(VERIFIER),
-      scope: 'openid offline_access', audience: API, nonce: 'n-1', sid: 'sid-1', auth_time: AUTH_TIME, amr: ['pwd'], acr: null,
+      scope: 'openid offline_access', audience: API, nonce: 'n-1', sid: 'sid-1', auth_time: AUTH_TIME, amr: ['pwd'], acr: null, claims: null,
       created_at: now, expires_at: new Date(now.getTime() + 60_000), redeemed_at: null, ...record,
     };
     this.rows.set(sha256(code).toString('hex'), row);
@@ -74,7 +81,7 @@ function setup(options: { algs?: ConstructorParameters<typeof MemoryKeyRing>[0] 
   const codes = new MemoryCodes();
   const families = new MemoryRefreshFamilies();
   const revoker = families.grantRevoker(clock);
-  const users = new Map<string, { disabled: boolean }>([['alice', { disabled: false }], ['bob', { disabled: true }]]);
+  const users = new Map([['alice', person('alice', false)], ['bob', person('bob', true)]]);
   const pkce = { failures: 0 };
   const refreshMetrics = testRefreshMetrics();
   const deps: AuthorizationCodeGrantDeps = {
@@ -326,6 +333,23 @@ describe('the ID token (OpenID Connect Core §3.1.3.3, §3.1.3.6)', () => {
       iss: ISSUER, sub: 'alice', aud: 'web', azp: 'web', exp: NOW + 300, iat: NOW, auth_time: AUTH_TIME.getTime() / 1000,
       nonce: 'n-1', acr: 'urn:example:loa:2', amr: ['pwd'], sid: 'sid-1', at_hash: atHash(result.response.access_token, 'ES256'),
     });
+  });
+  it('the claims request\'s id_token member (Core §5.5): the claims it names, of granted scopes only', async () => {
+    const { redeem, codes, keys, clock } = setup();
+    codes.add(CODE, { scope: 'openid profile', claims: { id_token: { name: null, email: { essential: true } }, userinfo: { locale: null } } });
+    const { payload } = await jwtVerify((await redeem()).response.id_token!, keys.publicKey(), { currentDate: clock.now() });
+    expect(payload.name).toBe('Alice');
+    // email was asked for, but the email scope was not granted.
+    expect('email' in payload).toBe(false);
+    expect('email_verified' in payload).toBe(false);
+  });
+  it('a client registered with id_token_scope_claims: every claim of the granted scopes, the registered claims unchanged', async () => {
+    const { redeem, codes, keys, clock } = setup();
+    codes.add(CODE, { client_id: 'rp', scope: 'openid profile' });
+    const rp = testClient('rp', { scope: 'openid profile email', id_token_scope_claims: true });
+    const { payload } = await jwtVerify((await redeem(rp)).response.id_token!, keys.publicKey(), { currentDate: clock.now() });
+    expect(payload).toMatchObject({ sub: 'alice', aud: 'rp', name: 'Alice', updated_at: Date.parse('2029-06-01T00:00:00Z') / 1000 });
+    expect('email' in payload).toBe(false);
   });
   it('without openid: none', async () => {
     const { redeem, codes } = setup();

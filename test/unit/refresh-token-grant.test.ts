@@ -1,3 +1,4 @@
+import type { ClaimSource } from '../../src/oauth/claims.js';
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,12 @@ import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
 import { MemoryKeyRing, secretSlot, testClient } from '../support/kernel.js';
 import { counterValue, MemoryRefreshFamilies, testRefreshMetrics } from '../support/refresh-families.js';
+
+/** A user with an email and a name (what the ID token's user claims come from). */
+const person = (id: string, disabled: boolean): ClaimSource & { disabled: boolean } => ({
+  id, email: `${id}@example.com`, email_verified: true, phone_number: null, phone_number_verified: false,
+  profile: { name: `${id[0]!.toUpperCase()}${id.slice(1)}` }, address: null, updated_at: new Date('2029-06-01T00:00:00Z'), disabled,
+});
 
 const ISSUER = 'https://id.example.com';
 const API = 'https://api.example.com';
@@ -38,7 +45,7 @@ function setup(options: { gracePeriod?: number; scope?: string; audience?: strin
   const clock = new ManualClock('2030-01-01T00:00:00Z');
   const families = new MemoryRefreshFamilies();
   const revoker = families.grantRevoker(clock);
-  const users = new Map<string, { disabled: boolean }>([['alice', { disabled: false }], ['bob', { disabled: true }]]);
+  const users = new Map([['alice', person('alice', false)], ['bob', person('bob', true)]]);
   const metrics = testRefreshMetrics();
   const deps: RefreshTokenGrantDeps = {
     keys, clock, issuer: ISSUER, accessTokenTtl: 600, idTokenTtl: 300,
@@ -124,6 +131,14 @@ describe('rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1)', () => {
       iss: ISSUER, sub: 'alice', aud: 'web', azp: 'web', exp: NOW + 120 + 300, iat: NOW + 120, auth_time: AUTH_TIME.getTime() / 1000,
       amr: ['pwd'], sid: 'sid-1', at_hash: atHash(result.response.access_token, 'ES256'),
     });
+  });
+  it('a client registered with id_token_scope_claims: the refreshed ID token carries the granted scopes\' claims too', async () => {
+    const { start, refresh, keys, clock } = setup();
+    const rp = webClient({ id_token_scope_claims: true });
+    const result = await refresh(await start(rp), { client: rp });
+    const { payload } = await jwtVerify(result.response.id_token!, keys.publicKey(), { currentDate: clock.now() });
+    expect(payload).toMatchObject({ sub: 'alice', name: 'Alice' });
+    expect('email' in payload).toBe(false);
   });
   it('without openid in the scope: no ID token', async () => {
     const { start, refresh } = setup({ scope: 'profile offline_access' });

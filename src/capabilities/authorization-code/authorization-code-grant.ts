@@ -1,4 +1,5 @@
 import { narrowedAudience } from '../../oauth/audience.js';
+import { idTokenUserClaims, type ClaimSource, type ClaimsRequest } from '../../oauth/claims.js';
 import { sha256 } from '../../platform/crypto.js';
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
@@ -46,7 +47,7 @@ export const AUTHORIZATION_CODE: GrantType = {
 export interface AuthorizationCodeGrantDeps extends TokenIssuingDeps {
   /** Authorization codes (./code-store.ts). */
   codes: { redeem(codeHash: Buffer, expected: ExpectedRedemption, now: Date): Promise<Redemption> };
-  users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
+  users: { findById(id: string): Promise<(ClaimSource & { disabled: boolean }) | undefined> };
   /** Refresh token families (src/oauth/refresh-families/rotation.ts). */
   refreshTokens: RefreshTokenDeps;
   /**
@@ -134,6 +135,10 @@ async function redeem(
     grantId: granted.grant_id, sub: granted.user_id, aud, scope: granted.scope,
     client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
     authTime: granted.auth_time, nonce: granted.nonce, amr: granted.amr, acr: granted.acr, sid: granted.sid,
+    // OpenID Connect Core §5.5: the claims request's id_token member, or the client's id_token_scope_claims.
+    idTokenClaims: idTokenUserClaims(user, granted.scope.split(' '), {
+      allScopeClaims: client.metadata.id_token_scope_claims === true, requested: granted.claims as ClaimsRequest | null,
+    }),
   });
   // The rule for a refresh token is mayIssueRefreshToken's (offline_access granted, client registered for refresh_token).
   const family = mayIssueRefreshToken(client, granted.scope)

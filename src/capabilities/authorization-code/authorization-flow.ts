@@ -269,6 +269,7 @@ async function issueCode(request: AuthorizationRequest, session: BrowserSession,
     authTime: session.authTime,
     amr: session.amr,
     acr: session.acr,
+    claims: request.claims ?? null,
   }, deps.clock.now(), deps.codeTtl);
   // An ID token (with this sid) will follow: the client takes part in the session from now on.
   if (client.metadata.backchannel_logout_uri && issuesIdToken(request.scope)) {

@@ -1,5 +1,6 @@
 import { LOOPBACK_HOSTS } from '../../platform/uris.js';
 import type { Client } from '../../oauth/client.js';
+import { parseClaimsRequest, type ClaimsRequest } from '../../oauth/claims.js';
 import {
   InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
   RequestUriNotSupported, TemporarilyUnavailable, UnauthorizedClient, UnsupportedResponseType,
@@ -49,6 +50,8 @@ export interface AuthorizationRequest {
   hintedSub?: string;
   /** The access token audience (RFC 8707). */
   audience: string | string[];
+  /** The `claims` request parameter (OpenID Connect Core §5.5), validated; absent when not sent. */
+  claims?: ClaimsRequest;
 }
 
 /** Where and how an authorization response (success or error) goes back to the client. */
@@ -190,6 +193,7 @@ export function validateAuthorizationRequest(
       hintedSub = options.idTokenHintSubject(p.id_token_hint);
       if (hintedSub === undefined) throw new InvalidRequest('id_token_hint is not an ID token this server issued');
     }
+    const claims = p.claims !== undefined ? parseClaimsRequest(p.claims) : undefined;
     const audience = resolveAudience(readRepeatedParam(body, 'resource'), client, options.issuer);
     return {
       clientId: client.clientId,
@@ -204,6 +208,7 @@ export function validateAuthorizationRequest(
       ...(p.login_hint !== undefined ? { loginHint: p.login_hint } : {}),
       ...(hintedSub !== undefined ? { hintedSub } : {}),
       audience,
+      ...(claims !== undefined ? { claims } : {}),
     };
   } catch (err) {
     if (err instanceof OAuthError) throw new AuthorizationError(err, target);

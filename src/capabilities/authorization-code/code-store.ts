@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import type { ClaimsRequest } from '../../oauth/claims.js';
 import type { AuthorizationCodesTable, Database } from '../../platform/db/schema.js';
 
 export type AuthorizationCodeRecord = Omit<Selectable<AuthorizationCodesTable>, 'code_hash'>;
@@ -17,6 +18,8 @@ export interface NewAuthorizationCode {
   authTime: Date;
   amr: string[];
   acr: string | null;
+  /** The claims request (OpenID Connect Core §5.5) the token request's ID token answers. */
+  claims: ClaimsRequest | null;
 }
 
 /** What the token request proves about the code it presents (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2). */
@@ -47,7 +50,7 @@ export class AuthorizationCodeRepository {
       code_hash: c.codeHash, grant_id: c.grantId, client_id: c.clientId, user_id: c.userId,
       redirect_uri: c.redirectUri, code_challenge: c.codeChallenge, scope: c.scope,
       audience: JSON.stringify(c.audience), nonce: c.nonce, sid: c.sid, auth_time: c.authTime,
-      amr: c.amr, acr: c.acr, created_at: now, expires_at: new Date(now.getTime() + ttlSeconds * 1000), redeemed_at: null,
+      amr: c.amr, acr: c.acr, claims: c.claims === null ? null : JSON.stringify(c.claims), created_at: now, expires_at: new Date(now.getTime() + ttlSeconds * 1000), redeemed_at: null,
     }).execute();
   }
 

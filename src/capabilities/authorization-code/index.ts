@@ -3,6 +3,7 @@ import { AUTHORIZATION_CODE, authorizationCodeGrant } from './authorization-code
 import { PROMPT_VALUES, RESPONSE_MODES } from './authorization-request.js';
 import { AuthorizationCodeRepository } from './code-store.js';
 import { CODE_CHALLENGE_METHODS } from './pkce.js';
+import { authorizationCodeClaims } from './migrations.js';
 import { AuthorizationRequestRepository } from './request-store.js';
 import { authorizeRoutes, interactionFormActions } from './routes.js';
 import { KNOWN_RESPONSE_TYPES } from '../../oauth/client-metadata.js';
@@ -13,6 +14,7 @@ export const authorizationCode: Capability = {
   name: 'authorization-code',
   settings: authorizationCodeSettings,
   grantTypes: [AUTHORIZATION_CODE],
+  migrations: [authorizationCodeClaims],
   register(ctx) {
     const { services } = ctx;
     const codes = new AuthorizationCodeRepository(ctx.store.db);
@@ -32,6 +34,8 @@ export const authorizationCode: Capability = {
         // RFC 9207
         authorization_response_iss_parameter_supported: true,
         prompt_values_supported: [...PROMPT_VALUES],
+        // OpenID Connect Core §5.5: read here, carried by PAR, the interaction and the code.
+        claims_parameter_supported: true,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         pushed_authorization_request_endpoint: services.endpoints.pushedAuthorizationRequest,

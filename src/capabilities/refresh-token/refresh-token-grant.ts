@@ -1,4 +1,5 @@
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
+import { idTokenUserClaims, type ClaimSource } from '../../oauth/claims.js';
 import { newSuccessor, REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
 import { sha256 } from '../../platform/crypto.js';
 import { assertIdTokenSignable, issueUserTokens, revocationHorizon, type TokenIssuingDeps } from '../../oauth/tokens.js';
@@ -28,7 +29,7 @@ export const REFRESH_TOKEN: GrantType = { grantType: 'refresh_token', publicClie
 
 /** What the refresh_token grant uses, beyond issuing tokens. */
 export interface RefreshTokenGrantDeps extends TokenIssuingDeps {
-  users: { findById(id: string): Promise<{ disabled: boolean } | undefined> };
+  users: { findById(id: string): Promise<(ClaimSource & { disabled: boolean }) | undefined> };
   /** Refresh token families (src/oauth/refresh-families/rotation.ts). */
   refreshTokens: RefreshTokenDeps;
   /** Revokes a whole grant: its refresh family and every access token carrying its `gid`, inactive until `expiresAt`. */
@@ -123,6 +124,8 @@ async function rotate({ client, params, resources }: GrantInput<'refresh_token' 
     grantId: family.id, sub: family.user_id, aud, scope,
     client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
     authTime: family.auth_time, nonce: null, amr: family.amr, acr: family.acr, sid: family.sid,
+    // The client's id_token_scope_claims; a claims request's id_token member answered the code's ID token only.
+    idTokenClaims: idTokenUserClaims(user, scope.split(' '), { allScopeClaims: client.metadata.id_token_scope_claims === true }),
   });
   deps.refreshMetrics.refreshTokens.inc({ outcome: issued.outcome });
   return {

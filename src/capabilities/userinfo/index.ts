@@ -13,7 +13,6 @@ export const userInfo: Capability = {
       discovery: () => ({
         userinfo_endpoint: ctx.services.endpoints.userinfo,
         claims_supported: CLAIMS_SUPPORTED,
-        claims_parameter_supported: false,
         scopes_supported: ['openid', ...Object.keys(SCOPE_CLAIMS)],
       }),
     };

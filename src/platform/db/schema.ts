@@ -163,6 +163,11 @@ export interface AuthorizationCodesTable {
   auth_time: Date;
   amr: string[];
   acr: string | null;
+  /**
+   * The `claims` request parameter (OpenID Connect Core §5.5) as validated, or null: JSON
+   * (src/oauth/claims.ts `ClaimsRequest`). Added by the authorization-code capability's migration.
+   */
+  claims: unknown;
   created_at: Date;
   expires_at: Date;
   redeemed_at: Date | null;

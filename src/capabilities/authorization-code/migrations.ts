@@ -1,0 +1,14 @@
+import type { Kysely } from 'kysely';
+import type { Migration } from '../../platform/db/migrator.js';
+
+/**
+ * The `claims` request parameter (OpenID Connect Core §5.5) an authorization code carries to
+ * the token request, whose ID token answers its `id_token` member. Null for codes issued
+ * without one (and for every code issued before this migration).
+ */
+export const authorizationCodeClaims: Migration = {
+  name: '0018_authorization_code_claims',
+  async up(db: Kysely<any>) {
+    await db.schema.alterTable('authorization_codes').addColumn('claims', 'jsonb').execute();
+  },
+};
