@@ -21,6 +21,8 @@ import { REDIRECT, secretOf, SIGNED_OUT, signInAndConsent, startCompatServer, ty
  */
 const execute = [client.allowInsecureRequests];
 const API = 'https://api.example.com';
+/** Registration is on only with an initial access token (RFC 7591 §3). */
+const INITIAL_ACCESS_TOKEN = 'compat-initial-access-token-0123456789abcdef';
 
 let server: CompatServer;
 let issuer: URL;
@@ -32,6 +34,10 @@ beforeAll(async () => {
       client_id: 'oc-web', token_endpoint_auth_method: 'client_secret_post',
       grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT],
       scope: 'openid profile email offline_access', client_name: 'openid-client app',
+    },
+    {
+      // The server's default method (client_secret_basic), not openid-client's.
+      client_id: 'oc-basic', grant_types: ['client_credentials'], scope: 'api:read',
     },
     {
       // A service calling an API (client_credentials) and the API itself introspecting.
@@ -47,7 +53,7 @@ beforeAll(async () => {
       client_id: 'oc-passport', token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code'],
       redirect_uris: ['http://127.0.0.1/auth/callback'], scope: 'openid profile', client_name: 'passport app',
     },
-  ], { OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' });
+  ], { OUTBOUND_ALLOWED_HOSTS: '127.0.0.1', INITIAL_ACCESS_TOKEN });
   issuer = new URL(server.issuer);
 });
 afterAll(async () => { await server?.close(); });
@@ -76,9 +82,31 @@ describe('openid-client 6: discovery and the code flow', () => {
     }
   });
 
-  it.todo('discovery with the default client authentication for a client registered with client_secret_basic: '
-    + 'openid-client posts the secret in the body, the server answers invalid_client; pending the error-description '
-    + 'and client_secret_post hint work (another branch), which should say which method the client is registered for');
+  it('discovery\'s default (client_secret_post) for a client registered with client_secret_basic: refused as invalid_client (401)', async () => {
+    const basic = await configFor('oc-basic');
+    const err = await client.clientCredentialsGrant(basic).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(client.ResponseBodyError);
+    expect(err).toMatchObject({ error: 'invalid_client', status: 401 });
+  });
+
+  it.todo('the same mismatch says why: an error_description naming client_secret_basic as the registered method (a '
+    + 'client_secret_post hint); pending the error-description work (another branch)');
+
+  it('dynamicClientRegistration (RFC 7591, with its initialAccessToken option) then the client\'s own client_credentials token', async () => {
+    const registered = await client.dynamicClientRegistration(issuer, {
+      redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'client_credentials'], token_endpoint_auth_method: 'client_secret_post',
+      client_name: 'registered by openid-client',
+    }, undefined, { execute, initialAccessToken: INITIAL_ACCESS_TOKEN });
+    const metadata = registered.clientMetadata();
+    expect(metadata.client_id).toEqual(expect.any(String));
+    expect(metadata.client_secret).toEqual(expect.any(String));
+    expect(metadata.token_endpoint_auth_method).toBe('client_secret_post');
+    const tokens = await client.clientCredentialsGrant(registered);
+    expect(decodeJwt(tokens.access_token)).toMatchObject({ iss: server.issuer, client_id: metadata.client_id, sub: metadata.client_id });
+  });
+
+  it.todo('dynamicClientRegistration without a scope, then the code flow for openid profile: pending the registration scope '
+    + 'defaults work (another branch)');
 
   it('authorization code + PKCE (S256, state, nonce): buildAuthorizationUrl, sign-in and consent, authorizationCodeGrant, the ID token', async () => {
     const verifier = client.randomPKCECodeVerifier();
@@ -229,6 +257,11 @@ describe('a resource server with jose (createRemoteJWKSet + jwtVerify)', () => {
     const fresh = await client.clientCredentialsGrant(service, { scope: 'api:read' });
     expect(await client.tokenIntrospection(api, fresh.access_token)).toMatchObject({ active: true, client_id: 'oc-service', aud: API, scope: 'api:read' });
   });
+});
+
+describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () => {
+  it.todo('oidc-client-ts (public client, code + PKCE, token requests from another origin without --disable-web-security): '
+    + 'pending CORS on the token, UserInfo and JWKS endpoints (another branch); oidc-client-ts is not yet a devDependency');
 });
 
 describe('passport 0.7 with openid-client/passport\'s Strategy', () => {
