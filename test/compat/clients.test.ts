@@ -3,9 +3,11 @@ import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from '
 import * as client from 'openid-client';
 import { Strategy, type VerifyFunction } from 'openid-client/passport';
 import passport from 'passport';
+import { chromium, type Browser as PwBrowser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../support/browser.js';
 import { overHttp } from '../support/fault.js';
+import { PASSWORD } from '../support/oidc.js';
 import { freePort } from '../support/process.js';
 import { REDIRECT, secretOf, SIGNED_OUT, signInAndConsent, startCompatServer, type CompatServer } from './support.js';
 
@@ -16,10 +18,11 @@ import { REDIRECT, secretOf, SIGNED_OUT, signInAndConsent, startCompatServer, ty
  * - The issuer is http on loopback, so openid-client runs with its documented
  *   `allowInsecureRequests` execute option (it refuses http otherwise).
  * - Sign-in and consent are driven over HTTP with the project's cookie-jar browser
- *   (test/support/browser.ts), not Chromium: the pages and redirects are the server's own.
+ *   (test/support/browser.ts), except in the Chromium row (playwright-core, /usr/bin/chromium).
  * - Rows whose server side is being built on other branches are `it.todo` with the reason.
  */
 const execute = [client.allowInsecureRequests];
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const API = 'https://api.example.com';
 /** Registration is on only with an initial access token (RFC 7591 §3). */
 const INITIAL_ACCESS_TOKEN = 'compat-initial-access-token-0123456789abcdef';
@@ -34,6 +37,11 @@ beforeAll(async () => {
       client_id: 'oc-web', token_endpoint_auth_method: 'client_secret_post',
       grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT],
       scope: 'openid profile email offline_access', client_name: 'openid-client app',
+    },
+    {
+      // The Chromium row's RP: a loopback redirect URI without a port (RFC 8252 §7.3).
+      client_id: 'oc-chromium', token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code'],
+      redirect_uris: ['http://127.0.0.1/cb'], scope: 'openid profile', client_name: 'Chromium app',
     },
     {
       // The server's default method (client_secret_basic), not openid-client's.
@@ -200,7 +208,61 @@ describe('openid-client 6: discovery and the code flow', () => {
     expect(again.headers.location).toMatch(/^\/login\?/);
   });
 
-  it.todo('code + PKCE in Chromium (playwright-core, /usr/bin/chromium): not yet; the sign-in and consent pages are driven over HTTP above');
+});
+
+describe('openid-client 6: code + PKCE in Chromium', () => {
+  let browser: PwBrowser;
+  let rp: Server;
+  let rpBase: string;
+  const callbacks: string[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    rpBase = `http://127.0.0.1:${port}`;
+    // The relying party's redirect endpoint: records what the browser brought back.
+    rp = createServer((req, res) => {
+      if (req.url!.startsWith('/cb')) callbacks.push(new URL(req.url!, rpBase).href);
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>RP</title><p>back at the app</p>');
+    });
+    await new Promise<void>((resolve) => rp.listen(port, '127.0.0.1', resolve));
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => rp?.close(resolve));
+  });
+
+  it('buildAuthorizationUrl → Chromium on the real sign-in and consent pages → the RP\'s loopback callback → authorizationCodeGrant', async () => {
+    const config = await configFor('oc-chromium');
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: `${rpBase}/cb`, scope: 'openid profile', state, nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(10_000);
+      await page.goto(url.href);
+      expect(new URL(page.url()).pathname).toBe('/login');
+      await page.getByLabel('Username or email').fill('alice');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL((u) => u.pathname !== '/login');
+      expect(await page.title()).toMatch(/^Allow access\?/);
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.waitForURL((u) => u.href.startsWith(`${rpBase}/cb`));
+      expect(await page.textContent('p')).toBe('back at the app');
+    } finally {
+      await context.close();
+    }
+    expect(callbacks).toHaveLength(1);
+    const tokens = await client.authorizationCodeGrant(config, new URL(callbacks[0]!), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+    expect(tokens.claims()).toMatchObject({ iss: server.issuer, aud: 'oc-chromium', nonce });
+    expect(await client.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ preferred_username: 'alice' });
+  });
 });
 
 describe('a resource server with jose (createRemoteJWKSet + jwtVerify)', () => {
