@@ -379,33 +379,40 @@ describe('client authentication at the token endpoint', () => {
   });
 });
 
-describe('CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE=false: the issuer identifier is the only client assertion audience', () => {
-  let app: TestApp;
-  let key: CryptoKey;
+/**
+ * An app of its own, made with `env`, holding one private_key_jwt client (`clientId`, key `k1`),
+ * and a client_credentials request from it whose assertion has the given aud and lifetime.
+ */
+function assertionClientApp(env: Record<string, string>, clientId: string) {
+  const made = {} as { app: TestApp; key: CryptoKey };
   beforeAll(async () => {
-    app = await createTestApp({ CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE: 'false' });
+    made.app = await createTestApp(env);
     const pair = await generateKeyPair('ES256', { extractable: true });
-    key = pair.privateKey;
+    made.key = pair.privateKey;
     const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
-    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, 'strict-jwt');
+    await createClient(made.app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, clientId);
   });
-  afterAll(async () => { await app.close(); });
-
-  const token = async (aud: string) => {
+  afterAll(async () => { await made.app.close(); });
+  const token = async (aud: string, lifetime = 60) => {
     const now = Math.floor(Date.now() / 1000);
-    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('strict-jwt').setSubject('strict-jwt')
-      .setAudience(aud).setIssuedAt(now).setExpirationTime(now + 60).sign(key);
-    return app.server.inject({
+    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(clientId).setSubject(clientId)
+      .setAudience(aud).setIssuedAt(now).setExpirationTime(now + lifetime).sign(made.key);
+    return made.app.server.inject({
       method: 'POST', url: '/token', headers: FORM_HEADERS,
       payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
     });
   };
+  return { made, token };
+}
+
+describe('CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE=false: the issuer identifier is the only client assertion audience', () => {
+  const { made, token } = assertionClientApp({ CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE: 'false' }, 'strict-jwt');
 
   it('refuses the token endpoint URL (OpenID Connect Core §9) and accepts the issuer', async () => {
     const refused = await token(TOKEN_ENDPOINT);
     expect(refused.statusCode).toBe(401);
     expect(refused.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
-    expect(app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason)
+    expect(made.app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason)
       .toBe('client_assertion aud must be the issuer identifier "http://localhost:8080" (got "http://localhost:8080/token")');
     expect((await token(ISSUER)).statusCode).toBe(200);
   });
@@ -451,30 +458,11 @@ describe('the per-client limit and client assertions (private_key_jwt)', () => {
 });
 
 describe('CLIENT_ASSERTION_MAX_LIFETIME', () => {
-  let app: TestApp;
-  let key: CryptoKey;
-  beforeAll(async () => {
-    app = await createTestApp({ CLIENT_ASSERTION_MAX_LIFETIME: '5m' });
-    const pair = await generateKeyPair('ES256', { extractable: true });
-    key = pair.privateKey;
-    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
-    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, 'short-jwt');
-  });
-  afterAll(async () => { await app.close(); });
-
-  const token = async (lifetime: number) => {
-    const now = Math.floor(Date.now() / 1000);
-    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('short-jwt').setSubject('short-jwt')
-      .setAudience(ISSUER).setIssuedAt(now).setExpirationTime(now + lifetime).sign(key);
-    return app.server.inject({
-      method: 'POST', url: '/token', headers: FORM_HEADERS,
-      payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
-    });
-  };
+  const { token } = assertionClientApp({ CLIENT_ASSERTION_MAX_LIFETIME: '5m' }, 'short-jwt');
 
   it('refuses an assertion valid for longer than the setting, saying so', async () => {
-    expect((await token(300)).statusCode).toBe(200);
-    const refused = await token(3600);
+    expect((await token(ISSUER, 300)).statusCode).toBe(200);
+    const refused = await token(ISSUER, 3600);
     expect(refused.statusCode).toBe(401);
     expect(refused.json().error_description).toMatch(/^client authentication failed: client_assertion is valid for too long: its exp is 360\d seconds away, and this server accepts at most 300 seconds \(plus 30 of leeway\)$/);
   });
