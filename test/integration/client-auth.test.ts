@@ -153,6 +153,13 @@ describe('client authentication at the token endpoint', () => {
       expect(lastFailure()).toBe('client is registered for client_secret_basic, not client_secret_post');
     });
 
+    it('says so at /introspect and /revoke too', async () => {
+      for (const url of ['/introspect', '/revoke']) {
+        const res = await app.server.inject({ method: 'POST', url, headers: FORM_HEADERS, payload: form({ token: 'x', client_id: 'basic-client', client_secret: secret }) });
+        expectInvalidClient(res, true, TOLD.basic);
+      }
+    });
+
     it('stays bare for a wrong secret by the other method, an unknown client, and a secret for a key client', async () => {
       expectInvalidClient(await token({ client_id: 'basic-client', client_secret: `${secret}x` }), false);
       expectInvalidClient(await token({ client_id: 'nobody', client_secret: secret }), false);
