@@ -100,6 +100,7 @@ export async function createServices(
       issuer: config.issuer,
       tokenEndpoint: config.clientAssertionTokenEndpointAudience ? endpoints.token : undefined,
     },
+    maxAssertionLifetime: config.clientAssertionMaxLifetime,
   };
   const accessTokens = { keys, clock, issuer: config.issuer, verified: new VerifiedAccessTokens(config.verifiedTokenCacheSize) };
   const authBackoff = new ClientAuthBackoff(clock, config.clientAuthFailureLimit, config.rateLimitWindow);

@@ -72,10 +72,17 @@ describe('client authentication at the token endpoint', () => {
     method: 'POST', url: '/token', headers: { ...FORM_HEADERS, ...(authorization ? { authorization } : {}) },
     payload: form({ grant_type: 'client_credentials', ...params }),
   });
-  const expectInvalidClient = (res: Awaited<ReturnType<typeof token>>, basicChallenge: boolean) => {
+  /** 401 invalid_client: bare, or with `told` after the colon (issue #21: errors that say why). */
+  const expectInvalidClient = (res: Awaited<ReturnType<typeof token>>, basicChallenge: boolean, told?: string) => {
     expect(res.statusCode).toBe(401);
-    expect(res.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    expect(res.json()).toEqual({ error: 'invalid_client', error_description: told === undefined ? 'client authentication failed' : `client authentication failed: ${told}` });
     expect(res.headers['www-authenticate']).toBe(basicChallenge ? 'Basic realm="latchkey"' : undefined);
+  };
+  const TOLD = {
+    basic: 'this client is registered for client_secret_basic: send client_id and client_secret in the Authorization header (HTTP Basic), not in the form body',
+    post: 'this client is registered for client_secret_post: send client_id and client_secret in the form body, not in the Authorization header',
+    replayed: 'client_assertion was already used (its jti has been seen before): make a new assertion, with a new jti, for each request',
+    kid: "the kid in the client_assertion header names no key registered for this client, though one of its keys signed it (send that key's kid)",
   };
 
   const now = () => Math.floor(clock.now().getTime() / 1000);
@@ -124,8 +131,10 @@ describe('client authentication at the token endpoint', () => {
       expect(res.json().error).toBe('invalid_request');
     });
 
-    it('refuses a client registered for client_secret_post that uses Basic', async () => {
-      expectInvalidClient(await token({}, basic('post-client', postSecret)), true);
+    it('refuses a client registered for client_secret_post that uses Basic: with its right secret, saying so', async () => {
+      expectInvalidClient(await token({}, basic('post-client', postSecret)), true, TOLD.post);
+      expect(lastFailure()).toBe('client is registered for client_secret_post, not client_secret_basic');
+      expectInvalidClient(await token({}, basic('post-client', `${postSecret}x`)), true);
     });
   });
 
@@ -138,8 +147,23 @@ describe('client authentication at the token endpoint', () => {
       expectInvalidClient(await token({ client_id: 'post-client', client_secret: 'wrong' }), false);
     });
 
-    it('refuses a basic client using the body', async () => {
-      expectInvalidClient(await token({ client_id: 'basic-client', client_secret: secret }), false);
+    // openid-client's discovery(issuer, id, secret) posts the secret; RFC 7591 registers client_secret_basic.
+    it('refuses a basic client using the body: with its right secret, saying so, with a Basic challenge', async () => {
+      expectInvalidClient(await token({ client_id: 'basic-client', client_secret: secret }), true, TOLD.basic);
+      expect(lastFailure()).toBe('client is registered for client_secret_basic, not client_secret_post');
+    });
+
+    it('says so at /introspect and /revoke too', async () => {
+      for (const url of ['/introspect', '/revoke']) {
+        const res = await app.server.inject({ method: 'POST', url, headers: FORM_HEADERS, payload: form({ token: 'x', client_id: 'basic-client', client_secret: secret }) });
+        expectInvalidClient(res, true, TOLD.basic);
+      }
+    });
+
+    it('stays bare for a wrong secret by the other method, an unknown client, and a secret for a key client', async () => {
+      expectInvalidClient(await token({ client_id: 'basic-client', client_secret: `${secret}x` }), false);
+      expectInvalidClient(await token({ client_id: 'nobody', client_secret: secret }), false);
+      expectInvalidClient(await token({ client_id: 'jwt-client', client_secret: secret }), false);
     });
   });
 
@@ -238,18 +262,35 @@ describe('client authentication at the token endpoint', () => {
     it('refuses a replayed assertion (jti used once)', async () => {
       const jwt = await assertion();
       expect((await withAssertion(jwt)).statusCode).toBe(200);
-      expectInvalidClient(await withAssertion(jwt), false);
+      expectInvalidClient(await withAssertion(jwt), false, TOLD.replayed);
       expect(lastFailure()).toBe('client_assertion replayed (jti already used)');
     });
 
-    it('refuses an expired assertion', async () => {
-      expectInvalidClient(await withAssertion(await assertion({ exp: now() - 120 })), false);
+    it('refuses an expired assertion, saying so; bare when another key signed it', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ exp: now() - 120 })), false,
+        "client_assertion has expired: its exp is 120 seconds before this server's time, more than the 30 seconds of leeway (make a new assertion for each request; check the client's clock)");
       expect(lastFailure()).toContain('ERR_JWT_EXPIRED');
+      expectInvalidClient(await withAssertion(await assertion({ exp: now() - 120 }, (await generateKeyPair('ES256')).privateKey)), false);
     });
 
-    it('refuses an assertion valid for longer than five minutes', async () => {
-      expectInvalidClient(await withAssertion(await assertion({ exp: now() + 3600 })), false);
-      expect(lastFailure()).toBe('client_assertion exp is more than 300s away');
+    it('accepts an assertion valid for one hour (Authlib\'s default) and refuses its replay within the hour', async () => {
+      const jwt = await assertion({ exp: now() + 3600 });
+      expect((await withAssertion(jwt)).statusCode).toBe(200);
+      clock.advance(3540);
+      expectInvalidClient(await withAssertion(jwt), false, TOLD.replayed);
+    });
+
+    it('refuses an assertion valid for longer than one hour, saying so', async () => {
+      expectInvalidClient(await withAssertion(await assertion({ exp: now() + 3600 + 31 })), false,
+        'client_assertion is valid for too long: its exp is 3631 seconds away, and this server accepts at most 3600 seconds (plus 30 of leeway)');
+      expect(lastFailure()).toBe('client_assertion exp is more than 3600s away');
+    });
+
+    it('refuses an unknown kid, saying so when a registered key signed it, bare when none did', async () => {
+      expectInvalidClient(await withAssertion(await assertion({}, privateKey, 'ES256', 'rotated-away')), false, TOLD.kid);
+      expect(lastFailure()).toContain('ERR_JWKS_NO_MATCHING_KEY');
+      expectInvalidClient(await withAssertion(await assertion({}, (await generateKeyPair('ES256')).privateKey, 'ES256', 'rotated-away')), false);
+      expectInvalidClient(await withAssertion(await assertion({ iss: 'nobody', sub: 'nobody' }, privateKey, 'ES256', 'rotated-away')), false);
     });
 
     it('refuses a wrong aud', async () => {
@@ -345,33 +386,40 @@ describe('client authentication at the token endpoint', () => {
   });
 });
 
-describe('CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE=false: the issuer identifier is the only client assertion audience', () => {
-  let app: TestApp;
-  let key: CryptoKey;
+/**
+ * An app of its own, made with `env`, holding one private_key_jwt client (`clientId`, key `k1`),
+ * and a client_credentials request from it whose assertion has the given aud and lifetime.
+ */
+function assertionClientApp(env: Record<string, string>, clientId: string) {
+  const made = {} as { app: TestApp; key: CryptoKey };
   beforeAll(async () => {
-    app = await createTestApp({ CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE: 'false' });
+    made.app = await createTestApp(env);
     const pair = await generateKeyPair('ES256', { extractable: true });
-    key = pair.privateKey;
+    made.key = pair.privateKey;
     const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
-    await createClient(app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, 'strict-jwt');
+    await createClient(made.app.context, { grant_types: ['client_credentials'], scope: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }, clientId);
   });
-  afterAll(async () => { await app.close(); });
-
-  const token = async (aud: string) => {
+  afterAll(async () => { await made.app.close(); });
+  const token = async (aud: string, lifetime = 60) => {
     const now = Math.floor(Date.now() / 1000);
-    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('strict-jwt').setSubject('strict-jwt')
-      .setAudience(aud).setIssuedAt(now).setExpirationTime(now + 60).sign(key);
-    return app.server.inject({
+    const jwt = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(clientId).setSubject(clientId)
+      .setAudience(aud).setIssuedAt(now).setExpirationTime(now + lifetime).sign(made.key);
+    return made.app.server.inject({
       method: 'POST', url: '/token', headers: FORM_HEADERS,
       payload: form({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt }),
     });
   };
+  return { made, token };
+}
+
+describe('CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE=false: the issuer identifier is the only client assertion audience', () => {
+  const { made, token } = assertionClientApp({ CLIENT_ASSERTION_TOKEN_ENDPOINT_AUDIENCE: 'false' }, 'strict-jwt');
 
   it('refuses the token endpoint URL (OpenID Connect Core §9) and accepts the issuer', async () => {
     const refused = await token(TOKEN_ENDPOINT);
     expect(refused.statusCode).toBe(401);
     expect(refused.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
-    expect(app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason)
+    expect(made.app.logs.lines.filter((l) => l.event === 'client.auth_failed').at(-1)?.reason)
       .toBe('client_assertion aud must be the issuer identifier "http://localhost:8080" (got "http://localhost:8080/token")');
     expect((await token(ISSUER)).statusCode).toBe(200);
   });
@@ -413,5 +461,16 @@ describe('the per-client limit and client assertions (private_key_jwt)', () => {
     expect(refused.headers['retry-after']).toBe('60');
     clock.advance(60);
     expect((await token(third, '10.5.0.1')).statusCode).toBe(200);
+  });
+});
+
+describe('CLIENT_ASSERTION_MAX_LIFETIME', () => {
+  const { token } = assertionClientApp({ CLIENT_ASSERTION_MAX_LIFETIME: '5m' }, 'short-jwt');
+
+  it('refuses an assertion valid for longer than the setting, saying so', async () => {
+    expect((await token(ISSUER, 300)).statusCode).toBe(200);
+    const refused = await token(ISSUER, 3600);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().error_description).toMatch(/^client authentication failed: client_assertion is valid for too long: its exp is 360\d seconds away, and this server accepts at most 300 seconds \(plus 30 of leeway\)$/);
   });
 });

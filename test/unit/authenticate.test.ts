@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ASSERTION_CLOCK_TOLERANCE_SECONDS, authenticateClient, ClientAuthenticationFailed, JWT_BEARER_ASSERTION_TYPE,
-  MAX_ASSERTION_LIFETIME_SECONDS, type ClientAuthDeps, type ClientAuthInput,
+  DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS, type ClientAuthDeps, type ClientAuthInput,
 } from '../../src/oauth/client-auth/authenticate.js';
 import { InvalidRequest, TooManyRequests } from '../../src/oauth/errors.js';
 import { epochSeconds } from '../../src/platform/clock.js';
@@ -22,22 +22,30 @@ async function rejection(promise: Promise<unknown>): Promise<Error & Record<stri
   throw new Error('expected a rejection');
 }
 
-/** What a ClientAuthenticationFailed carries, all of it. */
-function failed(method: string, clientId: string | undefined, debug: string | RegExp) {
+/** What a ClientAuthenticationFailed carries, all of it; `told` what its description adds. */
+function failed(method: string, clientId: string | undefined, debug: string | RegExp, told?: string | RegExp, challenge = method === 'client_secret_basic') {
   return {
-    error: 'invalid_client', status: 401, description: 'client authentication failed', method, clientId,
+    error: 'invalid_client', status: 401, method, clientId,
+    description: told === undefined ? 'client authentication failed'
+      : typeof told === 'string' ? `client authentication failed: ${told}` : expect.stringMatching(new RegExp(`^client authentication failed: ${told.source}`)),
     debug: typeof debug === 'string' ? debug : expect.stringMatching(debug),
-    headers: method === 'client_secret_basic' ? { 'WWW-Authenticate': 'Basic realm="latchkey"' } : {},
+    headers: challenge ? { 'WWW-Authenticate': 'Basic realm="latchkey"' } : {},
   };
 }
 
+/** RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. */
+const ERROR_DESCRIPTION = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+const REPLAYED = 'client_assertion was already used (its jti has been seen before): make a new assertion, with a new jti, for each request';
+
 let signer: { privateKey: CryptoKey; jwk: JWK };
 let stranger: CryptoKey;
+let otherJwk: JWK;
 
 beforeAll(async () => {
   const pair = await generateKeyPair('ES256', { extractable: true });
   signer = { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid: 'client-key-1', alg: 'ES256' } };
   stranger = (await generateKeyPair('ES256')).privateKey;
+  otherJwk = { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), alg: 'ES256' };
 });
 
 function setup() {
@@ -51,6 +59,8 @@ function setup() {
     testClient('odd.id~1', {}, { secrets: [secretSlot('p@ss: w+rd%/')] }),
     testClient('off', {}, { secrets: [secretSlot('off-secret')], disabled: true }),
     testClient('signer', { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [signer.jwk] } }),
+    // The signer's key registered without a kid, beside another key without one.
+    testClient('kidless', { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [otherJwk, { ...signer.jwk, kid: undefined }] } }),
     testClient('spa', { token_endpoint_auth_method: 'none' }),
   ]);
   const jtis = new MemoryJtiStore();
@@ -68,10 +78,10 @@ function setup() {
   };
   const auth = (input: ClientAuthInput, allowPublic = true) => authenticateClient(input, deps, { allowPublic });
   /** A client assertion for `signer` (RFC 7523 §3), valid unless the overrides say otherwise. */
-  const assertion = async (claims: Record<string, unknown> = {}, options: { key?: CryptoKey; alg?: string; lifetime?: number } = {}) => {
+  const assertion = async (claims: Record<string, unknown> = {}, options: { key?: CryptoKey; alg?: string; lifetime?: number; kid?: string } = {}) => {
     const now = epochSeconds(clock);
     return new SignJWT({ iss: 'signer', sub: 'signer', aud: TOKEN_ENDPOINT, jti: 'jti-1', iat: now, exp: now + (options.lifetime ?? 60), ...claims })
-      .setProtectedHeader({ alg: options.alg ?? 'ES256', kid: 'client-key-1' })
+      .setProtectedHeader({ alg: options.alg ?? 'ES256', kid: options.kid ?? 'client-key-1' })
       .sign(options.key ?? signer.privateKey);
   };
   const jwtBody = async (claims: Record<string, unknown> = {}, options: Parameters<typeof assertion>[1] = {}) => ({
@@ -146,7 +156,8 @@ describe('client_secret_basic (RFC 6749 §2.3.1, RFC 7617)', () => {
       ['web', 'wrong', 'wrong or expired client secret'],
       ['nobody', 'web-secret', 'unknown client'],
       ['off', 'off-secret', 'client is disabled'],
-      ['poster', 'post-secret', 'client is registered for client_secret_post, not client_secret_basic'],
+      // The right secret by the other method is described (below); a wrong one is not.
+      ['poster', 'wrong', 'client is registered for client_secret_post, not client_secret_basic'],
       ['signer', 'anything', 'client is registered for private_key_jwt, not client_secret_basic'],
       ['spa', 'anything', 'client is registered for none, not client_secret_basic'],
     ];
@@ -178,7 +189,7 @@ describe('client_secret_post (RFC 6749 §2.3.1)', () => {
   it('fails without a challenge header for a wrong secret or another method\'s client', async () => {
     const { auth } = setup();
     expect(await rejection(auth({ body: { client_id: 'poster', client_secret: 'nope' } }))).toMatchObject(failed('client_secret_post', 'poster', 'wrong or expired client secret'));
-    expect(await rejection(auth({ body: { client_id: 'web', client_secret: 'web-secret' } })))
+    expect(await rejection(auth({ body: { client_id: 'web', client_secret: 'wrong' } })))
       .toMatchObject(failed('client_secret_post', 'web', 'client is registered for client_secret_basic, not client_secret_post'));
   });
   it('is invalid_request without client_id', async () => {
@@ -259,9 +270,9 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
     const { auth, jwtBody, limit } = setup();
     const body = await jwtBody();
     await auth({ body });
-    expect(await rejection(auth({ body }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)'));
+    expect(await rejection(auth({ body }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)', REPLAYED));
     // Another assertion with the same jti is the same replay.
-    expect(await rejection(auth({ body: await jwtBody({ aud: ISSUER }) }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)'));
+    expect(await rejection(auth({ body: await jwtBody({ aud: ISSUER }) }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)', REPLAYED));
     expect(limit.admitted).toEqual(['signer', 'signer', 'signer']);
     expect(limit.released).toEqual(['signer', 'signer']);
   });
@@ -300,7 +311,6 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
     const cases: Array<[Promise<Record<string, string>>, RegExp]> = [
       [jwtBody({}, { key: stranger }), /^client_assertion rejected: ERR_JWS_SIGNATURE_VERIFICATION_FAILED: /],
       [jwtBody({}, { key: new Uint8Array(32) as unknown as CryptoKey, alg: 'HS256' }), /^client_assertion rejected: ERR_JOSE_ALG_NOT_ALLOWED: /],
-      [jwtBody({ exp: now - ASSERTION_CLOCK_TOLERANCE_SECONDS }), /^client_assertion rejected: ERR_JWT_EXPIRED: /],
       [jwtBody({ nbf: now + ASSERTION_CLOCK_TOLERANCE_SECONDS + 1 }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: "nbf" claim timestamp check failed$/],
       [jwtBody({ exp: undefined }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: missing required "exp" claim$/],
       [jwtBody({ jti: undefined }), /^client_assertion rejected: ERR_JWT_CLAIM_VALIDATION_FAILED: missing required "jti" claim$/],
@@ -348,12 +358,28 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
     const { auth, jwtBody, clock } = setup();
     expect((await auth({ body: await jwtBody({ exp: epochSeconds(clock) - ASSERTION_CLOCK_TOLERANCE_SECONDS + 1 }) })).method).toBe('private_key_jwt');
   });
-  it('refuses an assertion valid for longer than five minutes (plus the leeway)', async () => {
-    const { auth, jwtBody } = setup();
-    const longest = MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS;
+  it('accepts an assertion valid for one hour by default (Authlib\'s), and keeps its jti until exp: a replay within the hour is refused', async () => {
+    const { auth, jwtBody, jtis, clock } = setup();
+    expect(DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS).toBe(3600);
+    const start = epochSeconds(clock);
+    const body = await jwtBody({}, { lifetime: 3600 });
+    expect((await auth({ body })).method).toBe('private_key_jwt');
+    expect([...jtis.used.values()]).toEqual([new Date((start + 3600 + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000)]);
+    clock.advance(3599);
+    expect(await rejection(auth({ body }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion replayed (jti already used)', REPLAYED));
+  });
+  it('refuses an assertion valid for longer than the setting (plus the leeway), saying so', async () => {
+    const { auth, jwtBody, deps } = setup();
+    const longest = DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS;
     expect((await auth({ body: await jwtBody({}, { lifetime: longest }) })).method).toBe('private_key_jwt');
     expect(await rejection(auth({ body: await jwtBody({ jti: 'jti-2' }, { lifetime: longest + 1 }) })))
-      .toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion exp is more than 300s away'));
+      .toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion exp is more than 3600s away',
+        'client_assertion is valid for too long: its exp is 3631 seconds away, and this server accepts at most 3600 seconds (plus 30 of leeway)'));
+    deps.maxAssertionLifetime = 300;
+    expect((await auth({ body: await jwtBody({ jti: 'jti-3' }, { lifetime: 330 }) })).method).toBe('private_key_jwt');
+    expect(await rejection(auth({ body: await jwtBody({ jti: 'jti-4' }, { lifetime: 3600 }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion exp is more than 300s away',
+        'client_assertion is valid for too long: its exp is 3600 seconds away, and this server accepts at most 300 seconds (plus 30 of leeway)'));
   });
   it('refuses a jti that is not a string of 1 to 256 characters', async () => {
     const { auth, jwtBody, jtis } = setup();
@@ -368,5 +394,86 @@ describe('private_key_jwt (RFC 7523 §2.2, §3)', () => {
     const keyless = { ...clients.byId.get('signer')!, metadata: { ...clients.byId.get('signer')!.metadata, jwks: undefined } };
     clients.byId.set('signer', keyless);
     expect(await rejection(auth({ body: await jwtBody() }))).toMatchObject(failed('private_key_jwt', 'signer', 'client_assertion rejected: error: client has no keys'));
+  });
+});
+
+describe('errors that say why: an error_description once the request proved the credential (RFC 6749 §5.2)', () => {
+  const basicTold = 'this client is registered for client_secret_basic: send client_id and client_secret in the Authorization header (HTTP Basic), not in the form body';
+  const postTold = 'this client is registered for client_secret_post: send client_id and client_secret in the form body, not in the Authorization header';
+  it('the right secret by client_secret_post for a client_secret_basic client (openid-client\'s discovery(issuer, id, secret)): told, with a Basic challenge', async () => {
+    const { auth, limit } = setup();
+    expect(await rejection(auth({ body: { client_id: 'web', client_secret: 'web-secret' } })))
+      .toMatchObject(failed('client_secret_post', 'web', 'client is registered for client_secret_basic, not client_secret_post', basicTold, true));
+    expect(limit.admitted).toEqual([]);
+  });
+  it('the right secret by Basic for a client_secret_post client: told', async () => {
+    const { auth } = setup();
+    expect(await rejection(auth({ authorization: basicOf('poster', 'post-secret'), body: {} })))
+      .toMatchObject(failed('client_secret_basic', 'poster', 'client is registered for client_secret_post, not client_secret_basic', postTold));
+  });
+  it('stays bare when nothing is proven: a wrong or expired secret by the other method, a disabled client, an unknown one, a secret for a key or public client', async () => {
+    const { auth, clock } = setup();
+    const bare: Array<[ClientAuthInput, string, string, string]> = [
+      [{ body: { client_id: 'web', client_secret: 'wrong' } }, 'client_secret_post', 'web', 'client is registered for client_secret_basic, not client_secret_post'],
+      [{ authorization: basicOf('poster', 'wrong'), body: {} }, 'client_secret_basic', 'poster', 'client is registered for client_secret_post, not client_secret_basic'],
+      [{ body: { client_id: 'off', client_secret: 'off-secret' } }, 'client_secret_post', 'off', 'client is disabled'],
+      [{ body: { client_id: 'nobody', client_secret: 'web-secret' } }, 'client_secret_post', 'nobody', 'unknown client'],
+      [{ body: { client_id: 'signer', client_secret: 'web-secret' } }, 'client_secret_post', 'signer', 'client is registered for private_key_jwt, not client_secret_post'],
+      [{ body: { client_id: 'spa', client_secret: 'web-secret' } }, 'client_secret_post', 'spa', 'client is registered for none, not client_secret_post'],
+      [{ body: { client_id: 'web' } }, 'none', 'web', 'client is registered for client_secret_basic, not none'],
+    ];
+    for (const [input, method, id, debug] of bare) expect(await rejection(auth(input)), debug).toMatchObject(failed(method, id, debug));
+    // The old secret of a rotation, once expired, proves nothing either.
+    clock.advance(3600);
+    expect(await rejection(auth({ body: { client_id: 'rotating', client_secret: 'old-secret' } })))
+      .toMatchObject(failed('client_secret_post', 'rotating', 'client is registered for client_secret_basic, not client_secret_post'));
+  });
+  it('an expired assertion, signed by the client: told how far past its exp', async () => {
+    const { auth, jwtBody, clock, jtis } = setup();
+    expect(await rejection(auth({ body: await jwtBody({ exp: epochSeconds(clock) - 120 }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', /^client_assertion rejected: ERR_JWT_EXPIRED: /,
+        "client_assertion has expired: its exp is 120 seconds before this server's time, more than the 30 seconds of leeway (make a new assertion for each request; check the client's clock)"));
+    // Signed by another key: the same expiry is not described.
+    expect(await rejection(auth({ body: await jwtBody({ exp: epochSeconds(clock) - 120 }, { key: stranger }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', /^client_assertion rejected: ERR_JWS_SIGNATURE_VERIFICATION_FAILED: /));
+    expect(jtis.used.size).toBe(0);
+  });
+  it('an unknown kid: told when one of the client\'s keys signed the assertion, bare when none did', async () => {
+    const { auth, jwtBody, jtis } = setup();
+    const told = "the kid in the client_assertion header names no key registered for this client, though one of its keys signed it (send that key's kid)";
+    expect(await rejection(auth({ body: await jwtBody({}, { kid: 'rotated-away' }) })))
+      .toMatchObject(failed('private_key_jwt', 'signer', /^client_assertion rejected: ERR_JWKS_NO_MATCHING_KEY: /, told));
+    // Two registered keys without a kid: each is tried.
+    expect(await rejection(auth({ body: await jwtBody({ iss: 'kidless', sub: 'kidless' }) })))
+      .toMatchObject(failed('private_key_jwt', 'kidless', /^client_assertion rejected: ERR_JWKS_NO_MATCHING_KEY: /, told));
+    for (const iss of ['signer', 'kidless']) {
+      expect(await rejection(auth({ body: await jwtBody({ iss, sub: iss }, { kid: 'rotated-away', key: stranger }) })), iss)
+        .toMatchObject(failed('private_key_jwt', iss, /^client_assertion rejected: ERR_JWKS_NO_MATCHING_KEY: /));
+    }
+    expect(jtis.used.size).toBe(0);
+  });
+  it('an assertion for an unknown client, or for a secret client, stays bare', async () => {
+    const { auth, jwtBody } = setup();
+    expect(await rejection(auth({ body: await jwtBody({ iss: 'nobody', sub: 'nobody' }, { kid: 'rotated-away' }) }))).toMatchObject(failed('private_key_jwt', 'nobody', 'unknown client'));
+    expect(await rejection(auth({ body: await jwtBody({ iss: 'web', sub: 'web' }) })))
+      .toMatchObject(failed('private_key_jwt', 'web', 'client is registered for client_secret_basic, not private_key_jwt'));
+  });
+  it('every description is what RFC 6749 §5.2 allows in error_description', async () => {
+    const { auth, jwtBody, clock } = setup();
+    const body = await jwtBody({}, { lifetime: 60 });
+    await auth({ body });
+    const refusals: ClientAuthInput[] = [
+      { body: { client_id: 'web', client_secret: 'web-secret' } },
+      { authorization: basicOf('poster', 'post-secret'), body: {} },
+      { body: await jwtBody({ jti: 'long' }, { lifetime: 7200 }) },
+      { body: await jwtBody({ jti: 'kid' }, { kid: 'rotated-away' }) },
+      { body },
+      { body: await jwtBody({ jti: 'old', exp: epochSeconds(clock) - 120 }) },
+    ];
+    for (const refusal of refusals) {
+      const err = await rejection(auth(refusal));
+      expect(err.description).toMatch(/^client authentication failed: /);
+      expect(err.description).toMatch(ERROR_DESCRIPTION);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { SIGNING_ALGS } from '../../platform/keys/keyring.js';
 import { createHash } from 'node:crypto';
-import { decodeJwt, jwtVerify } from 'jose';
+import { compactVerify, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { epochSeconds, type Clock } from '../../platform/clock.js';
 import type { Client } from '../client.js';
 import { CLIENT_ID, secretMatches } from '../client.js';
@@ -20,11 +20,11 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 /** Client assertion algorithms: asymmetric only. `none` and every HS* are refused (RFC 8725 §3.1). */
 export const CLIENT_ASSERTION_ALGS = SIGNING_ALGS;
 /**
- * RFC 7523 §3 (4) asks for an exp; a client assertion is made for one request, so Latchkey
- * rejects one valid for longer than this from now (a long-lived assertion is a bearer
- * credential in all but name, and its jti would have to be remembered as long).
+ * RFC 7523 §3 (4) asks for an exp; Latchkey rejects an assertion valid for longer than this from
+ * now (CLIENT_ASSERTION_MAX_LIFETIME). One hour by default, because that is what Authlib's
+ * private_key_jwt signs; the jti is remembered until exp, so a replay within it is still refused.
  */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
+export const DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS = 3600;
 /** Leeway for the client's clock on exp/nbf/iat. */
 export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
 /** Realm of the WWW-Authenticate challenge (RFC 7617). */
@@ -97,15 +97,29 @@ export interface ClientAuthDeps {
   assertionAudience: AssertionAudience;
   /** This endpoint's per-client limit (src/oauth/client-auth/client-rate-limit.ts); none: no limit. */
   clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
+  /** Longest a client assertion may be valid from now, in seconds (default DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS). */
+  maxAssertionLifetime?: number | undefined;
 }
+
+/** The error_description of every refusal; a described one adds its reason after a colon. */
+export const CLIENT_AUTHENTICATION_FAILED = 'client authentication failed';
 
 /**
  * 401 invalid_client (RFC 6749 §5.2). `method` (for the failure metric) is what was tried;
  * `clientId` what was claimed, if anything. With Basic, the response challenges for Basic.
+ *
+ * `told` is what the client may read of the reason (`debug` reaches only the log). It is given
+ * only once the caller has proven it holds the client's credential — a secret that matches, an
+ * assertion whose signature verifies with one of the client's keys — so that it answers nothing
+ * a stranger could not already know: an unknown client, a disabled one, a wrong or expired
+ * secret, a bad signature, and a method the caller cannot prove anything with, all stay the bare
+ * "client authentication failed", by the same code path as before. RFC 6749 §5.2 limits
+ * error_description to printable ASCII without '"' and '\\'; every `told` here is fixed text
+ * and numbers.
  */
 export class ClientAuthenticationFailed extends InvalidClient {
-  constructor(readonly method: ClientAuthMethod | 'unknown', readonly clientId: string | undefined, debug: string) {
-    super('client authentication failed', debug);
+  constructor(readonly method: ClientAuthMethod | 'unknown', readonly clientId: string | undefined, debug: string, told?: string) {
+    super(told === undefined ? CLIENT_AUTHENTICATION_FAILED : `${CLIENT_AUTHENTICATION_FAILED}: ${told}`, debug);
     if (method === 'client_secret_basic') this.headers['WWW-Authenticate'] = `Basic realm="${BASIC_REALM}"`;
   }
 }
@@ -157,6 +171,8 @@ interface PresentedCredentials {
 
 /** One client authentication method: whether a request presents it, and how it is checked. */
 interface ClientAuthMethodHandler {
+  /** How a client sends this method's credential: told to a client that proved its secret by another method. */
+  how: string;
   /** Whether the request carries this method's credential. */
   presented(request: PresentedCredentials): boolean;
   authenticate(request: PresentedCredentials, deps: ClientAuthDeps, options: AuthenticateOptions): Promise<AuthenticatedClient>;
@@ -170,6 +186,7 @@ interface ClientAuthMethodHandler {
 const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
   // RFC 6749 §2.3.1 + RFC 7617
   client_secret_basic: {
+    how: 'send client_id and client_secret in the Authorization header (HTTP Basic), not in the form body',
     presented: ({ basic }) => basic !== undefined,
     async authenticate({ basic, params }, deps) {
       if (params.client_id !== undefined && params.client_id !== basic!.clientId) {
@@ -180,6 +197,7 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
   },
   // RFC 6749 §2.3.1: the credentials in the form body (NOT RECOMMENDED, but registered by many RPs).
   client_secret_post: {
+    how: 'send client_id and client_secret in the form body, not in the Authorization header',
     presented: ({ params }) => params.client_secret !== undefined,
     async authenticate({ params }, deps) {
       if (params.client_id === undefined) throw new InvalidRequest('client_secret requires client_id');
@@ -188,11 +206,13 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
   },
   // RFC 7523 §2.2
   private_key_jwt: {
+    how: 'send a client_assertion signed with one of its keys',
     presented: ({ params }) => params.client_assertion !== undefined,
     authenticate: ({ params }, deps) => byAssertion(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
   },
   // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
   none: {
+    how: 'send client_id alone',
     presented: ({ basic, params }) => params.client_id !== undefined && basic === undefined &&
       params.client_secret === undefined && params.client_assertion === undefined,
     async authenticate({ params }, deps, options) {
@@ -233,28 +253,84 @@ function admitted(client: Client, method: ClientAuthMethod, deps: ClientAuthDeps
   return { client, method };
 }
 
-async function usableClient(clientId: string, method: ClientAuthMethod, deps: ClientAuthDeps): Promise<Client> {
+/**
+ * The client named `clientId`, if it exists, is enabled and registered for `method`. A client
+ * registered for another method is told which, and how to send it, only when `proven` says the
+ * request proves the credential anyway (a secret sent by the other secret method that matches:
+ * the caller knows the secret, so it learns nothing by being told); otherwise the refusal is
+ * bare, like an unknown client's.
+ */
+async function usableClient(clientId: string, method: ClientAuthMethod, deps: ClientAuthDeps, proven?: (client: Client) => boolean): Promise<Client> {
   // An id no client can have (a NUL byte, which PostgreSQL text cannot even hold, …) is unknown without a lookup.
   const client = CLIENT_ID.test(clientId) ? await deps.clients.get(clientId) : undefined;
   if (!client) throw new ClientAuthenticationFailed(method, clientId, 'unknown client');
   if (client.disabled) throw new ClientAuthenticationFailed(method, clientId, 'client is disabled');
-  if (client.metadata.token_endpoint_auth_method !== method) {
-    throw new ClientAuthenticationFailed(method, clientId, `client is registered for ${client.metadata.token_endpoint_auth_method}, not ${method}`);
+  const registered = client.metadata.token_endpoint_auth_method;
+  if (registered !== method) {
+    const debug = `client is registered for ${registered}, not ${method}`;
+    if (proven === undefined || !proven(client)) throw new ClientAuthenticationFailed(method, clientId, debug);
+    const err = new ClientAuthenticationFailed(method, clientId, debug, `this client is registered for ${registered}: ${METHODS[registered].how}`);
+    // RFC 6749 §5.2: a 401 MAY name the HTTP authentication scheme the client should use.
+    if (registered === 'client_secret_basic') err.headers['WWW-Authenticate'] = `Basic realm="${BASIC_REALM}"`;
+    throw err;
   }
   return client;
 }
 
+/** Whether `secret` is a live secret of a client registered for a secret method. */
+const secretProves = (secret: string, clock: Clock) => (client: Client) =>
+  usesClientSecret(client.metadata.token_endpoint_auth_method) && secretMatches(secret, client.secrets, clock.now());
+
 async function bySecret(method: 'client_secret_basic' | 'client_secret_post', clientId: string, secret: string, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
-  const client = await usableClient(clientId, method, deps);
-  if (!usesClientSecret(client.metadata.token_endpoint_auth_method) || !secretMatches(secret, client.secrets, deps.clock.now())) {
-    throw new ClientAuthenticationFailed(method, clientId, 'wrong or expired client secret');
-  }
+  const proves = secretProves(secret, deps.clock);
+  const client = await usableClient(clientId, method, deps, proves);
+  // A wrong or expired secret is never described: that would be an oracle.
+  if (!proves(client)) throw new ClientAuthenticationFailed(method, clientId, 'wrong or expired client secret');
   return admitted(client, method, deps);
+}
+
+type VerifyKey = Awaited<ReturnType<JWTVerifyGetKey>>;
+
+/** How many of a client's keys are tried, ignoring the kid, to explain an unknown kid. */
+const KID_DIAGNOSIS_MAX_KEYS = 10;
+
+/**
+ * Whether one of the client's keys (ignoring the header's kid) verifies the assertion's signature:
+ * the proof of key possession that lets an unknown kid be described. Run only on the failure path.
+ */
+async function signedByAnotherKid(assertion: string, getKey: JWTVerifyGetKey): Promise<boolean> {
+  const candidates: Array<VerifyKey> = [];
+  const withoutKid: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await getKey({ ...header, kid: undefined }, token);
+    } catch (err) {
+      // jose's JWKSMultipleMatchingKeys iterates over its candidates.
+      const many = err as Partial<AsyncIterable<VerifyKey>>;
+      if (typeof many[Symbol.asyncIterator] !== 'function') throw err;
+      for await (const key of many as AsyncIterable<VerifyKey>) {
+        candidates.push(key);
+        if (candidates.length >= KID_DIAGNOSIS_MAX_KEYS) break;
+      }
+      return candidates.shift()!;
+    }
+  };
+  try {
+    await compactVerify(assertion, withoutKid, { algorithms: [...CLIENT_ASSERTION_ALGS] });
+    return true;
+  } catch { /* the first candidate, or the only key, did not verify it */ }
+  for (const key of candidates) {
+    try {
+      await compactVerify(assertion, key, { algorithms: [...CLIENT_ASSERTION_ALGS] });
+      return true;
+    } catch { /* next */ }
+  }
+  return false;
 }
 
 /** RFC 7523 §3 and §2.2, RFC 7521 §4.2. */
 async function byAssertion(assertion: string, assertionType: string | undefined, clientIdParam: string | undefined, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
-  const fail = (debug: string, clientId?: string) => new ClientAuthenticationFailed('private_key_jwt', clientId, debug);
+  // `told` only past the signature check (ClientAuthenticationFailed).
+  const fail = (debug: string, clientId?: string, told?: string) => new ClientAuthenticationFailed('private_key_jwt', clientId, debug, told);
   if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw fail(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
   if (assertion.length > 8192) throw fail('client_assertion too long');
   let unverified: ReturnType<typeof decodeJwt>;
@@ -271,9 +347,10 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
 
   const client = await usableClient(clientId, 'private_key_jwt', deps);
   const now = deps.clock.now();
+  const keys = deps.clientKeys.keysFor(client);
   let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
   try {
-    ({ payload } = await jwtVerify(assertion, deps.clientKeys.keysFor(client), {
+    ({ payload } = await jwtVerify(assertion, keys, {
       algorithms: [...CLIENT_ASSERTION_ALGS],
       issuer: clientId,
       subject: clientId,
@@ -282,15 +359,28 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
       requiredClaims: ['exp', 'jti'],
     }));
   } catch (err) {
-    throw fail(`client_assertion rejected: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`, clientId);
+    const code = (err as { code?: string }).code;
+    const debug = `client_assertion rejected: ${code ?? 'error'}: ${(err as Error).message}`;
+    // jose checks the claims only after the signature verified: an expired assertion was signed by the client.
+    if (code === 'ERR_JWT_EXPIRED') {
+      const ago = epochSeconds(deps.clock) - Number(unverified.exp);
+      throw fail(debug, clientId, `client_assertion has expired: its exp is ${ago} seconds before this server's time, more than the ${ASSERTION_CLOCK_TOLERANCE_SECONDS} seconds of leeway (make a new assertion for each request; check the client's clock)`);
+    }
+    if (code === 'ERR_JWKS_NO_MATCHING_KEY' && await signedByAnotherKid(assertion, keys)) {
+      throw fail(debug, clientId, 'the kid in the client_assertion header names no key registered for this client, though one of its keys signed it (send that key\'s kid)');
+    }
+    throw fail(debug, clientId);
   }
   // RFC 7523 §3 (3) as draft-ietf-oauth-rfc7523bis narrows it (checked here, not by jose, which
   // accepts any list that contains one expected value).
   const audienceProblem = assertionAudienceProblem(payload.aud, deps.assertionAudience);
   if (audienceProblem !== undefined) throw fail(audienceProblem, clientId);
   const exp = payload.exp!;
-  if (exp - epochSeconds(deps.clock) > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_TOLERANCE_SECONDS) {
-    throw fail(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME_SECONDS}s away`, clientId);
+  const maxLifetime = deps.maxAssertionLifetime ?? DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS;
+  const lifetime = exp - epochSeconds(deps.clock);
+  if (lifetime > maxLifetime + ASSERTION_CLOCK_TOLERANCE_SECONDS) {
+    throw fail(`client_assertion exp is more than ${maxLifetime}s away`, clientId,
+      `client_assertion is valid for too long: its exp is ${lifetime} seconds away, and this server accepts at most ${maxLifetime} seconds (plus ${ASSERTION_CLOCK_TOLERANCE_SECONDS} of leeway)`);
   }
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('client_assertion jti must be a non-empty string', clientId);
@@ -301,7 +391,8 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   const firstUse = await deps.assertionJtis.consume(clientId, hashJti(jti), new Date((exp + ASSERTION_CLOCK_TOLERANCE_SECONDS) * 1000));
   if (!firstUse) {
     deps.clientRateLimit?.release(clientId);
-    throw fail('client_assertion replayed (jti already used)', clientId);
+    throw fail('client_assertion replayed (jti already used)', clientId,
+      'client_assertion was already used (its jti has been seen before): make a new assertion, with a new jti, for each request');
   }
   return authenticated;
 }
