@@ -90,15 +90,18 @@ describe('openid-client 6: discovery and the code flow', () => {
     }
   });
 
-  it('discovery\'s default (client_secret_post) for a client registered with client_secret_basic: refused as invalid_client (401)', async () => {
+  it('discovery\'s default (client_secret_post) for a client registered with client_secret_basic: refused, and the answer says why', async () => {
     const basic = await configFor('oc-basic');
     const err = await client.clientCredentialsGrant(basic).then(() => undefined, (e: unknown) => e);
-    expect(err).toBeInstanceOf(client.ResponseBodyError);
-    expect(err).toMatchObject({ error: 'invalid_client', status: 401 });
+    // 401 with WWW-Authenticate: Basic (RFC 6749 §5.2), which openid-client surfaces as a challenge error.
+    expect(err).toBeInstanceOf(client.WWWAuthenticateChallengeError);
+    const challenge = err as client.WWWAuthenticateChallengeError;
+    expect(challenge.response.status).toBe(401);
+    expect(challenge.cause[0]).toMatchObject({ scheme: 'basic' });
+    const body = await challenge.response.json() as { error: string; error_description: string };
+    expect(body.error).toBe('invalid_client');
+    expect(body.error_description).toContain('send client_id and client_secret in the Authorization header (HTTP Basic), not in the form body');
   });
-
-  it.todo('the same mismatch says why: an error_description naming client_secret_basic as the registered method (a '
-    + 'client_secret_post hint); pending the error-description work (another branch)');
 
   it('dynamicClientRegistration (RFC 7591, with its initialAccessToken option) then the client\'s own client_credentials token', async () => {
     const registered = await client.dynamicClientRegistration(issuer, {
