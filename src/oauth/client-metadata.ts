@@ -86,6 +86,46 @@ const webUri = z.string().superRefine((uri, ctx) => {
   }
 });
 
+/**
+ * Why a web origin (RFC 6454 §6.2 serialization: scheme "://" host [":" port], as a browser
+ * sends it in Origin) is refused, or undefined: https, or http on a loopback host; nothing after
+ * the authority; the serialization exactly (lower case, no default port), so that comparing it
+ * with a request's Origin is string equality.
+ */
+export function webOriginProblem(origin: string): string | undefined {
+  if (origin.includes('*')) return 'must not contain wildcards: name each origin';
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return 'must be an origin: scheme://host[:port]';
+  }
+  if (!isHttpsOrLoopbackHttp(url)) return 'must be https (http only on a loopback host)';
+  if (url.origin !== origin) return `must be an origin exactly as a browser sends it (scheme://host[:port], lower case, no path or default port): ${url.origin}`;
+  return undefined;
+}
+
+/**
+ * The origins a browser app of this client may call the token, revocation, introspection,
+ * UserInfo and registration endpoints from (CORS): those of its http(s) redirect URIs and its
+ * `allowed_origins`. Computed once per metadata object.
+ */
+export type OriginMembers = Pick<ClientMetadata, 'redirect_uris' | 'allowed_origins'>;
+const originsOf = new WeakMap<OriginMembers, ReadonlySet<string>>();
+export function clientOrigins(metadata: OriginMembers): ReadonlySet<string> {
+  let origins = originsOf.get(metadata);
+  if (!origins) {
+    const set = new Set<string>(metadata.allowed_origins ?? []);
+    for (const uri of metadata.redirect_uris) {
+      const url = new URL(uri); // absolute: checked by the schema (or by the caller)
+      if (url.protocol === 'https:' || url.protocol === 'http:') set.add(url.origin);
+    }
+    origins = set;
+    originsOf.set(metadata, origins);
+  }
+  return origins;
+}
+
 /** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
 export function isResourceIndicator(value: string): boolean {
   if (value.includes('#')) return false;
@@ -153,6 +193,15 @@ const metadataObject = z.strictObject({
    * its own tokens and tokens naming it in their `aud`. Only an administrator may set it.
    */
   introspect_any_token: z.boolean().optional(),
+  /**
+   * Latchkey: origins (scheme://host[:port]) a browser app of this client may call the token,
+   * revocation, introspection, UserInfo and registration endpoints from, besides those of its
+   * redirect URIs (CORS; README "Browser apps (SPA) and CORS").
+   */
+  allowed_origins: z.array(z.string().max(300).superRefine((origin, ctx) => {
+    const problem = webOriginProblem(origin);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${origin}: ${problem}` });
+  })).max(50).optional(),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
   /**
