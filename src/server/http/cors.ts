@@ -1,22 +1,24 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import { namedClientId } from '../../oauth/client-auth/authenticate.js';
 import { CLIENT_ID, type Client } from '../../oauth/client.js';
+import { AccessDenied } from '../../oauth/errors.js';
 import { clientOrigins, type ClientMetadata, type OriginMembers } from '../../oauth/client-metadata.js';
 
 /**
- * CORS (Fetch standard §3.2, "CORS protocol") on the endpoints a browser app calls directly, as
- * RFC 9700 §2.6 allows: the metadata and JWK Set to any origin, and the token, revocation,
- * introspection, UserInfo and registration endpoints to the origins of the client a request is
- * for. Never on /authorize (RFC 9700 §2.6: MUST NOT) nor any HTML page: a route gets CORS only by
- * calling `allowCors`, so a page never has it. Never `Access-Control-Allow-Credentials`: no
- * endpoint here reads a cookie, and without it a browser sends none (Fetch §3.2.5).
+ * CORS (the Fetch standard's CORS protocol, fetch.spec.whatwg.org/#http-cors-protocol) on the
+ * endpoints a browser app calls directly, as RFC 9700 §2.6 allows: the metadata and JWK Set to
+ * any origin, and the token, revocation, introspection, UserInfo and registration endpoints to
+ * the origins of the client a request is for. Never on /authorize (RFC 9700 §2.6: MUST NOT) nor
+ * any HTML page: a route gets CORS only by calling `allowCors`, so a page never has it. Never
+ * `Access-Control-Allow-Credentials`: no endpoint here reads a cookie, and without it a script
+ * never reads the answer to a request sent with credentials (#cors-protocol-and-credentials).
  *
  * Preflights carry no body, so they cannot say which client a request is for: a preflight is
  * answered for any origin with exactly this route's methods and headers. That lets the browser
  * send the request, which is no more than it may already do without asking (a form POST is a
- * CORS-safelisted request, Fetch §3.2.2); what CORS guards is reading the answer, and the actual
- * response names the origin in Access-Control-Allow-Origin only when the request's client allows
- * it (its redirect URIs' origins and `allowed_origins`).
+ * CORS-safelisted request, #cors-safelisted-request-header); what CORS guards is reading the
+ * answer, and the actual response names the origin in Access-Control-Allow-Origin only when the
+ * request's client allows it (its redirect URIs' origins and `allowed_origins`).
  *
  * A request without Origin (every server-side client) costs one header lookup.
  */
@@ -59,7 +61,7 @@ export function allowCors(app: FastifyInstance, paths: readonly string[], rule: 
 
   for (const path of paths) {
     app.options(path, (req, reply) => {
-      // Fetch §4.8 CORS-preflight fetch: Origin and Access-Control-Request-Method; anything
+      // Fetch #cors-preflight-fetch: Origin and Access-Control-Request-Method; anything
       // else is not a preflight, and an OPTIONS request only learns what the route allows.
       const origin = req.headers.origin;
       const method = req.headers['access-control-request-method'];
@@ -68,7 +70,9 @@ export function allowCors(app: FastifyInstance, paths: readonly string[], rule: 
       reply.header('vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
       const requested = (req.headers['access-control-request-headers'] ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
       // A request this route would not serve gets no CORS headers: the browser then refuses it.
-      if (origin === 'null' || !methods.has(method) || requested.some((h) => !headers.has(h))) return reply.code(403).send();
+      if (origin === 'null' || !methods.has(method) || requested.some((h) => !headers.has(h))) {
+        throw new AccessDenied(`a CORS preflight for ${methods.has(method) ? 'a request header' : 'a method'} this endpoint does not serve, or from an opaque origin`);
+      }
       reply.header('access-control-allow-origin', rule.origins === 'any' ? '*' : origin);
       reply.header('access-control-allow-methods', allowMethods);
       if (allowHeaders) reply.header('access-control-allow-headers', allowHeaders);
