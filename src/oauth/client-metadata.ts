@@ -108,22 +108,41 @@ export function webOriginProblem(origin: string): string | undefined {
 /**
  * The origins a browser app of this client may call the token, revocation, introspection,
  * UserInfo and registration endpoints from (CORS): those of its http(s) redirect URIs and its
- * `allowed_origins`. Computed once per metadata object.
+ * `allowed_origins`. An http loopback redirect URI registered without a port takes any port at
+ * /authorize (RFC 8252 §7.3), so its host's origin does here too, on any port. Computed once per
+ * metadata object.
  */
 export type OriginMembers = Pick<ClientMetadata, 'redirect_uris' | 'allowed_origins'>;
-const originsOf = new WeakMap<OriginMembers, ReadonlySet<string>>();
-export function clientOrigins(metadata: OriginMembers): ReadonlySet<string> {
-  let origins = originsOf.get(metadata);
-  if (!origins) {
-    const set = new Set<string>(metadata.allowed_origins ?? []);
+interface ClientOriginSets { exact: ReadonlySet<string>; loopbackAnyPort: ReadonlySet<string> }
+const originsOf = new WeakMap<OriginMembers, ClientOriginSets>();
+function clientOriginSets(metadata: OriginMembers): ClientOriginSets {
+  let sets = originsOf.get(metadata);
+  if (!sets) {
+    const exact = new Set<string>(metadata.allowed_origins ?? []);
+    const loopbackAnyPort = new Set<string>();
     for (const uri of metadata.redirect_uris) {
       const url = new URL(uri); // absolute: checked by the schema (or by the caller)
-      if (url.protocol === 'https:' || url.protocol === 'http:') set.add(url.origin);
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') continue;
+      exact.add(url.origin);
+      if (url.protocol === 'http:' && isLoopbackHost(url.hostname) && !uri.toLowerCase().startsWith(`http://${url.hostname}:`)) loopbackAnyPort.add(url.hostname);
     }
-    origins = set;
-    originsOf.set(metadata, origins);
+    sets = { exact, loopbackAnyPort };
+    originsOf.set(metadata, sets);
   }
-  return origins;
+  return sets;
+}
+
+/** Whether a request's Origin header names one of this client's origins (see clientOriginSets). */
+export function clientAllowsOrigin(metadata: OriginMembers, origin: string): boolean {
+  const { exact, loopbackAnyPort } = clientOriginSets(metadata);
+  if (exact.has(origin)) return true;
+  if (loopbackAnyPort.size === 0 || !origin.startsWith('http://')) return false;
+  try {
+    const url = new URL(origin);
+    return url.origin === origin && loopbackAnyPort.has(url.hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */

@@ -147,6 +147,20 @@ describe('CORS (RFC 9700 §2.6, Fetch standard CORS protocol)', () => {
       expect(corsHeadersOf(await post('/token', params, { ...auth, origin: SPA }))).toEqual([]);
     });
 
+    it('a loopback redirect URI registered without a port allows its host on any port (RFC 8252 §7.3, as at /authorize); one with a port, that port only', async () => {
+      const anyPort = (await createClient(app.context, { redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' })).client.clientId;
+      const fixed = (await createClient(app.context, { redirect_uris: ['http://[::1]:8080/callback'], token_endpoint_auth_method: 'none' })).client.clientId;
+      const exchange = (clientId: string, origin: string) => post('/token', {
+        grant_type: 'authorization_code', code: 'no-such-code', redirect_uri: 'http://127.0.0.1/callback', code_verifier: 'x'.repeat(43), client_id: clientId,
+      }, { origin });
+      expect((await exchange(anyPort, 'http://127.0.0.1:5173')).headers['access-control-allow-origin']).toBe('http://127.0.0.1:5173');
+      expect((await exchange(anyPort, 'http://127.0.0.1')).headers['access-control-allow-origin']).toBe('http://127.0.0.1');
+      expect(corsHeadersOf(await exchange(anyPort, 'http://[::1]:5173'))).toEqual([]);
+      expect(corsHeadersOf(await exchange(anyPort, 'https://127.0.0.1:5173'))).toEqual([]);
+      expect((await exchange(fixed, 'http://[::1]:8080')).headers['access-control-allow-origin']).toBe('http://[::1]:8080');
+      expect(corsHeadersOf(await exchange(fixed, 'http://[::1]:5173'))).toEqual([]);
+    });
+
     it('a request without Origin (a server-side client) has no CORS header and no Vary: Origin', async () => {
       const res = await post('/token', { grant_type: 'client_credentials', scope: 'api' }, { authorization: basic(service.id, service.secret) });
       expect(res.statusCode).toBe(200);

@@ -22,7 +22,7 @@ function metadataOf(body: unknown): Record<string, unknown> {
 
 /**
  * The redirect URIs and allowed origins a registration request declares, shaped as metadata for
- * clientOrigins (only its well-formed strings: the request may be refused for the rest).
+ * clientAllowsOrigin (only its well-formed strings: the request may be refused for the rest).
  */
 function declaredOrigins(body: unknown): OriginMembers | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;

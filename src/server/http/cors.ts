@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler }
 import { namedClientId } from '../../oauth/client-auth/authenticate.js';
 import { CLIENT_ID, type Client } from '../../oauth/client.js';
 import { AccessDenied } from '../../oauth/errors.js';
-import { clientOrigins, type ClientMetadata, type OriginMembers } from '../../oauth/client-metadata.js';
+import { clientAllowsOrigin, type ClientMetadata, type OriginMembers } from '../../oauth/client-metadata.js';
 
 /**
  * CORS (the Fetch standard's CORS protocol, fetch.spec.whatwg.org/#http-cors-protocol) on the
@@ -107,7 +107,7 @@ export function allowCors(app: FastifyInstance, paths: readonly string[], rule: 
     Promise.resolve()
       .then(() => origins(req))
       .then((metadata) => {
-        if (metadata && clientOrigins(metadata).has(origin)) allow(reply, origin);
+        if (metadata && clientAllowsOrigin(metadata, origin)) allow(reply, origin);
       }, () => { /* no client to ask (the database is down): no CORS, the error goes out as it is */ })
       .then(() => done(null, payload));
   };
