@@ -86,6 +86,65 @@ const webUri = z.string().superRefine((uri, ctx) => {
   }
 });
 
+/**
+ * Why a web origin (RFC 6454 §6.2 serialization: scheme "://" host [":" port], as a browser
+ * sends it in Origin) is refused, or undefined: https, or http on a loopback host; nothing after
+ * the authority; the serialization exactly (lower case, no default port), so that comparing it
+ * with a request's Origin is string equality.
+ */
+export function webOriginProblem(origin: string): string | undefined {
+  if (origin.includes('*')) return 'must not contain wildcards: name each origin';
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return 'must be an origin: scheme://host[:port]';
+  }
+  if (!isHttpsOrLoopbackHttp(url)) return 'must be https (http only on a loopback host)';
+  if (url.origin !== origin) return `must be an origin exactly as a browser sends it (scheme://host[:port], lower case, no path or default port): ${url.origin}`;
+  return undefined;
+}
+
+/**
+ * The origins a browser app of this client may call the token, revocation, introspection,
+ * UserInfo and registration endpoints from (CORS): those of its http(s) redirect URIs and its
+ * `allowed_origins`. An http loopback redirect URI registered without a port takes any port at
+ * /authorize (RFC 8252 §7.3), so its host's origin does here too, on any port. Computed once per
+ * metadata object.
+ */
+export type OriginMembers = Pick<ClientMetadata, 'redirect_uris' | 'allowed_origins'>;
+interface ClientOriginSets { exact: ReadonlySet<string>; loopbackAnyPort: ReadonlySet<string> }
+const originsOf = new WeakMap<OriginMembers, ClientOriginSets>();
+function clientOriginSets(metadata: OriginMembers): ClientOriginSets {
+  let sets = originsOf.get(metadata);
+  if (!sets) {
+    const exact = new Set<string>(metadata.allowed_origins ?? []);
+    const loopbackAnyPort = new Set<string>();
+    for (const uri of metadata.redirect_uris) {
+      const url = new URL(uri); // absolute: checked by the schema (or by the caller)
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') continue;
+      exact.add(url.origin);
+      if (url.protocol === 'http:' && isLoopbackHost(url.hostname) && !uri.toLowerCase().startsWith(`http://${url.hostname}:`)) loopbackAnyPort.add(url.hostname);
+    }
+    sets = { exact, loopbackAnyPort };
+    originsOf.set(metadata, sets);
+  }
+  return sets;
+}
+
+/** Whether a request's Origin header names one of this client's origins (see clientOriginSets). */
+export function clientAllowsOrigin(metadata: OriginMembers, origin: string): boolean {
+  const { exact, loopbackAnyPort } = clientOriginSets(metadata);
+  if (exact.has(origin)) return true;
+  if (loopbackAnyPort.size === 0 || !origin.startsWith('http://')) return false;
+  try {
+    const url = new URL(origin);
+    return url.origin === origin && loopbackAnyPort.has(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
 /** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
 export function isResourceIndicator(value: string): boolean {
   if (value.includes('#')) return false;
@@ -153,6 +212,15 @@ const metadataObject = z.strictObject({
    * its own tokens and tokens naming it in their `aud`. Only an administrator may set it.
    */
   introspect_any_token: z.boolean().optional(),
+  /**
+   * Latchkey: origins (scheme://host[:port]) a browser app of this client may call the token,
+   * revocation, introspection, UserInfo and registration endpoints from, besides those of its
+   * redirect URIs (CORS; README "Browser apps (SPA) and CORS").
+   */
+  allowed_origins: z.array(z.string().max(300).superRefine((origin, ctx) => {
+    const problem = webOriginProblem(origin);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${origin}: ${problem}` });
+  })).max(50).optional(),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
   /**

@@ -4,6 +4,7 @@ import { FixedWindowCounter } from '../../platform/fixed-window.js';
 import type { CapabilityContext } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { clientAuthInput, noStore } from '../../server/http/forms.js';
+import { allowCors, clientAuthenticatingCors } from '../../server/http/cors.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { INTROSPECTION_JWT_MEDIA_TYPE, introspect, type IntrospectionDeps } from './introspect.js';
 
@@ -22,7 +23,8 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
     // may introspect thousands of tokens a second, and the metric counts every refusal anyway.
     const refusalsAudited = new FixedWindowCounter(config.rateLimitWindow * 1000);
 
-    app.post('/introspect', { preHandler: limit }, async (req, reply) => {
+    const cors = allowCors(app, ['/introspect'], clientAuthenticatingCors(services.clients));
+    app.post('/introspect', { preHandler: limit, onSend: cors }, async (req, reply) => {
       noStore(reply);
       const started = performance.now();
       try {

@@ -1,12 +1,14 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Config } from '../../server/context.js';
 import { hashMatches, type Client } from '../../oauth/client.js';
+import type { OriginMembers } from '../../oauth/client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import type { Metrics } from '../../platform/observability/metrics.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Services } from '../../server/context.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
+import { allowCors, liveClientMetadata } from '../../server/http/cors.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { foreignLinkProblem } from './client-links.js';
 
@@ -16,6 +18,17 @@ const SERVER_OWNED = ['client_id', 'client_secret', 'client_id_issued_at', 'clie
 function metadataOf(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidClientMetadata('the request body must be a JSON object');
   return Object.fromEntries(Object.entries(body).filter(([k]) => !SERVER_OWNED.includes(k)));
+}
+
+/**
+ * The redirect URIs and allowed origins a registration request declares, shaped as metadata for
+ * clientAllowsOrigin (only its well-formed strings: the request may be refused for the rest).
+ */
+function declaredOrigins(body: unknown): OriginMembers | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const strings = (value: unknown) => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && URL.canParse(v)) : []);
+  const { redirect_uris, allowed_origins } = body as Record<string, unknown>;
+  return { redirect_uris: strings(redirect_uris), allowed_origins: strings(allowed_origins) };
 }
 
 /** RFC 7591 §3.2.1 / RFC 7592 §3: the client information response. */
@@ -64,7 +77,18 @@ export function registrationRoutes(service: Services, config: Config, metrics: M
   return async (app) => {
     app.addHook('preHandler', limiter.endpoint('registration', { perIp: config.registrationRateLimitPerIp }));
 
-    app.post('/register', async (req, reply) => {
+    // CORS (RFC 9700 §2.6): a registration is readable from the origins the registrant declares
+    // in it (the client does not exist yet); RFC 7592's answers from the named client's origins.
+    const registerCors = allowCors(app, ['/register'], {
+      methods: ['POST'], headers: ['authorization', 'content-type'], expose: ['WWW-Authenticate', 'Retry-After'],
+      origins: (req) => declaredOrigins(req.body),
+    });
+    const configurationCors = allowCors(app, ['/register/:client_id'], {
+      methods: ['GET', 'PUT', 'DELETE'], headers: ['authorization', 'content-type'], expose: ['WWW-Authenticate', 'Retry-After'],
+      origins: (req) => liveClientMetadata(service.clients, (req.params as { client_id?: unknown }).client_id),
+    });
+
+    app.post('/register', { onSend: registerCors }, async (req, reply) => {
       // RFC 7591 §3: the initial access token, as a Bearer token.
       if (!initialAccessTokenValid(bearerToken(req.headers.authorization))) {
         throw invalidToken('latchkey-registration', 'a valid initial access token is required');
@@ -76,12 +100,12 @@ export function registrationRoutes(service: Services, config: Config, metrics: M
       }));
     });
 
-    app.get('/register/:client_id', async (req) => {
+    app.get('/register/:client_id', { onSend: configurationCors }, async (req) => {
       const clientId = await authorise(req);
       return clientInformation(await service.registry.get(clientId), clientUri(clientId));
     });
 
-    app.put('/register/:client_id', async (req) => {
+    app.put('/register/:client_id', { onSend: configurationCors }, async (req) => {
       const clientId = await authorise(req);
       const body = req.body as Record<string, unknown> | null;
       // RFC 7592 §2.2: the body carries the client_id, which must be this client's; a
@@ -97,7 +121,7 @@ export function registrationRoutes(service: Services, config: Config, metrics: M
       return clientInformation(updated.client, clientUri(clientId), updated.clientSecret ? { client_secret: updated.clientSecret } : {});
     });
 
-    app.delete('/register/:client_id', async (req, reply) => {
+    app.delete('/register/:client_id', { onSend: configurationCors }, async (req, reply) => {
       const clientId = await authorise(req);
       await service.registry.delete(clientId, { source: 'registration', fields: fields(req) });
       return reply.code(204).send();

@@ -3,6 +3,7 @@ import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate
 import type { CapabilityContext } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { clientAuthInput, noStore } from '../../server/http/forms.js';
+import { allowCors, clientAuthenticatingCors } from '../../server/http/cors.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { revoke, type RevocationDeps } from './revoke.js';
 
@@ -21,7 +22,8 @@ export function revocationRoutes(ctx: CapabilityContext): FastifyPluginAsync {
       clientRateLimit: limiter.client('revocation', config.revocationRateLimitPerClient, ctx.clock),
     };
 
-    app.post('/revoke', { preHandler: limit }, async (req, reply) => {
+    const cors = allowCors(app, ['/revoke'], clientAuthenticatingCors(services.clients));
+    app.post('/revoke', { preHandler: limit, onSend: cors }, async (req, reply) => {
       noStore(reply);
       try {
         const { caller, outcome } = await revoke(clientAuthInput(req), deps);

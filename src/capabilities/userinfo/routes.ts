@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
 import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import type { CapabilityContext } from '../../server/context.js';
 import { FORM, isForm } from '../../server/http/forms.js';
+import { allowCors, liveClientMetadata } from '../../server/http/cors.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { userInfo, userInfoAccessToken, type UserInfoDeps } from './userinfo.js';
 
@@ -34,7 +36,21 @@ export function userInfoRoutes(ctx: CapabilityContext): FastifyPluginAsync {
       }
     };
     const userInfoLimit = limiter.endpoint('userinfo', { perIp: config.userinfoRateLimitPerIp });
-    app.get('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
-    app.post('/userinfo', { preHandler: userInfoLimit }, userInfoHandler);
+    // OpenID Connect Core §5.3: UserInfo SHOULD support CORS. The answer is readable from the
+    // origins of the client the access token was issued to, read from the token unverified (a
+    // forged token's answer is invalid_token, and an expired one's lets the app refresh).
+    const cors = allowCors(app, ['/userinfo'], {
+      methods: ['GET', 'POST'], headers: ['authorization'], expose: ['WWW-Authenticate', 'Retry-After'],
+      origins: (req) => {
+        const presented = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
+          ?? (req.method === 'POST' && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>).access_token : undefined);
+        if (typeof presented !== 'string') return undefined;
+        let clientId: unknown;
+        try { clientId = decodeJwt(presented).client_id; } catch { return undefined; }
+        return liveClientMetadata(services.clients, clientId);
+      },
+    });
+    app.get('/userinfo', { preHandler: userInfoLimit, onSend: cors }, userInfoHandler);
+    app.post('/userinfo', { preHandler: userInfoLimit, onSend: cors }, userInfoHandler);
   };
 }

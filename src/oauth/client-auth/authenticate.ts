@@ -8,7 +8,7 @@ import { usesClientSecret, type TokenEndpointAuthMethod } from '../client-metada
 import type { ClientKeys } from './client-keys.js';
 import type { ClientRateLimit } from './client-rate-limit.js';
 import { InvalidClient, InvalidRequest } from '../errors.js';
-import { readParams, type FormBody } from '../params.js';
+import { formBody, readParams, type FormBody } from '../params.js';
 
 /**
  * Client authentication at the token, introspection and revocation endpoints: one module, one
@@ -153,6 +153,24 @@ function parseBasic(header: string | undefined): { clientId: string; clientSecre
     return { clientId, clientSecret };
   } catch {
     throw new ClientAuthenticationFailed('client_secret_basic', undefined, 'malformed Basic credentials: bad url-encoding or empty part');
+  }
+}
+
+/**
+ * The client a request names, unauthenticated: its client_id parameter, else its Basic user, else
+ * its client assertion's issuer; undefined when it names none or is malformed. Only for choosing
+ * which origins may read the answer (src/server/http/cors.ts), never for trusting the caller.
+ */
+export function namedClientId(input: { authorization: string | undefined; body: unknown }): string | undefined {
+  try {
+    const params = readParams(formBody(input.body), ['client_id', 'client_assertion']);
+    if (params.client_id !== undefined) return params.client_id;
+    const basic = parseBasic(input.authorization);
+    if (basic) return basic.clientId;
+    const iss = params.client_assertion !== undefined ? decodeJwt(params.client_assertion).iss : undefined;
+    return typeof iss === 'string' ? iss : undefined;
+  } catch {
+    return undefined;
   }
 }
 

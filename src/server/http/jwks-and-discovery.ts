@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { DiscoveryRegistry } from '../../oauth/discovery.js';
 import { sendCacheableJson, strongEtag } from './cacheable.js';
+import { allowCors } from './cors.js';
 
 /**
  * The JWK Set (RFC 7517 §5) at /jwks and /.well-known/jwks.json. Its max-age is never longer
@@ -9,8 +10,11 @@ import { sendCacheableJson, strongEtag } from './cacheable.js';
  */
 export function jwksRoutes(keys: { jwksDocument(): string }, maxAgeSeconds: number): FastifyPluginAsync {
   return async (app) => {
-    for (const path of ['/jwks', '/.well-known/jwks.json']) {
-      app.get(path, async (req, reply) => {
+    const paths = ['/jwks', '/.well-known/jwks.json'];
+    // Public documents: any origin may read them (RFC 9700 §2.6).
+    const cors = allowCors(app, paths, { methods: ['GET'], origins: 'any' });
+    for (const path of paths) {
+      app.get(path, { onSend: cors }, async (req, reply) => {
         const body = keys.jwksDocument();
         return sendCacheableJson(req, reply, body, strongEtag(body), maxAgeSeconds);
       });
@@ -24,8 +28,10 @@ export function jwksRoutes(keys: { jwksDocument(): string }, maxAgeSeconds: numb
  */
 export function discoveryRoutes(discovery: DiscoveryRegistry, maxAgeSeconds: number): FastifyPluginAsync {
   return async (app) => {
-    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
-      app.get(path, async (req, reply) => {
+    const paths = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'];
+    const cors = allowCors(app, paths, { methods: ['GET'], origins: 'any' });
+    for (const path of paths) {
+      app.get(path, { onSend: cors }, async (req, reply) => {
         const body = JSON.stringify(discovery.build());
         return sendCacheableJson(req, reply, body, strongEtag(body), maxAgeSeconds);
       });

@@ -8,6 +8,7 @@ import type { AppContext } from '../context.js';
 import type { Services } from '../context.js';
 import { requestAuditFields } from './audit-fields.js';
 import { clientAuthInput, noStore } from './forms.js';
+import { allowCors, clientAuthenticatingCors } from './cors.js';
 import { createRateLimiter } from './rate-limit.js';
 
 /** Discovery members of the token endpoint (RFC 8414 §2): its URL, the grant types it serves, client authentication. */
@@ -43,7 +44,8 @@ export function tokenEndpointRoutes(context: AppContext, services: Services, gra
     const record = (event: { event: string; fields: Record<string, unknown> }, req: FastifyRequest) =>
       audit.record(event.event, { ...event.fields, ...requestAuditFields(req) });
 
-    app.post('/token', { preHandler: limit }, async (req, reply) => {
+    const cors = allowCors(app, ['/token'], clientAuthenticatingCors(services.clients));
+    app.post('/token', { preHandler: limit, onSend: cors }, async (req, reply) => {
       noStore(reply);
       const started = performance.now();
       const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
