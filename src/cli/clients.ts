@@ -53,6 +53,9 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --skip-consent               [skip_consent] a first-party client
   --introspect-any-token       [introspect_any_token] a resource server: /introspect tells it
                                about any token, not only its own and those naming it in aud
+  --require-pkce true|false    [require_pkce] false: a confidential client may leave PKCE out of
+                               an OpenID Connect request that sends a nonce (RFC 9700 §2.1.1;
+                               for libraries without PKCE); default true
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
 Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
@@ -77,6 +80,7 @@ const OPTIONS = {
   'refresh-token-absolute-ttl': { type: 'string' },
   'skip-consent': { type: 'boolean' },
   'introspect-any-token': { type: 'boolean' },
+  'require-pkce': { type: 'string' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
   yes: { type: 'boolean' },
@@ -111,6 +115,10 @@ function metadataFrom(v: Values): Record<string, unknown> {
   if (v['refresh-token-absolute-ttl'] !== undefined) m.refresh_token_absolute_ttl = Number(v['refresh-token-absolute-ttl']);
   if (v['skip-consent']) m.skip_consent = true;
   if (v['introspect-any-token']) m.introspect_any_token = true;
+  if (v['require-pkce'] !== undefined) {
+    if (v['require-pkce'] !== 'true' && v['require-pkce'] !== 'false') throw new UsageError('--require-pkce must be true or false');
+    m.require_pkce = v['require-pkce'] === 'true';
+  }
   return m;
 }
 

@@ -2,6 +2,7 @@ import type { Capability } from '../../server/context.js';
 import { AUTHORIZATION_CODE, authorizationCodeGrant } from './authorization-code-grant.js';
 import { PROMPT_VALUES, RESPONSE_MODES } from './authorization-request.js';
 import { AuthorizationCodeRepository } from './code-store.js';
+import { optionalCodeChallenge } from './migrations.js';
 import { CODE_CHALLENGE_METHODS } from './pkce.js';
 import { AuthorizationRequestRepository } from './request-store.js';
 import { authorizeRoutes, interactionFormActions } from './routes.js';
@@ -13,6 +14,7 @@ export const authorizationCode: Capability = {
   name: 'authorization-code',
   settings: authorizationCodeSettings,
   grantTypes: [AUTHORIZATION_CODE],
+  migrations: [optionalCodeChallenge],
   register(ctx) {
     const { services } = ctx;
     const codes = new AuthorizationCodeRepository(ctx.store.db);
