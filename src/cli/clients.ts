@@ -54,6 +54,9 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --introspect-any-token       [introspect_any_token] a resource server: /introspect tells it
                                about any token, not only its own and those naming it in aud
   --id-token-scope-claims      [id_token_scope_claims] ID tokens carry the granted scopes' claims
+  --require-pkce true|false    [require_pkce] false: a confidential client may leave PKCE out of
+                               an OpenID Connect request that sends a nonce (RFC 9700 §2.1.1;
+                               for libraries without PKCE); default true
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
 Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
@@ -79,6 +82,7 @@ const OPTIONS = {
   'skip-consent': { type: 'boolean' },
   'introspect-any-token': { type: 'boolean' },
   'id-token-scope-claims': { type: 'boolean' },
+  'require-pkce': { type: 'string' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
   yes: { type: 'boolean' },
@@ -114,6 +118,10 @@ function metadataFrom(v: Values): Record<string, unknown> {
   if (v['skip-consent']) m.skip_consent = true;
   if (v['introspect-any-token']) m.introspect_any_token = true;
   if (v['id-token-scope-claims']) m.id_token_scope_claims = true;
+  if (v['require-pkce'] !== undefined) {
+    if (v['require-pkce'] !== 'true' && v['require-pkce'] !== 'false') throw new UsageError('--require-pkce must be true or false');
+    m.require_pkce = v['require-pkce'] === 'true';
+  }
   return m;
 }
 

@@ -221,6 +221,13 @@ const metadataObject = z.strictObject({
     const problem = webOriginProblem(origin);
     if (problem) ctx.addIssue({ code: 'custom', message: `${origin}: ${problem}` });
   })).max(50).optional(),
+  /**
+   * Latchkey: `false` lets a confidential client skip PKCE on an OpenID Connect request that
+   * carries a `nonce` (RFC 9700 §2.1.1 allows it: the nonce then does PKCE's work against code
+   * injection), for libraries without PKCE such as passport-openidconnect. Unset or true: PKCE
+   * is required. Only an administrator may set it to false; only for a confidential client.
+   */
+  require_pkce: z.boolean().optional(),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
   /**
@@ -252,10 +259,20 @@ const metadataObject = z.strictObject({
 export type ClientMetadata = z.output<typeof metadataObject>;
 
 /**
- * Members that grant a client trust, so only an administrator (CLI, admin API, clients file) may
- * set them: Dynamic Client Registration refuses them (RFC 7591 §2 lets the server refuse metadata).
+ * Members that grant a client trust, each with the value that grants it, so only an
+ * administrator (CLI, admin API, clients file) may give them: Dynamic Client Registration
+ * refuses them (RFC 7591 §2 lets the server refuse metadata).
  */
-export const ADMINISTRATOR_ONLY_MEMBERS = ['skip_consent', 'introspect_any_token'] as const satisfies ReadonlyArray<keyof ClientMetadata>;
+export const ADMINISTRATOR_ONLY_MEMBERS = {
+  skip_consent: true,
+  introspect_any_token: true,
+  require_pkce: false,
+} as const satisfies { readonly [K in keyof ClientMetadata]?: boolean };
+
+/** Whether this client may leave PKCE out of an OpenID Connect request with a nonce (RFC 9700 §2.1.1): an administrator's exemption, for a confidential client. */
+export function pkceExempt(metadata: Pick<ClientMetadata, 'require_pkce' | 'token_endpoint_auth_method'>): boolean {
+  return metadata.require_pkce === false && metadata.token_endpoint_auth_method !== 'none';
+}
 
 /** The grant types a client may register for, and each one's rules on the rest of its metadata (src/oauth/token-endpoint/registry.ts). */
 export interface RegistrableGrantTypes {
@@ -305,6 +322,9 @@ function consistencyProblems(m: ClientMetadata, grantTypes: RegistrableGrantType
   problems.push(...grantTypes.clientMetadataProblems(m));
   if (m.refresh_token_idle_ttl !== undefined && m.refresh_token_absolute_ttl !== undefined && m.refresh_token_idle_ttl > m.refresh_token_absolute_ttl) {
     problems.push('refresh_token_idle_ttl must not exceed refresh_token_absolute_ttl');
+  }
+  if (m.require_pkce === false && m.token_endpoint_auth_method === 'none') {
+    problems.push('require_pkce: only a confidential client may be exempted from PKCE (RFC 9700 §2.1.1)');
   }
   if (m.default_scope !== undefined) {
     const allowed = new Set(m.scope.split(' ').filter(Boolean));

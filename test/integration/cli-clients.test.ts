@@ -63,6 +63,15 @@ describe('latchkey clients', () => {
     expect(deleted.stdout).toBe('deleted etl\n');
   });
 
+  it('exempts a confidential OpenID Connect client from PKCE with --require-pkce false, shown by clients show (RFC 9700 §2.1.1)', async () => {
+    const created = await cli('create', '--client-id', 'passport', '--redirect-uri', 'https://rp.example.com/cb', '--scope', 'openid', '--require-pkce', 'false');
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse((await cli('show', 'passport')).stdout)).toMatchObject({ client_id: 'passport', require_pkce: false });
+    expect(JSON.parse((await cli('update', 'passport', '--require-pkce', 'true')).stdout).require_pkce).toBe(true);
+    expect((await cli('update', 'passport', '--require-pkce', 'no')).stderr).toContain('--require-pkce must be true or false');
+    expect((await cli('delete', 'passport', '--yes')).code).toBe(0);
+  });
+
   it('reports metadata errors with their spec code, and usage errors, with exit code 2', async () => {
     const bad = await cli('create', '--redirect-uri', 'http://app.example.com/cb');
     expect(bad.code).toBe(2);

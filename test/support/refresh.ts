@@ -31,7 +31,7 @@ export function clientAuth(client: TestClient): { headers: Record<string, string
  * The authorization code flow through sign-in and consent (a new browser unless given), up to
  * the code: the code and its PKCE verifier, not yet redeemed.
  */
-export async function authorizationCode(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app), extra: Record<string, string> = {}): Promise<{ code: string; verifier: string }> {
+export async function authorizationCode(app: TestApp, client: TestClient, scope: string, login = 'alice', b = new Browser(app), extra: Record<string, string | undefined> = {}): Promise<{ code: string; verifier: string }> {
   const p = pkce();
   let res = await b.request('GET', `/authorize?${authorizeQuery({
     response_type: 'code', client_id: client.id, redirect_uri: REDIRECT, scope, state: 's', code_challenge: p.challenge, code_challenge_method: 'S256', ...extra,

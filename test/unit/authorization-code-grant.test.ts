@@ -45,7 +45,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error & Record<stri
  * redeemed; otherwise nothing changes and the row says why.
  */
 class MemoryCodes {
-  readonly rows = new Map<string, AuthorizationCodeRecord & { code_challenge: string }>();
+  readonly rows = new Map<string, AuthorizationCodeRecord>();
   readonly redemptions: Array<{ codeHash: Buffer; expected: ExpectedRedemption }> = [];
 
   add(code: string, record: Partial<AuthorizationCodeRecord> = {}, now = new Date(NOW * 1000)): AuthorizationCodeRecord {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { authorizationResponse, initialInteraction, nextStep, redirectUriMatches, type AuthorizationRequest } from '../../src/capabilities/authorization-code/authorization-request.js';
+import { authorizationResponse, initialInteraction, nextStep, redirectUriMatches, validateAuthorizationRequest, type AuthorizationError, type AuthorizationRequest } from '../../src/capabilities/authorization-code/authorization-request.js';
+import { pkceExempt } from '../../src/oauth/client-metadata.js';
+import { testClient } from '../support/kernel.js';
 import { assertIdTokenSignable, atHash } from '../../src/oauth/tokens.js';
 import type { KeyRing } from '../../src/platform/keys/keyring.js';
 import { s256Challenge } from '../../src/capabilities/authorization-code/pkce.js';
@@ -93,5 +95,42 @@ describe('ID token signability, checked before any state changes', () => {
   });
   it('is temporarily_unavailable (503) for an algorithm without an active key', () => {
     expect(() => assertIdTokenSignable(keys, 'RS256')).toThrow(expect.objectContaining({ error: 'temporarily_unavailable', status: 503 }));
+  });
+});
+
+describe('PKCE exemption (RFC 9700 §2.1.1): a confidential client with require_pkce false, on an OpenID Connect request with a nonce', () => {
+  const options = { issuer: 'https://as.example.com', pushed: false, signingAlgs: ['ES256'], idTokenHintSubject: () => undefined };
+  const base = { response_type: 'code', redirect_uri: 'https://app.example.com/cb', state: 's' };
+  const exempt = testClient('rp', { scope: 'openid profile', require_pkce: false });
+  const strict = testClient('strict', { scope: 'openid profile' });
+  const outcome = (client: typeof exempt, params: Record<string, string>) => {
+    try {
+      return validateAuthorizationRequest({ ...base, client_id: client.clientId, ...params }, client, options);
+    } catch (err) {
+      return (err as AuthorizationError).oauth.description;
+    }
+  };
+
+  it('lets the exempted client leave code_challenge out with scope openid and a nonce; the request has no challenge', () => {
+    const request = outcome(exempt, { scope: 'openid', nonce: 'n' });
+    expect(request).toMatchObject({ clientId: 'rp', scope: 'openid', nonce: 'n' });
+    expect(request).not.toHaveProperty('codeChallenge');
+  });
+
+  it('requires PKCE without the nonce, without openid, and of every client not exempted', () => {
+    expect(outcome(exempt, { scope: 'openid' })).toBe('code_challenge is required (PKCE, RFC 7636)');
+    expect(outcome(exempt, { scope: 'profile', nonce: 'n' })).toBe('code_challenge is required (PKCE, RFC 7636)');
+    expect(outcome(strict, { scope: 'openid', nonce: 'n' })).toBe('code_challenge is required (PKCE, RFC 7636)');
+  });
+
+  it('holds the exempted client to a challenge it sends', () => {
+    expect(outcome(exempt, { scope: 'openid', nonce: 'n', code_challenge: 'short', code_challenge_method: 'S256' })).toMatch(/^code_challenge must be/);
+    expect(outcome(exempt, { scope: 'openid', nonce: 'n', code_challenge: s256Challenge('v'.repeat(43)) })).toBe('code_challenge_method must be S256 (plain is not allowed)');
+  });
+
+  it('is for confidential clients only: a public client cannot be exempted', () => {
+    expect(() => testClient('spa', { token_endpoint_auth_method: 'none', require_pkce: false })).toThrow(/only a confidential client/);
+    expect(pkceExempt(exempt.metadata)).toBe(true);
+    expect(pkceExempt(strict.metadata)).toBe(false);
   });
 });

@@ -2,6 +2,7 @@ import { narrowedAudience } from '../../oauth/audience.js';
 import { idTokenUserClaims, type ClaimSource, type ClaimsRequest } from '../../oauth/claims.js';
 import { sha256 } from '../../platform/crypto.js';
 import { InvalidGrant, InvalidRequest } from '../../oauth/errors.js';
+import { pkceExempt } from '../../oauth/client-metadata.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { CODE_VERIFIER, s256Challenge } from './pkce.js';
 import type { AuthorizationCodeRecord, ExpectedRedemption, Redemption } from './code-store.js';
@@ -94,13 +95,15 @@ async function redeem(
   if (code === undefined) throw new InvalidRequest('code is required');
   // Every authorization request carried redirect_uri (it is required there), so here too (RFC 6749 §4.1.3).
   if (redirectUri === undefined) throw new InvalidRequest('redirect_uri is required');
-  if (verifier === undefined) throw new InvalidRequest('code_verifier is required (PKCE, RFC 7636 §4.5)');
-  if (!CODE_VERIFIER.test(verifier)) throw new PkceVerificationFailed('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
+  // A client exempted from PKCE may send no verifier; its code then must have been issued
+  // without a challenge (the conditional UPDATE matches code_challenge IS NULL).
+  if (verifier === undefined && !pkceExempt(client.metadata)) throw new InvalidRequest('code_verifier is required (PKCE, RFC 7636 §4.5)');
+  if (verifier !== undefined && !CODE_VERIFIER.test(verifier)) throw new PkceVerificationFailed('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
   if (code.length > MAX_CODE_LENGTH) throw new InvalidGrant('the authorization code is invalid or expired');
 
   assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
   const now = deps.clock.now();
-  const codeChallenge = s256Challenge(verifier);
+  const codeChallenge = verifier === undefined ? null : s256Challenge(verifier);
   // The resources are part of the conditional UPDATE: a resource the client can correct does not burn the code.
   const redemption = await deps.codes.redeem(sha256(code), { clientId: client.clientId, redirectUri, codeChallenge, resources }, now);
   switch (redemption.outcome) {
@@ -116,6 +119,10 @@ async function redeem(
       const c = redemption.code;
       if (c.client_id !== client.clientId) throw new InvalidGrant('the authorization code was issued to another client');
       if (c.redirect_uri !== redirectUri) throw new InvalidGrant('redirect_uri differs from the authorization request\'s');
+      // RFC 9700 §2.1.1 (PKCE downgrade): a code_verifier is accepted only for a code whose
+      // request had a code_challenge; and a code with a challenge needs its verifier.
+      if (c.code_challenge === null && codeChallenge !== null) throw new PkceVerificationFailed('code_verifier was sent but the authorization request had no code_challenge (RFC 9700 §2.1.1)');
+      if (c.code_challenge !== null && codeChallenge === null) throw new InvalidRequest('code_verifier is required (PKCE, RFC 7636 §4.5)');
       if (c.code_challenge !== codeChallenge) throw new PkceVerificationFailed('code_verifier does not match the code_challenge (RFC 7636 §4.6)');
       // Only the resources are left: invalid_target (RFC 8707 §2.2), the code still unredeemed.
       narrowedAudience(resources, c.audience as string | string[], RESOURCE_NOT_GRANTED);

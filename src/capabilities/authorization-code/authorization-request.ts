@@ -1,6 +1,7 @@
 import { LOOPBACK_HOSTS } from '../../platform/uris.js';
 import type { Client } from '../../oauth/client.js';
 import { parseClaimsRequest, type ClaimsRequest } from '../../oauth/claims.js';
+import { pkceExempt } from '../../oauth/client-metadata.js';
 import {
   InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
   RequestUriNotSupported, TemporarilyUnavailable, UnauthorizedClient, UnsupportedResponseType,
@@ -40,8 +41,8 @@ export interface AuthorizationRequest {
   state?: string;
   /** The granted scope, space-separated (RFC 6749 §3.3). */
   scope: string;
-  /** RFC 7636 S256 challenge. */
-  codeChallenge: string;
+  /** RFC 7636 S256 challenge; absent only for a client exempted from PKCE (require_pkce: false) on an OpenID Connect request with a nonce. */
+  codeChallenge?: string;
   nonce?: string;
   prompt: Prompt[];
   maxAge?: number;
@@ -169,10 +170,6 @@ export function validateAuthorizationRequest(
     if (!client.metadata.grant_types.includes('authorization_code') || !(client.metadata.response_types ?? []).includes('code')) {
       throw new UnauthorizedClient('this client is not registered for the authorization code flow');
     }
-    // RFC 7636 + OAuth 2.1 §4.1.1: PKCE with S256 for every client.
-    if (p.code_challenge === undefined) throw new InvalidRequest('code_challenge is required (PKCE, RFC 7636)');
-    if (p.code_challenge_method !== 'S256') throw new InvalidRequest('code_challenge_method must be S256 (plain is not allowed)');
-    if (!CODE_CHALLENGE.test(p.code_challenge)) throw new InvalidRequest('code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)');
     const scope = grantedScope(p.scope, client);
     // The ID token must be signable in the client's algorithm: a key of it may not be active
     // yet (published ahead of use), which is a passing condition (RFC 6749 §4.1.2.1).
@@ -187,6 +184,15 @@ export function validateAuthorizationRequest(
       maxAge = Number(p.max_age);
     }
     if (p.nonce !== undefined && p.nonce.length > MAX_NONCE_LENGTH) throw new InvalidRequest(`nonce must be at most ${MAX_NONCE_LENGTH} characters`);
+    // RFC 7636 + OAuth 2.1 §4.1.1: PKCE with S256 for every client — but RFC 9700 §2.1.1 lets a
+    // confidential client's OpenID Connect request rely on its nonce instead, and an
+    // administrator can grant a client that (require_pkce: false) for libraries without PKCE.
+    const withoutPkce = p.code_challenge === undefined && pkceExempt(client.metadata) && issuesIdToken(scope) && p.nonce !== undefined;
+    if (!withoutPkce) {
+      if (p.code_challenge === undefined) throw new InvalidRequest('code_challenge is required (PKCE, RFC 7636)');
+      if (p.code_challenge_method !== 'S256') throw new InvalidRequest('code_challenge_method must be S256 (plain is not allowed)');
+      if (!CODE_CHALLENGE.test(p.code_challenge)) throw new InvalidRequest('code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)');
+    }
     if (p.login_hint !== undefined && p.login_hint.length > MAX_LOGIN_HINT_LENGTH) throw new InvalidRequest('login_hint is too long');
     let hintedSub: string | undefined;
     if (p.id_token_hint !== undefined) {
@@ -201,7 +207,7 @@ export function validateAuthorizationRequest(
       responseMode: target.responseMode,
       ...(p.state !== undefined ? { state: p.state } : {}),
       scope,
-      codeChallenge: p.code_challenge,
+      ...(p.code_challenge !== undefined ? { codeChallenge: p.code_challenge } : {}),
       ...(p.nonce !== undefined ? { nonce: p.nonce } : {}),
       prompt,
       ...(maxAge !== undefined ? { maxAge } : {}),

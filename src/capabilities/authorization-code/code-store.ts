@@ -10,7 +10,8 @@ export interface NewAuthorizationCode {
   clientId: string;
   userId: string;
   redirectUri: string;
-  codeChallenge: string;
+  /** Null only for a request that was allowed to leave PKCE out (require_pkce: false). */
+  codeChallenge: string | null;
   scope: string;
   audience: string | string[];
   nonce: string | null;
@@ -26,8 +27,8 @@ export interface NewAuthorizationCode {
 export interface ExpectedRedemption {
   clientId: string;
   redirectUri: string;
-  /** The S256 challenge of the request's code_verifier. */
-  codeChallenge: string;
+  /** The S256 challenge of the request's code_verifier; null when it sent none (only a code issued without a challenge matches). */
+  codeChallenge: string | null;
   /** The RFC 8707 `resource`s the request names (none: the whole audience). */
   resources: readonly string[];
 }
@@ -70,7 +71,7 @@ export class AuthorizationCodeRepository {
       .where('expires_at', '>', now)
       .where('client_id', '=', expected.clientId)
       .where('redirect_uri', '=', expected.redirectUri)
-      .where('code_challenge', '=', expected.codeChallenge);
+      .where('code_challenge', expected.codeChallenge === null ? 'is' : '=', expected.codeChallenge);
     // The audience is one resource (a JSON string) or several (an array): as an array, it contains every one requested.
     if (expected.resources.length > 0) {
       update = update.where(sql<boolean>`(case jsonb_typeof(audience) when 'array' then audience else jsonb_build_array(audience) end) @> ${JSON.stringify(expected.resources)}::jsonb`);

@@ -2,8 +2,8 @@ import type { Capability } from '../../server/context.js';
 import { AUTHORIZATION_CODE, authorizationCodeGrant } from './authorization-code-grant.js';
 import { PROMPT_VALUES, RESPONSE_MODES } from './authorization-request.js';
 import { AuthorizationCodeRepository } from './code-store.js';
+import { authorizationCodeClaims, optionalCodeChallenge } from './migrations.js';
 import { CODE_CHALLENGE_METHODS } from './pkce.js';
-import { authorizationCodeClaims } from './migrations.js';
 import { AuthorizationRequestRepository } from './request-store.js';
 import { authorizeRoutes, interactionFormActions } from './routes.js';
 import { KNOWN_RESPONSE_TYPES } from '../../oauth/client-metadata.js';
@@ -14,7 +14,7 @@ export const authorizationCode: Capability = {
   name: 'authorization-code',
   settings: authorizationCodeSettings,
   grantTypes: [AUTHORIZATION_CODE],
-  migrations: [authorizationCodeClaims],
+  migrations: [authorizationCodeClaims, optionalCodeChallenge],
   register(ctx) {
     const { services } = ctx;
     const codes = new AuthorizationCodeRepository(ctx.store.db);

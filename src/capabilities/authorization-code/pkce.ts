@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 
 /**
- * PKCE (RFC 7636), S256 only: OAuth 2.1 and RFC 9700 §2.1.1 require it for every client, and
- * `plain` would put the verifier itself in the front channel.
+ * PKCE (RFC 7636), S256 only: OAuth 2.1 requires it for every client (RFC 9700 §2.1.1's one
+ * exception, a confidential OpenID Connect client relying on its nonce, only when an
+ * administrator grants it: require_pkce false), and `plain` would put the verifier itself in
+ * the front channel.
  */
 export const CODE_CHALLENGE_METHODS = ['S256'] as const;
 

@@ -4,6 +4,9 @@ import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type
 import type { Client } from '../../oauth/client.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { readParams } from '../../oauth/params.js';
+import { REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
+import type { StoredRefreshToken } from '../../oauth/refresh-families/store.js';
+import { sha256 } from '../../platform/crypto.js';
 import { assertSignable, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
 
 /** RFC 9701 §4, §5: the media type a resource server asks for, and the response's Content-Type. */
@@ -25,13 +28,26 @@ export type IntrospectionResponse =
       aud: string | string[];
       iss: string;
       jti: string;
+    }
+  | {
+      active: true;
+      scope?: string;
+      client_id: string;
+      /** Not an RFC 6749 §7.1 type: the name clients send as token_type_hint (RFC 7009 §2.1). */
+      token_type: 'refresh_token';
+      exp: number;
+      sub: string;
+      iss: string;
     };
 
 /** A live-looking token of this server (signed by it, unexpired) that the caller may not see: what the audit names. */
 export interface RefusedIntrospection {
   /** The client the token was issued to. */
   clientId: string;
-  jti: string;
+  /** An access token's jti; a refresh token has none (its grant id is named instead). */
+  jti?: string;
+  /** A refresh token's family (= grant) id. */
+  grantId?: string;
 }
 
 export interface IntrospectionResult {
@@ -60,6 +76,8 @@ export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
   isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
   /** Whether the user a token was issued for still exists and is enabled (one read; client_credentials tokens never ask). */
   userActive(sub: string): Promise<boolean>;
+  /** The refresh token with this SHA-256, as stored (one indexed read). */
+  findRefreshToken(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
 }
 
 /**
@@ -67,8 +85,9 @@ export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
  * that is not a live token this server issued — expired, revoked, signed by a key no longer in
  * the key ring, issued to a client since deleted or disabled, malformed, unknown — is simply
  * `{active:false}` (§2.2); so is a token the caller may not see (mayIntrospect, §4).
- * token_type_hint is a hint: only access tokens exist to be introspected today, so it changes
- * nothing. When the caller's Accept header prefers it (RFC 9701 §4), the same answer also comes
+ * token_type_hint is a hint and changes nothing: the token's own shape says what it is (a JWT
+ * is an access token, 43 base64url characters a refresh token), so an access token never costs
+ * a database read. When the caller's Accept header prefers it (RFC 9701 §4), the same answer also comes
  * signed as `jwt`.
  */
 export async function introspect(
@@ -96,7 +115,11 @@ export async function introspect(
   return { ...result, jwt };
 }
 
-async function answer(token: string, caller: Client, deps: IntrospectionDeps): Promise<{ response: IntrospectionResponse; refused?: RefusedIntrospection }> {
+type Answer = { response: IntrospectionResponse; refused?: RefusedIntrospection };
+
+async function answer(token: string, caller: Client, deps: IntrospectionDeps): Promise<Answer> {
+  // A refresh token is never a JWT (no dots), so the format alone routes it.
+  if (REFRESH_TOKEN_FORMAT.test(token)) return answerRefreshToken(token, caller, deps);
   const verified = await verifyAccessToken(deps, token);
   if (!verified.valid) return { response: { active: false } };
   const c = verified.claims;
@@ -120,6 +143,39 @@ async function answer(token: string, caller: Client, deps: IntrospectionDeps): P
     aud: c.aud,
     iss: c.iss,
     jti: c.jti,
+  } };
+}
+
+/**
+ * RFC 7662 §2.2 for a refresh token. Live means: the active token of its family (a rotated-out
+ * one is inactive even inside the grace window — it still returns its successor once at /token,
+ * but it is no longer the token the client holds), unexpired, its family neither revoked nor
+ * past its absolute lifetime, its client and user still enabled. Only the client it was issued
+ * to and a client marked `introspect_any_token` may see it: a refresh token has no audience but
+ * this server.
+ */
+async function answerRefreshToken(token: string, caller: Client, deps: IntrospectionDeps): Promise<Answer> {
+  const found = await deps.findRefreshToken(sha256(token));
+  if (!found) return { response: { active: false } };
+  const { family } = found;
+  if (caller.metadata.introspect_any_token !== true && caller.clientId !== family.client_id) {
+    return { response: { active: false }, refused: { clientId: family.client_id, grantId: family.id } };
+  }
+  const now = deps.clock.now().getTime();
+  const live = found.state === 'active' && found.expiresAt.getTime() > now && family.revoked_at === null && family.absolute_expires_at.getTime() > now;
+  if (!live) return { response: { active: false } };
+  const owner = await deps.clients.get(family.client_id);
+  if (!owner || owner.disabled) return { response: { active: false } };
+  if (!(await deps.userActive(family.user_id))) return { response: { active: false } };
+  const exp = Math.floor(Math.min(found.expiresAt.getTime(), family.absolute_expires_at.getTime()) / 1000);
+  return { response: {
+    active: true,
+    ...(family.scope ? { scope: family.scope } : {}),
+    client_id: family.client_id,
+    token_type: 'refresh_token',
+    exp,
+    sub: family.user_id,
+    iss: deps.issuer,
   } };
 }
 

@@ -16,6 +16,7 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
     const limit = limiter.endpoint('introspection', { perIp: config.introspectionRateLimitPerIp, authBackoff: services.authBackoff });
     const deps: IntrospectionDeps = {
       ...services.authDeps, ...services.accessTokens, isRevoked: services.isRevoked, userActive: services.userActive,
+      findRefreshToken: (hash) => services.refreshTokens.store.find(hash),
       clientRateLimit: limiter.client('introspection', config.introspectionRateLimitPerClient, ctx.clock),
     };
     const { introspections, perClient } = services.metrics;
@@ -35,7 +36,9 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
         introspections.inc(perClient ? { ...labels, client_id: caller.client.clientId } : labels);
         if (refused && refusalsAudited.add(caller.client.clientId, ctx.clock.now().getTime()).count === 1) {
           ctx.audit.record('introspection.refused', {
-            client_id: caller.client.clientId, token_client_id: refused.clientId, jti: refused.jti, ...requestAuditFields(req),
+            client_id: caller.client.clientId, token_client_id: refused.clientId,
+            ...(refused.jti !== undefined ? { jti: refused.jti } : {}), ...(refused.grantId !== undefined ? { grant_id: refused.grantId } : {}),
+            ...requestAuditFields(req),
           });
         }
         if (jwt !== undefined) return reply.code(200).header('Content-Type', INTROSPECTION_JWT_MEDIA_TYPE).send(jwt);

@@ -11,6 +11,7 @@ import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { allowCors, liveClientMetadata } from '../../server/http/cors.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { foreignLinkProblem } from './client-links.js';
+import { withDefaultScope } from './default-scope.js';
 
 /** Response members the server owns (RFC 7591 §3.2.1, RFC 7592 §3): never taken from a request body as metadata. */
 const SERVER_OWNED = ['client_id', 'client_secret', 'client_id_issued_at', 'client_secret_expires_at', 'registration_access_token', 'registration_client_uri'];
@@ -93,7 +94,7 @@ export function registrationRoutes(service: Services, config: Config, metrics: M
       if (!initialAccessTokenValid(bearerToken(req.headers.authorization))) {
         throw invalidToken('latchkey-registration', 'a valid initial access token is required');
       }
-      const created = await service.registry.create(metadataOf(req.body), { source: 'registration', registrationAccessToken: true, policy, fields: fields(req) });
+      const created = await service.registry.create(withDefaultScope(metadataOf(req.body), config.registrationDefaultScope), { source: 'registration', registrationAccessToken: true, policy, fields: fields(req) });
       return reply.code(201).send(clientInformation(created.client, clientUri(created.client.clientId), {
         ...(created.clientSecret ? { client_secret: created.clientSecret } : {}),
         ...(created.registrationAccessToken ? { registration_access_token: created.registrationAccessToken } : {}),
@@ -117,7 +118,7 @@ export function registrationRoutes(service: Services, config: Config, metrics: M
           throw new InvalidRequest('client_secret does not match the current secret (RFC 7592 §2.2)');
         }
       }
-      const updated = await service.registry.update(clientId, metadataOf(body), { source: 'registration', policy, fields: fields(req) });
+      const updated = await service.registry.update(clientId, withDefaultScope(metadataOf(body), config.registrationDefaultScope), { source: 'registration', policy, fields: fields(req) });
       return clientInformation(updated.client, clientUri(clientId), updated.clientSecret ? { client_secret: updated.clientSecret } : {});
     });
 

@@ -36,6 +36,13 @@ export function describeClient(client: Client): Record<string, unknown> {
   };
 }
 
+/** RFC 9700 §2.1.1: an exemption from PKCE given (`pkce: "exempted"`) or withdrawn (`"required"`), for the audit event. */
+function pkceChange(before: ClientMetadata | undefined, after: ClientMetadata): { pkce?: 'exempted' | 'required' } {
+  const was = before?.require_pkce === false;
+  const is = after.require_pkce === false;
+  return was === is ? {} : { pkce: is ? 'exempted' : 'required' };
+}
+
 /**
  * Creating, changing and removing clients: the one path the CLI, the admin API, Dynamic Client
  * Registration and the bootstrap file share. Every input goes through parseClientMetadata.
@@ -63,10 +70,10 @@ export class ClientRegistry {
       registeredRedirectUris: current ? [...current.redirect_uris, ...current.post_logout_redirect_uris] : [],
     });
     if (source === 'registration') {
-      for (const member of ADMINISTRATOR_ONLY_MEMBERS) {
-        const granted = current?.[member] === true;
-        if (metadata[member] === true && !granted) throw new InvalidClientMetadata(`${member}: may only be set by an administrator`);
-        if (granted) metadata[member] = true;
+      for (const [member, privileged] of Object.entries(ADMINISTRATOR_ONLY_MEMBERS) as [keyof typeof ADMINISTRATOR_ONLY_MEMBERS, boolean][]) {
+        const granted = current?.[member] === privileged;
+        if (metadata[member] === privileged && !granted) throw new InvalidClientMetadata(`${member}: may only be set by an administrator`);
+        if (granted) metadata[member] = privileged;
       }
     }
     const problem = policy?.(metadata);
@@ -88,7 +95,7 @@ export class ClientRegistry {
       source: options.source,
     });
     if (!client) throw new InvalidClientMetadata(`client_id: ${clientId} is already registered`);
-    this.audit.record('client.created', { client_id: clientId, source: options.source, ...options.fields });
+    this.audit.record('client.created', { client_id: clientId, source: options.source, ...pkceChange(undefined, metadata), ...options.fields });
     return { client, ...(clientSecret ? { clientSecret } : {}), ...(registrationAccessToken ? { registrationAccessToken } : {}) };
   }
 
@@ -118,7 +125,7 @@ export class ClientRegistry {
     const clientSecret = needsSecret ? generateSecret() : undefined;
     const client = await this.repository.updateMetadata(clientId, metadata, clientSecret ? hashSecret(clientSecret) : undefined);
     if (!client) throw new NotFound(`no client ${clientId}`);
-    this.audit.record('client.updated', { client_id: clientId, source: options.source, ...options.fields });
+    this.audit.record('client.updated', { client_id: clientId, source: options.source, ...pkceChange(current.metadata, metadata), ...options.fields });
     return { client, ...(clientSecret ? { clientSecret } : {}) };
   }
 

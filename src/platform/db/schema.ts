@@ -154,7 +154,8 @@ export interface AuthorizationCodesTable {
   client_id: string;
   user_id: string;
   redirect_uri: string;
-  code_challenge: string;
+  /** Null: issued without PKCE to a client exempted from it (authorization-code migration 0018). */
+  code_challenge: string | null;
   scope: string;
   /** The access token audience: a string or an array of strings (RFC 8707). */
   audience: unknown;
