@@ -116,8 +116,19 @@ describe('openid-client 6: discovery and the code flow', () => {
     expect(decodeJwt(tokens.access_token)).toMatchObject({ iss: server.issuer, client_id: metadata.client_id, sub: metadata.client_id });
   });
 
-  it.todo('dynamicClientRegistration without a scope, then the code flow for openid profile: pending the registration scope '
-    + 'defaults work (another branch)');
+  it('dynamicClientRegistration without a scope (as OpenID Connect Dynamic Registration clients register): the OIDC scopes, so /authorize for openid profile goes on to sign-in', async () => {
+    const registered = await client.dynamicClientRegistration(issuer, {
+      redirect_uris: [REDIRECT], grant_types: ['authorization_code'], token_endpoint_auth_method: 'client_secret_post',
+    }, undefined, { execute, initialAccessToken: INITIAL_ACCESS_TOKEN });
+    expect(registered.clientMetadata().scope).toBe('openid profile email address phone');
+    const url = client.buildAuthorizationUrl(registered, {
+      redirect_uri: REDIRECT, scope: 'openid profile', state: 's',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    });
+    const res = await fetch(url, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toMatch(/^\/login\?/);
+  });
 
   it('authorization code + PKCE (S256, state, nonce): buildAuthorizationUrl, sign-in and consent, authorizationCodeGrant, the ID token', async () => {
     const verifier = client.randomPKCECodeVerifier();
@@ -181,7 +192,12 @@ describe('openid-client 6: discovery and the code flow', () => {
       .toMatchObject({ active: true, sub, client_id: 'oc-web', iss: server.issuer, token_type: 'Bearer' });
   });
 
-  it.todo('tokenIntrospection of a refresh token (token_type_hint=refresh_token): pending the refresh-token introspection work (another branch)');
+  it('tokenIntrospection of its own refresh token (token_type_hint=refresh_token, RFC 7662)', async () => {
+    expect(await client.tokenIntrospection(config, refreshed.refresh_token!, { token_type_hint: 'refresh_token' }))
+      .toMatchObject({ active: true, sub, client_id: 'oc-web', token_type: 'refresh_token' });
+    // The token it replaced is no longer the live one.
+    expect(await client.tokenIntrospection(config, tokens.refresh_token!, { token_type_hint: 'refresh_token' })).toEqual({ active: false });
+  });
 
   it('tokenRevocation: the revoked access token introspects inactive', async () => {
     await client.tokenRevocation(config, refreshed.access_token);
