@@ -70,8 +70,8 @@ beforeAll(async () => {
     },
     {
       // The oidc-client-ts SPA: a public client whose redirect URI (with its port) is its origin for CORS.
-      client_id: 'oc-spa', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'],
-      redirect_uris: [`${spaBase}/callback.html`], scope: 'openid profile', client_name: 'SPA',
+      client_id: 'oc-spa', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [`${spaBase}/callback.html`], scope: 'openid profile offline_access', client_name: 'SPA',
     },
   ], { OUTBOUND_ALLOWED_HOSTS: '127.0.0.1', INITIAL_ACCESS_TOKEN });
   issuer = new URL(server.issuer);
@@ -347,7 +347,7 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
 
   const page = (script: string) => '<!doctype html><meta charset="utf-8"><title>SPA</title>'
     + '<script src="/oidc-client-ts.min.js"></script>'
-    + `<script>const settings = ${JSON.stringify({ authority: server.issuer, client_id: 'oc-spa', redirect_uri: `${spaBase}/callback.html`, response_type: 'code', scope: 'openid profile' })};\n${script}</script>`;
+    + `<script>const settings = ${JSON.stringify({ authority: server.issuer, client_id: 'oc-spa', redirect_uri: `${spaBase}/callback.html`, response_type: 'code', scope: 'openid profile offline_access', prompt: 'consent' })};\n${script}</script>`;
   const PAGES: Record<string, string> = {
     '/': '',
     '/index.html': 'new oidc.UserManager(settings).signinRedirect().catch((e) => { window.result = { error: String(e) }; });',
@@ -358,8 +358,17 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
         const manager = new oidc.UserManager(settings);
         const user = await manager.signinRedirectCallback();
         const res = await fetch(await manager.metadataService.getUserInfoEndpoint(), { headers: { Authorization: 'Bearer ' + user.access_token } });
+        const userinfo = { status: res.status, body: await res.json() };
+        // The refresh token grant, cross-origin too (signinSilent uses the refresh token when there is one).
+        const refreshed = await manager.signinSilent();
+        // revokeTokens: RFC 7009 from the app's origin; the revoked refresh token is then refused.
+        await manager.revokeTokens(['access_token', 'refresh_token']);
+        const again = await fetch(await manager.metadataService.getTokenEndpoint(), { method: 'POST',
+          body: new URLSearchParams({ grant_type: 'refresh_token', client_id: settings.client_id, refresh_token: refreshed.refresh_token }) });
+        const afterRevocation = { status: again.status, body: await again.json() };
         window.result = { profile: user.profile, access_token: user.access_token, id_token: user.id_token, token_type: user.token_type,
-          scope: user.scope, url: location.href, userinfo: { status: res.status, body: await res.json() } };
+          scope: user.scope, url: location.href, userinfo, refresh_token: user.refresh_token,
+          refreshed: { access_token: refreshed.access_token, refresh_token: refreshed.refresh_token, sub: refreshed.profile.sub }, afterRevocation };
       } catch (e) { window.result = { error: String(e) }; }
     })();`,
   };
@@ -387,7 +396,8 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
     apps = [];
   });
 
-  it('signinRedirect → the real sign-in and consent pages → signinRedirectCallback (discovery and /token cross-origin) → UserInfo cross-origin', async () => {
+  it('signinRedirect → the real sign-in and consent pages → signinRedirectCallback (discovery and /token cross-origin) → UserInfo, '
+    + 'signinSilent (refresh) and revokeTokens cross-origin', async () => {
     const context = await browser.newContext();
     try {
       const tab = await context.newPage();
@@ -403,7 +413,8 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
       await tab.waitForURL((u) => u.href.startsWith(`${spaBase}/callback.html`));
       const result = await (await tab.waitForFunction(() => (globalThis as { result?: unknown }).result)).jsonValue() as {
         error?: string; profile: Record<string, unknown>; access_token: string; id_token: string; token_type: string; scope: string; url: string;
-        userinfo: { status: number; body: Record<string, unknown> };
+        userinfo: { status: number; body: Record<string, unknown> }; refresh_token: string;
+        refreshed: { access_token: string; refresh_token: string; sub: string }; afterRevocation: { status: number; body: Record<string, unknown> };
       };
       expect(result.error).toBeUndefined();
       // oidc-client-ts sent PKCE and got the code back with the issuer (RFC 9207).
@@ -416,13 +427,21 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
       expect(idClaims.sub).toEqual(expect.any(String));
       expect(result.profile).toMatchObject({ sub: idClaims.sub, iss: server.issuer, aud: 'oc-spa' });
       expect(result.token_type.toLowerCase()).toBe('bearer');
-      expect(result.scope.split(' ').sort()).toEqual(['openid', 'profile']);
+      expect(result.scope.split(' ').sort()).toEqual(['offline_access', 'openid', 'profile']);
       // The access token is an RFC 9068 JWT for alice and the SPA's client.
       expect(decodeProtectedHeader(result.access_token).typ).toBe('at+jwt');
       const { payload } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, typ: 'at+jwt' });
       expect(payload).toMatchObject({ sub: idClaims.sub, client_id: 'oc-spa' });
       // UserInfo answered the SPA's origin.
       expect(result.userinfo).toEqual({ status: 200, body: expect.objectContaining({ sub: idClaims.sub, preferred_username: 'alice' }) });
+      // signinSilent's refresh: a rotated refresh token and a new access token for the same user.
+      expect(result.refresh_token).toEqual(expect.any(String));
+      expect(result.refreshed.refresh_token).toEqual(expect.any(String));
+      expect(result.refreshed.refresh_token).not.toBe(result.refresh_token);
+      expect(result.refreshed.access_token).not.toBe(result.access_token);
+      expect(result.refreshed.sub).toBe(idClaims.sub);
+      expect(decodeJwt(result.refreshed.access_token)).toMatchObject({ sub: idClaims.sub, client_id: 'oc-spa' });
+      expect(result.afterRevocation).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
     } finally {
       await context.close();
     }
