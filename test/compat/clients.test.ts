@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import * as client from 'openid-client';
 import { Strategy, type VerifyFunction } from 'openid-client/passport';
 import passport from 'passport';
@@ -18,7 +19,8 @@ import { REDIRECT, secretOf, SIGNED_OUT, signInAndConsent, startCompatServer, ty
  * - The issuer is http on loopback, so openid-client runs with its documented
  *   `allowInsecureRequests` execute option (it refuses http otherwise).
  * - Sign-in and consent are driven over HTTP with the project's cookie-jar browser
- *   (test/support/browser.ts), except in the Chromium row (playwright-core, /usr/bin/chromium).
+ *   (test/support/browser.ts), except in the Chromium rows (playwright-core, /usr/bin/chromium): the
+ *   openid-client RP and the oidc-client-ts SPA (a real app on another loopback origin: CORS).
  * - Rows whose server side is being built on other branches are `it.todo` with the reason.
  */
 const execute = [client.allowInsecureRequests];
@@ -29,8 +31,13 @@ const INITIAL_ACCESS_TOKEN = 'compat-initial-access-token-0123456789abcdef';
 
 let server: CompatServer;
 let issuer: URL;
+/** The oidc-client-ts SPA's port: its redirect URI is registered with it. */
+let spaPort: number;
+let spaBase: string;
 
 beforeAll(async () => {
+  spaPort = await freePort();
+  spaBase = `http://127.0.0.1:${spaPort}`;
   server = await startCompatServer([
     {
       // openid-client's default for a client secret is client_secret_post.
@@ -60,6 +67,11 @@ beforeAll(async () => {
       // The passport app: a loopback redirect URI without a port (RFC 8252 §7.3).
       client_id: 'oc-passport', token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code'],
       redirect_uris: ['http://127.0.0.1/auth/callback'], scope: 'openid profile', client_name: 'passport app',
+    },
+    {
+      // The oidc-client-ts SPA: a public client whose redirect URI (with its port) is its origin for CORS.
+      client_id: 'oc-spa', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [`${spaBase}/callback.html`], scope: 'openid profile offline_access', client_name: 'SPA',
     },
   ], { OUTBOUND_ALLOWED_HOSTS: '127.0.0.1', INITIAL_ACCESS_TOKEN });
   issuer = new URL(server.issuer);
@@ -341,8 +353,143 @@ describe('a resource server with jose (createRemoteJWKSet + jwtVerify)', () => {
 });
 
 describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () => {
-  it.todo('oidc-client-ts (public client, code + PKCE, token requests from another origin without --disable-web-security): '
-    + 'pending CORS on the token, UserInfo and JWKS endpoints (another branch); oidc-client-ts is not yet a devDependency');
+  // The app's static server (index.html, callback.html and oidc-client-ts's browser bundle) on
+  // spaBase, the origin of its registered redirect URI; the same pages on otherBase, a loopback
+  // port the client did not register, for what CORS must refuse.
+  const BUNDLE = readFileSync(new URL('../../node_modules/oidc-client-ts/dist/browser/oidc-client-ts.min.js', import.meta.url));
+  let browser: PwBrowser;
+  let apps: Server[] = [];
+  let otherBase: string;
+
+  const page = (script: string) => '<!doctype html><meta charset="utf-8"><title>SPA</title>'
+    + '<script src="/oidc-client-ts.min.js"></script>'
+    + `<script>const settings = ${JSON.stringify({ authority: server.issuer, client_id: 'oc-spa', redirect_uri: `${spaBase}/callback.html`, response_type: 'code', scope: 'openid profile offline_access', prompt: 'consent' })};\n${script}</script>`;
+  const PAGES: Record<string, string> = {
+    '/': '',
+    '/index.html': 'new oidc.UserManager(settings).signinRedirect().catch((e) => { window.result = { error: String(e) }; });',
+    // The redirect URI: the code for tokens (discovery and /token fetched from this origin), then
+    // UserInfo with the access token (a preflighted request: it sends Authorization).
+    '/callback.html': `(async () => {
+      try {
+        const manager = new oidc.UserManager(settings);
+        const user = await manager.signinRedirectCallback();
+        const res = await fetch(await manager.metadataService.getUserInfoEndpoint(), { headers: { Authorization: 'Bearer ' + user.access_token } });
+        const userinfo = { status: res.status, body: await res.json() };
+        // The refresh token grant, cross-origin too (signinSilent uses the refresh token when there is one).
+        const refreshed = await manager.signinSilent();
+        // revokeTokens: RFC 7009 from the app's origin; the revoked refresh token is then refused.
+        await manager.revokeTokens(['access_token', 'refresh_token']);
+        const again = await fetch(await manager.metadataService.getTokenEndpoint(), { method: 'POST',
+          body: new URLSearchParams({ grant_type: 'refresh_token', client_id: settings.client_id, refresh_token: refreshed.refresh_token }) });
+        const afterRevocation = { status: again.status, body: await again.json() };
+        window.result = { profile: user.profile, access_token: user.access_token, id_token: user.id_token, token_type: user.token_type,
+          scope: user.scope, url: location.href, userinfo, refresh_token: user.refresh_token,
+          refreshed: { access_token: refreshed.access_token, refresh_token: refreshed.refresh_token, sub: refreshed.profile.sub }, afterRevocation };
+      } catch (e) { window.result = { error: String(e) }; }
+    })();`,
+  };
+
+  beforeAll(async () => {
+    const otherPort = await freePort();
+    otherBase = `http://127.0.0.1:${otherPort}`;
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      const path = new URL(req.url!, 'http://x').pathname;
+      if (path === '/oidc-client-ts.min.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(BUNDLE);
+      const script = PAGES[path];
+      if (script === undefined) return res.writeHead(404).end();
+      return res.writeHead(200, { 'content-type': 'text/html' }).end(page(script));
+    };
+    for (const port of [spaPort, otherPort]) {
+      const app = createServer(handler);
+      await new Promise<void>((resolve) => app.listen(port, '127.0.0.1', resolve));
+      apps.push(app);
+    }
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all(apps.map((app) => new Promise((resolve) => app.close(resolve))));
+    apps = [];
+  });
+
+  it('signinRedirect → the real sign-in and consent pages → signinRedirectCallback (discovery and /token cross-origin) → UserInfo, '
+    + 'signinSilent (refresh) and revokeTokens cross-origin', async () => {
+    const context = await browser.newContext();
+    try {
+      const tab = await context.newPage();
+      tab.setDefaultTimeout(10_000);
+      await tab.goto(`${spaBase}/index.html`);
+      await tab.waitForURL((u) => u.origin === server.issuer && u.pathname === '/login');
+      await tab.getByLabel('Username or email').fill('alice');
+      await tab.getByLabel('Password').fill(PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.waitForURL((u) => u.pathname !== '/login');
+      expect(await tab.title()).toMatch(/^Allow access\?/);
+      await tab.getByRole('button', { name: 'Allow' }).click();
+      await tab.waitForURL((u) => u.href.startsWith(`${spaBase}/callback.html`));
+      const result = await (await tab.waitForFunction(() => (globalThis as { result?: unknown }).result)).jsonValue() as {
+        error?: string; profile: Record<string, unknown>; access_token: string; id_token: string; token_type: string; scope: string; url: string;
+        userinfo: { status: number; body: Record<string, unknown> }; refresh_token: string;
+        refreshed: { access_token: string; refresh_token: string; sub: string }; afterRevocation: { status: number; body: Record<string, unknown> };
+      };
+      expect(result.error).toBeUndefined();
+      // oidc-client-ts sent PKCE and got the code back with the issuer (RFC 9207).
+      const callback = new URL(result.url);
+      expect(callback.searchParams.get('iss')).toBe(server.issuer);
+      expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+
+      const idClaims = decodeJwt(result.id_token);
+      expect(idClaims).toMatchObject({ iss: server.issuer, aud: 'oc-spa' });
+      expect(idClaims.sub).toEqual(expect.any(String));
+      expect(result.profile).toMatchObject({ sub: idClaims.sub, iss: server.issuer, aud: 'oc-spa' });
+      expect(result.token_type.toLowerCase()).toBe('bearer');
+      expect(result.scope.split(' ').sort()).toEqual(['offline_access', 'openid', 'profile']);
+      // The access token is an RFC 9068 JWT for alice and the SPA's client.
+      expect(decodeProtectedHeader(result.access_token).typ).toBe('at+jwt');
+      const { payload } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, typ: 'at+jwt' });
+      expect(payload).toMatchObject({ sub: idClaims.sub, client_id: 'oc-spa' });
+      // UserInfo answered the SPA's origin.
+      expect(result.userinfo).toEqual({ status: 200, body: expect.objectContaining({ sub: idClaims.sub, preferred_username: 'alice' }) });
+      // signinSilent's refresh: a rotated refresh token and a new access token for the same user.
+      expect(result.refresh_token).toEqual(expect.any(String));
+      expect(result.refreshed.refresh_token).toEqual(expect.any(String));
+      expect(result.refreshed.refresh_token).not.toBe(result.refresh_token);
+      expect(result.refreshed.access_token).not.toBe(result.access_token);
+      expect(result.refreshed.sub).toBe(idClaims.sub);
+      expect(decodeJwt(result.refreshed.access_token)).toMatchObject({ sub: idClaims.sub, client_id: 'oc-spa' });
+      expect(result.afterRevocation).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('/token read from the registered origin (an invalid_grant the app can see); from an unregistered origin the browser blocks it', async () => {
+    const form = { grant_type: 'authorization_code', client_id: 'oc-spa', code: 'not-a-code', redirect_uri: `${spaBase}/callback.html`, code_verifier: 'v'.repeat(43) };
+    const context = await browser.newContext();
+    try {
+      const tab = await context.newPage();
+      const messages: string[] = [];
+      tab.on('console', (message) => messages.push(message.text()));
+      // A public client's token request: a CORS-safelisted form POST (no preflight), the answer read by the script.
+      const post = ({ issuer, form }: { issuer: string; form: Record<string, string> }) =>
+        fetch(`${issuer}/token`, { method: 'POST', body: new URLSearchParams(form) })
+          .then(async (res) => ({ status: res.status, body: await res.json() as unknown }), (e: unknown) => ({ failed: String(e) }));
+      await tab.goto(`${spaBase}/`);
+      expect(await tab.evaluate(post, { issuer: server.issuer, form })).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
+      await tab.goto(`${otherBase}/`);
+      expect(await tab.evaluate(post, { issuer: server.issuer, form })).toEqual({ failed: 'TypeError: Failed to fetch' });
+      expect(messages.join('\n')).toContain(`from origin '${otherBase}' has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header`);
+    } finally {
+      await context.close();
+    }
+    // What the browser saw: the answer to the unregistered origin names no origin.
+    const res = await fetch(`${server.issuer}/token`, {
+      method: 'POST', headers: { origin: otherBase }, body: new URLSearchParams(form),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
 });
 
 describe('passport 0.7 with openid-client/passport\'s Strategy', () => {
