@@ -21,7 +21,6 @@ import { REDIRECT, secretOf, SIGNED_OUT, signInAndConsent, startCompatServer, ty
  * - Sign-in and consent are driven over HTTP with the project's cookie-jar browser
  *   (test/support/browser.ts), except in the Chromium rows (playwright-core, /usr/bin/chromium): the
  *   openid-client RP and the oidc-client-ts SPA (a real app on another loopback origin: CORS).
- * - Rows whose server side is being built on other branches are `it.todo` with the reason.
  */
 const execute = [client.allowInsecureRequests];
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
