@@ -13,3 +13,17 @@ export function isLoopbackHost(hostname: string): boolean {
 export function isHttpsOrLoopbackHttp(url: URL): boolean {
   return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
 }
+
+/**
+ * `scheme://host` of an absolute URI (no port, no path), or undefined when it does not parse or
+ * has no host (a native app's private-use scheme): what "the same host and scheme" (RFC 7591 §5)
+ * compares.
+ */
+export function schemeAndHost(uri: string): string | undefined {
+  try {
+    const url = new URL(uri);
+    return url.hostname ? `${url.protocol}//${url.hostname}` : undefined;
+  } catch {
+    return undefined;
+  }
+}

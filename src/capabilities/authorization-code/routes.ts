@@ -1,3 +1,4 @@
+import { schemeAndHost } from '../../platform/uris.js';
 import { createHash } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -94,7 +95,8 @@ export function authorizeRoutes(
       const clientName = m.client_name ?? step.client.clientId;
       // A self-registered client's links are shown only on the host this request's redirect
       // leads to: another of its redirect URIs (a decoy on a bank's host) vouches for nothing.
-      const link = (uri: string | undefined) => (!isSelfRegistered(step.client) || sameHost(uri, step.request.redirectUri) ? uri : undefined);
+      const returnsTo = schemeAndHost(step.request.redirectUri);
+      const link = (uri: string | undefined) => (!isSelfRegistered(step.client) || (uri !== undefined && returnsTo !== undefined && schemeAndHost(uri) === returnsTo) ? uri : undefined);
       return sendHtml(reply, 200, consentPage({
         csrf: cookies.csrfToken(req, reply),
         clientName,
@@ -215,15 +217,4 @@ export function authorizeRoutes(
       }
     });
   };
-}
-
-/** Whether two absolute URIs share scheme and host (a URI that does not parse shares nothing). */
-function sameHost(a: string | undefined, b: string): boolean {
-  if (a === undefined) return false;
-  try {
-    const [x, y] = [new URL(a), new URL(b)];
-    return x.protocol === y.protocol && x.hostname === y.hostname;
-  } catch {
-    return false;
-  }
 }

@@ -1,16 +1,8 @@
 import type { ClientMetadata } from '../../oauth/client-metadata.js';
+import { schemeAndHost } from '../../platform/uris.js';
 
 /** The members that send a person to the client's own pages (the consent page links its policy and terms). */
 const LINK_MEMBERS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const;
-
-const schemeAndHost = (uri: string): string | undefined => {
-  try {
-    const url = new URL(uri);
-    return url.hostname ? `${url.protocol}//${url.hostname}` : undefined;
-  } catch {
-    return undefined;
-  }
-};
 
 /**
  * RFC 7591 §5: the server "SHOULD check to see if the logo_uri, tos_uri, client_uri, and
