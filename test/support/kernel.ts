@@ -1,3 +1,4 @@
+import type { ClaimSource } from '../../src/oauth/claims.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Client, ClientSecretSlot } from '../../src/oauth/client.js';
 import { hashSecret } from '../../src/oauth/client.js';
@@ -138,3 +139,9 @@ export class MemoryNotifier implements Notifier {
     return this.listeners.get(channel)?.size ?? 0;
   }
 }
+
+/** A user with an email and a name (what the ID token's user claims come from), for the grants' user lookups. */
+export const person = (id: string, disabled: boolean): ClaimSource & { disabled: boolean } => ({
+  id, email: `${id}@example.com`, email_verified: true, phone_number: null, phone_number_verified: false,
+  profile: { name: `${id[0]!.toUpperCase()}${id.slice(1)}` }, address: null, updated_at: new Date('2029-06-01T00:00:00Z'), disabled,
+});

@@ -1,4 +1,3 @@
-import type { ClaimSource } from '../../src/oauth/claims.js';
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,14 +10,8 @@ import { auditEventOf } from '../../src/oauth/token-endpoint/grant.js';
 import { atHash } from '../../src/oauth/tokens.js';
 import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
-import { MemoryKeyRing, secretSlot, testClient } from '../support/kernel.js';
+import { MemoryKeyRing, person, secretSlot, testClient } from '../support/kernel.js';
 import { counterValue, MemoryRefreshFamilies, testRefreshMetrics } from '../support/refresh-families.js';
-
-/** A user with an email and a name (what the ID token's user claims come from). */
-const person = (id: string, disabled: boolean): ClaimSource & { disabled: boolean } => ({
-  id, email: `${id}@example.com`, email_verified: true, phone_number: null, phone_number_verified: false,
-  profile: { name: `${id[0]!.toUpperCase()}${id.slice(1)}` }, address: null, updated_at: new Date('2029-06-01T00:00:00Z'), disabled,
-});
 
 const ISSUER = 'https://id.example.com';
 const API = 'https://api.example.com';
