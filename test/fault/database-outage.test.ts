@@ -1,8 +1,7 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, csrfOf } from '../support/browser.js';
 import {
-  alive, createAlice, FAMILY_VIOLATIONS, instanceEnv, load, overHttp, pgBinDir, post, SERVICE, startCluster, startInstance,
+  alive, createAlice, familyViolationsIn, instanceEnv, load, overHttp, pgBinDir, post, SERVICE, startCluster, startInstance,
   Tally, unavailableProblem, until, WEB, type Instance, type PgCluster,
 } from '../support/fault.js';
 import { codeFlow } from '../support/refresh.js';
@@ -35,15 +34,8 @@ describe.runIf(onPostgres && pgBinDir() !== undefined)('a PostgreSQL restart or 
 
   const ready = async (i: Instance) => (await fetch(`${i.base}/readyz`)).status === 200;
 
-  async function familyViolations(): Promise<unknown[]> {
-    const client = new pg.Client({ connectionString: cluster.url });
-    await client.connect();
-    try {
-      return (await client.query(FAMILY_VIOLATIONS)).rows;
-    } finally {
-      await client.end();
-    }
-  }
+  const familyViolations = () => familyViolationsIn({ DATABASE_URL: cluster.url });
+
 
   it('survives `pg_ctl restart -m fast` under load: no crash, no 500, nothing lost, ready again within a second', async () => {
     const tally = new Tally();
