@@ -10,6 +10,7 @@ import { auditEvents } from './0013_audit_events.js';
 import { authorization } from './0014_authorization.js';
 import { refreshTokens } from './0015_refresh_tokens.js';
 import { sessionClients } from './0016_session_clients.js';
+import { sessionFactors } from './0020_session_factors.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -27,4 +28,5 @@ export const migrations: readonly Migration[] = [
   authorization,
   refreshTokens,
   sessionClients,
+  sessionFactors,
 ];

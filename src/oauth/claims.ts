@@ -71,6 +71,11 @@ export interface ClaimRequest {
 export interface ClaimsRequest {
   userinfo?: Record<string, ClaimRequest | null>;
   id_token?: Record<string, ClaimRequest | null>;
+  /**
+   * The `acr` the `id_token` member asks for (Core §5.5.1.1): its values (`value` or `values`,
+   * strings only) and whether it is essential. Not a user claim: the sign-in level decides it.
+   */
+  acr?: { essential: boolean; values: string[] };
 }
 
 /** Longest `claims` parameter read (a request naming every claim with values fits many times). */
@@ -103,6 +108,11 @@ export function parseClaimsRequest(raw: string): ClaimsRequest {
       if (spec !== null) {
         if (spec.essential !== undefined && typeof spec.essential !== 'boolean') throw new InvalidRequest(`claims.${member}.${name}.essential must be a boolean`);
         if (spec.values !== undefined && !Array.isArray(spec.values)) throw new InvalidRequest(`claims.${member}.${name}.values must be an array`);
+      }
+      if (member === 'id_token' && name === 'acr') {
+        const values = spec === null ? [] : [...(spec.value !== undefined ? [spec.value] : []), ...((spec.values as unknown[] | undefined) ?? [])];
+        result.acr = { essential: spec?.essential === true, values: values.filter((v): v is string => typeof v === 'string') };
+        continue;
       }
       if (!RELEASABLE.has(name)) continue;
       kept[name] = spec === null ? null : {

@@ -1,3 +1,4 @@
+import { ACR_VALUES, levelOf } from './assurance.js';
 import { z } from 'zod';
 import { SIGNING_ALGS } from '../platform/keys/keyring.js';
 import type { OutboundPolicy } from '../platform/outbound/policy.js';
@@ -228,6 +229,12 @@ const metadataObject = z.strictObject({
    * is required. Only an administrator may set it to false; only for a confidential client.
    */
   require_pkce: z.boolean().optional(),
+  /**
+   * OpenID Connect Dynamic Client Registration §2: the `acr_values` this client's requests ask
+   * for when they name none — how a client demands MFA (or a phishing-resistant sign-in) of
+   * every person signing in to it. Values this server does not advertise are refused.
+   */
+  default_acr_values: z.array(z.string().max(200).refine((v) => levelOf(v) > 0, { message: `must be one of ${ACR_VALUES.join(', ')}` })).min(1).max(10).optional(),
   /** RFC 9126 §6 */
   require_pushed_authorization_requests: z.boolean().default(false),
   /**

@@ -276,7 +276,9 @@ export async function issueUserTokens(
     aud: grant.aud,
     scope: grant.scope,
     ttl: grant.client.accessTokenTtl ?? deps.accessTokenTtl,
-    extraClaims: { gid: grant.grantId },
+    // RFC 9068 §2.2.1 (and RFC 9470 §6.1): when and how strongly the person signed in, for a
+    // resource server that asks for a fresher or stronger sign-in.
+    extraClaims: { gid: grant.grantId, auth_time: Math.floor(grant.authTime.getTime() / 1000), ...(grant.acr ? { acr: grant.acr } : {}) },
   });
   if (!issuesIdToken(grant.scope)) return { accessToken };
   const idToken = issueIdToken(deps, {

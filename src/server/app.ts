@@ -21,7 +21,7 @@ import { DiscoveryRegistry } from '../oauth/discovery.js';
 import type { DemoCredentials } from '../capabilities/demo/demo-data.js';
 import { GrantTypeRegistry, type GrantRegistry } from '../oauth/token-endpoint/registry.js';
 import { CAPABILITIES, GRANT_TYPES, MIGRATIONS as migrations } from './capabilities.js';
-import type { AppContext, Capability, CapabilityContext, Registration, Services } from './context.js';
+import type { AppContext, Capability, CapabilityContext, Registration, Services, SignInFactors } from './context.js';
 import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
 import { createServices } from './services.js';
 import { applyClientsFile } from '../oauth/clients/clients-file.js';
@@ -54,6 +54,12 @@ export interface AppOptions {
   /** Route plugins added after the built-in ones (tests probe the server with these). */
   extraRoutes?: FastifyPluginAsync[];
 }
+
+/** Sign-in when no capability adds factors: the password is enough. */
+const PASSWORD_ONLY: SignInFactors = {
+  requiredAcr: async () => null,
+  stepUpPath: (returnTo) => returnTo,
+};
 
 /**
  * The composition root: opens the store (taking ownership of DATA_DIR in embedded mode),
@@ -170,6 +176,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           if (sources) return sources;
         }
         return ["'self'"];
+      },
+      signInFactors() {
+        return registrations.find((r) => r.signInFactors)?.signInFactors ?? PASSWORD_ONLY;
       },
     };
     const grants: GrantRegistry = new GrantTypeRegistry();

@@ -5,6 +5,7 @@ import { demo } from '../capabilities/demo/index.js';
 import { introspection } from '../capabilities/introspection/index.js';
 import { login } from '../capabilities/login/index.js';
 import { logout } from '../capabilities/logout/index.js';
+import { mfa } from '../capabilities/mfa/index.js';
 import { refreshToken } from '../capabilities/refresh-token/index.js';
 import { registration } from '../capabilities/registration/index.js';
 import { revocation } from '../capabilities/revocation/index.js';
@@ -29,6 +30,7 @@ export const CAPABILITIES: readonly Capability[] = [
   registration,
   admin,
   login,
+  mfa,
   logout,
   demo,
 ];

@@ -3,6 +3,7 @@ import { authorizationCodeSettings } from '../capabilities/authorization-code/se
 import { demoSettings } from '../capabilities/demo/settings.js';
 import { introspectionSettings } from '../capabilities/introspection/settings.js';
 import { loginSettings } from '../capabilities/login/settings.js';
+import { mfaSettings } from '../capabilities/mfa/settings.js';
 import { logoutSettings } from '../capabilities/logout/settings.js';
 import { refreshTokenSettings } from '../capabilities/refresh-token/settings.js';
 import { registrationSettings } from '../capabilities/registration/settings.js';
@@ -44,6 +45,7 @@ export const SLICES = [
   authorizationCodeSettings,
   refreshTokenSettings,
   loginSettings,
+  mfaSettings,
   logoutSettings,
   userinfoSettings,
   introspectionSettings,

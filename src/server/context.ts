@@ -26,7 +26,8 @@ import type { OAuthMetrics } from '../platform/observability/oauth-metrics.js';
 import type { RefreshMetrics } from '../platform/observability/refresh-metrics.js';
 import type { PasswordHasher } from '../users/passwords.js';
 import type { SessionEndNotifier } from '../users/session-end.js';
-import type { UserRepository } from '../users/user-store.js';
+import type { User, UserRepository } from '../users/user-store.js';
+import type { SafeHtml } from '../platform/ui/html.js';
 import type { BrowserSessions } from './http/browser-session.js';
 
 /** The whole configuration (src/server/config.ts composes it from every slice). */
@@ -108,6 +109,22 @@ export interface Services {
   clientAuthFailed(err: ClientAuthenticationFailed, fields: { ip: string; request_id: string; endpoint: string }): void;
 }
 
+/**
+ * Sign-in beyond the password, as a capability provides it (the mfa capability); without one the
+ * password is enough and nothing is added to the sign-in page.
+ */
+export interface SignInFactors {
+  /** The level `user` must reach before a sign-in counts (its MFA policy); null: the password is enough. */
+  requiredAcr(user: User, now: Date): Promise<string | null>;
+  /**
+   * The page a browser goes to when its session must prove more — a second factor after the
+   * password, enrolment, or a step-up to `acr` — coming back to `returnTo` (a path here) after.
+   */
+  stepUpPath(returnTo: string, acr?: string): string;
+  /** What the sign-in page shows below its form (passkey sign-in) and the script hashes its CSP must allow. */
+  loginPageAddition?(): { html: SafeHtml; scriptHashes: readonly string[] };
+}
+
 /** What a capability's `register` is given: the context, the shared services, and the other capabilities' hooks. */
 export interface CapabilityContext extends AppContext {
   services: Services;
@@ -116,6 +133,8 @@ export interface CapabilityContext extends AppContext {
    * server), as the capability owning that path says; `'self'` when none does.
    */
   formActionsAfterSignIn(returnTo: string): Promise<string[]>;
+  /** The sign-in factors a capability registered (Registration.signInFactors), or the password-only default. */
+  signInFactors(): SignInFactors;
 }
 
 /** What a capability brings to the server. Every member is optional. */
@@ -133,6 +152,8 @@ export interface Registration {
    * FOR UPDATE SKIP LOCKED), run every CLEANUP_INTERVAL after the shared ones.
    */
   cleanup?: CleanupStep[];
+  /** Sign-in beyond the password (at most one capability provides it). */
+  signInFactors?: SignInFactors;
   /** Demo data made on this start, shown once on the console (the demo capability). */
   demo?: DemoCredentials;
   /** Stops what the capability started (timers, listeners); called in reverse order on close. */

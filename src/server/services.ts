@@ -1,3 +1,4 @@
+import { ACR_BY_NAME } from '../oauth/assurance.js';
 import type { ClientAuthDeps } from '../oauth/client-auth/authenticate.js';
 import { ClientKeys } from '../oauth/client-auth/client-keys.js';
 import { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
@@ -124,7 +125,7 @@ export async function createServices(
     denylistAccessToken: async (jti, clientId, expiresAt) => { await revoked.add(jti, clientId, expiresAt, 'revoked'); },
     userActive: async (sub) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; },
     users,
-    browserSessions: new BrowserSessions(config.issuer, new SessionRepository(store.db), config.sessionIdleTtl, clock),
+    browserSessions: new BrowserSessions(config.issuer, new SessionRepository(store.db), config.sessionIdleTtl, clock, config.mfaRequired === 'off' ? null : ACR_BY_NAME[config.mfaRequired] ?? null),
     hasher: await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength }),
     refreshTokens,
     families,

@@ -1,32 +1,51 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, SessionsTable } from '../platform/db/schema.js';
+import { assuranceOf, factorTimesOf, withFactors, type FactorName, type FactorTimes } from '../oauth/assurance.js';
 
-export type SsoSession = Omit<Selectable<SessionsTable>, 'id_hash'>;
+/**
+ * An SSO session as read: `amr` and `acr` are what its factors make (src/users/assurance.ts),
+ * `factor_times` when each was proved, `required_acr` the level its account had to reach.
+ */
+export type SsoSession = Omit<Selectable<SessionsTable>, 'id_hash' | 'factor_times'> & { factor_times: FactorTimes };
 
 export interface NewSession {
   idHash: Buffer;
   sid: string;
   userId: string;
   authTime: Date;
-  amr: string[];
-  acr: string | null;
+  /** The factors this sign-in proved (at authTime). */
+  factors: readonly FactorName[];
+  /** The level the account must reach before the session counts as signed in (its MFA policy). */
+  requiredAcr: string | null;
   idleTtlSeconds: number;
   absoluteTtlSeconds: number;
 }
 
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
 
+/** A stored row as a session: rows from before factor_times keep their stored amr and acr. */
+function sessionOf(row: Selectable<SessionsTable>): SsoSession {
+  const { id_hash: _, factor_times, ...rest } = row;
+  const factors = factorTimesOf(factor_times);
+  if (Object.keys(factors).length === 0) return { ...rest, factor_times: factors };
+  const { amr, acr } = assuranceOf(factors);
+  return { ...rest, amr, acr, factor_times: factors };
+}
+
 export class SessionRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   async create(s: NewSession, now: Date): Promise<SsoSession> {
-    const { id_hash: _, ...row } = await this.db.insertInto('sessions').values({
-      id_hash: s.idHash, sid: s.sid, user_id: s.userId, auth_time: s.authTime, amr: s.amr, acr: s.acr,
+    const factors = withFactors({}, s.factors, s.authTime);
+    const { amr, acr } = assuranceOf(factors);
+    const row = await this.db.insertInto('sessions').values({
+      id_hash: s.idHash, sid: s.sid, user_id: s.userId, auth_time: s.authTime, amr, acr,
+      factor_times: JSON.stringify(factors), required_acr: s.requiredAcr,
       created_at: now, last_seen_at: now,
       idle_expires_at: addSeconds(now, s.idleTtlSeconds),
       absolute_expires_at: addSeconds(now, s.absoluteTtlSeconds),
     }).returningAll().executeTakeFirstOrThrow();
-    return row;
+    return sessionOf(row);
   }
 
   /**
@@ -46,18 +65,37 @@ export class SessionRepository {
       .where('absolute_expires_at', '>', now)
       .returningAll()
       .executeTakeFirst();
-    if (!row) return undefined;
-    const { id_hash: _, ...session } = row;
-    return session;
+    return row ? sessionOf(row) : undefined;
   }
 
-  /** Ends every live session of a user (disabled): returns those it ended. */
+  /**
+   * Records factors proved now in a live session (a second factor, a step-up): its amr and acr
+   * follow, and auth_time becomes now (OpenID Connect Core §2: the time the person last
+   * authenticated). One transaction with the row locked: two factors proved at once both count.
+   */
+  async addFactors(idHash: Buffer, proved: readonly FactorName[], now: Date): Promise<SsoSession | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      const row = await tx.selectFrom('sessions').selectAll()
+        .where('id_hash', '=', idHash).where('ended_at', 'is', null)
+        .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+        .forUpdate().executeTakeFirst();
+      if (!row) return undefined;
+      const factors = withFactors(factorTimesOf(row.factor_times), proved, now);
+      const { amr, acr } = assuranceOf(factors);
+      const updated = await tx.updateTable('sessions')
+        .set({ factor_times: JSON.stringify(factors), amr, acr, auth_time: now, last_seen_at: now })
+        .where('id_hash', '=', idHash).returningAll().executeTakeFirstOrThrow();
+      return sessionOf(updated);
+    });
+  }
+
+  /** Ends every live session of a user (disabled, factors reset): returns those it ended. */
   async endAllOf(userId: string, now: Date): Promise<SsoSession[]> {
     const rows = await this.db.updateTable('sessions').set({ ended_at: now })
       .where('user_id', '=', userId).where('ended_at', 'is', null)
       .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
       .returningAll().execute();
-    return rows.map(({ id_hash: _, ...session }) => session);
+    return rows.map(sessionOf);
   }
 
   /** Ends the session; returns it if it was live. */
@@ -65,8 +103,6 @@ export class SessionRepository {
     const row = await this.db.updateTable('sessions').set({ ended_at: now })
       .where('id_hash', '=', idHash).where('ended_at', 'is', null)
       .returningAll().executeTakeFirst();
-    if (!row) return undefined;
-    const { id_hash: _, ...session } = row;
-    return session;
+    return row ? sessionOf(row) : undefined;
   }
 }

@@ -8,6 +8,7 @@ import type { LoginThrottleRepository } from './sign-in-throttle-store.js';
 import type { SessionRepository, SsoSession } from './session-store.js';
 import type { User, UserRepository } from './user-store.js';
 import type { PasswordHasher } from './passwords.js';
+import type { FactorName } from '../oauth/assurance.js';
 import { addressKey, FixedWindowCounter } from '../platform/fixed-window.js';
 
 /**
@@ -26,6 +27,11 @@ export interface SignInDeps {
   audit: AuditLog;
   sessionIdleTtl: number;
   sessionAbsoluteTtl: number;
+  /**
+   * The level the account must reach before its session counts as signed in: its MFA policy
+   * (the mfa capability, via the sign-in hooks); null when the password is enough.
+   */
+  requiredAcr(user: User, now: Date): Promise<string | null>;
 }
 
 export interface SignInInput {
@@ -102,6 +108,28 @@ Promise<{ key: string; allowance: Allowance }> {
   return { key: `account:${user.id}`, allowance: 'others' };
 }
 
+/**
+ * A new SSO session for `user`, who proved `factors` now: its cookie value (256 bits, stored as
+ * SHA-256) and the row. The one way a session starts, by password or by passkey.
+ */
+export async function startSession(
+  user: User, factors: readonly FactorName[], requiredAcr: string | null, now: Date,
+  deps: Pick<SignInDeps, 'sessions' | 'sessionIdleTtl' | 'sessionAbsoluteTtl'>,
+): Promise<{ session: SsoSession; sessionId: string }> {
+  const sessionId = randomToken();
+  const session = await deps.sessions.create({
+    idHash: sha256(sessionId),
+    sid: randomUUID(),
+    userId: user.id,
+    authTime: now,
+    factors,
+    requiredAcr,
+    idleTtlSeconds: deps.sessionIdleTtl,
+    absoluteTtlSeconds: deps.sessionAbsoluteTtl,
+  }, now);
+  return { session, sessionId };
+}
+
 export async function signIn(input: SignInInput, deps: SignInDeps): Promise<SignInResult> {
   const now = deps.clock.now();
   // No login name contains a NUL byte (PostgreSQL text cannot hold one): it becomes U+FFFD, so
@@ -142,17 +170,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   if (verified.rehash) {
     await deps.users.upgradePasswordHash(user.id, user.password_hash!, await deps.hasher.hash(input.password).catch(() => user.password_hash!));
   }
-  const sessionId = randomToken();
-  const session = await deps.sessions.create({
-    idHash: sha256(sessionId),
-    sid: randomUUID(),
-    userId: user.id,
-    authTime: now,
-    amr: ['pwd'],
-    acr: null,
-    idleTtlSeconds: deps.sessionIdleTtl,
-    absoluteTtlSeconds: deps.sessionAbsoluteTtl,
-  }, now);
-  deps.audit.record('login.succeeded', { ...context, sub: user.id, sid: session.sid, amr: session.amr, allowance });
+  const { session, sessionId } = await startSession(user, ['pwd'], await deps.requiredAcr(user, now), now, deps);
+  deps.audit.record('login.succeeded', { ...context, sub: user.id, sid: session.sid, amr: session.amr, allowance, ...(session.required_acr ? { required_acr: session.required_acr } : {}) });
   return { kind: 'signed_in', user, session, sessionId, deviceCookie };
 }

@@ -169,7 +169,7 @@ describe('redeeming the code (RFC 6749 §4.1.3, RFC 7636 §4.6)', () => {
     codes.add(CODE, { scope: 'profile' });
     const result = await redeem(web);
     expect(payloadOf(result.response.access_token)).toEqual({
-      gid: 'grant-1', iss: ISSUER, sub: 'alice', aud: API, exp: NOW + 600, iat: NOW, jti: result.issued.jti, client_id: 'web', scope: 'profile',
+      gid: 'grant-1', auth_time: AUTH_TIME.getTime() / 1000, iss: ISSUER, sub: 'alice', aud: API, exp: NOW + 600, iat: NOW, jti: result.issued.jti, client_id: 'web', scope: 'profile',
     });
     expect(result).toEqual({
       response: { access_token: result.response.access_token, token_type: 'Bearer', expires_in: 600, scope: 'profile' },

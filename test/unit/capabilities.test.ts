@@ -26,7 +26,7 @@ describe('the capability table (src/server/capabilities.ts)', () => {
     const missing = CAPABILITIES.filter((c) => c.settings !== undefined && !(SLICES as readonly unknown[]).includes(c.settings)).map((c) => c.name);
     expect(missing).toEqual([]);
     expect(CAPABILITIES.filter((c) => c.settings !== undefined).map((c) => c.name))
-      .toEqual(['authorization-code', 'userinfo', 'refresh-token', 'introspection', 'revocation', 'registration', 'admin', 'login', 'logout', 'demo']);
+      .toEqual(['authorization-code', 'userinfo', 'refresh-token', 'introspection', 'revocation', 'registration', 'admin', 'login', 'mfa', 'logout', 'demo']);
   });
 
   it('runs the released migrations and the capabilities\' own in name order, each once', () => {

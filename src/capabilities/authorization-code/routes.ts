@@ -87,6 +87,9 @@ export function authorizeRoutes(
       const query = new URLSearchParams({ return_to: `/interaction/${step.interactionId}`, ...(step.loginHint ? { login_hint: step.loginHint } : {}) });
       return reply.code(303).header('location', `/login?${query}`).send();
     }
+    if (step.kind === 'step_up') {
+      return reply.code(303).header('location', context.signInFactors().stepUpPath(`/interaction/${step.interactionId}`, step.acr)).send();
+    }
     if (step.kind === 'consent') {
       // Allow and Deny both end in a redirect to the client.
       reply.header('content-security-policy', htmlCsp({ formAction: ["'self'", formActionSource(step.request.redirectUri)] }));

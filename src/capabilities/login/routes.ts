@@ -5,7 +5,7 @@ import type { CapabilityContext } from '../../server/context.js';
 import { KnownAddressRepository } from '../../users/known-address-store.js';
 import { KnownDeviceCookies } from '../../users/known-device.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
-import { accountPage, loginPage } from '../../platform/ui/pages.js';
+import { accountPage, loginPage, type LoginPageModel } from '../../platform/ui/pages.js';
 import { MAX_LOGIN_LENGTH, signIn } from '../../users/sign-in.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { htmlCsp } from '../../server/http/security-headers.js';
@@ -13,6 +13,7 @@ import { addressKey } from '../../platform/fixed-window.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { sendHtml } from '../../server/http/html.js';
 import { formField } from '../../server/http/forms.js';
+import { satisfies } from '../../oauth/assurance.js';
 
 /**
  * Where a browser may be sent after signing in: a path on this server only. Anything else
@@ -53,6 +54,13 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
     registers: [context.metrics.registry],
   });
 
+  /** The sign-in page's CSP and what a sign-in factor adds to it (read per request: the factors register after this capability). */
+  async function loginPageParts(returnTo: string): Promise<{ csp: string; page: Pick<LoginPageModel, 'addition' | 'passkeyAutofill'> }> {
+    const addition = context.signInFactors().loginPageAddition?.();
+    const csp = htmlCsp({ formAction: await formActionsFor(returnTo), ...(addition ? { scriptHashes: addition.scriptHashes } : {}) });
+    return { csp, page: addition ? { addition: addition.html, passkeyAutofill: true } : {} };
+  }
+
   return async (app) => {
     // Cookies are parsed for these pages only, not on every token request.
     await app.register(cookie);
@@ -62,8 +70,9 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const returnTo = safeReturnPath(query.return_to);
       // OpenID Connect Core §3.1.2.1 login_hint, passed on by /authorize: only pre-fills the field.
       const hint = typeof query.login_hint === 'string' ? query.login_hint.slice(0, 254) : undefined;
-      reply.header('content-security-policy', htmlCsp({ formAction: await formActionsFor(returnTo) }));
-      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}) }));
+      const parts = await loginPageParts(returnTo);
+      reply.header('content-security-policy', parts.csp);
+      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}), ...parts.page }));
     });
 
     // Per IP and per (login name, IP), before any argon2 work; answered with the login page.
@@ -90,9 +99,10 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const returnTo = safeReturnPath(formField(body, 'return_to'));
       const login = text(formField(body, 'login'));
       const csrf = cookies.csrfToken(req, reply);
-      reply.header('content-security-policy', htmlCsp({ formAction: await formActionsFor(returnTo) }));
+      const parts = await loginPageParts(returnTo);
+      reply.header('content-security-policy', parts.csp);
       if (!cookies.csrfValid(req, formField(body, 'csrf'))) {
-        return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf' }));
+        return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf', ...parts.page }));
       }
       const result = await signIn({
         login, password: text(formField(body, 'password')), ip: req.ip,
@@ -100,14 +110,15 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       }, {
         users, sessions, throttle, knownAddresses, knownDevices, hasher, clock, audit,
         sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl,
+        requiredAcr: (user, now) => context.signInFactors().requiredAcr(user, now),
       });
       logins.inc({ outcome: result.kind === 'signed_in' ? 'success' : result.kind === 'rejected' ? 'failure' : 'throttled' });
       if (result.kind === 'throttled') {
         reply.header('retry-after', String(result.retryAfterSeconds));
-        return sendHtml(reply, 429, loginPage({ csrf, returnTo, login, error: 'throttled', retryAfterSeconds: result.retryAfterSeconds }));
+        return sendHtml(reply, 429, loginPage({ csrf, returnTo, login, error: 'throttled', retryAfterSeconds: result.retryAfterSeconds, ...parts.page }));
       }
       if (result.kind === 'rejected') {
-        return sendHtml(reply, 401, loginPage({ csrf, returnTo, login, error: 'rejected' }));
+        return sendHtml(reply, 401, loginPage({ csrf, returnTo, login, error: 'rejected', ...parts.page }));
       }
       // Replace any previous session of this browser (no session fixation).
       const replaced = await services.browserSessions.end(req);
@@ -116,7 +127,9 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       // The CSRF token changes with the session (OWASP: regenerate on a privilege change).
       cookies.renewCsrfToken(reply);
       cookies.setDevice(reply, result.deviceCookie, knownDevices.ttlSeconds);
-      return reply.code(303).header('location', returnTo).send();
+      // The account must prove more (a second factor, or enrol one): the session is not signed in yet.
+      const next = satisfies(result.session.acr, result.session.required_acr) ? returnTo : context.signInFactors().stepUpPath(returnTo);
+      return reply.code(303).header('location', next).send();
     });
 
     app.get('/', async (req, reply) => {

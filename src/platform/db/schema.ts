@@ -46,6 +46,10 @@ export interface SessionsTable {
   idle_expires_at: Date;
   absolute_expires_at: Date;
   ended_at: Date | null;
+  /** src/users/assurance.ts FactorTimes: each factor proved, epoch ms. */
+  factor_times: Generated<unknown>;
+  /** The level the account had to reach when it signed in (null: none); below it the sign-in is not finished. */
+  required_acr: string | null;
 }
 
 export interface LoginThrottleTable {
@@ -60,6 +64,52 @@ export interface KnownSignInAddressesTable {
   user_id: string;
   address: string;
   last_signed_in_at: Date;
+}
+
+/** A passkey (src/capabilities/mfa): one WebAuthn credential of an account. */
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  name: string;
+  public_key: Buffer;
+  /** bigint: pg returns it as a string. */
+  counter: string | number;
+  transports: Generated<string[]>;
+  device_bound: boolean;
+  backed_up: boolean;
+  aaguid: string | null;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+export interface WebauthnChallengesTable {
+  challenge_hash: Buffer;
+  purpose: string;
+  user_id: string | null;
+  expires_at: Date;
+}
+
+export interface TotpFactorsTable {
+  user_id: string;
+  secret_ciphertext: string;
+  secret_nonce: string;
+  confirmed_at: Date | null;
+  /** bigint: pg returns it as a string. */
+  last_used_step: string | number | null;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+export interface RecoveryCodesTable {
+  user_id: string;
+  code_hash: Buffer;
+  created_at: Date;
+  used_at: Date | null;
+}
+
+export interface MfaEnrolmentRequiredTable {
+  user_id: string;
+  required_at: Date;
 }
 
 export interface ConsentsTable {
@@ -228,6 +278,11 @@ export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
   sessions: SessionsTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
+  totp_factors: TotpFactorsTable;
+  recovery_codes: RecoveryCodesTable;
+  mfa_enrolment_required: MfaEnrolmentRequiredTable;
   login_throttle: LoginThrottleTable;
   known_sign_in_addresses: KnownSignInAddressesTable;
   consents: ConsentsTable;

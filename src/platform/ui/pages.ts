@@ -8,6 +8,10 @@ export interface LoginPageModel {
   login?: string;
   error?: 'rejected' | 'throttled' | 'csrf';
   retryAfterSeconds?: number;
+  /** What a sign-in factor adds below the form (passkey sign-in: a button and its script). */
+  addition?: SafeHtml;
+  /** The login field also offers passkeys the browser knows (WebAuthn conditional mediation). */
+  passkeyAutofill?: boolean;
 }
 
 const ERRORS = {
@@ -26,11 +30,12 @@ ${message ? html`<p class="error" role="alert" id="form-error">${message}</p>` :
   <input type="hidden" name="csrf" value="${m.csrf}">
   <input type="hidden" name="return_to" value="${m.returnTo}">
   <label for="login">Username or email</label>
-  <input type="text" id="login" name="login" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.login ?? ''}" ${m.login ? '' : html`autofocus`}>
+  <input type="text" id="login" name="login" autocomplete="${m.passkeyAutofill ? 'username webauthn' : 'username'}" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.login ?? ''}" ${m.login ? '' : html`autofocus`}>
   <label for="password">Password</label>
   <input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024" ${m.login ? html`autofocus` : ''}>
   <button type="submit">Sign in</button>
-</form>`);
+</form>
+${m.addition ?? ''}`);
 }
 
 export function accountPage(m: { username: string; csrf: string }): string {

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, safeEqual, sha256 } from '../../platform/crypto.js';
 import type { Clock } from '../../platform/clock.js';
 import type { SessionRepository, SsoSession } from '../../users/session-store.js';
+import { satisfies, type FactorName } from '../../oauth/assurance.js';
 
 /**
  * The browser's side of sign-in: the SSO session cookie, the CSRF cookie and the known-device
@@ -83,14 +84,42 @@ export class BrowserCookies {
 export class BrowserSessions {
   readonly cookies: BrowserCookies;
 
-  constructor(issuer: string, readonly sessions: SessionRepository, private readonly idleTtl: number, private readonly clock: Clock) {
+  /**
+   * `floor`: the level every session must have reached to count (MFA_REQUIRED), besides the one
+   * its account needed when it signed in — so raising the policy takes effect at once.
+   */
+  constructor(
+    issuer: string, readonly sessions: SessionRepository, private readonly idleTtl: number, private readonly clock: Clock,
+    private readonly floor: string | null = null,
+  ) {
     this.cookies = new BrowserCookies(issuer);
   }
 
-  /** The live session of this browser (its idle expiry slid forward), if any. */
+  /**
+   * The signed-in session of this browser (its idle expiry slid forward), if any: a live session
+   * that reached the level its account requires. One still waiting for a second factor or an
+   * enrolment is not a signed-in browser anywhere (see inProgress).
+   */
   async current(req: FastifyRequest): Promise<SsoSession | undefined> {
+    const session = await this.inProgress(req);
+    return session && this.complete(session) ? session : undefined;
+  }
+
+  /** Whether a session reached the level its account requires and MFA_REQUIRED. */
+  complete(session: SsoSession): boolean {
+    return satisfies(session.acr, session.required_acr) && satisfies(session.acr, this.floor);
+  }
+
+  /** The live session of this browser, signed in or still proving its factors: only for the pages that finish a sign-in. */
+  async inProgress(req: FastifyRequest): Promise<SsoSession | undefined> {
     const id = this.cookies.sessionId(req);
     return id ? this.sessions.touch(sha256(id), this.idleTtl, this.clock.now()) : undefined;
+  }
+
+  /** Records factors this browser's session proved now (a second factor, a step-up); the session after. */
+  async addFactors(req: FastifyRequest, proved: readonly FactorName[]): Promise<SsoSession | undefined> {
+    const id = this.cookies.sessionId(req);
+    return id ? this.sessions.addFactors(sha256(id), proved, this.clock.now()) : undefined;
   }
 
   /** Ends this browser's session, if it has a live one; returns it. */

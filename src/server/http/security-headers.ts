@@ -8,7 +8,8 @@ import type { FastifyReply } from 'fastify';
 export function htmlCsp(options: { formAction?: readonly string[]; scriptHashes?: readonly string[] } = {}): string {
   return [
     "default-src 'none'",
-    ...(options.scriptHashes?.length ? [`script-src ${options.scriptHashes.join(' ')}`] : []),
+    // A page's script (form_post, passkeys) runs only by its hash, and talks to this origin only.
+    ...(options.scriptHashes?.length ? [`script-src ${options.scriptHashes.join(' ')}`, "connect-src 'self'"] : []),
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data:",
     // A form's redirect is checked against form-action too: a page whose form ends at a
