@@ -88,7 +88,8 @@ export class TotpFactors {
    * Checks a code of the confirmed factor. RFC 6238 §5.2: a code is accepted once, so the step
    * it matched must be later than the last accepted one; the one conditional UPDATE records it,
    * and of two instances racing with the same code exactly one updates the row. The loser (or
-   * a code of a step already passed) is 'replayed'.
+   * a code of a step already passed) is 'replayed'. Guessing is for the caller to throttle: each
+   * try matches one of three steps, 3 in 10^6.
    */
   async verify(userId: string, code: string, now: Date): Promise<TotpCheck> {
     const factor = await this.db.selectFrom('totp_factors').select(['secret_ciphertext', 'secret_nonce', 'last_used_step'])
@@ -101,7 +102,8 @@ export class TotpFactors {
       .where('user_id', '=', userId).where('secret_nonce', '=', factor.secret_nonce).where('confirmed_at', 'is not', null)
       .where((eb) => eb.or([eb('last_used_step', 'is', null), eb('last_used_step', '<', step)]))
       .returning('user_id').executeTakeFirst();
-    // Nothing updated: another request accepted this step (or a later one) since the read.
+    // Nothing updated: another request accepted this step (or a later one) since the read, or
+    // the factor was removed in between; either way this code signs nobody in.
     return accepted ? 'ok' : 'replayed';
   }
 
