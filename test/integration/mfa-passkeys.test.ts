@@ -82,6 +82,16 @@ describe('passkeys (WebAuthn Level 3)', () => {
       expect(result.ok && result.passkey.name).toBe('é'.repeat(64));
     });
 
+    it('removes control characters from the name and drops transports that are not tokens', async () => {
+      const options = await passkeys.registrationOptions(carol, now);
+      const response = device().create(options);
+      response.response.transports = ['usb', 'x\u0000', 7 as unknown as string, 'hybrid'];
+      const result = await passkeys.register(carol, response, 'Phone\u0000\n', now);
+      expect(result.ok && result.passkey.name).toBe('Phone');
+      const row = await store.db.selectFrom('webauthn_credentials').select('transports').where('id', '=', response.id).executeTakeFirstOrThrow();
+      expect(row.transports).toEqual(['usb', 'hybrid']);
+    });
+
     it('accepts a registration challenge once', async () => {
       const options = await passkeys.registrationOptions(carol, now);
       const response = device().create(options);
@@ -209,6 +219,8 @@ describe('passkeys (WebAuthn Level 3)', () => {
         () => undefined, () => null, () => [], () => ({ response: null }), (good) => ({ ...good, id: 5 }),
         (good) => ({ ...good, response: { ...good.response, authenticatorData: 3 } }),
         (good) => ({ ...good, type: 'password' }),
+        (good) => ({ ...good, id: 'a\u0000b' }),
+        (good) => ({ ...good, id: 'x'.repeat(1365) }),
       ];
       for (const make of malformed) {
         const good = aliceKey.get(await passkeys.authenticationOptions(undefined, now));
@@ -239,6 +251,15 @@ describe('passkeys (WebAuthn Level 3)', () => {
         expect(result).toMatchObject({ ok: true, userId: carol.id, credentialId: id, deviceBound: false, backedUp: true });
       }
       expect(await storedCounter(id)).toBe(0);
+    });
+
+    it('accepts one of two parallel assertions reporting the same counter (each with its own challenge)', async () => {
+      const key = device();
+      const id = await enrol(carol, key);
+      const responses = await Promise.all([1, 2].map(async () => key.get(await passkeys.authenticationOptions(undefined, now), { credentialId: id, counter: 7 })));
+      const results = await Promise.all(responses.map((r) => passkeys.authenticate(r, { requireUserVerification: true }, now)));
+      expect(results.map((r) => (r.ok ? 'ok' : r.reason)).sort()).toEqual(['counter_regression', 'ok']);
+      expect(await storedCounter(id)).toBe(7);
     });
 
     it('records a change of the backup state (BS)', async () => {

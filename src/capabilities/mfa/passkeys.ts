@@ -60,7 +60,9 @@ type Purpose = 'register' | 'authenticate';
 const DEFAULT_NAME = 'Passkey';
 const MAX_NAME = 64;
 // WebAuthn §6.1: a credential id is at most 1023 bytes (1364 base64url characters).
-const MAX_CREDENTIAL_ID = 1364;
+const CREDENTIAL_ID = /^[A-Za-z0-9_-]{1,1364}$/;
+// Transports are tokens such as 'usb' or 'hybrid' (§5.8.4); anything else is dropped, not stored.
+const TRANSPORT = /^[a-z-]{1,32}$/;
 // With attestation 'none' (§8.7) the AAGUID may be zeroed: it then names no model.
 const ZERO_AAGUID = '00000000-0000-0000-0000-000000000000';
 
@@ -104,7 +106,8 @@ export class Passkeys {
 
   /**
    * Verifies a registration response (WebAuthn §7.1) for `user` and stores the credential.
-   * `name` is trimmed and cut to 64 characters; empty, it is 'Passkey'.
+   * `name` is trimmed and cut to 64 characters; empty, it is 'Passkey'. The challenge is consumed
+   * first, whatever follows: one response, one attempt.
    */
   async register(user: { id: string; username: string }, response: unknown, name: string, now: Date): Promise<RegistrationResult> {
     const challenge = clientChallenge(response);
@@ -178,7 +181,7 @@ export class Passkeys {
   async authenticate(response: unknown, expected: { userId?: string; requireUserVerification: boolean }, now: Date): Promise<AuthenticationResult> {
     const challenge = clientChallenge(response);
     const id = (response as { id?: unknown } | undefined)?.id;
-    if (challenge === undefined || typeof id !== 'string' || id.length === 0 || id.length > MAX_CREDENTIAL_ID) return { ok: false, reason: 'invalid' };
+    if (challenge === undefined || typeof id !== 'string' || !CREDENTIAL_ID.test(id)) return { ok: false, reason: 'invalid' };
     if (!(await this.consumeChallenge(challenge, 'authenticate', expected.userId ?? null, now))) return { ok: false, reason: 'bad_challenge' };
 
     const credential = await this.db.selectFrom('webauthn_credentials')
@@ -287,7 +290,7 @@ function clientChallenge(response: unknown): string | undefined {
   const inner = (response as { response?: unknown }).response;
   if (typeof inner !== 'object' || inner === null) return undefined;
   const clientDataJSON = (inner as { clientDataJSON?: unknown }).clientDataJSON;
-  if (typeof clientDataJSON !== 'string' || clientDataJSON.length > 4096) return undefined;
+  if (typeof clientDataJSON !== 'string' || clientDataJSON.length > 8192) return undefined;
   try {
     const challenge = (JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')) as { challenge?: unknown }).challenge;
     return typeof challenge === 'string' && challenge.length > 0 && challenge.length <= 256 ? challenge : undefined;
@@ -296,13 +299,14 @@ function clientChallenge(response: unknown): string | undefined {
   }
 }
 
+/** The name as shown: control characters removed (Postgres text refuses NUL), trimmed, at most 64 characters. */
 function passkeyName(name: string): string {
-  const trimmed = Array.from(name.trim()).slice(0, MAX_NAME).join('').trim();
+  const trimmed = Array.from(name.replace(/[\u0000-\u001f\u007f]/g, '').trim()).slice(0, MAX_NAME).join('').trim();
   return trimmed === '' ? DEFAULT_NAME : trimmed;
 }
 
 function stringArray(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v.length <= 32).slice(0, 8) : [];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && TRANSPORT.test(v)).slice(0, 8) : [];
 }
 
 function toInfo(row: { id: string; name: string; created_at: Date; last_used_at: Date | null; device_bound: boolean; backed_up: boolean }): PasskeyInfo {
