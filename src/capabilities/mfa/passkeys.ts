@@ -82,7 +82,7 @@ export class Passkeys {
   /**
    * Creation options for a new passkey of `user`: a discoverable credential (residentKey
    * 'required', so it can sign in without a username), user verification required, the user's
-   * passkeys excluded (§5.4.3: no second credential on the same authenticator), no attestation.
+   * passkeys excluded (§5.4 excludeCredentials: no second credential on one authenticator), no attestation.
    */
   async registrationOptions(user: { id: string; username: string }, now: Date): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.db.selectFrom('webauthn_credentials').select(['id', 'transports'])
