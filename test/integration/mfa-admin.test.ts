@@ -139,6 +139,18 @@ describe('admin API: an account\'s second factors (/admin/users/:login/mfa)', ()
     expect(events.map((e) => [e.sub, e.details.by])).toEqual([[user.id, 'admin_api'], [user.id, 'admin_api']]);
   });
 
+  it('parallel resets: each factor is counted by exactly one of them, every one answers 200', async () => {
+    const user = await createUser(app.context, 'grace');
+    await seedFactors(user.id);
+    const results = await Promise.all(Array.from({ length: 8 }, () => call('POST', '/admin/users/grace/mfa/reset')));
+    expect(results.map((r) => r.statusCode)).toEqual(Array(8).fill(200));
+    const bodies = results.map((r) => r.json() as { passkeys: number; totp: boolean; recovery_codes: number });
+    expect(bodies.reduce((n, b) => n + b.passkeys, 0)).toBe(1);
+    expect(bodies.filter((b) => b.totp)).toHaveLength(1);
+    expect(bodies.reduce((n, b) => n + b.recovery_codes, 0)).toBe(3);
+    expect(await db().selectFrom('mfa_enrolment_required').select('user_id').where('user_id', '=', user.id).execute()).toEqual([{ user_id: user.id }]);
+  });
+
   it('answers an unknown user with 404 not_found, as for an unknown client', async () => {
     for (const [method, url] of [['GET', '/admin/users/nobody/mfa'], ['POST', '/admin/users/nobody/mfa/reset'], ['POST', '/admin/users/nobody/mfa/require-enrolment']] as const) {
       const res = await call(method, url);
