@@ -14,6 +14,7 @@ import { ClientRepository } from '../oauth/clients/store.js';
 import { SessionRepository, type SsoSession } from '../users/session-store.js';
 import { UserExists, UserRepository, type User } from '../users/user-store.js';
 import { createPasswordHasher, PasswordRejected } from '../users/passwords.js';
+import { FactorAdministration, type FactorStatus } from '../capabilities/mfa/factor-administration.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { EXIT, printJson } from './output.js';
@@ -37,6 +38,16 @@ const HELP = `Usage: latchkey users <subcommand> [options]
   list [--json]
       Lists users, one a line: username, sub, email and state, tab-separated. --json: one JSON
       document instead, an array of users (their claims, has_password; never a password hash).
+  mfa-status USERNAME [--json]
+      The user's second factors: passkeys (id, name, created, last used), a confirmed TOTP
+      factor, unused recovery codes, and whether enrolment is required at the next sign-in.
+  reset-mfa USERNAME
+      The compromised-account runbook: removes every passkey, the TOTP factor and the recovery
+      codes, requires enrolment of a new factor at the next sign-in, ends the user's SSO sessions
+      and tells their apps (as disable does; exits 1 when the apps cannot be told).
+  require-mfa-enrolment USERNAME
+      Keeps the factors but requires enrolment of a second factor at the next sign-in; ends the
+      user's SSO sessions and tells their apps (exits 1 when they cannot be told).
 
 Passwords are never taken from the command line (it is visible to other processes): pipe them in,
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
@@ -68,7 +79,7 @@ async function findOrFail(repo: UserRepository, login: string | undefined): Prom
 /**
  * Back-channel logout for sessions the CLI ended (Back-Channel Logout 1.0), from this process:
  * the same logout tokens, signed with the server's keys, and audit events as the server's.
- * The user is already disabled and signed out whatever happens here.
+ * The user is already signed out (and disabled, or their factors reset) whatever happens here.
  */
 async function tellApps(config: Config, store: Store, sessions: SsoSession[], audit: AuditLog, logger: Logger, by: Record<string, string>): Promise<number> {
   try {
@@ -89,9 +100,19 @@ async function tellApps(config: Config, store: Store, sessions: SsoSession[], au
   }
 }
 
+function printFactorStatus(status: FactorStatus): void {
+  const when = (d: Date | null) => d?.toISOString() ?? 'never';
+  const lines = [`passkeys: ${status.passkeys.length}`];
+  for (const p of status.passkeys) lines.push(`  ${p.id}\t${p.name}\tcreated ${when(p.created_at)}\tlast used ${when(p.last_used_at)}`);
+  lines.push(`totp: ${status.totp ? `confirmed ${when(status.totp.confirmed_at)}, last used ${when(status.totp.last_used_at)}` : 'none'}`);
+  lines.push(`recovery codes remaining: ${status.recovery_codes_remaining}`);
+  lines.push(`enrolment required at next sign-in: ${status.enrolment_required ? 'yes' : 'no'}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
 export const usersCommand: Command = {
   name: 'users',
-  summary: 'create, list, disable users and set their passwords',
+  summary: 'create, list, disable users, set their passwords, reset their second factors',
   help: HELP,
   async run(argv) {
     const [sub, ...rest] = argv;
@@ -105,7 +126,7 @@ export const usersCommand: Command = {
         'password-stdin': { type: 'boolean' }, json: { type: 'boolean' },
       },
     });
-    if (values.json && sub !== 'list') throw new UsageError('--json goes with list');
+    if (values.json && sub !== 'list' && sub !== 'mfa-status') throw new UsageError('--json goes with list and mfa-status');
     const config = configOrExit();
     const hasher = () => createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const newPassword = async () => (values['password-stdin'] ? { password: await readSecretFromStdin(), generated: false } : { password: generatedPassword(), generated: true });
@@ -186,6 +207,32 @@ export const usersCommand: Command = {
           }
           return 0;
         });
+      case 'mfa-status':
+        return withCliStore(config, async (store) => withCliAudit(config, store, async (audit) => {
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          const status = await new FactorAdministration(store.db, audit, systemClock).status(user.id);
+          if (values.json) printJson(status); else printFactorStatus(status);
+          return 0;
+        }));
+      case 'reset-mfa':
+      case 'require-mfa-enrolment':
+        return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          const factors = new FactorAdministration(store.db, audit, systemClock);
+          const by = { by: `cli:${userInfo().username}` };
+          if (sub === 'reset-mfa') {
+            const removed = await factors.reset(user.id, by);
+            process.stdout.write(`second factors of ${user.username} removed: passkeys ${removed.passkeys}, totp ${removed.totp ? 1 : 0}, recovery codes ${removed.recovery_codes}\n`);
+          } else {
+            await factors.requireEnrolment(user.id, by);
+          }
+          process.stdout.write(`${user.username} must enrol a second factor at the next sign-in\n`);
+          // Factors gone or distrusted: the sessions signed in with them end, and their apps are told.
+          const ended = await new SessionRepository(store.db).endAllOf(user.id, now());
+          if (ended.length === 0) return 0;
+          process.stdout.write(`sessions ended: ${ended.length}\n`);
+          return tellApps(config, store, ended, audit, logger, by);
+        }));
       default:
         throw new UsageError(`unknown subcommand "${sub ?? ''}"\n\n${HELP}`);
     }
