@@ -29,6 +29,12 @@ export class ConsentRepository {
     return new Set(tokens(row.scopes));
   }
 
+  /** What a user granted, to which clients, newest first (the account page). */
+  async listFor(userId: string): Promise<{ clientId: string; scopes: string[]; grantedAt: Date; updatedAt: Date }[]> {
+    const rows = await this.db.selectFrom('consents').selectAll().where('user_id', '=', userId).orderBy('updated_at', 'desc').execute();
+    return rows.map((r) => ({ clientId: r.client_id, scopes: tokens(r.scopes), grantedAt: r.granted_at, updatedAt: r.updated_at }));
+  }
+
   /** Withdraws consent (a user+client pair); returns whether there was one. */
   async revoke(userId: string, clientId: string): Promise<boolean> {
     const r = await this.db.deleteFrom('consents').where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();

@@ -122,7 +122,7 @@ export interface SignInFactors {
    */
   stepUpPath(returnTo: string, acr?: string): string;
   /** What the sign-in page shows below its form (passkey sign-in) and the script hashes its CSP must allow. */
-  loginPageAddition?(): { html: SafeHtml; scriptHashes: readonly string[] };
+  loginPageAddition?(m: { csrf: string; returnTo: string }): { html: SafeHtml; scriptHashes: readonly string[] };
 }
 
 /** What a capability's `register` is given: the context, the shared services, and the other capabilities' hooks. */

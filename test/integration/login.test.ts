@@ -1,3 +1,4 @@
+import { PASSKEY_SCRIPT, PASSKEY_SCRIPT_HASH } from '../../src/capabilities/mfa/passkey-script.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserRepository } from '../../src/users/user-store.js';
 import { createPasswordHasher } from '../../src/users/passwords.js';
@@ -22,7 +23,7 @@ describe('first-party sign-in', () => {
   });
   afterAll(async () => { await app.close(); });
 
-  it('renders an accessible login form with a CSRF token and no script', async () => {
+  it('renders an accessible login form with a CSRF token, and only the passkey script its CSP names by hash', async () => {
     const b = new Browser(app);
     const res = await b.request('GET', '/login?return_to=%2Fauthorize%3Fx%3D1');
     expect(res.statusCode).toBe(200);
@@ -30,7 +31,10 @@ describe('first-party sign-in', () => {
     expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
     expect(res.body).toContain('<label for="login">Username or email</label>');
     expect(res.body).toContain('<input type="hidden" name="return_to" value="/authorize?x=1">');
-    expect(res.body).not.toContain('<script');
+    expect(res.body.match(/<script>/g)).toHaveLength(1);
+    expect(res.body).toContain(`<script>${PASSKEY_SCRIPT}</script>`);
+    expect(res.headers['content-security-policy']).toContain(`script-src ${PASSKEY_SCRIPT_HASH}; connect-src 'self'`);
+    expect(res.body).toContain('autocomplete="username webauthn"');
     expect(b.cookies.get('latchkey_csrf')).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 

@@ -81,13 +81,14 @@ describe('admin API: an account\'s second factors (/admin/users/:login/mfa)', ()
   it('resets: removes every factor, requires enrolment, ends the user\'s sessions, audits who did it', async () => {
     const user = await createUser(app.context, 'alice');
     const other = await createUser(app.context, 'bob');
-    await seedFactors(user.id);
-    await seedFactors(other.id);
+    // Signed in before their factors exist (with them, a password alone would not finish a sign-in).
     const browser = new Browser(app);
     expect((await browser.signIn('alice', PASSWORD)).statusCode).toBe(303);
     expect((await browser.request('GET', '/')).statusCode).toBe(200);
     const bobBrowser = new Browser(app);
     expect((await bobBrowser.signIn('bob', PASSWORD)).statusCode).toBe(303);
+    await seedFactors(user.id);
+    await seedFactors(other.id);
 
     const res = await call('POST', '/admin/users/alice/mfa/reset');
     expect(res.statusCode).toBe(200);

@@ -20,6 +20,18 @@ export class Browser {
     return res;
   }
 
+  /** A JSON POST as the passkey script sends it (same cookies); the parsed answer. */
+  async json(url: string, body: Record<string, unknown>) {
+    const res = await this.app.server.inject({
+      method: 'POST', url, ...(this.remoteAddress ? { remoteAddress: this.remoteAddress } : {}),
+      headers: { cookie: this.header(), 'content-type': 'application/json' }, payload: JSON.stringify(body),
+    });
+    for (const c of res.cookies as Array<{ name: string; value: string; maxAge?: number }>) {
+      if (c.value === '' || c.maxAge === 0) this.cookies.delete(c.name); else this.cookies.set(c.name, c.value);
+    }
+    return { statusCode: res.statusCode, body: res.json() as Record<string, any>, headers: res.headers };
+  }
+
   async csrf(): Promise<string> {
     const page = await this.request('GET', '/login');
     return csrfOf(page.body);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { safeReturnPath } from '../../src/capabilities/login/routes.js';
+import { safeReturnPath } from '../../src/server/http/return-path.js';
 
 describe('return path after sign-in', () => {
   it('keeps a path on this server, query included', () => {

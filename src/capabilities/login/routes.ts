@@ -13,20 +13,8 @@ import { addressKey } from '../../platform/fixed-window.js';
 import { createRateLimiter } from '../../server/http/rate-limit.js';
 import { sendHtml } from '../../server/http/html.js';
 import { formField } from '../../server/http/forms.js';
+import { safeReturnPath } from '../../server/http/return-path.js';
 import { satisfies } from '../../oauth/assurance.js';
-
-/**
- * Where a browser may be sent after signing in: a path on this server only. Anything else
- * (another origin, `//host`, `/\host`, a scheme) falls back to `/`, so the form is no open redirect.
- * A character a Location header cannot carry (a space, non-ASCII) is percent-encoded as UTF-8
- * (RFC 3986 §2.1), existing escapes kept; a lone surrogate has no UTF-8 form, so it gives `/`.
- */
-export function safeReturnPath(value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) return '/';
-  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
-  if (/[\u0000-\u001f\\]/.test(value) || !value.isWellFormed()) return '/';
-  return value.replace(/[^\u0021-\u007e]/gu, encodeURIComponent);
-}
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
@@ -55,8 +43,8 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   });
 
   /** The sign-in page's CSP and what a sign-in factor adds to it (read per request: the factors register after this capability). */
-  async function loginPageParts(returnTo: string): Promise<{ csp: string; page: Pick<LoginPageModel, 'addition' | 'passkeyAutofill'> }> {
-    const addition = context.signInFactors().loginPageAddition?.();
+  async function loginPageParts(csrf: string, returnTo: string): Promise<{ csp: string; page: Pick<LoginPageModel, 'addition' | 'passkeyAutofill'> }> {
+    const addition = context.signInFactors().loginPageAddition?.({ csrf, returnTo });
     const csp = htmlCsp({ formAction: await formActionsFor(returnTo), ...(addition ? { scriptHashes: addition.scriptHashes } : {}) });
     return { csp, page: addition ? { addition: addition.html, passkeyAutofill: true } : {} };
   }
@@ -70,9 +58,10 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const returnTo = safeReturnPath(query.return_to);
       // OpenID Connect Core §3.1.2.1 login_hint, passed on by /authorize: only pre-fills the field.
       const hint = typeof query.login_hint === 'string' ? query.login_hint.slice(0, 254) : undefined;
-      const parts = await loginPageParts(returnTo);
+      const csrf = cookies.csrfToken(req, reply);
+      const parts = await loginPageParts(csrf, returnTo);
       reply.header('content-security-policy', parts.csp);
-      return sendHtml(reply, 200, loginPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(hint ? { login: hint } : {}), ...parts.page }));
+      return sendHtml(reply, 200, loginPage({ csrf, returnTo, ...(hint ? { login: hint } : {}), ...parts.page }));
     });
 
     // Per IP and per (login name, IP), before any argon2 work; answered with the login page.
@@ -99,7 +88,7 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
       const returnTo = safeReturnPath(formField(body, 'return_to'));
       const login = text(formField(body, 'login'));
       const csrf = cookies.csrfToken(req, reply);
-      const parts = await loginPageParts(returnTo);
+      const parts = await loginPageParts(csrf, returnTo);
       reply.header('content-security-policy', parts.csp);
       if (!cookies.csrfValid(req, formField(body, 'csrf'))) {
         return sendHtml(reply, 403, loginPage({ csrf, returnTo, login, error: 'csrf', ...parts.page }));

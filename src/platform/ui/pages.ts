@@ -42,6 +42,7 @@ export function accountPage(m: { username: string; csrf: string }): string {
   return page('Signed in', html`
 <h1>Signed in</h1>
 <p>You are signed in as <strong>${m.username}</strong>.</p>
+<p><a href="/account">Manage passkeys, second factors and apps</a></p>
 <form method="post" action="/logout">
   <input type="hidden" name="csrf" value="${m.csrf}">
   <button type="submit" class="secondary">Sign out</button>

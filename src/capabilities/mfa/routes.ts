@@ -1,0 +1,462 @@
+import cookie from '@fastify/cookie';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { CapabilityContext } from '../../server/context.js';
+import { ACR, levelOf, satisfies, type FactorName } from '../../oauth/assurance.js';
+import { ConsentRepository } from '../../oauth/consent-store.js';
+import { addressKey } from '../../platform/fixed-window.js';
+import { FixedWindowCounter } from '../../platform/fixed-window.js';
+import { errorPage } from '../../platform/ui/pages.js';
+import { delayAfter, startSession, THROTTLE } from '../../users/sign-in.js';
+import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
+import type { SsoSession } from '../../users/session-store.js';
+import type { User } from '../../users/user-store.js';
+import { requestAuditFields } from '../../server/http/audit-fields.js';
+import { formField } from '../../server/http/forms.js';
+import { sendHtml } from '../../server/http/html.js';
+import { createRateLimiter } from '../../server/http/rate-limit.js';
+import { safeReturnPath } from '../../server/http/return-path.js';
+import { htmlCsp } from '../../server/http/security-headers.js';
+import { accountFactors, type AccountFactorCounts } from './account-factors.js';
+import type { FactorAdministration } from './factor-administration.js';
+import type { MfaMetrics } from './metrics.js';
+import {
+  accountSecurityPage, factorPage, recoveryCodesPage, recoveryOfferPage, recoveryUsedPage, totpSetupPage, type FactorPageModel,
+} from './pages.js';
+import { PASSKEY_SCRIPT_HASH } from './passkey-script.js';
+import type { Passkeys, PasskeyFailure } from './passkeys.js';
+import { mayEnrol, targetAcr, type MfaPolicy } from './policy.js';
+import type { RecoveryCodes } from './recovery-codes.js';
+import type { TotpFactors } from './totp.js';
+
+export interface MfaParts {
+  passkeys: Passkeys;
+  totp: TotpFactors;
+  recovery: RecoveryCodes;
+  admin: FactorAdministration;
+  policy: MfaPolicy;
+  metrics: MfaMetrics;
+}
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** The second-factor page (after the password, or a step-up), coming back to `returnTo`. */
+export function factorPath(returnTo: string, acr?: string): string {
+  return `/login/factor?${new URLSearchParams({ return_to: returnTo, ...(acr ? { acr } : {}) })}`;
+}
+
+const PASSKEY_MESSAGES: Record<PasskeyFailure, string> = {
+  bad_challenge: 'The passkey request expired. Please try again.',
+  unknown_credential: 'This passkey is not registered here (it may have been removed).',
+  wrong_user: 'This passkey belongs to another account.',
+  invalid: 'The passkey could not be verified.',
+  user_verification_required: 'Your passkey must verify you (PIN or biometric) to sign in with it alone.',
+  counter_regression: 'This passkey was refused: its signature counter went backwards, which is how a copied authenticator shows.',
+};
+
+/**
+ * The multi-factor pages: usernameless passkey sign-in (/login/passkey), the second-factor and
+ * step-up page (/login/factor), enrolment of passkeys, TOTP and recovery codes, and the account
+ * page (/account) with the apps the person allowed.
+ */
+export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyPluginAsync {
+  const { config, store, clock, audit, services } = context;
+  const { browserSessions, users } = services;
+  const { cookies } = browserSessions;
+  const { passkeys, totp, recovery, admin, policy, metrics } = parts;
+  const throttle = new LoginThrottleRepository(store.db);
+  const consents = new ConsentRepository(store.db);
+
+  /** Second-factor failures count per account and per address, with the password's growing delay (src/users/sign-in.ts THROTTLE). */
+  const throttleKeys = (userId: string, ip: string) => ({ account: `mfa:account:${userId}`, ip: `mfa:ip:${addressKey(ip)}` });
+  async function blocked(userId: string, ip: string): Promise<number | undefined> {
+    const keys = throttleKeys(userId, ip);
+    const now = clock.now();
+    const until = await throttle.blockedUntil([keys.account, keys.ip], now);
+    return until ? FixedWindowCounter.secondsUntil(until.getTime(), now.getTime()) : undefined;
+  }
+  async function failed(userId: string, ip: string): Promise<void> {
+    const keys = throttleKeys(userId, ip);
+    const now = clock.now();
+    await throttle.recordFailure(keys.account, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.account));
+    await throttle.recordFailure(keys.ip, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
+  }
+  const succeeded = (userId: string) => throttle.clear(throttleKeys(userId, '').account);
+
+  /** The live session of this browser (signed in or not yet) and its account, or where to send it. */
+  async function sessionOf(req: FastifyRequest): Promise<{ session: SsoSession; user: User } | undefined> {
+    const session = await browserSessions.inProgress(req);
+    if (!session) return undefined;
+    const user = await users.findById(session.user_id);
+    return user && !user.disabled ? { session, user } : undefined;
+  }
+
+  const queryOf = (req: FastifyRequest) => (req.query ?? {}) as Record<string, unknown>;
+  const acrParam = (v: unknown) => (typeof v === 'string' && levelOf(v) > 0 ? v : undefined);
+  const signInAgain = (reply: FastifyReply, returnTo: string) => reply.code(303).header('location', `/login?${new URLSearchParams({ return_to: returnTo })}`).send();
+
+  /** The factors a session can use to reach `target`, or enrolment (FactorPageModel). */
+  function offer(session: SsoSession, facts: AccountFactorCounts, target: string | null, now: Date):
+  Pick<FactorPageModel, 'passkey' | 'totp' | 'recovery' | 'enrol' | 'verifyFirst'> | 'sign_in_again' {
+    const passkeyOnly = levelOf(target) >= levelOf(ACR.phishingResistant);
+    const usable = { passkey: facts.passkeys > 0, totp: facts.totp && !passkeyOnly, recovery: facts.recoveryCodes > 0 && !passkeyOnly };
+    if (usable.passkey || (!passkeyOnly && facts.hasFactor)) return usable;
+    // Nothing the account has reaches the level: enrol, if this session may.
+    if (mayEnrol(session, facts, policy, now)) return { ...usable, enrol: { totp: !passkeyOnly, phishingResistant: passkeyOnly } };
+    if (passkeyOnly && (facts.totp || facts.recoveryCodes > 0)) {
+      return { passkey: false, totp: facts.totp, recovery: facts.recoveryCodes > 0, verifyFirst: true };
+    }
+    return usable.recovery ? usable : 'sign_in_again';
+  }
+
+  async function factorPageCsp(returnTo: string): Promise<string> {
+    // A code form's redirects may end at the client (returnTo an authorization): form-action must allow it.
+    return htmlCsp({ formAction: await context.formActionsAfterSignIn(returnTo), scriptHashes: [PASSKEY_SCRIPT_HASH] });
+  }
+
+  /** Shows the second-factor page, or moves on when the session already reached what is asked. */
+  async function showFactorPage(req: FastifyRequest, reply: FastifyReply, s: { session: SsoSession; user: User }, returnTo: string, acr: string | undefined, error?: { status: number; message: string }): Promise<FastifyReply> {
+    const target = targetAcr(s.session, policy, acr);
+    if (!error && satisfies(s.session.acr, target) && browserSessions.complete(s.session)) {
+      return reply.code(303).header('location', returnTo).send();
+    }
+    const facts = await accountFactors(store.db, s.user.id);
+    const offered = offer(s.session, facts, target, clock.now());
+    if (offered === 'sign_in_again') return signInAgain(reply, returnTo);
+    reply.header('content-security-policy', await factorPageCsp(returnTo));
+    const reason = offered.enrol ? 'enrol' : browserSessions.complete(s.session) ? 'step_up' : 'second_factor';
+    return sendHtml(reply, error?.status ?? 200, factorPage({
+      csrf: cookies.csrfToken(req, reply), returnTo, ...(acr ? { acr } : {}), username: s.user.username, reason, ...offered,
+      ...(error ? { error: error.message } : {}),
+    }));
+  }
+
+  /** Records factors proved now; an enrolment the operator asked for is done once a factor is in. */
+  async function proved(req: FastifyRequest, factors: readonly FactorName[]): Promise<SsoSession | undefined> {
+    return browserSessions.addFactors(req, factors);
+  }
+  const passkeyFactors = (r: { deviceBound: boolean; userVerified: boolean }): FactorName[] =>
+    [r.deviceBound ? 'hwk' : 'swk', ...(r.userVerified ? ['uv' as const] : [])];
+
+  /** JSON errors of the passkey endpoints (the script shows error_description). */
+  const jsonError = (reply: FastifyReply, status: number, error: string, description: string) =>
+    reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
+  const bodyOf = (req: FastifyRequest) => (req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {});
+
+  /** After a first factor is enrolled: recovery codes, if the account has none, before going on. */
+  async function afterEnrolment(userId: string, next: string): Promise<string> {
+    await admin.enrolmentDone(userId);
+    return (await recovery.remaining(userId)) === 0 ? `/account/recovery-codes?${new URLSearchParams({ return_to: next })}` : next;
+  }
+
+  return async (app) => {
+    await app.register(cookie);
+    const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics: context.metrics });
+    const passkeyLimit = limiter.endpoint('passkey', {
+      perIp: config.loginRateLimitPerIp,
+      onLimited: (_req, reply, seconds) => { void jsonError(reply.header('retry-after', String(seconds)), 429, 'slow_down', `Too many attempts. Try again in ${seconds} seconds.`); return undefined; },
+    });
+    const pageLimit = limiter.endpoint('factor', {
+      perIp: config.loginRateLimitPerIp,
+      onLimited: (_req, reply, seconds) => { sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many requests', `Please wait ${seconds} seconds and try again.`)); return undefined; },
+    });
+
+    // ── Usernameless sign-in with a passkey (WebAuthn discoverable credentials, conditional UI) ──
+    app.post('/login/passkey/options', { preHandler: passkeyLimit }, async (req, reply) => {
+      if (!cookies.csrfValid(req, bodyOf(req).csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      return reply.header('cache-control', 'no-store').send(await passkeys.authenticationOptions(undefined, clock.now()));
+    });
+
+    app.post('/login/passkey', { preHandler: passkeyLimit }, async (req, reply) => {
+      const body = bodyOf(req);
+      if (!cookies.csrfValid(req, body.csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      const returnTo = safeReturnPath(body.return_to);
+      const fields = requestAuditFields(req);
+      const ipKey = `ip:${addressKey(req.ip)}`;
+      const now = clock.now();
+      const until = await throttle.blockedUntil([ipKey], now);
+      if (until) {
+        metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'throttled' });
+        return jsonError(reply, 429, 'slow_down', `Too many attempts. Try again in ${FixedWindowCounter.secondsUntil(until.getTime(), now.getTime())} seconds.`);
+      }
+      // A passkey alone must verify its user (PIN or biometric): possession and a second factor in one.
+      const result = await passkeys.authenticate(body.response, { requireUserVerification: true }, now);
+      const user = result.ok ? await users.findById(result.userId) : undefined;
+      if (!result.ok || !user || user.disabled) {
+        await throttle.recordFailure(ipKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
+        const reason = !result.ok ? result.reason : 'disabled';
+        metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'failure' });
+        audit.record('login.failed', { ...fields, method: 'passkey', reason, ...(!result.ok && result.userId ? { sub: result.userId } : {}), ...(!result.ok && result.credentialId ? { credential_id: result.credentialId } : {}) });
+        if (!result.ok && result.reason === 'counter_regression') audit.record('mfa.passkey.counter_regression', { ...fields, sub: result.userId, credential_id: result.credentialId });
+        return jsonError(reply, 400, 'access_denied', !result.ok ? PASSKEY_MESSAGES[result.reason] : PASSKEY_MESSAGES.invalid);
+      }
+      const replaced = await browserSessions.end(req);
+      if (replaced) void services.sessionEnd.sessionEnded(replaced, fields);
+      const { session, sessionId } = await startSession(user, passkeyFactors(result), await context.signInFactors().requiredAcr(user, now), now, {
+        sessions: browserSessions.sessions, sessionIdleTtl: config.sessionIdleTtl, sessionAbsoluteTtl: config.sessionAbsoluteTtl,
+      });
+      cookies.setSession(reply, sessionId, config.sessionAbsoluteTtl);
+      cookies.renewCsrfToken(reply);
+      metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'success' });
+      audit.record('login.succeeded', { ...fields, method: 'passkey', sub: user.id, sid: session.sid, amr: session.amr, acr: session.acr, credential_id: result.credentialId });
+      const next = browserSessions.complete(session) ? returnTo : factorPath(returnTo);
+      return reply.header('cache-control', 'no-store').send({ location: next });
+    });
+
+    // ── The second factor after the password, and step-up (acr_values) ──
+    app.get('/login/factor', { preHandler: pageLimit }, async (req, reply) => {
+      const q = queryOf(req);
+      const returnTo = safeReturnPath(q.return_to);
+      const s = await sessionOf(req);
+      if (!s) return signInAgain(reply, returnTo);
+      return showFactorPage(req, reply, s, returnTo, acrParam(q.acr));
+    });
+
+    /** A code form (TOTP or recovery code): CSRF, session, throttle; then `check`. */
+    async function codeForm(req: FastifyRequest, reply: FastifyReply, method: 'totp' | 'recovery_code',
+      check: (s: { session: SsoSession; user: User }, code: string, returnTo: string, acr: string | undefined) => Promise<FastifyReply | string>): Promise<FastifyReply> {
+      const body = req.body;
+      const returnTo = safeReturnPath(formField(body, 'return_to'));
+      const acr = acrParam(formField(body, 'acr'));
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      const s = await sessionOf(req);
+      if (!s) return signInAgain(reply, returnTo);
+      const wait = await blocked(s.user.id, req.ip);
+      if (wait !== undefined) {
+        metrics.signIns.inc({ method, step: 'second', outcome: 'throttled' });
+        audit.record('mfa.throttled', { ...requestAuditFields(req), sub: s.user.id, method });
+        reply.header('retry-after', String(wait));
+        return showFactorPage(req, reply, s, returnTo, acr, { status: 429, message: `Too many attempts. Try again in ${wait} seconds.` });
+      }
+      const outcome = await check(s, text(formField(body, 'code')), returnTo, acr);
+      if (typeof outcome !== 'string') { await succeeded(s.user.id); metrics.signIns.inc({ method, step: 'second', outcome: 'success' }); return outcome; }
+      await failed(s.user.id, req.ip);
+      metrics.signIns.inc({ method, step: 'second', outcome: 'failure' });
+      return showFactorPage(req, reply, s, returnTo, acr, { status: 401, message: outcome });
+    }
+
+    app.post('/login/factor/totp', { preHandler: pageLimit }, async (req, reply) => codeForm(req, reply, 'totp', async (s, code, returnTo, acr) => {
+      const result = await totp.verify(s.user.id, code, clock.now());
+      const fields = requestAuditFields(req);
+      if (result !== 'ok') {
+        audit.record('mfa.totp.failed', { ...fields, sub: s.user.id, sid: s.session.sid, reason: result });
+        return result === 'replayed' ? 'That code was already used. Wait for the next one.' : 'That code is not right.';
+      }
+      const session = await proved(req, ['otp']);
+      audit.record('mfa.totp.used', { ...fields, sub: s.user.id, sid: s.session.sid, amr: session?.amr, acr: session?.acr });
+      return reply.code(303).header('location', factorPath(returnTo, acr)).send();
+    }));
+
+    app.post('/login/factor/recovery', { preHandler: pageLimit }, async (req, reply) => codeForm(req, reply, 'recovery_code', async (s, code, returnTo, acr) => {
+      const result = await recovery.use(s.user.id, code, clock.now());
+      const fields = requestAuditFields(req);
+      if (!result.ok) {
+        audit.record('mfa.recovery_code.failed', { ...fields, sub: s.user.id, sid: s.session.sid });
+        return 'That recovery code is not right, or was used already.';
+      }
+      const session = await proved(req, ['recovery']);
+      audit.record('mfa.recovery_code.used', { ...fields, sub: s.user.id, sid: s.session.sid, remaining: result.remaining, amr: session?.amr, acr: session?.acr });
+      return sendHtml(reply, 200, recoveryUsedPage({ remaining: result.remaining, continueTo: factorPath(returnTo, acr) }));
+    }));
+
+    app.post('/login/factor/passkey/options', { preHandler: passkeyLimit }, async (req, reply) => {
+      if (!cookies.csrfValid(req, bodyOf(req).csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      const s = await sessionOf(req);
+      if (!s) return jsonError(reply, 401, 'login_required', 'Your sign-in expired. Start again.');
+      return reply.header('cache-control', 'no-store').send(await passkeys.authenticationOptions(s.user.id, clock.now()));
+    });
+
+    app.post('/login/factor/passkey', { preHandler: passkeyLimit }, async (req, reply) => {
+      const body = bodyOf(req);
+      if (!cookies.csrfValid(req, body.csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      const returnTo = safeReturnPath(body.return_to);
+      const acr = acrParam(body.acr);
+      const s = await sessionOf(req);
+      if (!s) return jsonError(reply, 401, 'login_required', 'Your sign-in expired. Start again.');
+      const fields = requestAuditFields(req);
+      const wait = await blocked(s.user.id, req.ip);
+      if (wait !== undefined) {
+        metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'throttled' });
+        return jsonError(reply.header('retry-after', String(wait)), 429, 'slow_down', `Too many attempts. Try again in ${wait} seconds.`);
+      }
+      const result = await passkeys.authenticate(body.response, { userId: s.user.id, requireUserVerification: false }, clock.now());
+      if (!result.ok) {
+        await failed(s.user.id, req.ip);
+        metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'failure' });
+        audit.record('mfa.passkey.failed', { ...fields, sub: s.user.id, sid: s.session.sid, reason: result.reason, ...(result.credentialId ? { credential_id: result.credentialId } : {}) });
+        if (result.reason === 'counter_regression') audit.record('mfa.passkey.counter_regression', { ...fields, sub: s.user.id, credential_id: result.credentialId });
+        return jsonError(reply, 400, 'access_denied', PASSKEY_MESSAGES[result.reason]);
+      }
+      await succeeded(s.user.id);
+      const session = await proved(req, passkeyFactors(result));
+      metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'success' });
+      audit.record('mfa.passkey.used', { ...fields, sub: s.user.id, sid: s.session.sid, credential_id: result.credentialId, amr: session?.amr, acr: session?.acr });
+      return reply.header('cache-control', 'no-store').send({ location: factorPath(returnTo, acr) });
+    });
+
+    // ── Enrolment: passkeys, TOTP, recovery codes ──
+    /** The session and account when this browser may add a factor now (policy.mayEnrol), else undefined. */
+    async function enrolling(req: FastifyRequest): Promise<{ session: SsoSession; user: User; facts: AccountFactorCounts } | undefined> {
+      const s = await sessionOf(req);
+      if (!s) return undefined;
+      const facts = await accountFactors(store.db, s.user.id);
+      return mayEnrol(s.session, facts, policy, clock.now()) ? { ...s, facts } : undefined;
+    }
+
+    app.post('/account/passkeys/options', { preHandler: passkeyLimit }, async (req, reply) => {
+      if (!cookies.csrfValid(req, bodyOf(req).csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      const s = await enrolling(req);
+      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again to add a passkey.');
+      return reply.header('cache-control', 'no-store').send(await passkeys.registrationOptions(s.user, clock.now()));
+    });
+
+    app.post('/account/passkeys', { preHandler: passkeyLimit }, async (req, reply) => {
+      const body = bodyOf(req);
+      if (!cookies.csrfValid(req, body.csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
+      const s = await enrolling(req);
+      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again to add a passkey.');
+      const returnTo = safeReturnPath(body.return_to ?? '/account');
+      const fields = requestAuditFields(req);
+      const result = await passkeys.register(s.user, body.response, text(body.name), clock.now());
+      if (!result.ok) {
+        audit.record('mfa.passkey.enrolment_failed', { ...fields, sub: s.user.id, reason: result.reason });
+        return jsonError(reply, 400, 'invalid_request', PASSKEY_MESSAGES[result.reason]);
+      }
+      // The registration ceremony proved the new key now (with user verification when the authenticator did it).
+      await proved(req, passkeyFactors({ deviceBound: result.passkey.deviceBound, userVerified: result.userVerified }));
+      metrics.factorChanges.inc({ factor: 'passkey', change: 'enrolled' });
+      audit.record('mfa.passkey.enrolled', { ...fields, sub: s.user.id, credential_id: result.passkey.id, name: result.passkey.name, device_bound: result.passkey.deviceBound, backed_up: result.passkey.backedUp });
+      return reply.header('cache-control', 'no-store').send({ location: await afterEnrolment(s.user.id, factorPath(returnTo, acrParam(body.acr))) });
+    });
+
+    app.get('/account/totp', { preHandler: pageLimit }, async (req, reply) => {
+      const q = queryOf(req);
+      const returnTo = safeReturnPath(q.return_to ?? '/account');
+      const s = await enrolling(req);
+      if (!s) return signInAgain(reply, req.url);
+      if (s.facts.totp) return reply.code(303).header('location', '/account').send();
+      const started = await totp.begin(s.user, clock.now());
+      if (!started) return reply.code(303).header('location', '/account').send();
+      reply.header('cache-control', 'no-store');
+      const acr = acrParam(q.acr);
+      return sendHtml(reply, 200, totpSetupPage({ csrf: cookies.csrfToken(req, reply), returnTo, ...(acr ? { acr } : {}), ...started }));
+    });
+
+    app.post('/account/totp', { preHandler: pageLimit }, async (req, reply) => {
+      const body = req.body;
+      const returnTo = safeReturnPath(formField(body, 'return_to') ?? '/account');
+      const acr = acrParam(formField(body, 'acr'));
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      const s = await enrolling(req);
+      if (!s) return signInAgain(reply, '/account');
+      const wait = await blocked(s.user.id, req.ip);
+      if (wait !== undefined) return sendHtml(reply.header('retry-after', String(wait)), 429, errorPage('Too many attempts', `Please wait ${wait} seconds and try again.`));
+      const fields = requestAuditFields(req);
+      if (await totp.confirm(s.user.id, text(formField(body, 'code')), clock.now()) !== 'ok') {
+        await failed(s.user.id, req.ip);
+        audit.record('mfa.totp.enrolment_failed', { ...fields, sub: s.user.id });
+        const again = `/account/totp?${new URLSearchParams({ return_to: returnTo, ...(acr ? { acr } : {}) })}`;
+        return sendHtml(reply, 401, errorPage('Code not right', `That code did not match. Start again with a new key: ${again}`));
+      }
+      await succeeded(s.user.id);
+      await proved(req, ['otp']);
+      metrics.factorChanges.inc({ factor: 'totp', change: 'enrolled' });
+      audit.record('mfa.totp.enrolled', { ...fields, sub: s.user.id });
+      return reply.code(303).header('location', await afterEnrolment(s.user.id, factorPath(returnTo, acr))).send();
+    });
+
+    app.get('/account/recovery-codes', { preHandler: pageLimit }, async (req, reply) => {
+      const returnTo = safeReturnPath(queryOf(req).return_to ?? '/account');
+      const s = await enrolling(req);
+      if (!s) return signInAgain(reply, '/account');
+      return sendHtml(reply, 200, recoveryOfferPage({ csrf: cookies.csrfToken(req, reply), returnTo }));
+    });
+
+    app.post('/account/recovery-codes', { preHandler: pageLimit }, async (req, reply) => {
+      const body = req.body;
+      const returnTo = safeReturnPath(formField(body, 'return_to') ?? '/account');
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      const s = await enrolling(req);
+      if (!s) return signInAgain(reply, '/account');
+      const codes = await recovery.generate(s.user.id, clock.now());
+      metrics.factorChanges.inc({ factor: 'recovery_codes', change: 'enrolled' });
+      audit.record('mfa.recovery_codes.generated', { ...requestAuditFields(req), sub: s.user.id, count: codes.length });
+      reply.header('cache-control', 'no-store');
+      return sendHtml(reply, 200, recoveryCodesPage({ codes, continueTo: returnTo }));
+    });
+
+    // ── The account page ──
+    /** A signed-in session that may change factors now, or the reply sending it to sign in again. */
+    async function changing(req: FastifyRequest, reply: FastifyReply): Promise<{ session: SsoSession; user: User } | FastifyReply> {
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      const session = await browserSessions.current(req);
+      const s = session ? await enrolling(req) : undefined;
+      return s ?? signInAgain(reply, '/account');
+    }
+
+    app.get('/account', async (req, reply) => {
+      const session = await browserSessions.current(req);
+      if (!session) {
+        const pending = await browserSessions.inProgress(req);
+        return reply.code(303).header('location', pending ? factorPath('/account') : '/login?return_to=%2Faccount').send();
+      }
+      const user = await users.findById(session.user_id);
+      if (!user) return signInAgain(reply, '/account');
+      const facts = await accountFactors(store.db, user.id);
+      const [keys, totpStatus, granted] = await Promise.all([passkeys.list(user.id), totp.status(user.id), consents.listFor(user.id)]);
+      const apps = await Promise.all(granted.map(async (g) => {
+        const client = await services.clients.get(g.clientId);
+        return { clientId: g.clientId, name: client?.metadata.client_name ?? g.clientId, scopes: g.scopes, grantedAt: g.grantedAt };
+      }));
+      const notice = queryOf(req).notice;
+      reply.header('content-security-policy', htmlCsp({ scriptHashes: [PASSKEY_SCRIPT_HASH] })).header('cache-control', 'no-store');
+      return sendHtml(reply, 200, accountSecurityPage({
+        csrf: cookies.csrfToken(req, reply), username: user.username, acr: session.acr, amr: session.amr,
+        mayChange: mayEnrol(session, facts, policy, clock.now()), recentMinutes: Math.round(policy.recentSignInSeconds / 60),
+        passkeys: keys, totp: totpStatus, recoveryRemaining: facts.recoveryCodes, apps,
+        ...(typeof notice === 'string' && NOTICES[notice] ? { notice: NOTICES[notice] } : {}),
+      }));
+    });
+
+    app.post('/account/passkeys/:id/remove', async (req, reply) => {
+      const s = await changing(req, reply);
+      if (!('session' in s)) return s;
+      const id = (req.params as { id: string }).id;
+      const removed = await passkeys.remove(s.user.id, id);
+      if (removed) {
+        metrics.factorChanges.inc({ factor: 'passkey', change: 'removed' });
+        audit.record('mfa.passkey.removed', { ...requestAuditFields(req), sub: s.user.id, credential_id: id });
+      }
+      return reply.code(303).header('location', `/account?notice=${removed ? 'passkey_removed' : 'not_found'}`).send();
+    });
+
+    app.post('/account/totp/remove', async (req, reply) => {
+      const s = await changing(req, reply);
+      if (!('session' in s)) return s;
+      const removed = await totp.remove(s.user.id);
+      if (removed) {
+        metrics.factorChanges.inc({ factor: 'totp', change: 'removed' });
+        audit.record('mfa.totp.removed', { ...requestAuditFields(req), sub: s.user.id });
+      }
+      return reply.code(303).header('location', `/account?notice=${removed ? 'totp_removed' : 'not_found'}`).send();
+    });
+
+    // Withdrawing consent needs no recent sign-in: it only takes access away.
+    app.post('/account/apps/:client_id/withdraw', async (req, reply) => {
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      const session = await browserSessions.current(req);
+      if (!session) return signInAgain(reply, '/account');
+      const clientId = (req.params as { client_id: string }).client_id;
+      const fields = requestAuditFields(req);
+      const result = await services.families.revokeFamilies({ userId: session.user_id, clientId }, 'consent_withdrawn', { revoked_by: 'user', ...fields });
+      if (result.consentDeleted) audit.record('consent.withdrawn', { ...fields, sub: session.user_id, client_id: clientId, families: result.families });
+      return reply.code(303).header('location', `/account?notice=${result.consentDeleted ? 'app_removed' : 'not_found'}`).send();
+    });
+  };
+}
+
+const NOTICES: Record<string, string> = {
+  passkey_removed: 'The passkey was removed.',
+  totp_removed: 'The authenticator app was turned off.',
+  app_removed: 'The app no longer has access: its tokens were revoked.',
+  not_found: 'That was already gone.',
+};
