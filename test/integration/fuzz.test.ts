@@ -74,6 +74,22 @@ const ENDPOINTS: FuzzEndpoint[] = [
   { path: '/login', body: 'form', methods: ['GET', 'POST'], params: ['login', 'password', 'csrf', 'return_to'], success: [200, 303], errors: 'page', csrf: true },
   { path: '/logout', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'decision', 'id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'], success: [200, 303], errors: 'page', csrf: true },
   { path: '/', methods: ['GET'], params: [], success: [200, 303], errors: 'page' },
+  // Multi-factor sign-in (src/capabilities/mfa/routes.ts): without a session every page sends the browser to sign in.
+  { path: '/login/passkey/options', body: 'json', methods: ['POST'], params: ['csrf'], success: [200], errors: 'oauth', csrf: true },
+  { path: '/login/passkey', body: 'json', methods: ['POST'], params: ['csrf', 'return_to', 'response'], success: [200], errors: 'oauth', csrf: true },
+  { path: '/login/factor', methods: ['GET'], params: ['return_to', 'acr'], success: [303], errors: 'page' },
+  { path: '/login/factor/totp', body: 'form', methods: ['POST'], params: ['csrf', 'code', 'return_to', 'acr'], success: [303], errors: 'page', csrf: true },
+  { path: '/login/factor/recovery', body: 'form', methods: ['POST'], params: ['csrf', 'code', 'return_to', 'acr'], success: [303], errors: 'page', csrf: true },
+  { path: '/login/factor/passkey/options', body: 'json', methods: ['POST'], params: ['csrf'], success: [], errors: 'oauth', csrf: true },
+  { path: '/login/factor/passkey', body: 'json', methods: ['POST'], params: ['csrf', 'return_to', 'acr', 'response'], success: [], errors: 'oauth', csrf: true },
+  { path: '/account', methods: ['GET'], params: ['notice'], success: [303], errors: 'page' },
+  { path: '/account/totp', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'code', 'return_to', 'acr'], success: [303], errors: 'page', csrf: true },
+  { path: '/account/recovery-codes', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'return_to'], success: [303], errors: 'page', csrf: true },
+  { path: '/account/passkeys/options', body: 'json', methods: ['POST'], params: ['csrf'], success: [], errors: 'oauth', csrf: true },
+  { path: '/account/passkeys', body: 'json', methods: ['POST'], params: ['csrf', 'name', 'return_to', 'acr', 'response'], success: [], errors: 'oauth', csrf: true },
+  { path: '/account/passkeys/:id/remove', body: 'form', methods: ['POST'], params: ['csrf'], success: [303], errors: 'page', csrf: true },
+  { path: '/account/totp/remove', body: 'form', methods: ['POST'], params: ['csrf'], success: [303], errors: 'page', csrf: true },
+  { path: '/account/apps/:id/withdraw', body: 'form', methods: ['POST'], params: ['csrf'], success: [303], errors: 'page', csrf: true },
   { path: '/healthz', methods: ['GET'], params: [], success: [200], errors: 'oauth' },
   { path: '/readyz', methods: ['GET'], params: [], success: [200], errors: 'oauth' },
   { path: '/metrics', methods: ['GET'], params: [], success: [200], errors: 'oauth' },
@@ -82,6 +98,8 @@ const ENDPOINTS: FuzzEndpoint[] = [
   { path: '/admin/clients/:id', body: 'json', methods: ['GET', 'PUT', 'PATCH', 'DELETE'], params: ['redirect_uris', 'grant_types', 'scope'], success: [], errors: 'oauth', validCredential: adminAuth },
   { path: '/admin/clients/:id/rotate-secret', body: 'json', methods: ['POST'], params: ['overlap_seconds'], success: [], errors: 'oauth', validCredential: adminAuth },
   { path: '/admin/clients/:id/disable', methods: ['POST'], params: [], success: [], errors: 'oauth', validCredential: adminAuth },
+  { path: '/admin/users/:id/mfa', methods: ['GET'], params: [], success: [], errors: 'oauth', validCredential: adminAuth },
+  { path: '/admin/users/:id/mfa/reset', methods: ['POST'], params: [], success: [], errors: 'oauth', validCredential: adminAuth },
   { path: '/admin/audit', methods: ['GET'], params: ['client_id', 'sub', 'event', 'jti', 'since', 'until', 'limit', 'cursor'], success: [200], errors: 'oauth', validCredential: adminAuth },
 ];
 
@@ -278,14 +296,15 @@ function expectWellFormed(ep: FuzzEndpoint, method: string, res: InjectResponse)
   expect(typeof json.error_description).toBe('string');
 }
 
-/** Rows per table, except the audit trail and the login throttle's counters (side effects the spec allows). */
+/** Rows per table, except the audit trail, the login throttle's counters and passkey challenges (side effects the spec allows). */
 async function tableCounts(app: TestApp): Promise<Record<string, number>> {
   const db = app.context.store.db;
   const tables = await sql<{ table_name: string }>`select table_name from information_schema.tables
     where table_schema = current_schema() and table_type = 'BASE TABLE' order by table_name`.execute(db);
   const counts: Record<string, number> = {};
   for (const { table_name: name } of tables.rows) {
-    if (name === 'audit_events' || name === 'login_throttle') continue;
+    // A passkey options request stores its challenge (single-use, expiring): a side effect like a throttle counter.
+    if (name === 'audit_events' || name === 'login_throttle' || name === 'webauthn_challenges') continue;
     const r = await sql<{ n: string }>`select count(*)::text as n from ${sql.table(name)}`.execute(db);
     counts[name] = Number(r.rows[0]!.n);
   }
