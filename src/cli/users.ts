@@ -46,8 +46,9 @@ const HELP = `Usage: latchkey users <subcommand> [options]
       codes, requires enrolment of a new factor at the next sign-in, ends the user's SSO sessions
       and tells their apps (as disable does; exits 1 when the apps cannot be told).
   require-mfa-enrolment USERNAME
-      Keeps the factors but requires enrolment of a second factor at the next sign-in; ends the
-      user's SSO sessions and tells their apps (exits 1 when they cannot be told).
+      Keeps the factors; the user must sign in with a second factor from the next sign-in on (one
+      with none is led through enrolment right after the password). Ends the user's SSO sessions
+      and tells their apps (exits 1 when they cannot be told).
 
 Passwords are never taken from the command line (it is visible to other processes): pipe them in,
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
