@@ -55,6 +55,12 @@ export class UnsupportedTokenType extends subclass('unsupported_token_type', 400
 export class InvalidRedirectUri extends subclass('invalid_redirect_uri', 400) {}
 export class InvalidClientMetadata extends subclass('invalid_client_metadata', 400) {}
 // OpenID Connect Core §3.1.2.6
+// RFC 8628 §3.5 (device authorization grant): errors of a poll at the token endpoint, 400 as RFC 6749 §5.2 says.
+export class AuthorizationPending extends subclass('authorization_pending', 400) {}
+export class SlowDown extends subclass('slow_down', 400) {}
+export class ExpiredToken extends subclass('expired_token', 400) {}
+/** RFC 8628 §3.5: the person denied the device, answered at the token endpoint (400, not the authorization endpoint's 403). */
+export class DeviceAccessDenied extends subclass('access_denied', 400) {}
 export class LoginRequired extends subclass('login_required', 400) {}
 export class ConsentRequired extends subclass('consent_required', 400) {}
 export class InteractionRequired extends subclass('interaction_required', 400) {}

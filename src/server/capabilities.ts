@@ -2,6 +2,7 @@ import { admin } from '../capabilities/admin/index.js';
 import { authorizationCode } from '../capabilities/authorization-code/index.js';
 import { clientCredentials } from '../capabilities/client-credentials/index.js';
 import { demo } from '../capabilities/demo/index.js';
+import { deviceAuthorization } from '../capabilities/device-authorization/index.js';
 import { introspection } from '../capabilities/introspection/index.js';
 import { login } from '../capabilities/login/index.js';
 import { logout } from '../capabilities/logout/index.js';
@@ -25,6 +26,7 @@ export const CAPABILITIES: readonly Capability[] = [
   userInfo,
   refreshToken,
   clientCredentials,
+  deviceAuthorization,
   introspection,
   revocation,
   registration,

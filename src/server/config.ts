@@ -4,6 +4,7 @@ import { demoSettings } from '../capabilities/demo/settings.js';
 import { introspectionSettings } from '../capabilities/introspection/settings.js';
 import { loginSettings } from '../capabilities/login/settings.js';
 import { mfaSettings } from '../capabilities/mfa/settings.js';
+import { deviceAuthorizationSettings } from '../capabilities/device-authorization/settings.js';
 import { logoutSettings } from '../capabilities/logout/settings.js';
 import { refreshTokenSettings } from '../capabilities/refresh-token/settings.js';
 import { registrationSettings } from '../capabilities/registration/settings.js';
@@ -43,6 +44,7 @@ export const SLICES = [
   tokenSettings,
   passwordSettings,
   authorizationCodeSettings,
+  deviceAuthorizationSettings,
   refreshTokenSettings,
   loginSettings,
   mfaSettings,

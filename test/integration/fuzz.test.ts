@@ -74,6 +74,10 @@ const ENDPOINTS: FuzzEndpoint[] = [
   { path: '/login', body: 'form', methods: ['GET', 'POST'], params: ['login', 'password', 'csrf', 'return_to'], success: [200, 303], errors: 'page', csrf: true },
   { path: '/logout', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'decision', 'id_token_hint', 'client_id', 'post_logout_redirect_uri', 'state'], success: [200, 303], errors: 'page', csrf: true },
   { path: '/', methods: ['GET'], params: [], success: [200, 303], errors: 'page' },
+  // The device flow (RFC 8628): the device's request, and the verification pages (no session: sign in first).
+  { path: '/device_authorization', body: 'form', methods: ['POST'], params: ['client_id', 'client_secret', 'scope', 'resource'], success: [], errors: 'oauth' },
+  { path: '/device', body: 'form', methods: ['GET', 'POST'], params: ['csrf', 'user_code'], success: [303], errors: 'page', csrf: true },
+  { path: '/device/decision', body: 'form', methods: ['POST'], params: ['csrf', 'user_code', 'decision', 'shown_to'], success: [303], errors: 'page', csrf: true },
   // Multi-factor sign-in (src/capabilities/mfa/routes.ts): without a session every page sends the browser to sign in.
   { path: '/login/passkey/options', body: 'json', methods: ['POST'], params: ['csrf'], success: [200], errors: 'oauth', csrf: true },
   { path: '/login/passkey', body: 'json', methods: ['POST'], params: ['csrf', 'return_to', 'response'], success: [200], errors: 'oauth', csrf: true },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeScopes } from '../../src/capabilities/authorization-code/scope-descriptions.js';
+import { describeScopes } from '../../src/oauth/scope-descriptions.js';
 import { html } from '../../src/platform/ui/html.js';
 import { consentPage, loginPage } from '../../src/platform/ui/pages.js';
 

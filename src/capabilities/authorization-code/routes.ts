@@ -12,7 +12,7 @@ import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate
 import { isSelfRegistered } from '../../oauth/client.js';
 import { InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
-import { describeScopes } from './scope-descriptions.js';
+import { describeScopes } from '../../oauth/scope-descriptions.js';
 import { readIdTokenHint } from '../../oauth/tokens.js';
 import { ConsentRepository } from '../../oauth/consent-store.js';
 import { SessionClientRepository } from '../../users/session-clients-store.js';

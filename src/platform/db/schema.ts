@@ -112,6 +112,28 @@ export interface MfaEnrolmentRequiredTable {
   required_at: Date;
 }
 
+/** A device authorization (RFC 8628; src/capabilities/device-authorization). */
+export interface DeviceAuthorizationsTable {
+  device_code_hash: Buffer;
+  user_code: string;
+  client_id: string;
+  scope: string;
+  audience: unknown;
+  status: 'pending' | 'approved' | 'denied' | 'redeemed';
+  interval_seconds: number;
+  last_polled_at: Date | null;
+  created_at: Date;
+  expires_at: Date;
+  grant_id: string | null;
+  user_id: string | null;
+  sid: string | null;
+  auth_time: Date | null;
+  amr: string[] | null;
+  acr: string | null;
+  decided_at: Date | null;
+  redeemed_at: Date | null;
+}
+
 export interface ConsentsTable {
   user_id: string;
   client_id: string;
@@ -283,6 +305,7 @@ export interface Database {
   totp_factors: TotpFactorsTable;
   recovery_codes: RecoveryCodesTable;
   mfa_enrolment_required: MfaEnrolmentRequiredTable;
+  device_authorizations: DeviceAuthorizationsTable;
   login_throttle: LoginThrottleTable;
   known_sign_in_addresses: KnownSignInAddressesTable;
   consents: ConsentsTable;

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../platform/clock.js';
+import { sha256 } from '../../platform/crypto.js';
+import type { ClaimSource } from '../../oauth/claims.js';
+import { idTokenUserClaims } from '../../oauth/claims.js';
+import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, SlowDown } from '../../oauth/errors.js';
+import { mayIssueRefreshToken, startRefreshFamily, type RefreshTokenDeps } from '../../oauth/refresh-families/rotation.js';
+import { tokenResponse, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
+import { assertIdTokenSignable, issueUserTokens, type TokenIssuingDeps } from '../../oauth/tokens.js';
+import type { DeviceAuthorizationRepository } from './device-store.js';
+
+/** RFC 8628 §3.4 grant type. Public clients may use it: a CLI or a TV keeps no secret (§5.6). */
+export const DEVICE_CODE: GrantType = {
+  grantType: 'urn:ietf:params:oauth:grant-type:device_code',
+  publicClients: true,
+};
+
+/** A device code: 256 bits, base64url (RFC 8628 §5.2: high entropy; stored as SHA-256). */
+export const DEVICE_CODE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+export type PollAnswer = 'issued' | 'authorization_pending' | 'slow_down' | 'access_denied' | 'expired_token' | 'invalid_grant';
+
+export interface DeviceGrantDeps extends TokenIssuingDeps {
+  devices: DeviceAuthorizationRepository;
+  users: { findById(id: string): Promise<(ClaimSource & { disabled: boolean }) | undefined> };
+  refreshTokens: RefreshTokenDeps;
+  clock: Clock;
+  /** Each poll's answer (latchkey_device_polls_total). */
+  polled(answer: PollAnswer): void;
+}
+
+/**
+ * RFC 8628 §3.4–3.5: the device polls with its device code. Until the person decides:
+ * authorization_pending, or slow_down when it polls sooner than its interval (which then grows
+ * by 5 seconds). Then access_denied, expired_token, or — exactly once — the tokens: an access
+ * token, a refresh token (a new family) when the client may have one, an ID token when `openid`
+ * was granted. A device code used after that is invalid_grant.
+ */
+export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'> {
+  return {
+    ...DEVICE_CODE,
+    parameters: ['device_code'],
+    async handle({ client, params }) {
+      const code = params.device_code;
+      if (code === undefined) throw new InvalidRequest('device_code is required');
+      const answer = async () => {
+        if (!DEVICE_CODE_PATTERN.test(code)) throw new InvalidGrant('the device code is invalid');
+        assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
+        const now = deps.clock.now();
+        const poll = await deps.devices.poll(sha256(code), client.clientId, now);
+        switch (poll.outcome) {
+          case 'pending': throw new AuthorizationPending('the user has not yet approved this device');
+          case 'slow_down': throw new SlowDown(`polling too fast: wait at least ${poll.intervalSeconds} seconds between requests`);
+          case 'denied': throw new DeviceAccessDenied('the user denied this device');
+          case 'expired': throw new ExpiredToken('the device code has expired; start again');
+          case 'used': throw new InvalidGrant('the device code was already used');
+          case 'unknown': throw new InvalidGrant('the device code is invalid, or was issued to another client');
+          case 'redeemed': break;
+        }
+        const a = poll.authorization;
+        const user = await deps.users.findById(a.user_id!);
+        if (!user || user.disabled) throw new InvalidGrant('the user who approved this device is no longer active');
+        const grantId = a.grant_id ?? randomUUID();
+        const audience = a.audience as string | string[];
+        const { accessToken, idToken } = await issueUserTokens(deps, {
+          grantId, sub: a.user_id!, aud: audience, scope: a.scope,
+          client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
+          authTime: a.auth_time!, nonce: null, amr: a.amr ?? [], acr: a.acr, sid: a.sid!,
+          idTokenClaims: idTokenUserClaims(user, a.scope.split(' '), { allScopeClaims: client.metadata.id_token_scope_claims === true }),
+        });
+        const family = mayIssueRefreshToken(client, a.scope)
+          ? await startRefreshFamily(deps.refreshTokens, client, {
+            id: grantId, userId: a.user_id!, scope: a.scope, audience, sid: a.sid!, authTime: a.auth_time!, amr: a.amr ?? [], acr: a.acr,
+          }, now)
+          : undefined;
+        return {
+          response: tokenResponse(accessToken, a.scope, { refreshToken: family?.token, idToken }),
+          issued: { sub: a.user_id!, scope: a.scope, jti: accessToken.jti },
+          audit: [{ event: 'device.redeemed', fields: { client_id: client.clientId, sub: a.user_id, grant_id: grantId } }],
+        };
+      };
+      try {
+        const result = await answer();
+        deps.polled('issued');
+        return result;
+      } catch (err) {
+        const e = err as { error?: string };
+        const label = e.error === 'authorization_pending' || e.error === 'slow_down' || e.error === 'access_denied' || e.error === 'expired_token' || e.error === 'invalid_grant' ? e.error : undefined;
+        if (label) deps.polled(label);
+        throw err;
+      }
+    },
+  };
+}
