@@ -181,9 +181,10 @@ try {
   const refreshes = [];
   for (let run = 0; run < Number(args.runs); run++) {
     const l = await load(Number(args['login-connections']), Number(args.duration),
-      async (i) => { const jar = new Jar(); const page = await jar.go('GET', '/login'); return { jar, csrf: csrfOf(page.body), login: `bench${i}` }; },
+      async (i) => { const jar = new Jar(); await jar.go('GET', '/login'); return { jar, login: `bench${i}` }; },
       async (w) => {
-        const res = await w.jar.go('POST', '/login', { form: { csrf: w.csrf, login: w.login, password: PASSWORD, return_to: '/' } });
+        // The CSRF cookie is renewed at every sign-in: the form carries its current value (double submit).
+        const res = await w.jar.go('POST', '/login', { form: { csrf: w.jar.cookies.get('latchkey_csrf'), login: w.login, password: PASSWORD, return_to: '/' } });
         if (res.status !== 303) throw new Error(`login ${res.status}`);
       });
     logins.push(l);
