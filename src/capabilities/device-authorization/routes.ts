@@ -125,6 +125,12 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       if (!session || session.user_id !== formField(req.body, 'shown_to')) return signIn(reply, displayUserCode(code));
       const now = clock.now();
       const fields = requestAuditFields(req);
+      // The level the client requires (default_acr_values) holds for the decision too, not only for the page before it.
+      const pending = await devices.pendingByUserCode(code, now);
+      const required = pending ? (await services.clients.get(pending.client_id))?.metadata.default_acr_values?.[0] : undefined;
+      if (required && !satisfies(session.acr, required)) {
+        return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
+      }
       const decided = decision === 'allow'
         ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
