@@ -314,8 +314,9 @@ describe('second factor after the password, and passkey sign-in', () => {
       expect(res.statusCode).toBe(400);
       expect(res.body).toEqual({ error: 'access_denied', error_description: 'The passkey could not be verified.' });
       expect(b.cookies.has('latchkey_session')).toBe(false);
-      const failed = (await auditEvents(app, 'login.failed')).filter((e) => e.details.method === 'passkey' && e.details.reason === 'disabled');
-      expect(failed).toHaveLength(1);
+      const failed = (await auditEvents(app, 'login.failed', id)).filter((e) => e.details.method === 'passkey');
+      expect(failed.map((e) => e.details.reason)).toEqual(['disabled']);
+      expect(failed[0]!.details.credential_id).toBe(key.credentials[0]!.id);
     });
 
     it('refuses an assertion whose signature counter went backwards (400) and audits mfa.passkey.counter_regression', async () => {
