@@ -1,8 +1,11 @@
+import { decodeJwt } from 'jose';
 import { Secret, TOTP as Otp } from 'otpauth';
 import { expect } from 'vitest';
 import { AuditEventRepository, type AuditEventRow } from '../../src/platform/observability/audit-event-store.js';
 import type { TestApp } from './app.js';
-import type { Browser } from './browser.js';
+import { consentForm, type Browser } from './browser.js';
+import { basic, createClient, form, FORM_HEADERS } from './clients.js';
+import { authorizeQuery, pkce, redirectParams } from './oidc.js';
 import type { SoftwareAuthenticator } from './webauthn.js';
 
 /** The issuer's origin in the test configuration (testConfig), which passkeys are bound to. */
@@ -74,4 +77,56 @@ export async function auditEvents(app: TestApp, event: string, sub?: string): Pr
 export async function metricSample(app: TestApp, series: string): Promise<number> {
   const line = (await app.context.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+// ── The authorization code flow around a step-up ──
+
+export const REDIRECT = 'https://app.example.com/callback';
+
+export interface TestClient { id: string; secret: string }
+
+/** A confidential web client for the code flow (refresh tokens with offline_access), besides `extra` metadata. */
+export async function codeFlowClient(app: TestApp, extra: Record<string, unknown> = {}): Promise<TestClient> {
+  const created = await createClient(app.context, {
+    client_name: 'Invoices', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+    scope: 'openid profile offline_access', ...extra,
+  });
+  return { id: created.client.clientId, secret: created.clientSecret! };
+}
+
+/** An authorization request URL of `client` (PKCE S256), and its verifier. */
+export function authorizeUrl(client: TestClient, extra: Record<string, string | undefined> = {}): { url: string; verifier: string } {
+  const pair = pkce();
+  return {
+    verifier: pair.verifier,
+    url: `/authorize?${authorizeQuery({
+      response_type: 'code', client_id: client.id, redirect_uri: REDIRECT, scope: 'openid profile',
+      state: 'st', nonce: 'n', code_challenge: pair.challenge, code_challenge_method: 'S256', ...extra,
+    })}`,
+  };
+}
+
+/** Allows on the consent page when `res` is one; else `res`. */
+export async function allowIfAsked(b: Browser, res: Awaited<ReturnType<Browser['request']>>) {
+  if (res.statusCode !== 200 || !res.body.includes('Allow access?')) return res;
+  const action = /action="(\/interaction\/[^"]+)"/.exec(res.body)![1]!;
+  return b.request('POST', action, consentForm(res.body, 'allow'));
+}
+
+/** The code a redirect to the client carries (the test fails when it carries none). */
+export function codeOf(res: { statusCode: number; headers: Record<string, unknown> }): string {
+  expect(res.statusCode).toBe(303);
+  const params = redirectParams(res.headers.location as string);
+  expect(params.error).toBeUndefined();
+  return params.code!;
+}
+
+export async function redeem(app: TestApp, client: TestClient, code: string, verifier: string) {
+  const res = await app.server.inject({
+    method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(client.id, client.secret) },
+    payload: form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }),
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  const body = res.json() as { access_token: string; id_token: string; refresh_token?: string };
+  return { ...body, id: decodeJwt(body.id_token), at: decodeJwt(body.access_token) };
 }
