@@ -85,6 +85,21 @@ describe('second factor after the password, and passkey sign-in', () => {
       expect(used[0]!.details).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
     });
 
+    it('a session that proved only the password cannot add a factor or make recovery codes (that would bypass the second factor)', async () => {
+      const { id } = await userWithTotp('ivy', '10.0.12.1');
+      const b = await pending('ivy', '10.0.12.2');
+      const setup = await b.request('GET', '/account/totp?return_to=%2F');
+      expect(setup.statusCode).toBe(303);
+      expect(setup.headers.location).toBe(`/login?${new URLSearchParams({ return_to: '/account/totp?return_to=%2F' })}`);
+      const options = await b.json('/account/passkeys/options', { csrf: csrfCookie(b) });
+      expect(options).toMatchObject({ statusCode: 403, body: { error: 'login_required' } });
+      const codes = await b.request('POST', '/account/recovery-codes', { csrf: csrfCookie(b), return_to: '/account' });
+      expect(codes.statusCode).toBe(303);
+      expect(codes.headers.location).toBe('/login?return_to=%2Faccount');
+      expect(await auditEvents(app, 'mfa.recovery_codes.generated', id)).toEqual([]);
+      expect((await b.request('GET', '/')).statusCode).toBe(303);
+    });
+
     it('refuses a code already used (401 "already used") and a wrong code (401), audited with the reason', async () => {
       const { id, secret } = await userWithTotp('tess', '10.0.2.1');
       const first = await pending('tess', '10.0.2.2');
