@@ -322,6 +322,21 @@ describe('second factor after the password, and passkey sign-in', () => {
       expect(account.body).toContain('Signed in as <strong>uma</strong> (hwk, user, mfa).');
     });
 
+    it('throttles failed passkey sign-ins per address: after 20 free failures 429 slow_down with Retry-After', async () => {
+      const { key } = await enrolled('ulf', '10.0.13.1');
+      // THROTTLE.freeFailures.ip = 20: the 21st failure starts a 2 s block.
+      for (let i = 1; i <= 21; i++) expect((await usernameless('10.0.13.2', key, { uv: false })).res.statusCode).toBe(400);
+      const { b, res } = await usernameless('10.0.13.2', key);
+      expect(res.statusCode).toBe(429);
+      expect(res.body).toEqual({ error: 'slow_down', error_description: 'Too many attempts. Try again in 2 seconds.' });
+      expect(res.headers['retry-after']).toBe('2');
+      expect(b.cookies.has('latchkey_session')).toBe(false);
+      // Another address is not blocked; this one is again after the delay.
+      expect((await usernameless('10.0.13.3', key)).res.statusCode).toBe(200);
+      clock.advance(2);
+      expect((await usernameless('10.0.13.2', key)).res.statusCode).toBe(200);
+    });
+
     it('refuses a disabled user\'s passkey with 400', async () => {
       const { id, key } = await enrolled('dora', '10.0.10.1');
       await new UserRepository(app.context.store.db).setDisabled(id, true, clock.now());

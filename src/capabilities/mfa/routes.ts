@@ -176,7 +176,8 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       const until = await throttle.blockedUntil([ipKey], now);
       if (until) {
         metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'throttled' });
-        return jsonError(reply, 429, 'slow_down', `Too many attempts. Try again in ${FixedWindowCounter.secondsUntil(until.getTime(), now.getTime())} seconds.`);
+        const wait = FixedWindowCounter.secondsUntil(until.getTime(), now.getTime());
+        return jsonError(reply.header('retry-after', String(wait)), 429, 'slow_down', `Too many attempts. Try again in ${wait} seconds.`);
       }
       // A passkey alone must verify its user (PIN or biometric): possession and a second factor in one.
       const result = await passkeys.authenticate(body.response, { requireUserVerification: true }, now);
