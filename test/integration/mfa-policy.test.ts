@@ -3,8 +3,9 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, ORIGIN, redeem, RP_ID, type TestClient,
+  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, ORIGIN, redeem, RP_ID, totpCode, type TestClient,
 } from '../support/mfa.js';
+import { TotpFactors } from '../../src/capabilities/mfa/totp.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 import { SoftwareAuthenticator } from '../support/webauthn.js';
 
@@ -71,12 +72,14 @@ describe('MFA_REQUIRED=phishing-resistant', () => {
     expect(tokens.at).toMatchObject({ sub: user.id, acr: PHISHING_RESISTANT });
   });
 
-  it('a user with only TOTP must use it first, then is asked to add a passkey', async () => {
-    // TOTP reaches mfa, not this floor: the page offers the code (to prove the account) and says a passkey follows.
+  it('a user with only TOTP must use it first, then is asked to add a passkey, and is signed in once it is added', async () => {
+    // TOTP reaches mfa, not this floor: the page asks for the code (to prove the account) and says a passkey follows.
     const user = await createUser(app.context, 'otto');
-    await app.context.store.db.insertInto('totp_factors').values({
-      user_id: user.id, secret_ciphertext: 'x', secret_nonce: 'y', confirmed_at: clock.now(), last_used_step: null, created_at: clock.now(), last_used_at: null,
-    }).execute();
+    const totp = new TotpFactors(app.context.store.db, app.context.keyEncryptionSecret, 'localhost:8080');
+    const { secret } = (await totp.begin(user, clock.now()))!;
+    expect(await totp.confirm(user.id, totpCode(secret, clock.now()), clock.now())).toBe('ok');
+    clock.advance(30);
+
     const b = new Browser(app);
     expect((await b.signIn('otto', PASSWORD)).headers.location).toBe('/login/factor?return_to=%2F');
     const page = await b.request('GET', '/login/factor?return_to=%2F');
@@ -84,6 +87,25 @@ describe('MFA_REQUIRED=phishing-resistant', () => {
     expect(page.body).toContain('action="/login/factor/totp"');
     expect(page.body).toContain('After confirming, you will be asked to add a passkey: this requires one.');
     expect(page.body).not.toContain('data-passkey="create"');
+    // Before the code, the password alone may not add the passkey.
+    expect((await b.json('/account/passkeys/options', { csrf: csrfCookie(b) })).statusCode).toBe(403);
+
+    const ok = await b.request('POST', '/login/factor/totp', { csrf: csrfCookie(b), return_to: '/', code: totpCode(secret, clock.now()) });
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe('/login/factor?return_to=%2F');
+    // At mfa, below the floor: still not signed in; now the page offers the passkey enrolment only.
+    expect((await b.request('GET', '/')).statusCode).toBe(303);
+    const enrol = await b.request('GET', ok.headers.location!);
+    expect(enrol.statusCode).toBe(200);
+    expect(enrol.body).toContain('<h1>Set up a second factor</h1>');
+    expect(enrol.body).toContain('data-passkey="create"');
+    expect(enrol.body).not.toContain('action="/login/factor/totp"');
+    expect(enrol.body).not.toContain(TOTP_LINK);
+
+    const enrolled = await enrolPasskey(b, new SoftwareAuthenticator({ origin: ORIGIN, rpId: RP_ID }), { return_to: '/' });
+    expect(enrolled.statusCode).toBe(200);
+    expect((await b.request('GET', '/')).statusCode).toBe(200);
+    expect((await b.request('GET', '/account')).body).toContain('(pwd, otp, hwk, user, mfa)');
   });
 });
 
