@@ -256,6 +256,37 @@ describe('second factor after the password, and passkey sign-in', () => {
       expect((await auditEvents(app, 'mfa.passkey.failed', id)).map((e) => e.details.reason)).toEqual(['wrong_user']);
     });
 
+    it('throttles failed passkeys per account: the 7th attempt, even with the right passkey, is 429 slow_down with Retry-After', async () => {
+      const { id, key } = await userWithPasskey('pia', '10.0.14.1');
+      const b = await pending('pia', '10.0.14.2');
+      for (let i = 1; i <= 6; i++) {
+        const res = await passkeySecondFactor(b, key, { origin: 'https://evil.example' });
+        expect(res).toMatchObject({ statusCode: 400, body: { error: 'access_denied', error_description: 'The passkey could not be verified.' } });
+      }
+      const blocked = await passkeySecondFactor(b, key);
+      expect(blocked.statusCode).toBe(429);
+      expect(blocked.body).toEqual({ error: 'slow_down', error_description: 'Too many attempts. Try again in 2 seconds.' });
+      expect(blocked.headers['retry-after']).toBe('2');
+      expect((await b.request('GET', '/')).statusCode).toBe(303);
+      clock.advance(2);
+      expect((await passkeySecondFactor(b, key)).statusCode).toBe(200);
+      expect((await b.request('GET', '/')).statusCode).toBe(200);
+      expect((await auditEvents(app, 'mfa.passkey.failed', id)).map((e) => e.details.reason)).toEqual(Array(6).fill('invalid'));
+    });
+
+    it('"Cancel and sign out" on the factor page ends the waiting session', async () => {
+      await userWithPasskey('cleo', '10.0.15.1');
+      const b = await pending('cleo', '10.0.15.2');
+      const page = await b.request('GET', FACTOR_PAGE);
+      expect(page.body).toContain('<form method="post" action="/logout">');
+      const out = await b.request('POST', '/logout', { csrf: csrfCookie(b) });
+      expect(out.statusCode).toBe(200);
+      expect(b.cookies.has('latchkey_session')).toBe(false);
+      const again = await b.request('GET', FACTOR_PAGE);
+      expect(again.statusCode).toBe(303);
+      expect(again.headers.location).toBe('/login?return_to=%2Faccount');
+    });
+
     it('refuses the JSON endpoints without the CSRF token (403 invalid_request)', async () => {
       const { key } = await userWithPasskey('cass', '10.0.8.1');
       const b = await pending('cass', '10.0.8.2');

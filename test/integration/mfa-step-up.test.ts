@@ -1,6 +1,8 @@
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser } from '../support/browser.js';
+import { basic, form, FORM_HEADERS } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import {
   allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, ORIGIN, passkeySecondFactor, redeem, RP_ID,
@@ -104,6 +106,23 @@ describe('step-up through the authorization endpoint', () => {
     // An essential acr claims request is a request for those values too (Core §5.5.1.1).
     const claims = authorizeUrl(client, { claims: JSON.stringify({ id_token: { acr: { essential: true, values: [ACR.mfa] } } }) });
     expect((await redeem(app, client, codeOf(await b.request('GET', claims.url)), claims.verifier)).id.acr).toBe(ACR.mfa);
+  });
+
+  it('a refresh keeps the acr and auth_time of the sign-in the grant came from', async () => {
+    const b = await samAtMfa();
+    const signedInAt = clock.now();
+    const request = authorizeUrl(client, { scope: 'openid profile offline_access', prompt: 'consent' });
+    const tokens = await redeem(app, client, codeOf(await allowIfAsked(b, await b.request('GET', request.url))), request.verifier);
+    expect(tokens.at).toMatchObject({ acr: ACR.mfa, auth_time: seconds(signedInAt) });
+    clock.advance(300);
+    const refreshed = await app.server.inject({
+      method: 'POST', url: '/token', headers: { ...FORM_HEADERS, authorization: basic(client.id, client.secret) },
+      payload: form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }),
+    });
+    expect(refreshed.statusCode, refreshed.body).toBe(200);
+    const body = refreshed.json() as { access_token: string; id_token: string };
+    expect(decodeJwt(body.access_token)).toMatchObject({ sub: sam.id, acr: ACR.mfa, auth_time: seconds(signedInAt) });
+    expect(decodeJwt(body.id_token)).toMatchObject({ sub: sam.id, acr: ACR.mfa, amr: ['pwd', 'otp', 'mfa'], auth_time: seconds(signedInAt) });
   });
 
   it('an acr claims request for phishing-resistant steps up like acr_values', async () => {
