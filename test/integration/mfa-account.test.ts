@@ -4,7 +4,7 @@ import { Browser } from '../support/browser.js';
 import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, metricSample, ORIGIN, passkeySecondFactor, redeem, RP_ID,
+  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, expectScriptsAllowed, metricSample, ORIGIN, passkeySecondFactor, redeem, RP_ID,
   type TestClient,
 } from '../support/mfa.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
@@ -37,6 +37,7 @@ describe('the account page', () => {
     const recent = await b.request('GET', '/account');
     expect(recent.body).toContain(removeForm(id));
     expect(recent.body).toContain('data-passkey="create"');
+    expectScriptsAllowed(recent);
 
     clock.advance(61);
     const stale = await b.request('GET', '/account');

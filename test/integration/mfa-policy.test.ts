@@ -3,7 +3,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, ORIGIN, redeem, RP_ID, totpCode, type TestClient,
+  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, expectScriptsAllowed, ORIGIN, redeem, RP_ID, totpCode, type TestClient,
 } from '../support/mfa.js';
 import { TotpFactors } from '../../src/capabilities/mfa/totp.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
@@ -47,6 +47,9 @@ describe('MFA_REQUIRED=phishing-resistant', () => {
     expect(page.body).not.toContain(TOTP_LINK);
     expect(page.body).not.toContain('/account/totp');
     expect(page.body).not.toContain('action="/login/factor/totp"');
+    expectScriptsAllowed(page);
+    // Its forms' redirects may end at the client (the interaction's redirect URI).
+    expect(page.headers['content-security-policy']).toContain("form-action 'self' https://app.example.com");
 
     // Meanwhile the browser is not signed in: another authorization request issues no code.
     const meanwhile = await b.request('GET', authorizeUrl(client).url);

@@ -4,7 +4,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser, csrfOf } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  auditEvents, csrfCookie, enrolPasskey, enrolTotp, makeRecoveryCodes, metricSample, ORIGIN, passkeySecondFactor, RP_ID, totpCode, wrongTotpCode,
+  auditEvents, csrfCookie, enrolPasskey, expectScriptsAllowed, enrolTotp, makeRecoveryCodes, metricSample, ORIGIN, passkeySecondFactor, RP_ID, totpCode, wrongTotpCode,
 } from '../support/mfa.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 import { SoftwareAuthenticator } from '../support/webauthn.js';
@@ -229,6 +229,7 @@ describe('second factor after the password, and passkey sign-in', () => {
       const b = await pending('pam', '10.0.6.2');
       const page = await b.request('GET', FACTOR_PAGE);
       expect(page.body).toContain('data-options="/login/factor/passkey/options" data-verify="/login/factor/passkey"');
+      expectScriptsAllowed(page);
       expect(page.body).not.toContain('action="/login/factor/totp"');
 
       const proved = await passkeySecondFactor(b, key, { uv: false });

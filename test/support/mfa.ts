@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { Secret, TOTP as Otp } from 'otpauth';
 import { expect } from 'vitest';
@@ -129,4 +130,12 @@ export async function redeem(app: TestApp, client: TestClient, code: string, ver
   expect(res.statusCode, res.body).toBe(200);
   const body = res.json() as { access_token: string; id_token: string; refresh_token?: string };
   return { ...body, id: decodeJwt(body.id_token), at: decodeJwt(body.access_token) };
+}
+
+/** Every inline script of a page is allowed by its CSP (script-src hashes), as a browser would check. */
+export function expectScriptsAllowed(res: { body: string; headers: Record<string, unknown> }): void {
+  const scripts = [...res.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+  expect(scripts.length).toBeGreaterThan(0);
+  const csp = String(res.headers['content-security-policy']);
+  for (const s of scripts) expect(csp).toContain(`'sha256-${createHash('sha256').update(s).digest('base64')}'`);
 }
