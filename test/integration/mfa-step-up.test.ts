@@ -176,6 +176,22 @@ describe('step-up through the authorization endpoint', () => {
     expect((await auditEvents(app, 'mfa.totp.enrolled', user.id))).toHaveLength(1);
   });
 
+  it('advertises its levels in discovery; a value it does not advertise asks for nothing (acr_values is voluntary)', async () => {
+    const discovery = (await app.server.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json() as Record<string, string[]>;
+    expect(discovery.acr_values_supported).toEqual([ACR.password, ACR.mfa, ACR.phishingResistant]);
+    expect(discovery.claims_supported).toEqual(expect.arrayContaining(['acr', 'amr', 'auth_time']));
+
+    const b = await samAtMfa();
+    const request = authorizeUrl(client, { acr_values: 'urn:example:loa:4' });
+    const tokens = await redeem(app, client, codeOf(await allowIfAsked(b, await b.request('GET', request.url))), request.verifier);
+    expect(tokens.id.acr).toBe(ACR.mfa);
+    // Unknown values next to a known one: the known one counts.
+    const mixed = authorizeUrl(client, { acr_values: `urn:example:loa:4 ${ACR.phishingResistant}` });
+    const stepUp = await b.request('GET', mixed.url);
+    expect(stepUp.statusCode).toBe(303);
+    expect(stepUp.headers.location).toMatch(/^\/login\/factor\?return_to=%2Finteraction%2F[A-Za-z0-9_-]{43}&acr=urn%3Alatchkey%3Aacr%3Aphishing-resistant$/);
+  });
+
   it('refuses default_acr_values with a value it does not advertise at registration (invalid_client_metadata)', async () => {
     const register = (metadata: Record<string, unknown>) => app.server.inject({
       method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' },
