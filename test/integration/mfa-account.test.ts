@@ -4,7 +4,7 @@ import { Browser } from '../support/browser.js';
 import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, expectScriptsAllowed, metricSample, ORIGIN, passkeySecondFactor, redeem, RP_ID,
+  allowIfAsked, auditEvents, authorizeUrl, codeFlowClient, codeOf, csrfCookie, enrolPasskey, enrolTotp, expectScriptsAllowed, metricSample, ORIGIN, passkeySecondFactor, redeem, RP_ID,
   type TestClient,
 } from '../support/mfa.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
@@ -79,6 +79,25 @@ describe('the account page', () => {
     expect(again.headers.location).toBe('/account?notice=not_found');
     // Without the CSRF token nothing is changed.
     expect((await c.request('POST', '/account/totp/remove', {})).statusCode).toBe(403);
+  });
+
+  it('turning off TOTP (recent) removes the factor: audited, and the next sign-in needs the password only', async () => {
+    const user = await createUser(app.context, 'tia');
+    const b = new Browser(app);
+    expect((await b.signIn('tia', PASSWORD)).headers.location).toBe('/');
+    await enrolTotp(b, clock.now());
+    const page = await b.request('GET', '/account');
+    expect(page.body).toMatch(/<p id="totp-status">On since 2030-01-01 \d\d:\d\d UTC; last used never\.<\/p>/);
+    expect(page.body).toContain('action="/account/totp/remove"');
+    const removed = await b.request('POST', '/account/totp/remove', { csrf: csrfCookie(b) });
+    expect(removed.statusCode).toBe(303);
+    expect(removed.headers.location).toBe('/account?notice=totp_removed');
+    const after = await b.request('GET', removed.headers.location!);
+    expect(after.body).toContain('The authenticator app was turned off.');
+    expect(after.body).toContain('<p id="totp-status">Off.</p>');
+    expect(await auditEvents(app, 'mfa.totp.removed', user.id)).toHaveLength(1);
+    const c = new Browser(app);
+    expect((await c.signIn('tia', PASSWORD)).headers.location).toBe('/');
   });
 
   it('withdrawing an app\'s consent (no recent sign-in needed) removes it and revokes its tokens', async () => {
