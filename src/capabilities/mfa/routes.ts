@@ -176,7 +176,8 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       const until = await throttle.blockedUntil([ipKey], now);
       if (until) {
         metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'throttled' });
-        return jsonError(reply, 429, 'slow_down', `Too many attempts. Try again in ${FixedWindowCounter.secondsUntil(until.getTime(), now.getTime())} seconds.`);
+        const wait = FixedWindowCounter.secondsUntil(until.getTime(), now.getTime());
+        return jsonError(reply.header('retry-after', String(wait)), 429, 'slow_down', `Too many attempts. Try again in ${wait} seconds.`);
       }
       // A passkey alone must verify its user (PIN or biometric): possession and a second factor in one.
       const result = await passkeys.authenticate(body.response, { requireUserVerification: true }, now);
@@ -185,7 +186,8 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         await throttle.recordFailure(ipKey, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
         const reason = !result.ok ? result.reason : 'disabled';
         metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'failure' });
-        audit.record('login.failed', { ...fields, method: 'passkey', reason, ...(!result.ok && result.userId ? { sub: result.userId } : {}), ...(!result.ok && result.credentialId ? { credential_id: result.credentialId } : {}) });
+        // The account and passkey whenever they are known: also for a verified passkey of a disabled account.
+        audit.record('login.failed', { ...fields, method: 'passkey', reason, ...(result.userId ? { sub: result.userId } : {}), ...(result.credentialId ? { credential_id: result.credentialId } : {}) });
         if (!result.ok && result.reason === 'counter_regression') audit.record('mfa.passkey.counter_regression', { ...fields, sub: result.userId, credential_id: result.credentialId });
         return jsonError(reply, 400, 'access_denied', !result.ok ? PASSKEY_MESSAGES[result.reason] : PASSKEY_MESSAGES.invalid);
       }
