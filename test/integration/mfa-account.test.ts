@@ -126,7 +126,7 @@ describe('the account page', () => {
     expect(withdrawn.statusCode).toBe(303);
     expect(withdrawn.headers.location).toBe('/account?notice=app_removed');
     const after = await b.request('GET', withdrawn.headers.location!);
-    expect(after.body).toContain('The app no longer has access: its tokens were revoked.');
+    expect(after.body).toContain('The app no longer has access: its refresh tokens and the access tokens issued with them were revoked');
     expect(after.body).not.toContain('<strong>Invoices</strong>');
     expect(await app.context.store.db.selectFrom('consents').select('client_id').where('user_id', '=', user.id).execute()).toEqual([]);
 

@@ -459,6 +459,6 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
 const NOTICES: Record<string, string> = {
   passkey_removed: 'The passkey was removed.',
   totp_removed: 'The authenticator app was turned off.',
-  app_removed: 'The app no longer has access: its tokens were revoked.',
+  app_removed: 'The app no longer has access: its refresh tokens and the access tokens issued with them were revoked (an access token of a sign-in without offline access runs out within ACCESS_TOKEN_TTL).',
   not_found: 'That was already gone.',
 };
