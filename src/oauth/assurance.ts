@@ -113,11 +113,16 @@ export function withFactors(factors: FactorTimes, proved: readonly FactorName[],
  * an `acr` claim request, Registration §2 the client's `default_acr_values`): the values are
  * alternatives in order of preference, and the levels nest, so the weakest advertised one is
  * what must be reached. Values this server does not advertise are ignored (Core §3.1.2.1:
- * acr_values is voluntary). Returns the advertised values asked for, weakest first.
+ * acr_values is voluntary). A client's defaults are also its floor: a request may ask for more,
+ * never for less (else editing the URL would switch off a client's MFA requirement). Returns the
+ * advertised values to reach, weakest first.
  */
 export function requestedAcrValues(acrValues: string | undefined, claimsAcr: { values: readonly string[] } | undefined, clientDefaults: readonly string[] | undefined): AcrValue[] {
-  const asked = acrValues !== undefined ? acrValues.split(' ') : claimsAcr?.values.length ? claimsAcr.values : clientDefaults ?? [];
-  return ACR_VALUES.filter((v) => asked.includes(v));
+  const defaults = ACR_VALUES.filter((v) => (clientDefaults ?? []).includes(v));
+  const floor = levelOf(defaults[0]);
+  const asked = acrValues !== undefined ? acrValues.split(' ') : claimsAcr?.values ?? [];
+  const known = ACR_VALUES.filter((v) => asked.includes(v) && levelOf(v) >= floor);
+  return known.length > 0 ? known : defaults;
 }
 
 /**

@@ -40,7 +40,13 @@ describe('levels', () => {
     expect(requestedAcrValues(`urn:other ${ACR.phishingResistant} ${ACR.mfa}`, undefined, undefined)).toEqual([ACR.mfa, ACR.phishingResistant]);
     expect(requestedAcrValues(undefined, { values: [ACR.phishingResistant] }, [ACR.mfa])).toEqual([ACR.phishingResistant]);
     expect(requestedAcrValues(undefined, undefined, [ACR.mfa])).toEqual([ACR.mfa]);
-    expect(requestedAcrValues('urn:unknown', undefined, [ACR.mfa])).toEqual([]);
+    expect(requestedAcrValues('urn:unknown', undefined, undefined)).toEqual([]);
+  });
+  it('a client\'s default_acr_values are its floor: a request may ask for more, never for less or for nothing known', () => {
+    expect(requestedAcrValues('urn:unknown', undefined, [ACR.mfa])).toEqual([ACR.mfa]);
+    expect(requestedAcrValues(ACR.password, undefined, [ACR.mfa])).toEqual([ACR.mfa]);
+    expect(requestedAcrValues(`${ACR.password} ${ACR.phishingResistant}`, undefined, [ACR.mfa])).toEqual([ACR.phishingResistant]);
+    expect(requestedAcrValues(undefined, { values: ['urn:unknown'] }, [ACR.mfa])).toEqual([ACR.mfa]);
   });
   it('reports the strongest value asked for that the session meets, else its own', () => {
     expect(reportedAcr(ACR.phishingResistant, [ACR.password, ACR.mfa])).toBe(ACR.mfa);

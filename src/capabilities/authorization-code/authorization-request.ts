@@ -3,7 +3,7 @@ import type { Client } from '../../oauth/client.js';
 import { parseClaimsRequest, type ClaimsRequest } from '../../oauth/claims.js';
 import { pkceExempt } from '../../oauth/client-metadata.js';
 import {
-  InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
+  AccessDenied, InvalidRequest, InvalidRequestUri, LoginRequired, ConsentRequired, OAuthError, RequestNotSupported,
   RequestUriNotSupported, TemporarilyUnavailable, UnauthorizedClient, UnsupportedResponseType,
 } from '../../oauth/errors.js';
 import { readParams, readRepeatedParam, type FormBody } from '../../oauth/params.js';
@@ -11,7 +11,7 @@ import { CODE_CHALLENGE } from './pkce.js';
 import { grantedScope } from '../../oauth/scope.js';
 import { resolveAudience } from '../../oauth/audience.js';
 import { issuesIdToken } from '../../oauth/tokens.js';
-import { requestedAcrValues, satisfies } from '../../oauth/assurance.js';
+import { ACR_VALUES, levelOf, requestedAcrValues, satisfies } from '../../oauth/assurance.js';
 
 /**
  * The authorization endpoint's rules (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2, RFC 7636,
@@ -210,6 +210,10 @@ export function validateAuthorizationRequest(
       throw new InvalidRequest('acr_values must be space-separated values');
     }
     const acrValues = requestedAcrValues(p.acr_values, claims?.acr, client.metadata.default_acr_values);
+    // OpenID Connect Core §5.5.1.1: an essential acr this server cannot reach fails the request rather than being ignored.
+    if (claims?.acr?.essential && claims.acr.values.length > 0 && !claims.acr.values.some((v) => levelOf(v) > 0)) {
+      throw new AccessDenied(`none of the essential acr values is supported (${ACR_VALUES.join(', ')})`);
+    }
     const audience = resolveAudience(readRepeatedParam(body, 'resource'), client, options.issuer);
     return {
       clientId: client.clientId,

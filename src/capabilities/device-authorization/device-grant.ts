@@ -18,6 +18,40 @@ export const DEVICE_CODE: GrantType = {
 /** A device code: 256 bits, base64url (RFC 8628 §5.2: high entropy; stored as SHA-256). */
 export const DEVICE_CODE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
+/**
+ * RFC 8628 §3.5 slow_down, decided in memory so an undecided poll costs one indexed read and no
+ * write: a device that polls sooner than its interval gets slow_down and 5 more seconds of
+ * interval, from then on. Kept per instance (a device alternating between instances is paced by
+ * each); slow_down protects the server's load, it is no security boundary. Bounded: entries go
+ * when their code expires, and at most `maxEntries` are kept (the oldest dropped first).
+ */
+export class PollPacer {
+  private readonly devices = new Map<string, { lastPoll: number; interval: number; expires: number }>();
+  constructor(private readonly maxEntries = 100_000) {}
+
+  /** The answer to an undecided poll now, and the interval the device must keep. */
+  poll(key: string, issuedInterval: number, expiresAt: Date, now: Date): { slowDown: boolean; interval: number } {
+    const t = now.getTime();
+    const seen = this.devices.get(key);
+    let interval = seen?.interval ?? issuedInterval;
+    const slowDown = seen !== undefined && t < seen.lastPoll + seen.interval * 1000;
+    if (slowDown) interval += 5;
+    this.devices.delete(key);
+    this.devices.set(key, { lastPoll: t, interval, expires: expiresAt.getTime() });
+    if (this.devices.size > this.maxEntries) this.prune(t);
+    return { slowDown, interval };
+  }
+
+  private prune(t: number): void {
+    for (const [key, entry] of this.devices) if (entry.expires <= t) this.devices.delete(key);
+    // Still too many (all live): the least recently polled go; they poll again as if new.
+    for (const key of this.devices.keys()) {
+      if (this.devices.size <= this.maxEntries) break;
+      this.devices.delete(key);
+    }
+  }
+}
+
 export type PollAnswer = 'issued' | 'authorization_pending' | 'slow_down' | 'access_denied' | 'expired_token' | 'invalid_grant';
 
 export interface DeviceGrantDeps extends TokenIssuingDeps {
@@ -27,12 +61,13 @@ export interface DeviceGrantDeps extends TokenIssuingDeps {
   clock: Clock;
   /** Each poll's answer (latchkey_device_polls_total). */
   polled(answer: PollAnswer): void;
+  pacer: PollPacer;
 }
 
 /**
  * RFC 8628 §3.4–3.5: the device polls with its device code. Until the person decides:
  * authorization_pending, or slow_down when it polls sooner than its interval (which then grows
- * by 5 seconds). Then access_denied, expired_token, or — exactly once — the tokens: an access
+ * by 5 seconds: PollPacer). Then access_denied, expired_token, or — exactly once — the tokens: an access
  * token, a refresh token (a new family) when the client may have one, an ID token when `openid`
  * was granted. A device code used after that is invalid_grant.
  */
@@ -47,10 +82,14 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
         if (!DEVICE_CODE_PATTERN.test(code)) throw new InvalidGrant('the device code is invalid');
         assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
         const now = deps.clock.now();
-        const poll = await deps.devices.poll(sha256(code), client.clientId, now);
+        const hash = sha256(code);
+        const poll = await deps.devices.poll(hash, client.clientId, now);
         switch (poll.outcome) {
-          case 'pending': throw new AuthorizationPending('the user has not yet approved this device');
-          case 'slow_down': throw new SlowDown(`polling too fast: wait at least ${poll.intervalSeconds} seconds between requests`);
+          case 'pending': {
+            const paced = deps.pacer.poll(hash.toString('base64url'), poll.intervalSeconds, poll.expiresAt, now);
+            if (paced.slowDown) throw new SlowDown(`polling too fast: wait at least ${paced.interval} seconds between requests`);
+            throw new AuthorizationPending('the user has not yet approved this device');
+          }
           case 'denied': throw new DeviceAccessDenied('the user denied this device');
           case 'expired': throw new ExpiredToken('the device code has expired; start again');
           case 'used': throw new InvalidGrant('the device code was already used');

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Database, DeviceAuthorizationsTable } from '../../platform/db/schema.js';
 
 export type DeviceAuthorization = Selectable<DeviceAuthorizationsTable>;
@@ -23,15 +23,14 @@ export interface Approval {
 }
 
 /**
- * One poll of /token, as the RFC 8628 §3.5 answer it gives — decided and recorded in one
- * statement (the row locked), so polls from several instances at once see one state each:
+ * What a poll of /token finds (RFC 8628 §3.5), read by the device code and client:
  * - `redeemed`: the device was approved and this poll took the tokens (exactly one poll does);
- * - `pending` / `slow_down`: not yet decided (slow_down: sooner than the interval, which grew by 5 s);
+ * - `pending`: not decided yet (whether the device polls too fast is the grant's PollPacer's to say);
  * - `denied`, `expired`, `used` (redeemed before), `unknown` (no such code for this client).
  */
 export type PollOutcome =
   | { outcome: 'redeemed'; authorization: DeviceAuthorization }
-  | { outcome: 'pending' | 'slow_down'; intervalSeconds: number }
+  | { outcome: 'pending'; intervalSeconds: number; expiresAt: Date }
   | { outcome: 'denied' | 'expired' | 'used' | 'unknown' };
 
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
@@ -43,7 +42,7 @@ export class DeviceAuthorizationRepository {
   async create(a: NewDeviceAuthorization, now: Date, ttlSeconds: number): Promise<boolean> {
     const row = await this.db.insertInto('device_authorizations').values({
       device_code_hash: a.deviceCodeHash, user_code: a.userCode, client_id: a.clientId, scope: a.scope,
-      audience: JSON.stringify(a.audience), status: 'pending', interval_seconds: a.intervalSeconds, last_polled_at: null,
+      audience: JSON.stringify(a.audience), status: 'pending', interval_seconds: a.intervalSeconds,
       created_at: now, expires_at: addSeconds(now, ttlSeconds),
       grant_id: null, user_id: null, sid: null, auth_time: null, amr: null, acr: null, decided_at: null, redeemed_at: null,
     }).onConflict((oc) => oc.column('user_code').doNothing()).returning('user_code').executeTakeFirst();
@@ -75,40 +74,24 @@ export class DeviceAuthorizationRepository {
   }
 
   /**
-   * A poll (RFC 8628 §3.4, §3.5) in one statement: the row of this device code and client is
-   * locked, the poll time recorded, the interval grown by 5 s when the poll came sooner than it
-   * allowed, and an approved authorization marked redeemed — so of N polls after approval,
-   * exactly one sees `approved` and takes the tokens; the others see `redeemed`.
+   * A poll (RFC 8628 §3.4, §3.5): one indexed read while undecided — the common answer,
+   * authorization_pending, costs no write. An approved authorization is taken by one conditional
+   * UPDATE (approved → redeemed), so of N polls after approval exactly one gets the tokens and
+   * the others find it redeemed.
    */
   async poll(deviceCodeHash: Buffer, clientId: string, now: Date): Promise<PollOutcome> {
-    const result = await sql<DeviceAuthorization & { previous_status: DeviceAuthorization['status']; previous_poll: Date | null; previous_interval: number }>`
-      with cur as (
-        select device_code_hash, status, interval_seconds, last_polled_at, expires_at
-        from device_authorizations where device_code_hash = ${deviceCodeHash} and client_id = ${clientId}
-        for update
-      )
-      update device_authorizations d set
-        last_polled_at = ${now},
-        interval_seconds = case
-          when cur.status = 'pending' and cur.last_polled_at is not null
-            and cur.last_polled_at + make_interval(secs => cur.interval_seconds) > ${now}
-          then cur.interval_seconds + 5 else cur.interval_seconds end,
-        status = case when cur.status = 'approved' and cur.expires_at > ${now} then 'redeemed' else cur.status end,
-        redeemed_at = case when cur.status = 'approved' and cur.expires_at > ${now} then ${now} else d.redeemed_at end
-      from cur where d.device_code_hash = cur.device_code_hash
-      returning d.*, cur.status as previous_status, cur.last_polled_at as previous_poll, cur.interval_seconds as previous_interval`.execute(this.db);
-    const row = result.rows[0];
+    const row = await this.db.selectFrom('device_authorizations').select(['status', 'expires_at', 'interval_seconds'])
+      .where('device_code_hash', '=', deviceCodeHash).where('client_id', '=', clientId).executeTakeFirst();
     if (!row) return { outcome: 'unknown' };
-    if (row.previous_status === 'redeemed') return { outcome: 'used' };
+    if (row.status === 'redeemed') return { outcome: 'used' };
     // RFC 8628 §3.5: expired_token once the code's lifetime is over, whatever was decided.
     if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired' };
-    if (row.previous_status === 'denied') return { outcome: 'denied' };
-    if (row.previous_status === 'approved') {
-      const { previous_status: _s, previous_poll: _p, previous_interval: _i, ...authorization } = row;
-      return { outcome: 'redeemed', authorization };
-    }
-    return row.interval_seconds > row.previous_interval
-      ? { outcome: 'slow_down', intervalSeconds: row.interval_seconds }
-      : { outcome: 'pending', intervalSeconds: row.interval_seconds };
+    if (row.status === 'denied') return { outcome: 'denied' };
+    if (row.status === 'pending') return { outcome: 'pending', intervalSeconds: row.interval_seconds, expiresAt: row.expires_at };
+    const taken = await this.db.updateTable('device_authorizations').set({ status: 'redeemed', redeemed_at: now })
+      .where('device_code_hash', '=', deviceCodeHash).where('client_id', '=', clientId)
+      .where('status', '=', 'approved').where('expires_at', '>', now)
+      .returningAll().executeTakeFirst();
+    return taken ? { outcome: 'redeemed', authorization: taken } : { outcome: 'used' };
   }
 }

@@ -1,7 +1,7 @@
 import { Counter } from 'prom-client';
 import { sql } from 'kysely';
 import type { Capability } from '../../server/context.js';
-import { DEVICE_CODE, deviceCodeGrant, type PollAnswer } from './device-grant.js';
+import { DEVICE_CODE, deviceCodeGrant, PollPacer, type PollAnswer } from './device-grant.js';
 import { DeviceAuthorizationRepository } from './device-store.js';
 import { deviceAuthorizations } from './migrations.js';
 import { deviceRoutes } from './routes.js';
@@ -30,7 +30,7 @@ export const deviceAuthorization: Capability = {
     return {
       grants: [deviceCodeGrant({
         ...services.tokenIssuing, devices, users: services.users, refreshTokens: services.refreshTokens, clock: ctx.clock,
-        polled: (answer: PollAnswer) => polls.inc({ answer }),
+        polled: (answer: PollAnswer) => polls.inc({ answer }), pacer: new PollPacer(),
       })],
       routes: [deviceRoutes(ctx, devices, outcomes)],
       // RFC 8628 §4

@@ -18,8 +18,8 @@ export const deviceAuthorizations: Migration = {
       .addColumn('scope', 'text', (c) => c.notNull())
       .addColumn('audience', 'jsonb', (c) => c.notNull())
       .addColumn('status', 'text', (c) => c.notNull())
+      // The polling interval it was issued with (RFC 8628 §3.2); slow_down's growth is the pacer's (device-grant.ts).
       .addColumn('interval_seconds', 'integer', (c) => c.notNull())
-      .addColumn('last_polled_at', 'timestamptz')
       .addColumn('created_at', 'timestamptz', (c) => c.notNull())
       .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
       // Set by the approval: who, and the sign-in the tokens will say (OpenID Connect Core §2).

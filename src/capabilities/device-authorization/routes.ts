@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
-import { satisfies } from '../../oauth/assurance.js';
+import { requestedAcrValues, satisfies } from '../../oauth/assurance.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
@@ -41,8 +41,23 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const signIn = (reply: FastifyReply, userCode?: string) =>
     reply.code(303).header('location', `/login?${new URLSearchParams({ return_to: devicePath(userCode) })}`).send();
 
-  /** The keys wrong codes count against: this address and this session (RFC 8628 §5.1). */
-  const wrongCodeKeys = (req: FastifyRequest, sid: string) => [`device:ip:${addressKey(req.ip)}`, `device:session:${sid}`];
+  /** The keys wrong codes count against: this address, this session and this account (RFC 8628 §5.1). */
+  const wrongCodeKeys = (req: FastifyRequest, session: { sid: string; user_id: string }) =>
+    [`device:ip:${addressKey(req.ip)}`, `device:session:${session.sid}`, `device:user:${session.user_id}`];
+  /** Seconds until this browser may enter codes again, when it entered too many wrong ones. */
+  async function blockedFor(keys: string[]): Promise<number | undefined> {
+    const now = clock.now();
+    const blocked = await throttle.blockedUntil(keys, now);
+    return blocked ? FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) : undefined;
+  }
+  async function wrongCode(keys: string[], req: FastifyRequest, userId: string): Promise<void> {
+    // Every wrong code counts, whatever it looks like (§5.1: a guess is a guess).
+    for (const key of keys) await throttle.recordFailure(key, clock.now(), WRONG_CODE_WINDOW, (n) => (n >= config.deviceUserCodeAttempts ? WRONG_CODE_WINDOW : 0));
+    audit.record('device.code_rejected', { sub: userId, ...requestAuditFields(req) });
+  }
+  /** The level a client requires of everyone signing in to it (default_acr_values), the rule /authorize applies. */
+  const requiredAcr = (client: { metadata: { default_acr_values?: string[] | undefined } } | undefined) =>
+    client ? requestedAcrValues(undefined, undefined, client.metadata.default_acr_values)[0] : undefined;
 
   return async (app) => {
     await app.register(cookie);
@@ -86,10 +101,9 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       if (!user) return signIn(reply, shown);
       const csrf = cookies.csrfToken(req, reply);
       const now = clock.now();
-      const keys = wrongCodeKeys(req, session.sid);
-      const blocked = await throttle.blockedUntil(keys, now);
-      if (blocked) {
-        const seconds = FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime());
+      const keys = wrongCodeKeys(req, session);
+      const seconds = await blockedFor(keys);
+      if (seconds !== undefined) {
         audit.record('device.code_throttled', { sub: user.id, ...requestAuditFields(req) });
         reply.header('retry-after', String(seconds));
         return sendHtml(reply, 429, deviceCodePage({ csrf, username: user.username, userCode: shown, error: `Too many wrong codes. Try again in ${seconds} seconds.` }));
@@ -98,13 +112,11 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       const pending = code ? await devices.pendingByUserCode(code, now) : undefined;
       const client = pending ? await services.clients.get(pending.client_id) : undefined;
       if (!pending || !client || client.disabled) {
-        // Every wrong code counts, whatever it looks like (§5.1: a guess is a guess).
-        for (const key of keys) await throttle.recordFailure(key, now, WRONG_CODE_WINDOW, (n) => (n >= config.deviceUserCodeAttempts ? WRONG_CODE_WINDOW : 0));
-        audit.record('device.code_rejected', { sub: user.id, ...requestAuditFields(req) });
+        await wrongCode(keys, req, user.id);
         return sendHtml(reply, 400, deviceCodePage({ csrf, username: user.username, userCode: shown, error: 'That code is not right, or has expired. Check it on your device.' }));
       }
       // A client may require a level of everyone signing in to it (default_acr_values): step up first.
-      const required = client.metadata.default_acr_values?.[0];
+      const required = requiredAcr(client);
       if (required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(pending.user_code)), required)).send();
       }
@@ -125,9 +137,18 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       if (!session || session.user_id !== formField(req.body, 'shown_to')) return signIn(reply, displayUserCode(code));
       const now = clock.now();
       const fields = requestAuditFields(req);
-      // The level the client requires (default_acr_values) holds for the decision too, not only for the page before it.
+      // The decision is a use of the code too: wrong codes count here as on the page before (§5.1).
+      const keys = wrongCodeKeys(req, session);
+      const seconds = await blockedFor(keys);
+      if (seconds !== undefined) return sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many wrong codes', `Please wait ${seconds} seconds and try again.`));
       const pending = await devices.pendingByUserCode(code, now);
-      const required = pending ? (await services.clients.get(pending.client_id))?.metadata.default_acr_values?.[0] : undefined;
+      const client = pending ? await services.clients.get(pending.client_id) : undefined;
+      if (!pending || !client || client.disabled) {
+        await wrongCode(keys, req, session.user_id);
+        return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
+      }
+      // The level the client requires holds for the decision too, not only for the page before it.
+      const required = requiredAcr(client);
       if (required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
       }
@@ -135,10 +156,9 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
         ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
       if (!decided) return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
-      const client = await services.clients.get(decided.client_id);
       outcomes.inc({ outcome: decision === 'allow' ? 'approved' : 'denied' });
       audit.record(decision === 'allow' ? 'device.approved' : 'device.denied', { client_id: decided.client_id, sub: session.user_id, scope: decided.scope, ...fields });
-      return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client?.metadata.client_name ?? decided.client_id }));
+      return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client.metadata.client_name ?? decided.client_id }));
     });
   };
 }

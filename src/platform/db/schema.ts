@@ -121,7 +121,6 @@ export interface DeviceAuthorizationsTable {
   audience: unknown;
   status: 'pending' | 'approved' | 'denied' | 'redeemed';
   interval_seconds: number;
-  last_polled_at: Date | null;
   created_at: Date;
   expires_at: Date;
   grant_id: string | null;
