@@ -69,9 +69,21 @@ interface Flow { verifier: string; state: string; nonce: string }
 interface Device { context: BrowserContext; page: Page; cdp: CDPSession; authenticatorId: string }
 
 const CONDITIONAL_FLAG = 'latchkey-test-conditional-mediation';
-const CONDITIONAL_OFF = `if (window.PublicKeyCredential && !sessionStorage.getItem('${CONDITIONAL_FLAG}')) {
-  PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };
-}`;
+/** Conditional mediation off unless the tab's flag is set; with it, a conditional request is noted in window.conditionalRequested. */
+const CONDITIONAL_SWITCH = `(function () {
+  var on = false;
+  try { on = !!sessionStorage.getItem('${CONDITIONAL_FLAG}'); } catch (e) { /* an opaque origin */ }
+  if (!window.PublicKeyCredential) return;
+  if (!on) {
+    PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };
+    return;
+  }
+  var get = navigator.credentials.get.bind(navigator.credentials);
+  navigator.credentials.get = function (options) {
+    if (options && options.mediation === 'conditional') window.conditionalRequested = true;
+    return get(options);
+  };
+})();`;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -116,7 +128,7 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     // /login loaded: every visit to /login would sign in with the passkey before a password could
     // be typed. So these browsers say conditional mediation is unavailable (as browsers without
     // it do; the page then offers only its button) unless a test turns it on for the tab.
-    await context.addInitScript({ content: CONDITIONAL_OFF });
+    await context.addInitScript({ content: CONDITIONAL_SWITCH });
     const page = await context.newPage();
     page.setDefaultTimeout(10_000);
     page.setDefaultNavigationTimeout(10_000);
@@ -268,8 +280,31 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     await signInSeen(flow, { sub: users.alice, amr: ['hwk', 'user', 'mfa'], acr: ACR.phishingResistant, notBefore: began });
     await signOut(page);
 
-    // The same passkey picked from the login field's autofill (conditional mediation, WebAuthn
-    // §5.1.4.1): the page starts the request as it loads, no button pressed.
+    // Conditional mediation on (WebAuthn §5.1.4.1: the login field's autofill offers the passkey,
+    // the page starting the request as it loads). First the person ignores the offer and presses
+    // the button: the pending conditional request is aborted and the button's own goes through.
+    // Presence is off while the conditional request starts, so that the authenticator does not
+    // answer it; on again for the button's.
+    const { cdp, authenticatorId } = alice;
+    await page.evaluate(`sessionStorage.setItem('${CONDITIONAL_FLAG}', '1')`);
+    await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: false });
+    const pressed = await authorize(page);
+    await page.waitForFunction('window.conditionalRequested === true', undefined, { timeout: 5000 });
+    await page.waitForTimeout(300);
+    await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: true });
+    // Still pending: neither answered nor failed.
+    expect(path(page)).toBe('/login');
+    expect(await page.locator('[data-passkey-error]').isHidden()).toBe(true);
+    const fromButton = nowSeconds();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await toApp(page, false);
+    await signInSeen(pressed, { sub: users.alice, amr: ['hwk', 'user', 'mfa'], acr: ACR.phishingResistant, notBefore: fromButton });
+    await page.goto(`${main.issuer}/account`);
+    await page.evaluate(`sessionStorage.removeItem('${CONDITIONAL_FLAG}')`);
+    await signOut(page);
+
+    // Then picked from the autofill (the authenticator, presence simulated, answers the
+    // conditional request at once): signed in as the page loads, no button pressed.
     await page.evaluate(`sessionStorage.setItem('${CONDITIONAL_FLAG}', '1')`);
     const fromAutofill = nowSeconds();
     const autofill = await authorize(page);
