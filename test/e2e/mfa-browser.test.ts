@@ -199,6 +199,20 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     await page.waitForURL((u) => u.pathname !== '/login');
   }
 
+  /**
+   * Presses "Sign in with a passkey" and expects /login/passkey to refuse the assertion: its JSON
+   * answer (400 access_denied) and the message the page then shows in the form (role=alert).
+   */
+  async function passkeySignInRefused(page: Page, message: string): Promise<void> {
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/login/passkey' && r.request().method() === 'POST');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const res = await answer;
+    expect(res.status()).toBe(400);
+    expect(await res.json()).toEqual({ error: 'access_denied', error_description: message });
+    expect(await passkeyError(page, 'Sign in with a passkey')).toBe(message);
+    expect(path(page)).toBe('/login');
+  }
+
   /** The passkey form's error line (role=alert) once the script filled it. */
   async function passkeyError(page: Page, button: string): Promise<string> {
     const alert = page.locator('form[data-passkey]', { has: page.getByRole('button', { name: button }) }).getByRole('alert');
@@ -399,7 +413,9 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     await password(page, 'bob');
     expect(path(page)).toBe('/login/factor');
     await page.locator('#totp-code').fill(bobLastCode);
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/login/factor/totp');
     await page.getByRole('button', { name: 'Verify' }).click();
+    expect((await answer).status()).toBe(401);
     await page.locator('#form-error').waitFor();
     // The factor page again, as the answer to the form.
     expect(path(page)).toBe('/login/factor/totp');
@@ -506,9 +522,7 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     // The authenticator still holds it; the server no longer knows it.
     expect(await credentials(alice)).toHaveLength(1);
     await page.goto(`${main.issuer}/login`);
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-    expect(await passkeyError(page, 'Sign in with a passkey')).toBe('This passkey is not registered here (it may have been removed).');
-    expect(path(page)).toBe('/login');
+    await passkeySignInRefused(page, 'This passkey is not registered here (it may have been removed).');
     expect((await alice.context.cookies()).map((c) => c.name)).not.toContain('latchkey_session');
     await expectSignedOut(page);
   });
@@ -536,9 +550,7 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
       credential: { credentialId: held!.credentialId, isResidentCredential: true, rpId: held!.rpId!, privateKey: held!.privateKey, userHandle: held!.userHandle!, signCount: 0 },
     });
     await page.goto(`${main.issuer}/login`);
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-    expect(await passkeyError(page, 'Sign in with a passkey')).toBe('This passkey was refused: its signature counter went backwards, which is how a copied authenticator shows.');
-    expect(path(page)).toBe('/login');
+    await passkeySignInRefused(page, 'This passkey was refused: its signature counter went backwards, which is how a copied authenticator shows.');
     expect((await bob.context.cookies()).map((c) => c.name)).not.toContain('latchkey_session');
     await expectSignedOut(page);
     expect(await stored()).toEqual(before);
