@@ -244,6 +244,8 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
 
   it('1. a password-only account enrols a passkey on /account, makes recovery codes, signs out', async () => {
     const { page } = alice;
+    // The levels a relying party may ask for, weakest first (OpenID Connect Discovery §3).
+    expect(main.config.serverMetadata().acr_values_supported).toEqual([ACR.password, ACR.mfa, ACR.phishingResistant]);
     await page.goto(`${main.issuer}/login?return_to=%2Faccount`);
     // The login field offers passkeys in its autofill (WebAuthn conditional mediation).
     expect(await page.locator('#login').getAttribute('autocomplete')).toBe('username webauthn');
