@@ -357,9 +357,11 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     constructor(secret: string) { this.totp = new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }); }
     /**
      * The code of the earliest step after the last one used that the server accepts now: the
-     * server takes each step once, and four codes are needed here, faster than steps go by.
-     * Close to a step's end it first waits for the next step (at most 2 s), so that the step
-     * does not change between computing the code and the server checking it.
+     * server takes each step once, and three codes are needed here (enrolment, case 4, case 6)
+     * faster than steps go by. The first is the previous step's, so case 4's is the current
+     * step's and its replay a few seconds later is still inside the window (refused as used, not
+     * as wrong). Close to a step's end it first waits for the next step (at most 2 s), so that
+     * the step does not change between computing the code and the server checking it.
      */
     async next(): Promise<string> {
       if (Date.now() % 30_000 > 28_000) await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 50));
