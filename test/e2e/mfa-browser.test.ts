@@ -305,7 +305,8 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     await page.evaluate(`sessionStorage.setItem('${CONDITIONAL_FLAG}', '1')`);
     await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: false });
     const pressed = await authorize(page);
-    await page.waitForFunction('window.conditionalRequested === true', undefined, { timeout: 5000 });
+    // A function, not a string: the page's CSP forbids eval.
+    await page.waitForFunction(() => (globalThis as { conditionalRequested?: boolean }).conditionalRequested === true, undefined, { timeout: 5000 });
     await page.waitForTimeout(300);
     await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: true });
     // Still pending: neither answered nor failed.
