@@ -98,6 +98,15 @@ export class SessionRepository {
     return rows.map(sessionOf);
   }
 
+  /** Ends every live session of a user but one (a first factor enrolled: sessions opened with the password alone end). */
+  async endOthers(userId: string, keepIdHash: Buffer, now: Date): Promise<SsoSession[]> {
+    const rows = await this.db.updateTable('sessions').set({ ended_at: now })
+      .where('user_id', '=', userId).where('id_hash', '!=', keepIdHash).where('ended_at', 'is', null)
+      .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .returningAll().execute();
+    return rows.map(sessionOf);
+  }
+
   /** Ends the session; returns it if it was live. */
   async end(idHash: Buffer, now: Date): Promise<SsoSession | undefined> {
     const row = await this.db.updateTable('sessions').set({ ended_at: now })

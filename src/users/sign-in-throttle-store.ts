@@ -41,6 +41,27 @@ export class LoginThrottleRepository {
     return row.failures;
   }
 
+  /**
+   * Takes one attempt for `key` before the secret is checked, counted as a failure until a
+   * success clears it — in one upsert that also sets the block, so guesses sent in parallel
+   * cannot all pass a check made before any of them failed. Undefined when `key` is blocked
+   * (nothing counted). After `free` attempts, each one blocks the next for 2^(n − free) seconds,
+   * up to `maxDelaySeconds`; a key quiet for `windowSeconds` starts again from one.
+   */
+  async takeAttempt(key: string, now: Date, rule: { windowSeconds: number; free: number; maxDelaySeconds: number }): Promise<number | undefined> {
+    const windowStart = new Date(now.getTime() - rule.windowSeconds * 1000);
+    const next = sql<number>`case when login_throttle.last_failure_at < ${windowStart} then 1 else login_throttle.failures + 1 end`;
+    const blockAfter = (n: ReturnType<typeof sql<number>> | number) => sql<Date | null>`case when ${n} > ${rule.free}
+      then ${now}::timestamptz + least(power(2, ${n} - ${rule.free}), ${rule.maxDelaySeconds}) * interval '1 second' else null end`;
+    const row = await this.db.insertInto('login_throttle')
+      .values({ key, failures: 1, blocked_until: null, last_failure_at: now })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ failures: next, blocked_until: blockAfter(next), last_failure_at: now })
+        .where(sql<boolean>`login_throttle.blocked_until is null or login_throttle.blocked_until <= ${now}`))
+      .returning('failures')
+      .executeTakeFirst();
+    return row?.failures;
+  }
+
   async clear(key: string): Promise<void> {
     await this.db.deleteFrom('login_throttle').where('key', '=', key).execute();
   }

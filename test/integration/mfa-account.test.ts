@@ -34,6 +34,9 @@ describe('the account page', () => {
     const key = new SoftwareAuthenticator({ origin: ORIGIN, rpId: RP_ID });
     expect((await enrolPasskey(b, key)).statusCode).toBe(200);
     const id = key.credentials[0]!.id;
+    // Adding it proved nothing: until the session uses a factor of the account, it changes none.
+    expect((await b.request('GET', '/account')).body).not.toContain(removeForm(id));
+    expect((await passkeySecondFactor(b, key, { uv: false })).statusCode).toBe(200);
     const recent = await b.request('GET', '/account');
     expect(recent.body).toContain(removeForm(id));
     expect(recent.body).toContain('data-passkey="create"');
@@ -49,7 +52,7 @@ describe('the account page', () => {
     expect(stale.body).not.toContain('action="/account/recovery-codes"');
     const options = await b.json('/account/passkeys/options', { csrf: csrfCookie(b) });
     expect(options.statusCode).toBe(403);
-    expect(options.body).toEqual({ error: 'login_required', error_description: 'Sign in again to add a passkey.' });
+    expect(options.body).toEqual({ error: 'login_required', error_description: 'Sign in again (with one of your passkeys, if you have any) to add a passkey.' });
     const refused = await b.request('POST', `/account/passkeys/${id}/remove`, { csrf: csrfCookie(b) });
     expect(refused.statusCode).toBe(303);
     expect(refused.headers.location).toBe('/login?return_to=%2Faccount');

@@ -32,6 +32,14 @@ describe('log redaction', () => {
     expect(redactUrl('/x?%zz=1')).toBe('/x?%zz=1');
   });
 
+  it('redacts inside return_to too: the sign-in page coming back to /device carries the user code', () => {
+    expect(redactUrl('/login?return_to=%2Fdevice%3Fuser_code%3DBCDF-GHJK')).toBe(`/login?return_to=${encodeURIComponent('/device?user_code=[Redacted]')}`);
+    expect(redactUrl('/login/factor?return_to=%2Flogin%3Freturn_to%3D%252Fdevice%253Fuser_code%253DBCDF-GHJK&acr=x'))
+      .toBe(`/login/factor?return_to=${encodeURIComponent(`/login?return_to=${encodeURIComponent('/device?user_code=[Redacted]')}`)}&acr=x`);
+    expect(redactUrl('/login?return_to=%2Finteraction%2Fabc')).toBe('/login?return_to=%2Finteraction%2Fabc');
+    expect(redactUrl('/login?return_to=%zz')).toBe('/login?return_to=[Redacted]');
+  });
+
   it('replaces hints that carry an ID token or personal data (OpenID Connect Core §3.1.2.1, RP-Initiated Logout §2)', () => {
     expect(redactUrl('/authorize?client_id=a&login_hint=alice%40example.com&id_token_hint=eyJ.x.y'))
       .toBe('/authorize?client_id=a&login_hint=[Redacted]&id_token_hint=[Redacted]');

@@ -108,6 +108,14 @@ ${hidden({ csrf: m.csrf, return_to: m.returnTo, acr: m.acr })}  <label for="totp
 </form>`);
 }
 
+/** A first TOTP code that did not match: the enrolment starts again with a new key. */
+export function totpRetryPage(m: { again: string }): string {
+  return page('Code not right', html`
+<h1>That code did not match</h1>
+<p class="error" role="alert">The code from your authenticator app was not right, so the key was not saved.</p>
+<p><a href="${m.again}">Start again with a new key</a> (remove the old entry from the app first).</p>`);
+}
+
 /** A new set of recovery codes, shown once. */
 export function recoveryCodesPage(m: { codes: readonly string[]; continueTo: string }): string {
   return page('Recovery codes', html`

@@ -114,8 +114,9 @@ export const PASSKEY_SCRIPT = `(function () {
   function start(form, mediation, signal) {
     if (!mediation) show(form, '');
     return ceremony(form, mediation, signal).catch(function (error) {
-      // A conditional request ends with AbortError when the form is submitted instead: not an error.
-      if (error && error.name === 'AbortError') return;
+      // A conditional request ends with AbortError when the form is submitted instead, and may be
+      // refused by the browser without the person having done anything: neither is theirs to read.
+      if ((error && error.name === 'AbortError') || mediation === 'conditional') return;
       show(form, (error && MESSAGES[error.name]) || MESSAGES.failed);
     });
   }

@@ -40,6 +40,11 @@ export function provedSecondFactor(factors: FactorTimes): boolean {
   return factors.hwk !== undefined || factors.swk !== undefined || factors.otp !== undefined || factors.recovery !== undefined;
 }
 
+/** Whether a session used a passkey. */
+export function provedPasskey(factors: FactorTimes): boolean {
+  return factors.hwk !== undefined || factors.swk !== undefined;
+}
+
 /**
  * Whether a session may add a factor now: it signed in (or stepped up) within
  * MFA_RECENT_SIGN_IN, with everything the account has — a second factor when it has one. An

@@ -20,11 +20,11 @@ import { accountFactors, type AccountFactorCounts } from './account-factors.js';
 import type { FactorAdministration } from './factor-administration.js';
 import type { MfaMetrics } from './metrics.js';
 import {
-  accountSecurityPage, factorPage, recoveryCodesPage, recoveryOfferPage, recoveryUsedPage, totpSetupPage, type FactorPageModel,
+  accountSecurityPage, factorPage, recoveryCodesPage, recoveryOfferPage, recoveryUsedPage, totpRetryPage, totpSetupPage, type FactorPageModel,
 } from './pages.js';
 import { PASSKEY_SCRIPT_HASH } from './passkey-script.js';
 import type { Passkeys, PasskeyFailure } from './passkeys.js';
-import { mayEnrol, targetAcr, type MfaPolicy } from './policy.js';
+import { mayEnrol, provedPasskey, provedSecondFactor, targetAcr, type MfaPolicy } from './policy.js';
 import type { RecoveryCodes } from './recovery-codes.js';
 import type { TotpFactors } from './totp.js';
 
@@ -66,21 +66,40 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
   const throttle = new LoginThrottleRepository(store.db);
   const consents = new ConsentRepository(store.db);
 
-  /** Second-factor failures count per account and per address, with the password's growing delay (src/users/sign-in.ts THROTTLE). */
-  const throttleKeys = (userId: string, ip: string) => ({ account: `mfa:account:${userId}`, ip: `mfa:ip:${addressKey(ip)}` });
-  async function blocked(userId: string, ip: string): Promise<number | undefined> {
-    const keys = throttleKeys(userId, ip);
-    const now = clock.now();
-    const until = await throttle.blockedUntil([keys.account, keys.ip], now);
+  /**
+   * Second-factor attempts (OWASP ASVS 2.2.1, NIST SP 800-63B §5.2.2). Per account, each attempt
+   * is taken before the code is checked and counts as a failure until it succeeds, so parallel
+   * guesses cannot all get in before the first failure: 5 free, then the password's doubling
+   * delay up to 15 minutes, forgotten after 15 quiet minutes; and at most 100 a day (then the
+   * delay doubles up to a day), which no waiting between bursts gets around. Per address, real
+   * failures count as for passwords (20 free). A success clears the account's counters.
+   */
+  const ACCOUNT_RULE = { windowSeconds: THROTTLE.windowSeconds, free: THROTTLE.freeFailures.account, maxDelaySeconds: THROTTLE.maxDelaySeconds };
+  const DAILY_RULE = { windowSeconds: 86400, free: 100, maxDelaySeconds: 86400 };
+  const throttleKeys = (userId: string, ip: string) => ({ account: `mfa:account:${userId}`, daily: `mfa:account:${userId}|day`, ip: `mfa:ip:${addressKey(ip)}` });
+  const wait = async (key: string, now: Date) => {
+    const until = await throttle.blockedUntil([key], now);
     return until ? FixedWindowCounter.secondsUntil(until.getTime(), now.getTime()) : undefined;
-  }
-  async function failed(userId: string, ip: string): Promise<void> {
+  };
+  const ipWait = (ip: string) => wait(throttleKeys('', ip).ip, clock.now());
+  /** Takes an attempt; the seconds to wait when the account or address may not try now. */
+  async function attempt(userId: string, ip: string): Promise<number | undefined> {
     const keys = throttleKeys(userId, ip);
     const now = clock.now();
-    await throttle.recordFailure(keys.account, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.account));
-    await throttle.recordFailure(keys.ip, now, THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
+    const ipBlocked = await wait(keys.ip, now);
+    if (ipBlocked !== undefined) return ipBlocked;
+    if (await throttle.takeAttempt(keys.account, now, ACCOUNT_RULE) === undefined) return (await wait(keys.account, now)) ?? 1;
+    if (await throttle.takeAttempt(keys.daily, now, DAILY_RULE) === undefined) return (await wait(keys.daily, now)) ?? 1;
+    return undefined;
   }
-  const succeeded = (userId: string) => throttle.clear(throttleKeys(userId, '').account);
+  async function failed(ip: string): Promise<void> {
+    await throttle.recordFailure(throttleKeys('', ip).ip, clock.now(), THROTTLE.windowSeconds, delayAfter(THROTTLE.freeFailures.ip));
+  }
+  async function succeeded(userId: string): Promise<void> {
+    const keys = throttleKeys(userId, '');
+    await throttle.clear(keys.account);
+    await throttle.clear(keys.daily);
+  }
 
   /** The live session of this browser (signed in or not yet) and its account, or where to send it. */
   async function sessionOf(req: FastifyRequest): Promise<{ session: SsoSession; user: User } | undefined> {
@@ -142,10 +161,18 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
   const bodyOf = (req: FastifyRequest) => (req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {});
 
-  /** After a first factor is enrolled: recovery codes, if the account has none, before going on. */
-  async function afterEnrolment(userId: string, next: string): Promise<string> {
-    await admin.enrolmentDone(userId);
-    return (await recovery.remaining(userId)) === 0 ? `/account/recovery-codes?${new URLSearchParams({ return_to: next })}` : next;
+  /**
+   * After a factor is enrolled: an operator's enrolment mark goes; when it is the account's first,
+   * every other session (opened with the password alone, perhaps by whoever made the owner add
+   * one) ends; and recovery codes are offered if the account has none, before going on.
+   */
+  async function afterEnrolment(req: FastifyRequest, s: { user: User; facts: AccountFactorCounts }, next: string): Promise<string> {
+    await admin.enrolmentDone(s.user.id);
+    if (!s.facts.hasFactor) {
+      const fields = requestAuditFields(req);
+      for (const ended of await browserSessions.endOthers(req, s.user.id)) void services.sessionEnd.sessionEnded(ended, fields);
+    }
+    return (await recovery.remaining(s.user.id)) === 0 ? `/account/recovery-codes?${new URLSearchParams({ return_to: next })}` : next;
   }
 
   return async (app) => {
@@ -222,7 +249,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
       const s = await sessionOf(req);
       if (!s) return signInAgain(reply, returnTo);
-      const wait = await blocked(s.user.id, req.ip);
+      const wait = await attempt(s.user.id, req.ip);
       if (wait !== undefined) {
         metrics.signIns.inc({ method, step: 'second', outcome: 'throttled' });
         audit.record('mfa.throttled', { ...requestAuditFields(req), sub: s.user.id, method });
@@ -231,7 +258,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       }
       const outcome = await check(s, text(formField(body, 'code')), returnTo, acr);
       if (typeof outcome !== 'string') { await succeeded(s.user.id); metrics.signIns.inc({ method, step: 'second', outcome: 'success' }); return outcome; }
-      await failed(s.user.id, req.ip);
+      await failed(req.ip);
       metrics.signIns.inc({ method, step: 'second', outcome: 'failure' });
       return showFactorPage(req, reply, s, returnTo, acr, { status: 401, message: outcome });
     }
@@ -275,20 +302,29 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       const s = await sessionOf(req);
       if (!s) return jsonError(reply, 401, 'login_required', 'Your sign-in expired. Start again.');
       const fields = requestAuditFields(req);
-      const wait = await blocked(s.user.id, req.ip);
+      // A passkey signature cannot be guessed: only the address's failures hold it back, so
+      // someone guessing TOTP codes with the password does not lock the owner's passkey out.
+      const wait = await ipWait(req.ip);
       if (wait !== undefined) {
         metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'throttled' });
         return jsonError(reply.header('retry-after', String(wait)), 429, 'slow_down', `Too many attempts. Try again in ${wait} seconds.`);
       }
       const result = await passkeys.authenticate(body.response, { userId: s.user.id, requireUserVerification: false }, clock.now());
       if (!result.ok) {
-        await failed(s.user.id, req.ip);
+        await failed(req.ip);
         metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'failure' });
         audit.record('mfa.passkey.failed', { ...fields, sub: s.user.id, sid: s.session.sid, reason: result.reason, ...(result.credentialId ? { credential_id: result.credentialId } : {}) });
         if (result.reason === 'counter_regression') audit.record('mfa.passkey.counter_regression', { ...fields, sub: s.user.id, credential_id: result.credentialId });
         return jsonError(reply, 400, 'access_denied', PASSKEY_MESSAGES[result.reason]);
       }
       await succeeded(s.user.id);
+      // A passkey added during this sign-in, after a phishable second factor, does not raise it
+      // (else phishing the code and adding a key would): it counts from the next sign-in.
+      const added = (await passkeys.list(s.user.id)).find((p) => p.id === result.credentialId)?.createdAt;
+      if (added && added.getTime() >= s.session.created_at.getTime() && provedSecondFactor(s.session.factor_times)) {
+        audit.record('mfa.passkey.used', { ...fields, sub: s.user.id, sid: s.session.sid, credential_id: result.credentialId, counted: false });
+        return jsonError(reply, 400, 'access_denied', 'Your new passkey works from your next sign-in: sign out, then sign in with it.');
+      }
       const session = await proved(req, passkeyFactors(result));
       metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'success' });
       audit.record('mfa.passkey.used', { ...fields, sub: s.user.id, sid: s.session.sid, credential_id: result.credentialId, amr: session?.amr, acr: session?.acr });
@@ -296,26 +332,31 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     });
 
     // ── Enrolment: passkeys, TOTP, recovery codes ──
-    /** The session and account when this browser may add a factor now (policy.mayEnrol), else undefined. */
-    async function enrolling(req: FastifyRequest): Promise<{ session: SsoSession; user: User; facts: AccountFactorCounts } | undefined> {
+    /**
+     * The session and account when this browser may add a factor now (policy.mayEnrol), else
+     * undefined. Adding or removing a passkey of an account that has passkeys takes a session
+     * that used one: a phishable factor (a TOTP or recovery code) never vouches for a passkey.
+     */
+    async function enrolling(req: FastifyRequest, passkeyChange = false): Promise<{ session: SsoSession; user: User; facts: AccountFactorCounts } | undefined> {
       const s = await sessionOf(req);
       if (!s) return undefined;
       const facts = await accountFactors(store.db, s.user.id);
+      if (passkeyChange && facts.passkeys > 0 && !provedPasskey(s.session.factor_times)) return undefined;
       return mayEnrol(s.session, facts, policy, clock.now()) ? { ...s, facts } : undefined;
     }
 
     app.post('/account/passkeys/options', { preHandler: passkeyLimit }, async (req, reply) => {
       if (!cookies.csrfValid(req, bodyOf(req).csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
-      const s = await enrolling(req);
-      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again to add a passkey.');
+      const s = await enrolling(req, true);
+      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again (with one of your passkeys, if you have any) to add a passkey.');
       return reply.header('cache-control', 'no-store').send(await passkeys.registrationOptions(s.user, clock.now()));
     });
 
     app.post('/account/passkeys', { preHandler: passkeyLimit }, async (req, reply) => {
       const body = bodyOf(req);
       if (!cookies.csrfValid(req, body.csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
-      const s = await enrolling(req);
-      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again to add a passkey.');
+      const s = await enrolling(req, true);
+      if (!s) return jsonError(reply, 403, 'login_required', 'Sign in again (with one of your passkeys, if you have any) to add a passkey.');
       const returnTo = safeReturnPath(body.return_to ?? '/account');
       const fields = requestAuditFields(req);
       const result = await passkeys.register(s.user, body.response, text(body.name), clock.now());
@@ -323,11 +364,12 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         audit.record('mfa.passkey.enrolment_failed', { ...fields, sub: s.user.id, reason: result.reason });
         return jsonError(reply, 400, 'invalid_request', PASSKEY_MESSAGES[result.reason]);
       }
-      // The registration ceremony proved the new key now (with user verification when the authenticator did it).
-      await proved(req, passkeyFactors({ deviceBound: result.passkey.deviceBound, userVerified: result.userVerified }));
+      // Adding a passkey proves nothing about this sign-in: else a session that phished a password
+      // and a TOTP code would reach the phishing-resistant level by adding its own key. The new
+      // passkey is used like any other (the second-factor page offers it next).
       metrics.factorChanges.inc({ factor: 'passkey', change: 'enrolled' });
       audit.record('mfa.passkey.enrolled', { ...fields, sub: s.user.id, credential_id: result.passkey.id, name: result.passkey.name, device_bound: result.passkey.deviceBound, backed_up: result.passkey.backedUp });
-      return reply.header('cache-control', 'no-store').send({ location: await afterEnrolment(s.user.id, factorPath(returnTo, acrParam(body.acr))) });
+      return reply.header('cache-control', 'no-store').send({ location: await afterEnrolment(req, s, factorPath(returnTo, acrParam(body.acr))) });
     });
 
     app.get('/account/totp', { preHandler: pageLimit }, async (req, reply) => {
@@ -350,20 +392,20 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
       const s = await enrolling(req);
       if (!s) return signInAgain(reply, '/account');
-      const wait = await blocked(s.user.id, req.ip);
+      const wait = await attempt(s.user.id, req.ip);
       if (wait !== undefined) return sendHtml(reply.header('retry-after', String(wait)), 429, errorPage('Too many attempts', `Please wait ${wait} seconds and try again.`));
       const fields = requestAuditFields(req);
       if (await totp.confirm(s.user.id, text(formField(body, 'code')), clock.now()) !== 'ok') {
-        await failed(s.user.id, req.ip);
+        await failed(req.ip);
         audit.record('mfa.totp.enrolment_failed', { ...fields, sub: s.user.id });
         const again = `/account/totp?${new URLSearchParams({ return_to: returnTo, ...(acr ? { acr } : {}) })}`;
-        return sendHtml(reply, 401, errorPage('Code not right', `That code did not match. Start again with a new key: ${again}`));
+        return sendHtml(reply, 401, totpRetryPage({ again }));
       }
       await succeeded(s.user.id);
       await proved(req, ['otp']);
       metrics.factorChanges.inc({ factor: 'totp', change: 'enrolled' });
       audit.record('mfa.totp.enrolled', { ...fields, sub: s.user.id });
-      return reply.code(303).header('location', await afterEnrolment(s.user.id, factorPath(returnTo, acr))).send();
+      return reply.code(303).header('location', await afterEnrolment(req, s, factorPath(returnTo, acr))).send();
     });
 
     app.get('/account/recovery-codes', { preHandler: pageLimit }, async (req, reply) => {
@@ -388,10 +430,10 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
 
     // ── The account page ──
     /** A signed-in session that may change factors now, or the reply sending it to sign in again. */
-    async function changing(req: FastifyRequest, reply: FastifyReply): Promise<{ session: SsoSession; user: User } | FastifyReply> {
+    async function changing(req: FastifyRequest, reply: FastifyReply, passkeyChange = false): Promise<{ session: SsoSession; user: User } | FastifyReply> {
       if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
       const session = await browserSessions.current(req);
-      const s = session ? await enrolling(req) : undefined;
+      const s = session ? await enrolling(req, passkeyChange) : undefined;
       return s ?? signInAgain(reply, '/account');
     }
 
@@ -420,7 +462,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     });
 
     app.post('/account/passkeys/:id/remove', async (req, reply) => {
-      const s = await changing(req, reply);
+      const s = await changing(req, reply, true);
       if (!('session' in s)) return s;
       const id = (req.params as { id: string }).id;
       const removed = await passkeys.remove(s.user.id, id);

@@ -49,8 +49,14 @@ export function scrubSecrets<T>(value: T, depth = 0): T {
 
 const SECRET_QUERY_PARAMS = new Set<string>(SECRET_FIELDS);
 
-/** A URL as it may be logged: the values of secret-bearing query parameters replaced. */
-export function redactUrl(url: string): string {
+/** Parameters whose value is itself a URL of this server (a page to come back to), redacted in turn. */
+const NESTED_URL_PARAMS = new Set(['return_to']);
+
+/**
+ * A URL as it may be logged: the values of secret-bearing query parameters replaced, also inside
+ * a `return_to` (the sign-in page's, which may carry the device flow's user code).
+ */
+export function redactUrl(url: string, depth = 0): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
   const params = url.slice(q + 1).split('&').map((pair) => {
@@ -58,7 +64,14 @@ export function redactUrl(url: string): string {
     const rawName = eq < 0 ? pair : pair.slice(0, eq);
     let name = rawName;
     try { name = decodeURIComponent(rawName.replace(/\+/g, ' ')); } catch { /* keep raw */ }
-    return eq >= 0 && SECRET_QUERY_PARAMS.has(name) ? `${rawName}=${CENSORED}` : pair;
+    if (eq >= 0 && SECRET_QUERY_PARAMS.has(name)) return `${rawName}=${CENSORED}`;
+    if (eq >= 0 && depth < 2 && NESTED_URL_PARAMS.has(name)) {
+      let inner: string;
+      try { inner = decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' ')); } catch { return `${rawName}=${CENSORED}`; }
+      const redacted = redactUrl(inner, depth + 1);
+      return redacted === inner ? pair : `${rawName}=${encodeURIComponent(redacted)}`;
+    }
+    return pair;
   });
   return `${url.slice(0, q)}?${params.join('&')}`;
 }

@@ -122,6 +122,12 @@ export class BrowserSessions {
     return id ? this.sessions.addFactors(sha256(id), proved, this.clock.now()) : undefined;
   }
 
+  /** Ends every other live session of this browser's user; returns those it ended. */
+  async endOthers(req: FastifyRequest, userId: string): Promise<SsoSession[]> {
+    const id = this.cookies.sessionId(req);
+    return id ? this.sessions.endOthers(userId, sha256(id), this.clock.now()) : [];
+  }
+
   /** Ends this browser's session, if it has a live one; returns it. */
   async end(req: FastifyRequest): Promise<SsoSession | undefined> {
     const id = this.cookies.sessionId(req);
