@@ -80,6 +80,9 @@ async function decide(page: Page, userCode: string, decision: 'Allow' | 'Deny', 
   expect(await page.getByText('A device is asking').count()).toBe(1);
   expect(await page.locator('p.warning').textContent()).toContain(CLIENT_NAME);
   expect(await page.textContent('#device-user-code')).toBe(userCode);
+  expect(await page.locator('li').allTextContents()).toEqual([
+    'Know who you are (your account identifier)', 'See your name, username, picture and locale', 'Keep access when you are not signed in',
+  ]);
   await page.getByRole('button', { name: decision }).click();
   await page.waitForSelector('#device-result');
   expect(await page.textContent('#device-result')).toBe(decision === 'Allow' ? 'Device connected' : 'Device denied');
@@ -142,6 +145,7 @@ describe('openid-client 6 as the device, Chromium as the person', () => {
       iss: server.issuer, sub: server.aliceSub!, aud: CLIENT_ID, amr: ['pwd'], acr: 'urn:latchkey:acr:password',
     });
     expect(tokens.claims()!.nonce).toBeUndefined();
+    expect(tokens.claims()!.sid).toEqual(expect.any(String));
 
     // The access token, as a resource server checks it.
     const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri!));
@@ -157,6 +161,8 @@ describe('openid-client 6 as the device, Chromium as the person', () => {
     expect(refreshed.access_token).not.toBe(tokens.access_token);
     expect(refreshed.refresh_token).toEqual(expect.any(String));
     expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+    // The refreshed ID token still says how alice signed in on the browser that approved.
+    expect(refreshed.claims()).toMatchObject({ sub: server.aliceSub!, aud: CLIENT_ID, amr: ['pwd'], acr: 'urn:latchkey:acr:password', auth_time: tokens.claims()!.auth_time });
     const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri!));
     const { payload } = await jwtVerify(refreshed.access_token, jwks, { issuer: server.issuer, audience: server.issuer, typ: 'at+jwt' });
     expect(payload).toMatchObject({ sub: server.aliceSub!, client_id: CLIENT_ID });
