@@ -36,7 +36,7 @@ Subcommands:
 Metadata options (create, update; RFC 7591 names in brackets):
   --client-id ID               the client_id (create only; default: generated)
   --name NAME                  [client_name]
-  --grant-type TYPE            [grant_types] repeatable: client_credentials, authorization_code, refresh_token
+  --grant-type TYPE            [grant_types] repeatable: ${GRANT_TYPES.grantTypes().join(`,\n${' '.repeat(31)}`)}
   --auth-method METHOD         [token_endpoint_auth_method] client_secret_basic (default),
                                client_secret_post, private_key_jwt, none
   --scope "A B"                [scope] the scopes the client may request

@@ -10,7 +10,11 @@ import { dropSchema, onPostgres, uniqueSchema } from '../support/store.js';
  * The compatibility suite's server: a real `latchkey start` process (its own data directory, or
  * its own schema on DATABASE_URL's PostgreSQL) with the clients a file declares, and alice.
  */
-export interface CompatServer { instance: Instance; issuer: string; close(): Promise<void> }
+export interface CompatServer {
+  instance: Instance; issuer: string; close(): Promise<void>;
+  /** alice's `sub` (as `latchkey users create` printed it); none with `{ alice: false }`. */
+  aliceSub?: string;
+}
 
 export const REDIRECT = 'https://app.example.com/callback';
 export const SIGNED_OUT = 'https://app.example.com/signed-out';
@@ -20,7 +24,7 @@ export function secretOf(name: string): string {
   return `${name}-secret-0123456789abcdef0123456789abcdef`;
 }
 
-export async function startCompatServer(clients: Array<Record<string, unknown>>, extra: Record<string, string> = {}): Promise<CompatServer> {
+export async function startCompatServer(clients: Array<Record<string, unknown>>, extra: Record<string, string> = {}, options: { alice?: boolean } = {}): Promise<CompatServer> {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-compat-'));
   const clientsFile = join(dir, 'clients.json');
   const secrets: Record<string, string> = {};
@@ -38,11 +42,12 @@ export async function startCompatServer(clients: Array<Record<string, unknown>>,
   // The issuer is the instance's own address (startInstance's default), not the fleet name.
   delete env.ISSUER;
   // The embedded store is one process's: the user first, then the server.
-  await createAlice(env);
+  const aliceSub = options.alice === false ? undefined : await createAlice(env);
   const instance = await startInstance(env);
   return {
     instance,
     issuer: instance.base,
+    ...(aliceSub ? { aliceSub } : {}),
     async close() {
       instance.proc.child.kill('SIGTERM');
       await instance.proc.exited;

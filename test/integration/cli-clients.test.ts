@@ -33,6 +33,8 @@ describe('latchkey clients', () => {
     const { code, stdout } = await cli('--help');
     expect(code).toBe(0);
     for (const sub of ['create', 'list', 'show', 'update', 'rotate-secret', 'disable', 'delete']) expect(stdout).toContain(`  ${sub}`);
+    // Every grant type the server serves, the device grant's URN included.
+    for (const grantType of ['client_credentials', 'authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']) expect(stdout).toContain(grantType);
   });
 
   it('creates, shows, updates, rotates, disables and deletes a client', async () => {

@@ -129,10 +129,13 @@ export async function startInstance(env: Record<string, string>): Promise<Instan
   return { base, proc, env: full };
 }
 
-/** Creates the user the sign-in helpers use (alice, PASSWORD) through the CLI. */
-export async function createAlice(env: Record<string, string>): Promise<void> {
+/** Creates the user the sign-in helpers use (alice, PASSWORD) through the CLI; her `sub`, as it prints it. */
+export async function createAlice(env: Record<string, string>): Promise<string> {
   const r = await latchkey(['users', 'create', '--username', 'alice', '--password-stdin'], env, PASSWORD);
   if (r.code !== 0) throw new Error(`users create failed: ${r.stderr}`);
+  const sub = /^created user alice \(sub (\S+)\)$/m.exec(r.stdout)?.[1];
+  if (!sub) throw new Error(`users create printed no sub: ${r.stdout}`);
+  return sub;
 }
 
 /** Whether the process is still running (neither exited nor killed). */
