@@ -4,7 +4,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser, csrfOf } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
 import {
-  auditEvents, csrfCookie, enrolPasskey, expectScriptsAllowed, enrolTotp, makeRecoveryCodes, metricSample, ORIGIN, passkeySecondFactor, RP_ID, totpCode, wrongTotpCode,
+  afterFirstPasskey, auditEvents, csrfCookie, enrolPasskey, expectScriptsAllowed, enrolTotp, makeRecoveryCodes, metricSample, ORIGIN, passkeySecondFactor, RP_ID, totpCode, wrongTotpCode,
 } from '../support/mfa.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 import { SoftwareAuthenticator } from '../support/webauthn.js';
@@ -220,7 +220,7 @@ describe('second factor after the password, and passkey sign-in', () => {
       expect((await b.signIn(username, PASSWORD)).headers.location).toBe('/');
       const key = device();
       const enrolled = await enrolPasskey(b, key);
-      expect(enrolled).toMatchObject({ statusCode: 200, body: { location: '/account/recovery-codes?return_to=%2Flogin%2Ffactor%3Freturn_to%3D%252Faccount' } });
+      expect(enrolled).toMatchObject({ statusCode: 200, body: { location: afterFirstPasskey('/login/factor?return_to=%2Faccount') } });
       return { id: user.id, key };
     }
 

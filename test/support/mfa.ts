@@ -60,6 +60,16 @@ export async function enrolPasskey(b: Browser, key: SoftwareAuthenticator, extra
   return b.json('/account/passkeys', { csrf, name: 'Key', return_to: '/account', ...extra, response: key.create(options.body as never) });
 }
 
+/**
+ * Where the browser goes after adding a passkey in a sign-in that used no second factor: the
+ * factor page, to use the new passkey once (adding proved nothing), then — with no recovery codes
+ * yet — their offer, then `next`.
+ */
+export function afterFirstPasskey(next: string, recoveryCodes = false): string {
+  const then = recoveryCodes ? next : `/account/recovery-codes?${new URLSearchParams({ return_to: next })}`;
+  return `/login/factor?${new URLSearchParams({ return_to: then, acr: 'urn:latchkey:acr:phishing-resistant' })}`;
+}
+
 /** A second-factor passkey assertion in `b`'s session (options for its account, then the response). */
 export async function passkeySecondFactor(b: Browser, key: SoftwareAuthenticator, overrides: Parameters<SoftwareAuthenticator['get']>[1] = {}, extra: Record<string, string> = {}) {
   const csrf = csrfCookie(b);

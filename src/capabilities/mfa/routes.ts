@@ -164,15 +164,18 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
   /**
    * After a factor is enrolled: an operator's enrolment mark goes; when it is the account's first,
    * every other session (opened with the password alone, perhaps by whoever made the owner add
-   * one) ends; and recovery codes are offered if the account has none, before going on.
+   * one) ends; recovery codes are offered if the account has none; and a passkey added in a
+   * sign-in that used no second factor is used once right away — adding it proved nothing, and
+   * until this session uses a factor of the account it may change none (policy.mayEnrol).
    */
-  async function afterEnrolment(req: FastifyRequest, s: { user: User; facts: AccountFactorCounts }, next: string): Promise<string> {
+  async function afterEnrolment(req: FastifyRequest, s: { session: SsoSession; user: User; facts: AccountFactorCounts }, next: string, added: 'passkey' | 'totp'): Promise<string> {
     await admin.enrolmentDone(s.user.id);
     if (!s.facts.hasFactor) {
       const fields = requestAuditFields(req);
       for (const ended of await browserSessions.endOthers(req, s.user.id)) void services.sessionEnd.sessionEnded(ended, fields);
     }
-    return (await recovery.remaining(s.user.id)) === 0 ? `/account/recovery-codes?${new URLSearchParams({ return_to: next })}` : next;
+    const then = (await recovery.remaining(s.user.id)) === 0 ? `/account/recovery-codes?${new URLSearchParams({ return_to: next })}` : next;
+    return added === 'passkey' && !provedSecondFactor(s.session.factor_times) ? factorPath(then, ACR.phishingResistant) : then;
   }
 
   return async (app) => {
@@ -369,7 +372,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       // passkey is used like any other (the second-factor page offers it next).
       metrics.factorChanges.inc({ factor: 'passkey', change: 'enrolled' });
       audit.record('mfa.passkey.enrolled', { ...fields, sub: s.user.id, credential_id: result.passkey.id, name: result.passkey.name, device_bound: result.passkey.deviceBound, backed_up: result.passkey.backedUp });
-      return reply.header('cache-control', 'no-store').send({ location: await afterEnrolment(req, s, factorPath(returnTo, acrParam(body.acr))) });
+      return reply.header('cache-control', 'no-store').send({ location: await afterEnrolment(req, s, factorPath(returnTo, acrParam(body.acr)), 'passkey') });
     });
 
     app.get('/account/totp', { preHandler: pageLimit }, async (req, reply) => {
@@ -405,7 +408,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       await proved(req, ['otp']);
       metrics.factorChanges.inc({ factor: 'totp', change: 'enrolled' });
       audit.record('mfa.totp.enrolled', { ...fields, sub: s.user.id });
-      return reply.code(303).header('location', await afterEnrolment(req, s, factorPath(returnTo, acr))).send();
+      return reply.code(303).header('location', await afterEnrolment(req, s, factorPath(returnTo, acr), 'totp')).send();
     });
 
     app.get('/account/recovery-codes', { preHandler: pageLimit }, async (req, reply) => {
