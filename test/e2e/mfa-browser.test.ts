@@ -258,7 +258,9 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
 
     await page.locator('#passkey-name').fill('Laptop');
     await page.getByRole('button', { name: 'Add a passkey' }).click();
-    // A first factor: recovery codes are offered before going on.
+    // Adding it proved nothing: the factor page has it used once; then, a first factor, recovery codes are offered.
+    await page.waitForURL((u) => u.pathname === '/login/factor');
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
     await page.waitForURL((u) => u.pathname === '/account/recovery-codes');
     await page.getByRole('button', { name: 'Make recovery codes' }).click();
     await page.locator('#recovery-codes').waitFor();
@@ -269,7 +271,7 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     await page.getByRole('link', { name: 'I have saved them, continue' }).click();
     await page.waitForURL((u) => u.pathname === '/account');
 
-    // The registration proved the passkey (with user verification): the session is phishing-resistant now.
+    // The passkey, used once with user verification: the session is phishing-resistant now.
     expect(await page.getByText('Signed in as').textContent()).toBe('Signed in as alice (pwd, hwk, user, mfa).');
     const listed = await page.locator('#passkeys li strong').allTextContents();
     expect(listed).toEqual(['Laptop']);
@@ -579,6 +581,8 @@ describe('multi-factor sign-in in Chromium with a virtual authenticator, checked
     const began = nowSeconds();
     await page.locator('#passkey-name').fill('Security key');
     await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.waitForURL((u) => u.pathname === '/login/factor');
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
     await page.waitForURL((u) => u.pathname === '/account/recovery-codes');
     await page.getByRole('link', { name: 'Not now' }).click();
     await toApp(page, true);
