@@ -245,7 +245,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
 
     /** A code form (TOTP or recovery code): CSRF, session, throttle; then `check`. */
     async function codeForm(req: FastifyRequest, reply: FastifyReply, method: 'totp' | 'recovery_code',
-      check: (s: { session: SsoSession; user: User }, code: string, returnTo: string, acr: string | undefined) => Promise<FastifyReply | string>): Promise<FastifyReply> {
+      check: (s: { session: SsoSession; user: User }, code: string, returnTo: string, acr: string | undefined) => Promise<(() => FastifyReply) | string>): Promise<FastifyReply> {
       const body = req.body;
       const returnTo = safeReturnPath(formField(body, 'return_to'));
       const acr = acrParam(formField(body, 'acr'));
@@ -260,7 +260,8 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         return showFactorPage(req, reply, s, returnTo, acr, { status: 429, message: `Too many attempts. Try again in ${wait} seconds.` });
       }
       const outcome = await check(s, text(formField(body, 'code')), returnTo, acr);
-      if (typeof outcome !== 'string') { await succeeded(s.user.id); metrics.signIns.inc({ method, step: 'second', outcome: 'success' }); return outcome; }
+      // Counted before the answer leaves: whoever reads the metric after the response sees it.
+      if (typeof outcome !== 'string') { await succeeded(s.user.id); metrics.signIns.inc({ method, step: 'second', outcome: 'success' }); return outcome(); }
       await failed(req.ip);
       metrics.signIns.inc({ method, step: 'second', outcome: 'failure' });
       return showFactorPage(req, reply, s, returnTo, acr, { status: 401, message: outcome });
@@ -275,7 +276,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       }
       const session = await proved(req, ['otp']);
       audit.record('mfa.totp.used', { ...fields, sub: s.user.id, sid: s.session.sid, amr: session?.amr, acr: session?.acr });
-      return reply.code(303).header('location', factorPath(returnTo, acr)).send();
+      return () => reply.code(303).header('location', factorPath(returnTo, acr)).send();
     }));
 
     app.post('/login/factor/recovery', { preHandler: pageLimit }, async (req, reply) => codeForm(req, reply, 'recovery_code', async (s, code, returnTo, acr) => {
@@ -287,7 +288,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       }
       const session = await proved(req, ['recovery']);
       audit.record('mfa.recovery_code.used', { ...fields, sub: s.user.id, sid: s.session.sid, remaining: result.remaining, amr: session?.amr, acr: session?.acr });
-      return sendHtml(reply, 200, recoveryUsedPage({ remaining: result.remaining, continueTo: factorPath(returnTo, acr) }));
+      return () => sendHtml(reply, 200, recoveryUsedPage({ remaining: result.remaining, continueTo: factorPath(returnTo, acr) }));
     }));
 
     app.post('/login/factor/passkey/options', { preHandler: passkeyLimit }, async (req, reply) => {
