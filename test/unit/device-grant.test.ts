@@ -1,0 +1,283 @@
+import { jwtVerify } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { DEVICE_CODE, deviceCodeGrant, type DeviceGrantDeps, type PollAnswer } from '../../src/capabilities/device-authorization/device-grant.js';
+import type { DeviceAuthorization, DeviceAuthorizationRepository, PollOutcome } from '../../src/capabilities/device-authorization/device-store.js';
+import {
+  displayUserCode, newUserCode, normaliseUserCode, USER_CODE_ALPHABET, USER_CODE_LENGTH, USER_CODE_SPACE,
+} from '../../src/capabilities/device-authorization/user-code.js';
+import type { Client } from '../../src/oauth/client.js';
+import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, SlowDown } from '../../src/oauth/errors.js';
+import { SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
+import { sha256 } from '../../src/platform/crypto.js';
+import { ManualClock } from '../support/clock.js';
+import { MemoryKeyRing, person, testClient } from '../support/kernel.js';
+import { MemoryRefreshFamilies } from '../support/refresh-families.js';
+
+const ISSUER = 'https://id.example.com';
+const API = 'https://api.example.com';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const DEVICE_CODE_VALUE = 'd'.repeat(43);
+const AUTH_TIME = new Date('2029-12-31T23:55:00Z');
+const LIFETIMES = { idle: 1000, absolute: 9000, publicIdle: 100, publicAbsolute: 900 };
+
+async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  try { await promise; } catch (err) { return err as Error & Record<string, unknown>; }
+  throw new Error('expected a rejection');
+}
+
+/** The one method the grant calls, answering whatever outcome the test sets; every call recorded. */
+class FakeDevices {
+  next: PollOutcome = { outcome: 'pending', intervalSeconds: 5 };
+  readonly calls: Array<{ deviceCodeHash: Buffer; clientId: string; now: Date }> = [];
+  async poll(deviceCodeHash: Buffer, clientId: string, now: Date): Promise<PollOutcome> {
+    this.calls.push({ deviceCodeHash, clientId, now });
+    return this.next;
+  }
+}
+
+/** An approved authorization as the store returns it from the poll that redeems it. */
+function approved(extra: Partial<DeviceAuthorization> = {}): DeviceAuthorization {
+  return {
+    device_code_hash: sha256(DEVICE_CODE_VALUE), user_code: 'BCDFGHJK', client_id: 'tv', scope: 'openid offline_access', audience: API,
+    status: 'redeemed', interval_seconds: 5, last_polled_at: new Date('2030-01-01T00:00:00Z'),
+    created_at: new Date('2029-12-31T23:58:00Z'), expires_at: new Date('2030-01-01T00:08:00Z'),
+    grant_id: 'grant-d1', user_id: 'alice', sid: 'sid-1', auth_time: AUTH_TIME, amr: ['pwd', 'otp'], acr: 'urn:latchkey:acr:mfa',
+    decided_at: new Date('2029-12-31T23:59:00Z'), redeemed_at: new Date('2030-01-01T00:00:00Z'), ...extra,
+  };
+}
+
+function setup() {
+  const keys = new MemoryKeyRing(['ES256']);
+  const clock = new ManualClock('2030-01-01T00:00:00Z');
+  const devices = new FakeDevices();
+  const families = new MemoryRefreshFamilies();
+  const users = new Map([['alice', person('alice', false)], ['bob', person('bob', true)]]);
+  const answers: PollAnswer[] = [];
+  const deps: DeviceGrantDeps = {
+    keys, clock, issuer: ISSUER, accessTokenTtl: 600, idTokenTtl: 300,
+    devices: devices as unknown as DeviceAuthorizationRepository,
+    users: { findById: async (id) => users.get(id) },
+    refreshTokens: { store: families, sealer: new SuccessorSealer('a-key-encryption-secret-of-32-characters!'), lifetimes: LIFETIMES, gracePeriod: 30 },
+    polled: (answer) => { answers.push(answer); },
+  };
+  const grant = deviceCodeGrant(deps);
+  const tv = testClient('tv', {
+    token_endpoint_auth_method: 'none', redirect_uris: [], grant_types: [DEVICE_GRANT, 'refresh_token'],
+    scope: 'openid profile offline_access', resources: [API],
+  });
+  const poll = (client: Client = tv, params: Record<string, string> = { device_code: DEVICE_CODE_VALUE }) =>
+    grant.handle({ client, params, resources: [] });
+  return { keys, clock, devices, families, answers, grant, tv, poll };
+}
+
+describe('the device_code declaration (RFC 8628 §3.4)', () => {
+  it('the RFC grant type, public clients allowed, reading only device_code', () => {
+    const { grant } = setup();
+    expect(grant.grantType).toBe(DEVICE_GRANT);
+    expect(DEVICE_CODE.grantType).toBe(DEVICE_GRANT);
+    expect(grant.publicClients).toBe(true);
+    expect(grant.parameters).toEqual(['device_code']);
+  });
+});
+
+describe('the poll answers (RFC 8628 §3.5)', () => {
+  const cases: Array<[string, PollOutcome, new (...args: any[]) => Error, string, PollAnswer, string | RegExp]> = [
+    ['pending', { outcome: 'pending', intervalSeconds: 5 }, AuthorizationPending, 'authorization_pending', 'authorization_pending', 'the user has not yet approved this device'],
+    ['slow_down', { outcome: 'slow_down', intervalSeconds: 15 }, SlowDown, 'slow_down', 'slow_down', 'polling too fast: wait at least 15 seconds between requests'],
+    ['denied', { outcome: 'denied' }, DeviceAccessDenied, 'access_denied', 'access_denied', 'the user denied this device'],
+    ['expired', { outcome: 'expired' }, ExpiredToken, 'expired_token', 'expired_token', 'the device code has expired; start again'],
+    ['used', { outcome: 'used' }, InvalidGrant, 'invalid_grant', 'invalid_grant', 'the device code was already used'],
+    ['unknown', { outcome: 'unknown' }, InvalidGrant, 'invalid_grant', 'invalid_grant', 'the device code is invalid, or was issued to another client'],
+  ];
+  for (const [name, outcome, cls, error, answer, description] of cases) {
+    it(`${name} → ${error} (400), polled('${answer}'), the store asked once with the code's SHA-256 and the client`, async () => {
+      const { devices, answers, poll, clock } = setup();
+      devices.next = outcome;
+      const err = await rejection(poll());
+      expect(err).toBeInstanceOf(cls);
+      expect(err.error).toBe(error);
+      expect(err.status).toBe(400);
+      expect(err.description).toBe(description);
+      expect(answers).toEqual([answer]);
+      expect(devices.calls).toHaveLength(1);
+      expect(devices.calls[0]!.deviceCodeHash.equals(sha256(DEVICE_CODE_VALUE))).toBe(true);
+      expect(devices.calls[0]!.clientId).toBe('tv');
+      expect(devices.calls[0]!.now).toEqual(clock.now());
+    });
+  }
+
+  it('denied is the token endpoint\'s access_denied (400), not the authorization endpoint\'s (403)', async () => {
+    const { devices, poll } = setup();
+    devices.next = { outcome: 'denied' };
+    const err = await rejection(poll());
+    expect(err.status).toBe(400);
+    expect(err).not.toBeInstanceOf(InvalidGrant);
+  });
+
+  it.each([
+    ['too short', 'd'.repeat(42)],
+    ['too long', 'd'.repeat(44)],
+    ['not base64url', `${'d'.repeat(42)}+`],
+    ['a user code', 'BCDF-GHJK'],
+    ['empty', ''],
+  ])('a malformed device_code (%s) → invalid_grant without touching the store', async (_name, code) => {
+    const { devices, answers, poll } = setup();
+    const err = await rejection(poll(undefined, { device_code: code }));
+    expect(err).toBeInstanceOf(InvalidGrant);
+    expect(err.error).toBe('invalid_grant');
+    expect(err.status).toBe(400);
+    expect(err.description).toBe('the device code is invalid');
+    expect(devices.calls).toEqual([]);
+    expect(answers).toEqual(['invalid_grant']);
+  });
+
+  it('no device_code → invalid_request, the store untouched, no poll answer counted', async () => {
+    const { devices, answers, poll } = setup();
+    const err = await rejection(poll(undefined, {}));
+    expect(err).toBeInstanceOf(InvalidRequest);
+    expect(err.error).toBe('invalid_request');
+    expect(err.status).toBe(400);
+    expect(err.description).toBe('device_code is required');
+    expect(devices.calls).toEqual([]);
+    expect(answers).toEqual([]);
+  });
+});
+
+describe('the tokens of an approved device (RFC 8628 §3.5, RFC 6749 §5.1)', () => {
+  const payloadOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+
+  it('openid + offline_access with a refresh_token client: access, refresh and ID token; the approving sign-in in them', async () => {
+    const { devices, answers, poll, keys, families } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved() };
+    const result = await poll();
+    expect(Object.keys(result.response).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'refresh_token', 'scope', 'token_type']);
+    expect(result.response).toMatchObject({ token_type: 'Bearer', expires_in: 600, scope: 'openid offline_access' });
+    expect(answers).toEqual(['issued']);
+    const { payload: at } = await jwtVerify(result.response.access_token, keys.publicKey(), { issuer: ISSUER, audience: API });
+    expect(at).toMatchObject({ sub: 'alice', client_id: 'tv', scope: 'openid offline_access', gid: 'grant-d1', auth_time: Math.floor(AUTH_TIME.getTime() / 1000), acr: 'urn:latchkey:acr:mfa' });
+    const { payload: id } = await jwtVerify(result.response.id_token!, keys.publicKey(), { issuer: ISSUER, audience: 'tv' });
+    expect(id).toMatchObject({ sub: 'alice', sid: 'sid-1', amr: ['pwd', 'otp'], acr: 'urn:latchkey:acr:mfa', auth_time: Math.floor(AUTH_TIME.getTime() / 1000) });
+    expect(id.nonce).toBeUndefined();
+    // The refresh family is the grant's.
+    expect([...families.families.keys()]).toEqual(['grant-d1']);
+    expect(families.families.get('grant-d1')).toMatchObject({ user_id: 'alice', client_id: 'tv' });
+    expect(result.issued).toEqual({ sub: 'alice', scope: 'openid offline_access', jti: at.jti });
+    expect(result.audit).toEqual([{ event: 'device.redeemed', fields: { client_id: 'tv', sub: 'alice', grant_id: 'grant-d1' } }]);
+  });
+
+  it('without offline_access granted: no refresh token, no family', async () => {
+    const { devices, poll, families } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved({ scope: 'openid profile' }) };
+    const result = await poll();
+    expect(Object.keys(result.response).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'scope', 'token_type']);
+    expect(families.families.size).toBe(0);
+  });
+
+  it('offline_access granted but the client not registered for refresh_token: no refresh token', async () => {
+    const { devices, grant, families } = setup();
+    const noRefresh = testClient('tv', { token_endpoint_auth_method: 'none', redirect_uris: [], grant_types: [DEVICE_GRANT], scope: 'openid offline_access' });
+    devices.next = { outcome: 'redeemed', authorization: approved() };
+    const result = await grant.handle({ client: noRefresh, params: { device_code: DEVICE_CODE_VALUE }, resources: [] });
+    expect(result.response.refresh_token).toBeUndefined();
+    expect(result.response.id_token).toEqual(expect.any(String));
+    expect(families.families.size).toBe(0);
+  });
+
+  it('without openid: no ID token (an OAuth device, not a sign-in)', async () => {
+    const { devices, poll } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved({ scope: 'offline_access' }) };
+    const result = await poll();
+    expect(Object.keys(result.response).sort()).toEqual(['access_token', 'expires_in', 'refresh_token', 'scope', 'token_type']);
+  });
+
+  it('the approving user disabled since: invalid_grant, polled(\'invalid_grant\'), no tokens, no family', async () => {
+    const { devices, poll, answers, families } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved({ user_id: 'bob' }) };
+    const err = await rejection(poll());
+    expect(err).toBeInstanceOf(InvalidGrant);
+    expect(err.description).toBe('the user who approved this device is no longer active');
+    expect(answers).toEqual(['invalid_grant']);
+    expect(families.families.size).toBe(0);
+  });
+
+  it('the approving user deleted since: invalid_grant', async () => {
+    const { devices, poll } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved({ user_id: 'carol' }) };
+    expect((await rejection(poll())).error).toBe('invalid_grant');
+  });
+
+  it('polled is called with each answer, in order, over a whole flow', async () => {
+    const { devices, poll, answers } = setup();
+    const sequence: PollOutcome[] = [
+      { outcome: 'pending', intervalSeconds: 5 }, { outcome: 'slow_down', intervalSeconds: 10 }, { outcome: 'pending', intervalSeconds: 10 },
+      { outcome: 'redeemed', authorization: approved() }, { outcome: 'used' },
+    ];
+    for (const next of sequence) {
+      devices.next = next;
+      await poll().catch(() => undefined);
+    }
+    expect(answers).toEqual(['authorization_pending', 'slow_down', 'authorization_pending', 'issued', 'invalid_grant']);
+  });
+});
+
+describe('user codes (RFC 8628 §6.1)', () => {
+  it('20 consonants without Y, vowels or digits; 8 characters; 20⁸ codes', () => {
+    expect(USER_CODE_ALPHABET).toBe('BCDFGHJKLMNPQRSTVWXZ');
+    expect(new Set(USER_CODE_ALPHABET).size).toBe(20);
+    expect(USER_CODE_ALPHABET).not.toMatch(/[AEIOUY0-9]/);
+    expect(USER_CODE_LENGTH).toBe(8);
+    expect(USER_CODE_SPACE).toBe(25_600_000_000);
+  });
+
+  it('1000 fresh codes: each 8 characters of the alphabet, and not all the same', () => {
+    const codes = Array.from({ length: 1000 }, () => newUserCode());
+    for (const code of codes) expect(code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{8}$/);
+    expect(new Set(codes).size).toBeGreaterThan(990);
+    // Every letter of the alphabet turns up in 8000 draws (each is missed with probability ~1e-178).
+    expect(new Set(codes.join('')).size).toBe(20);
+  });
+
+  it('displayUserCode: two groups of four', () => {
+    expect(displayUserCode('BCDFGHJK')).toBe('BCDF-GHJK');
+  });
+
+  it.each([
+    ['BCDFGHJK', 'BCDFGHJK'],
+    ['BCDF-GHJK', 'BCDFGHJK'],
+    ['bcdf-ghjk', 'BCDFGHJK'],
+    ['bcdfghjk', 'BCDFGHJK'],
+    ['BCDF GHJK', 'BCDFGHJK'],
+    [' bcdf - ghjk ', 'BCDFGHJK'],
+    ['B-C-D-F-G-H-J-K', 'BCDFGHJK'],
+    ['bcdf\tghjk', 'BCDFGHJK'],
+  ])('normaliseUserCode(%j) → %s', (typed, code) => {
+    expect(normaliseUserCode(typed)).toBe(code);
+  });
+
+  it.each([
+    ['a vowel', 'BCDF-GHJA'],
+    ['Y', 'BCDF-GHJY'],
+    ['a digit', 'BCDF-GHJ1'],
+    ['zero for O', 'BCDF-GH0K'],
+    ['seven characters', 'BCDF-GHJ'],
+    ['nine characters', 'BCDF-GHJKL'],
+    ['other punctuation', 'BCDF.GHJK'],
+    ['an underscore', 'BCDF_GHJK'],
+    ['empty', ''],
+    ['longer than 32 characters', `BCDF-GHJK${' '.repeat(30)}`],
+  ])('normaliseUserCode refuses %s', (_name, typed) => {
+    expect(normaliseUserCode(typed)).toBeUndefined();
+  });
+
+  it.each([[undefined], [null], [12345678], [['BCDFGHJK']], [{}]])('normaliseUserCode refuses a non-string %j', (typed) => {
+    expect(normaliseUserCode(typed)).toBeUndefined();
+  });
+
+  it('a displayed code normalises back to itself', () => {
+    for (let i = 0; i < 100; i++) {
+      const code = newUserCode();
+      expect(normaliseUserCode(displayUserCode(code))).toBe(code);
+      expect(normaliseUserCode(displayUserCode(code).toLowerCase())).toBe(code);
+    }
+  });
+});
