@@ -124,6 +124,15 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       // The decision counts only from the person the page was shown to.
       if (!session || session.user_id !== formField(req.body, 'shown_to')) return signIn(reply, displayUserCode(code));
       const now = clock.now();
+      // The client's default_acr_values hold for an approval however it is posted, not only on the
+      // way through the code page: a session below the level steps up first. Denying needs none.
+      if (decision === 'allow') {
+        const pending = await devices.pendingByUserCode(code, now);
+        const required = pending ? (await services.clients.get(pending.client_id))?.metadata.default_acr_values?.[0] : undefined;
+        if (required && !satisfies(session.acr, required)) {
+          return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
+        }
+      }
       const fields = requestAuditFields(req);
       const decided = decision === 'allow'
         ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
