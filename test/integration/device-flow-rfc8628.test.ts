@@ -287,6 +287,30 @@ describe('device authorization grant (RFC 8628): every answer', () => {
       expect(res.json().refresh_token).toBeUndefined();
     });
 
+    it('`resource` at /token narrows the audience to resources granted (RFC 8707 §2.2); the refresh family keeps them all', async () => {
+      const d = await start({ client_id: 'tv', scope: 'openid offline_access', resource: [API, REPORTS] });
+      expect((await decide(await signedIn('alice'), d.user_code, 'allow')).statusCode).toBe(200);
+      const res = await post('/token', { grant_type: DEVICE_GRANT, device_code: d.device_code, client_id: 'tv', resource: REPORTS });
+      expect(res.statusCode).toBe(200);
+      expect(payloadOf(res.json().access_token).aud).toBe(REPORTS);
+      const refreshed = await post('/token', { grant_type: 'refresh_token', refresh_token: res.json().refresh_token, client_id: 'tv', resource: API });
+      expect(refreshed.statusCode).toBe(200);
+      expect(payloadOf(refreshed.json().access_token).aud).toBe(API);
+    });
+
+    it('a `resource` at /token not granted: invalid_target, and the device code is not used up', async () => {
+      const d = await start({ client_id: 'tv', scope: 'openid', resource: API });
+      expect((await decide(await signedIn('alice'), d.user_code, 'allow')).statusCode).toBe(200);
+      const wrong = await post('/token', { grant_type: DEVICE_GRANT, device_code: d.device_code, client_id: 'tv', resource: REPORTS });
+      expect(wrong.statusCode).toBe(400);
+      expect(wrong.json().error).toBe('invalid_target');
+      expect(await statusOf(d.user_code)).toBe('approved');
+      clock.advance(5);
+      const right = await poll(d.device_code);
+      expect(right.statusCode).toBe(200);
+      expect(payloadOf(right.json().access_token).aud).toBe(API);
+    });
+
     it('the refresh token refreshes (grant_type=refresh_token), keeping the grant', async () => {
       const d = await start({ client_id: 'tv', scope: 'openid offline_access' });
       expect((await decide(await signedIn('alice'), d.user_code, 'allow')).statusCode).toBe(200);

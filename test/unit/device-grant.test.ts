@@ -6,7 +6,7 @@ import {
   displayUserCode, newUserCode, normaliseUserCode, USER_CODE_ALPHABET, USER_CODE_LENGTH, USER_CODE_SPACE,
 } from '../../src/capabilities/device-authorization/user-code.js';
 import type { Client } from '../../src/oauth/client.js';
-import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, SlowDown } from '../../src/oauth/errors.js';
+import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, InvalidTarget, SlowDown } from '../../src/oauth/errors.js';
 import { SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
 import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
@@ -28,9 +28,9 @@ async function rejection(promise: Promise<unknown>): Promise<Error & Record<stri
 /** The one method the grant calls, answering whatever outcome the test sets; every call recorded. */
 class FakeDevices {
   next: PollOutcome = { outcome: 'pending', intervalSeconds: 5 };
-  readonly calls: Array<{ deviceCodeHash: Buffer; clientId: string; now: Date }> = [];
-  async poll(deviceCodeHash: Buffer, clientId: string, now: Date): Promise<PollOutcome> {
-    this.calls.push({ deviceCodeHash, clientId, now });
+  readonly calls: Array<{ deviceCodeHash: Buffer; clientId: string; now: Date; resources: readonly string[] }> = [];
+  async poll(deviceCodeHash: Buffer, clientId: string, now: Date, resources: readonly string[] = []): Promise<PollOutcome> {
+    this.calls.push({ deviceCodeHash, clientId, now, resources });
     return this.next;
   }
 }
@@ -65,8 +65,8 @@ function setup() {
     token_endpoint_auth_method: 'none', redirect_uris: [], grant_types: [DEVICE_GRANT, 'refresh_token'],
     scope: 'openid profile offline_access', resources: [API],
   });
-  const poll = (client: Client = tv, params: Record<string, string> = { device_code: DEVICE_CODE_VALUE }) =>
-    grant.handle({ client, params, resources: [] });
+  const poll = (client: Client = tv, params: Record<string, string> = { device_code: DEVICE_CODE_VALUE }, resources: string[] = []) =>
+    grant.handle({ client, params, resources });
   return { keys, clock, devices, families, answers, grant, tv, poll };
 }
 
@@ -88,6 +88,7 @@ describe('the poll answers (RFC 8628 §3.5)', () => {
     ['expired', { outcome: 'expired' }, ExpiredToken, 'expired_token', 'expired_token', 'the device code has expired; start again'],
     ['used', { outcome: 'used' }, InvalidGrant, 'invalid_grant', 'invalid_grant', 'the device code was already used'],
     ['unknown', { outcome: 'unknown' }, InvalidGrant, 'invalid_grant', 'invalid_grant', 'the device code is invalid, or was issued to another client'],
+    ['resource_not_granted', { outcome: 'resource_not_granted' }, InvalidTarget, 'invalid_target', 'invalid_target', 'resource was not part of the device authorization request'],
   ];
   for (const [name, outcome, cls, error, answer, description] of cases) {
     it(`${name} → ${error} (400), polled('${answer}'), the store asked once with the code's SHA-256 and the client`, async () => {
@@ -163,6 +164,16 @@ describe('the tokens of an approved device (RFC 8628 §3.5, RFC 6749 §5.1)', ()
     expect(families.families.get('grant-d1')).toMatchObject({ user_id: 'alice', client_id: 'tv' });
     expect(result.issued).toEqual({ sub: 'alice', scope: 'openid offline_access', jti: at.jti });
     expect(result.audit).toEqual([{ event: 'device.redeemed', fields: { client_id: 'tv', sub: 'alice', grant_id: 'grant-d1' } }]);
+  });
+
+  it('`resource` (RFC 8707 §2.2) goes to the store and narrows the access token\'s audience; the family keeps the whole grant', async () => {
+    const { devices, poll, keys, families } = setup();
+    devices.next = { outcome: 'redeemed', authorization: approved({ audience: [API, 'https://reports.example.com'] }) };
+    const result = await poll(undefined, undefined, [API]);
+    expect(devices.calls[0]!.resources).toEqual([API]);
+    const { payload } = await jwtVerify(result.response.access_token, keys.publicKey(), { issuer: ISSUER });
+    expect(payload.aud).toBe(API);
+    expect(families.families.get('grant-d1')!.audience).toEqual([API, 'https://reports.example.com']);
   });
 
   it('without offline_access granted: no refresh token, no family', async () => {

@@ -27,12 +27,14 @@ export interface Approval {
  * statement (the row locked), so polls from several instances at once see one state each:
  * - `redeemed`: the device was approved and this poll took the tokens (exactly one poll does);
  * - `pending` / `slow_down`: not yet decided (slow_down: sooner than the interval, which grew by 5 s);
- * - `denied`, `expired`, `used` (redeemed before), `unknown` (no such code for this client).
+ * - `denied`, `expired`, `used` (redeemed before), `unknown` (no such code for this client);
+ * - `resource_not_granted`: approved, but the poll names a resource outside the authorization's
+ *   audience (RFC 8707 §2.2) — nothing redeemed, the client may poll again without it.
  */
 export type PollOutcome =
   | { outcome: 'redeemed'; authorization: DeviceAuthorization }
   | { outcome: 'pending' | 'slow_down'; intervalSeconds: number }
-  | { outcome: 'denied' | 'expired' | 'used' | 'unknown' };
+  | { outcome: 'denied' | 'expired' | 'used' | 'unknown' | 'resource_not_granted' };
 
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
 
@@ -78,12 +80,18 @@ export class DeviceAuthorizationRepository {
    * A poll (RFC 8628 §3.4, §3.5) in one statement: the row of this device code and client is
    * locked, the poll time recorded, the interval grown by 5 s when the poll came sooner than it
    * allowed, and an approved authorization marked redeemed — so of N polls after approval,
-   * exactly one sees `approved` and takes the tokens; the others see `redeemed`.
+   * exactly one sees `approved` and takes the tokens; the others see `redeemed`. `resources`
+   * (RFC 8707 §2.2): those the token request names; an approved authorization is redeemed only
+   * when its audience holds every one of them.
    */
-  async poll(deviceCodeHash: Buffer, clientId: string, now: Date): Promise<PollOutcome> {
-    const result = await sql<DeviceAuthorization & { previous_status: DeviceAuthorization['status']; previous_poll: Date | null; previous_interval: number }>`
+  async poll(deviceCodeHash: Buffer, clientId: string, now: Date, resources: readonly string[] = []): Promise<PollOutcome> {
+    // The audience is one resource (a JSON string) or several (an array): as an array, it contains every one requested.
+    const granted = resources.length === 0
+      ? sql<boolean>`true`
+      : sql<boolean>`(case jsonb_typeof(audience) when 'array' then audience else jsonb_build_array(audience) end) @> ${JSON.stringify(resources)}::jsonb`;
+    const result = await sql<DeviceAuthorization & { previous_status: DeviceAuthorization['status']; previous_poll: Date | null; previous_interval: number; resources_granted: boolean }>`
       with cur as (
-        select device_code_hash, status, interval_seconds, last_polled_at, expires_at
+        select device_code_hash, status, interval_seconds, last_polled_at, expires_at, ${granted} as resources_granted
         from device_authorizations where device_code_hash = ${deviceCodeHash} and client_id = ${clientId}
         for update
       )
@@ -93,10 +101,10 @@ export class DeviceAuthorizationRepository {
           when cur.status = 'pending' and cur.last_polled_at is not null
             and cur.last_polled_at + make_interval(secs => cur.interval_seconds) > ${now}
           then cur.interval_seconds + 5 else cur.interval_seconds end,
-        status = case when cur.status = 'approved' and cur.expires_at > ${now} then 'redeemed' else cur.status end,
-        redeemed_at = case when cur.status = 'approved' and cur.expires_at > ${now} then ${now} else d.redeemed_at end
+        status = case when cur.status = 'approved' and cur.expires_at > ${now} and cur.resources_granted then 'redeemed' else cur.status end,
+        redeemed_at = case when cur.status = 'approved' and cur.expires_at > ${now} and cur.resources_granted then ${now} else d.redeemed_at end
       from cur where d.device_code_hash = cur.device_code_hash
-      returning d.*, cur.status as previous_status, cur.last_polled_at as previous_poll, cur.interval_seconds as previous_interval`.execute(this.db);
+      returning d.*, cur.status as previous_status, cur.last_polled_at as previous_poll, cur.interval_seconds as previous_interval, cur.resources_granted`.execute(this.db);
     const row = result.rows[0];
     if (!row) return { outcome: 'unknown' };
     if (row.previous_status === 'redeemed') return { outcome: 'used' };
@@ -104,7 +112,8 @@ export class DeviceAuthorizationRepository {
     if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired' };
     if (row.previous_status === 'denied') return { outcome: 'denied' };
     if (row.previous_status === 'approved') {
-      const { previous_status: _s, previous_poll: _p, previous_interval: _i, ...authorization } = row;
+      if (!row.resources_granted) return { outcome: 'resource_not_granted' };
+      const { previous_status: _s, previous_poll: _p, previous_interval: _i, resources_granted: _r, ...authorization } = row;
       return { outcome: 'redeemed', authorization };
     }
     return row.interval_seconds > row.previous_interval
