@@ -314,7 +314,10 @@ describe('device authorization grant (RFC 8628): every answer', () => {
     it('the refresh token refreshes (grant_type=refresh_token), keeping the grant', async () => {
       const d = await start({ client_id: 'tv', scope: 'openid offline_access' });
       expect((await decide(await signedIn('alice'), d.user_code, 'allow')).statusCode).toBe(200);
+      const issuedBefore = await counter('latchkey_refresh_tokens_total', { outcome: 'issued' });
       const first = (await poll(d.device_code)).json();
+      // A new family, counted as the authorization code grant's are.
+      expect(await counter('latchkey_refresh_tokens_total', { outcome: 'issued' })).toBe(issuedBefore + 1);
       clock.advance(60);
       const refreshed = await post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'tv' });
       expect(refreshed.statusCode).toBe(200);

@@ -11,7 +11,7 @@ import { SuccessorSealer } from '../../src/oauth/refresh-families/rotation.js';
 import { sha256 } from '../../src/platform/crypto.js';
 import { ManualClock } from '../support/clock.js';
 import { MemoryKeyRing, person, testClient } from '../support/kernel.js';
-import { MemoryRefreshFamilies } from '../support/refresh-families.js';
+import { counterValue, MemoryRefreshFamilies, testRefreshMetrics } from '../support/refresh-families.js';
 
 const ISSUER = 'https://id.example.com';
 const API = 'https://api.example.com';
@@ -53,11 +53,13 @@ function setup() {
   const families = new MemoryRefreshFamilies();
   const users = new Map([['alice', person('alice', false)], ['bob', person('bob', true)]]);
   const answers: PollAnswer[] = [];
+  const refreshMetrics = testRefreshMetrics();
   const deps: DeviceGrantDeps = {
     keys, clock, issuer: ISSUER, accessTokenTtl: 600, idTokenTtl: 300,
     devices: devices as unknown as DeviceAuthorizationRepository,
     users: { findById: async (id) => users.get(id) },
     refreshTokens: { store: families, sealer: new SuccessorSealer('a-key-encryption-secret-of-32-characters!'), lifetimes: LIFETIMES, gracePeriod: 30 },
+    refreshMetrics,
     polled: (answer) => { answers.push(answer); },
   };
   const grant = deviceCodeGrant(deps);
@@ -67,7 +69,7 @@ function setup() {
   });
   const poll = (client: Client = tv, params: Record<string, string> = { device_code: DEVICE_CODE_VALUE }, resources: string[] = []) =>
     grant.handle({ client, params, resources });
-  return { keys, clock, devices, families, answers, grant, tv, poll };
+  return { keys, clock, devices, families, answers, grant, tv, poll, refreshMetrics };
 }
 
 describe('the device_code declaration (RFC 8628 §3.4)', () => {
@@ -148,7 +150,7 @@ describe('the tokens of an approved device (RFC 8628 §3.5, RFC 6749 §5.1)', ()
   const payloadOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 
   it('openid + offline_access with a refresh_token client: access, refresh and ID token; the approving sign-in in them', async () => {
-    const { devices, answers, poll, keys, families } = setup();
+    const { devices, answers, poll, keys, families, refreshMetrics } = setup();
     devices.next = { outcome: 'redeemed', authorization: approved() };
     const result = await poll();
     expect(Object.keys(result.response).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'refresh_token', 'scope', 'token_type']);
@@ -159,8 +161,9 @@ describe('the tokens of an approved device (RFC 8628 §3.5, RFC 6749 §5.1)', ()
     const { payload: id } = await jwtVerify(result.response.id_token!, keys.publicKey(), { issuer: ISSUER, audience: 'tv' });
     expect(id).toMatchObject({ sub: 'alice', sid: 'sid-1', amr: ['pwd', 'otp'], acr: 'urn:latchkey:acr:mfa', auth_time: Math.floor(AUTH_TIME.getTime() / 1000) });
     expect(id.nonce).toBeUndefined();
-    // The refresh family is the grant's.
+    // The refresh family is the grant's, counted as issued.
     expect([...families.families.keys()]).toEqual(['grant-d1']);
+    expect(await counterValue(refreshMetrics.refreshTokens, { outcome: 'issued' })).toBe(1);
     expect(families.families.get('grant-d1')).toMatchObject({ user_id: 'alice', client_id: 'tv' });
     expect(result.issued).toEqual({ sub: 'alice', scope: 'openid offline_access', jti: at.jti });
     expect(result.audit).toEqual([{ event: 'device.redeemed', fields: { client_id: 'tv', sub: 'alice', grant_id: 'grant-d1' } }]);
@@ -176,12 +179,13 @@ describe('the tokens of an approved device (RFC 8628 §3.5, RFC 6749 §5.1)', ()
     expect(families.families.get('grant-d1')!.audience).toEqual([API, 'https://reports.example.com']);
   });
 
-  it('without offline_access granted: no refresh token, no family', async () => {
-    const { devices, poll, families } = setup();
+  it('without offline_access granted: no refresh token, no family, none counted', async () => {
+    const { devices, poll, families, refreshMetrics } = setup();
     devices.next = { outcome: 'redeemed', authorization: approved({ scope: 'openid profile' }) };
     const result = await poll();
     expect(Object.keys(result.response).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'scope', 'token_type']);
     expect(families.families.size).toBe(0);
+    expect(await counterValue(refreshMetrics.refreshTokens, { outcome: 'issued' })).toBe(0);
   });
 
   it('offline_access granted but the client not registered for refresh_token: no refresh token', async () => {

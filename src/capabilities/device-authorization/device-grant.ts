@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock.js';
+import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { sha256 } from '../../platform/crypto.js';
 import type { ClaimSource } from '../../oauth/claims.js';
 import { idTokenUserClaims } from '../../oauth/claims.js';
@@ -27,6 +28,8 @@ export interface DeviceGrantDeps extends TokenIssuingDeps {
   devices: DeviceAuthorizationRepository;
   users: { findById(id: string): Promise<(ClaimSource & { disabled: boolean }) | undefined> };
   refreshTokens: RefreshTokenDeps;
+  /** latchkey_refresh_tokens_total{outcome="issued"}: a new family, as the authorization code grant counts it. */
+  refreshMetrics: Pick<RefreshMetrics, 'refreshTokens'>;
   clock: Clock;
   /** Each poll's answer (latchkey_device_polls_total). */
   polled(answer: PollAnswer): void;
@@ -78,6 +81,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
             id: grantId, userId: a.user_id!, scope: a.scope, audience, sid: a.sid!, authTime: a.auth_time!, amr: a.amr ?? [], acr: a.acr,
           }, now)
           : undefined;
+        if (family) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });
         return {
           response: tokenResponse(accessToken, a.scope, { refreshToken: family?.token, idToken }),
           issued: { sub: a.user_id!, scope: a.scope, jti: accessToken.jti },

@@ -29,7 +29,7 @@ export const deviceAuthorization: Capability = {
     });
     return {
       grants: [deviceCodeGrant({
-        ...services.tokenIssuing, devices, users: services.users, refreshTokens: services.refreshTokens, clock: ctx.clock,
+        ...services.tokenIssuing, devices, users: services.users, refreshTokens: services.refreshTokens, refreshMetrics: services.refreshMetrics, clock: ctx.clock,
         polled: (answer: PollAnswer) => polls.inc({ answer }),
       })],
       routes: [deviceRoutes(ctx, devices, outcomes)],
