@@ -10,6 +10,8 @@ import { formBody } from '../../oauth/params.js';
 import { describeScopes } from '../../oauth/scope-descriptions.js';
 import { addressKey, FixedWindowCounter } from '../../platform/fixed-window.js';
 import { errorPage } from '../../platform/ui/pages.js';
+import { issuesIdToken } from '../../oauth/tokens.js';
+import { SessionClientRepository } from '../../users/session-clients-store.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { FORM, formField, isForm } from '../../server/http/forms.js';
@@ -32,6 +34,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const { browserSessions, users } = services;
   const { cookies } = browserSessions;
   const throttle = new LoginThrottleRepository(store.db);
+  const sessionClients = new SessionClientRepository(store.db);
   const deps: DeviceAuthorizationDeps = {
     ...services.authDeps, devices, clock, issuer: config.issuer, verificationUri: `${config.issuer}/device`,
     ttlSeconds: config.deviceCodeTtl, intervalSeconds: config.deviceCodeInterval,
@@ -139,6 +142,11 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
       if (!decided) return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
       const client = await services.clients.get(decided.client_id);
+      // An ID token (with this session's sid) will follow: the client takes part in the session from
+      // now on, and ending it notifies the client (Back-Channel Logout 1.0 §2), as after a code.
+      if (decision === 'allow' && client?.metadata.backchannel_logout_uri && issuesIdToken(decided.scope)) {
+        await sessionClients.add(session.sid, decided.client_id, now);
+      }
       outcomes.inc({ outcome: decision === 'allow' ? 'approved' : 'denied' });
       audit.record(decision === 'allow' ? 'device.approved' : 'device.denied', { client_id: decided.client_id, sub: session.user_id, scope: decided.scope, ...fields });
       return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client?.metadata.client_name ?? decided.client_id }));
