@@ -359,12 +359,41 @@ describe('device authorization grant (RFC 8628): every answer', () => {
       expect(await statusOf(d.user_code)).toBe('pending');
     });
 
+    it('what the link pre-fills is escaped, and more than 32 characters is not taken', async () => {
+      const b = await signedIn('alice');
+      const hostile = await b.request('GET', `/device?user_code=${encodeURIComponent('"><script>x</script>')}`);
+      expect(hostile.statusCode).toBe(200);
+      expect(hostile.body).not.toContain('<script>x');
+      expect(hostile.body).toContain('value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"');
+      const long = await b.request('GET', `/device?user_code=${'B'.repeat(33)}`);
+      expect(long.statusCode).toBe(200);
+      expect(long.body).toContain('maxlength="32" value=""');
+    });
+
+    it('a code posted without the form\'s CSRF token: 403, nothing looked up or counted', async () => {
+      const d = await start();
+      const b = await signedIn('alice', '10.0.4.1');
+      const res = await b.request('POST', '/device', { csrf: 'forged', user_code: d.user_code });
+      expect(res.statusCode).toBe(403);
+      const decision = await b.request('POST', '/device/decision', { csrf: 'forged', user_code: d.user_code, shown_to: alice.id, decision: 'allow' });
+      expect(decision.statusCode).toBe(403);
+      expect(await statusOf(d.user_code)).toBe('pending');
+      expect(await app.context.store.db.selectFrom('login_throttle').select('key').where('key', 'like', 'device:ip:10.0.4.1%').execute()).toEqual([]);
+    });
+
     it('a wrong code: 400 and the code page again', async () => {
       const b = await signedIn('alice', '10.0.1.1');
       const res = await enter(b, 'BCDF-GHJK');
       expect(res.statusCode).toBe(400);
       expect(res.body).toContain('That code is not right, or has expired.');
       expect(res.body).not.toContain('name="decision"');
+      // Counted against the address and the session.
+      expect(await app.context.store.db.selectFrom('login_throttle').select(['key', 'failures']).where('key', 'like', 'device:ip:10.0.1.1%').execute())
+        .toEqual([{ key: 'device:ip:10.0.1.1', failures: 1 }]);
+      const { sid } = await app.context.store.db.selectFrom('sessions').select('sid')
+        .where('id_hash', '=', sha256(b.cookies.get('latchkey_session')!)).executeTakeFirstOrThrow();
+      expect(await app.context.store.db.selectFrom('login_throttle').select('failures').where('key', '=', `device:session:${sid}`).execute())
+        .toEqual([{ failures: 1 }]);
     });
 
     it(`${3} wrong codes in one session: 429 with Retry-After, even for the right code, from another address too`, async () => {
