@@ -1,7 +1,10 @@
+import { Secret, TOTP as Otp } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TotpFactors } from '../../src/capabilities/mfa/totp.js';
 import type { User } from '../../src/users/user-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { Browser, csrfOf } from '../support/browser.js';
+import { Browser, consentForm, csrfOf } from '../support/browser.js';
+import { ManualClock } from '../support/clock.js';
 import { createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 
@@ -16,15 +19,27 @@ const MFA = 'urn:latchkey:acr:mfa';
 describe('device approval and the client\'s default_acr_values', () => {
   let app: TestApp;
   let alice: User;
+  let carol: User;
+  let carolSecret: string;
+  // 10 s into a TOTP step, moved a step on for each code used.
+  const clock = new ManualClock('2030-01-01T00:00:10Z');
   beforeAll(async () => {
-    app = await createTestApp({ ...FAST_ARGON2 });
+    app = await createTestApp({ ...FAST_ARGON2 }, { clock });
     await createClient(app.context, {
       client_name: 'Admin CLI', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], scope: 'openid', default_acr_values: [MFA],
     }, 'admin-cli');
     alice = await createUser(app.context, 'alice');
+    // Carol has a TOTP authenticator: her every sign-in proves it (mfa).
+    carol = await createUser(app.context, 'carol');
+    const totp = new TotpFactors(app.context.store.db, app.context.keyEncryptionSecret, 'localhost');
+    carolSecret = (await totp.begin(carol, clock.now()))!.secret;
+    expect(await totp.confirm(carol.id, codeNow(carolSecret), clock.now())).toBe('ok');
   });
   afterAll(async () => { await app.close(); });
 
+  function codeNow(secret: string): string {
+    return Otp.generate({ secret: Secret.fromBase32(secret), timestamp: clock.now().getTime() });
+  }
   const post = (url: string, body: Record<string, string>) => app.server.inject({ method: 'POST', url, headers: FORM_HEADERS, payload: form(body) });
   const stepUp = (userCode: string) => `/login/factor?${new URLSearchParams({ return_to: `/device?user_code=${userCode}`, acr: MFA })}`;
   const statusOf = async (userCode: string) => (await app.context.store.db.selectFrom('device_authorizations').select('status')
@@ -64,5 +79,28 @@ describe('device approval and the client\'s default_acr_values', () => {
     const res = await b.request('POST', '/device/decision', { csrf: csrfOf(page.body), user_code: d.user_code, shown_to: alice.id, decision: 'deny' });
     expect(res.statusCode).toBe(200);
     expect(await statusOf(d.user_code)).toBe('denied');
+  });
+
+  it('a session at the level (password and TOTP) is not sent to step up: it approves, and the ID token says mfa', async () => {
+    const d = (await post('/device_authorization', { client_id: 'admin-cli', scope: 'openid' })).json();
+    const b = new Browser(app);
+    const signIn = await b.signIn('carol', PASSWORD);
+    expect(signIn.statusCode).toBe(303);
+    expect(signIn.headers.location).toMatch(/^\/login\/factor\?/);
+    const factor = await b.request('GET', signIn.headers.location as string);
+    clock.advance(30);
+    const proved = await b.request('POST', '/login/factor/totp', { csrf: csrfOf(factor.body), code: codeNow(carolSecret), return_to: '/' });
+    expect(proved.statusCode).toBe(303);
+    const page = await b.request('GET', '/device');
+    const consent = await b.request('POST', '/device', { csrf: csrfOf(page.body), user_code: d.user_code });
+    expect(consent.statusCode).toBe(200);
+    expect(consent.body).toContain('A device is asking');
+    const done = await b.request('POST', '/device/decision', { ...consentForm(consent.body, 'allow'), user_code: d.user_code });
+    expect(done.statusCode).toBe(200);
+    expect(await statusOf(d.user_code)).toBe('approved');
+    const tokens = await post('/token', { grant_type: DEVICE_GRANT, device_code: d.device_code, client_id: 'admin-cli' });
+    expect(tokens.statusCode).toBe(200);
+    const id = JSON.parse(Buffer.from(tokens.json().id_token.split('.')[1], 'base64url').toString());
+    expect(id).toMatchObject({ sub: carol.id, acr: MFA, amr: ['pwd', 'otp', 'mfa'] });
   });
 });
