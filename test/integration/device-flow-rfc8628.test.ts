@@ -141,6 +141,21 @@ describe('device authorization grant (RFC 8628): every answer', () => {
       expect(res.json().error).toBe('invalid_request');
     });
 
+    it('a repeated parameter, or a body that is not a form: 400 invalid_request, nothing stored', async () => {
+      const count = async () => (await app.context.store.db.selectFrom('device_authorizations').select('user_code').execute()).length;
+      const before = await count();
+      const repeated = await post('/device_authorization', { client_id: 'tv', scope: ['openid', 'openid'] });
+      expect(repeated.statusCode).toBe(400);
+      expect(repeated.json().error).toBe('invalid_request');
+      const json = await app.server.inject({ method: 'POST', url: '/device_authorization', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ client_id: 'tv' }) });
+      expect(json.statusCode).toBe(400);
+      expect(json.json().error).toBe('invalid_request');
+      const repeatedCode = await post('/token', { grant_type: DEVICE_GRANT, device_code: ['a'.repeat(43), 'b'.repeat(43)], client_id: 'tv' });
+      expect(repeatedCode.statusCode).toBe(400);
+      expect(repeatedCode.json().error).toBe('invalid_request');
+      expect(await count()).toBe(before);
+    });
+
     it('counts each issued authorization and audits it with the client and scope', async () => {
       const before = await counter('latchkey_device_authorizations_total', { outcome: 'issued' });
       const auditedBefore = audited('device.authorization_issued').length;
