@@ -4,7 +4,7 @@ import { UserRepository, type User } from '../../src/users/user-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser, consentForm, csrfOf } from '../support/browser.js';
 import { ManualClock } from '../support/clock.js';
-import { basic, createClient, form, FORM_HEADERS } from '../support/clients.js';
+import { basic, createClient, eventually, form, FORM_HEADERS, registryOf } from '../support/clients.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -468,6 +468,25 @@ describe('device authorization grant (RFC 8628): every answer', () => {
       const done = await a.request('POST', '/device/decision', { ...fields, user_code: d.user_code });
       expect(done.statusCode).toBe(200);
       expect(await statusOf(d.user_code)).toBe('approved');
+    });
+
+    it('an Allow for a client disabled since the consent page was shown approves nothing (re-enabled, it is still pending)', async () => {
+      await createClient(app.context, { client_name: 'Kiosk', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], scope: 'openid' }, 'kiosk');
+      const d = await start({ client_id: 'kiosk', scope: 'openid' });
+      const b = await signedIn('alice');
+      const consent = await enter(b, d.user_code);
+      expect(consent.statusCode).toBe(200);
+      await registryOf(app.context).setDisabled('kiosk', true, { source: 'cli' });
+      await eventually(async () => (await app.services.clients.get('kiosk'))?.disabled === true);
+      const approvedBefore = await counter('latchkey_device_authorizations_total', { outcome: 'approved' });
+      const res = await b.request('POST', '/device/decision', { ...consentForm(consent.body, 'allow'), user_code: d.user_code });
+      expect(res.statusCode).toBe(400);
+      expect(res.body).toContain('This code has expired or was already used.');
+      expect(await statusOf(d.user_code)).toBe('pending');
+      expect(await counter('latchkey_device_authorizations_total', { outcome: 'approved' })).toBe(approvedBefore);
+      await registryOf(app.context).setDisabled('kiosk', false, { source: 'cli' });
+      await eventually(async () => (await app.services.clients.get('kiosk'))?.disabled === false);
+      expect((await errorOf(d.device_code, 'kiosk')).error).toBe('authorization_pending');
     });
 
     it('a second decision on the same code: "expired or already used", nothing changes', async () => {

@@ -127,29 +127,31 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       // The decision counts only from the person the page was shown to.
       if (!session || session.user_id !== formField(req.body, 'shown_to')) return signIn(reply, displayUserCode(code));
       const now = clock.now();
-      // The client's default_acr_values hold for an approval however it is posted, not only on the
-      // way through the code page: a session below the level steps up first. Denying needs none.
-      if (decision === 'allow') {
-        const pending = await devices.pendingByUserCode(code, now);
-        const required = pending ? (await services.clients.get(pending.client_id))?.metadata.default_acr_values?.[0] : undefined;
-        if (required && !satisfies(session.acr, required)) {
-          return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
-        }
+      const expired = () => sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
+      // What the code page checked holds when the decision is posted, however it is posted: a live
+      // code, an enabled client (one disabled since the page was shown gets nothing), and for an
+      // approval the client's default_acr_values (below them, step up first; denying needs none).
+      const pending = await devices.pendingByUserCode(code, now);
+      const pendingClient = pending ? await services.clients.get(pending.client_id) : undefined;
+      if (!pending || !pendingClient || pendingClient.disabled) return expired();
+      const required = pendingClient.metadata.default_acr_values?.[0];
+      if (decision === 'allow' && required && !satisfies(session.acr, required)) {
+        return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
       }
       const fields = requestAuditFields(req);
       const decided = decision === 'allow'
         ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
-      if (!decided) return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
-      const client = await services.clients.get(decided.client_id);
+      if (!decided) return expired();
+      const client = pendingClient;
       // An ID token (with this session's sid) will follow: the client takes part in the session from
       // now on, and ending it notifies the client (Back-Channel Logout 1.0 §2), as after a code.
-      if (decision === 'allow' && client?.metadata.backchannel_logout_uri && issuesIdToken(decided.scope)) {
+      if (decision === 'allow' && client.metadata.backchannel_logout_uri && issuesIdToken(decided.scope)) {
         await sessionClients.add(session.sid, decided.client_id, now);
       }
       outcomes.inc({ outcome: decision === 'allow' ? 'approved' : 'denied' });
       audit.record(decision === 'allow' ? 'device.approved' : 'device.denied', { client_id: decided.client_id, sub: session.user_id, scope: decided.scope, ...fields });
-      return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client?.metadata.client_name ?? decided.client_id }));
+      return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client.metadata.client_name ?? decided.client_id }));
     });
   };
 }
