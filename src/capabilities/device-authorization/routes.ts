@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
-import { satisfies } from '../../oauth/assurance.js';
+import { reportedAcr, requestedAcrValues, satisfies } from '../../oauth/assurance.js';
+import type { Client } from '../../oauth/client.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
@@ -43,6 +44,12 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const devicePath = (userCode?: string) => (userCode ? `/device?${new URLSearchParams({ user_code: userCode })}` : '/device');
   const signIn = (reply: FastifyReply, userCode?: string) =>
     reply.code(303).header('location', `/login?${new URLSearchParams({ return_to: devicePath(userCode) })}`).send();
+
+  /**
+   * The levels a client asks of every sign-in (default_acr_values), read as /authorize reads them
+   * (src/oauth/assurance.ts): the advertised ones, weakest first — the first is what must be reached.
+   */
+  const askedAcr = (client: Client) => requestedAcrValues(undefined, undefined, client.metadata.default_acr_values);
 
   /** The keys wrong codes count against: this address and this session (RFC 8628 §5.1). */
   const wrongCodeKeys = (req: FastifyRequest, sid: string) => [`device:ip:${addressKey(req.ip)}`, `device:session:${sid}`];
@@ -107,7 +114,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
         return sendHtml(reply, 400, deviceCodePage({ csrf, username: user.username, userCode: shown, error: 'That code is not right, or has expired. Check it on your device.' }));
       }
       // A client may require a level of everyone signing in to it (default_acr_values): step up first.
-      const required = client.metadata.default_acr_values?.[0];
+      const required = askedAcr(client)[0];
       if (required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(pending.user_code)), required)).send();
       }
@@ -134,13 +141,15 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       const pending = await devices.pendingByUserCode(code, now);
       const pendingClient = pending ? await services.clients.get(pending.client_id) : undefined;
       if (!pending || !pendingClient || pendingClient.disabled) return expired();
-      const required = pendingClient.metadata.default_acr_values?.[0];
+      const asked = askedAcr(pendingClient);
+      const required = asked[0];
       if (decision === 'allow' && required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
       }
       const fields = requestAuditFields(req);
+      // The approval's acr: the level reached, as one of the values asked for when it meets one (Core §5.5.1.1), as after a code.
       const decided = decision === 'allow'
-        ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
+        ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: reportedAcr(session.acr, asked) } }, now)
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
       if (!decided) return expired();
       const client = pendingClient;
