@@ -342,6 +342,25 @@ describe('device authorization grant (RFC 8628): every answer', () => {
       expect(payloadOf(r.access_token)).toMatchObject({ sub: alice.id, client_id: 'tv', gid: payloadOf(first.access_token).gid });
     });
 
+    it('an approved device is one of the person\'s apps on the account page; removing it there revokes its refresh token', async () => {
+      await createUser(app.context, 'erin');
+      const d = await start({ client_id: 'tv', scope: 'openid offline_access' });
+      const b = await signedIn('erin');
+      expect((await decide(b, d.user_code, 'allow')).statusCode).toBe(200);
+      const t = (await poll(d.device_code)).json();
+      expect(t.refresh_token).toEqual(expect.any(String));
+      const account = await b.request('GET', '/account');
+      expect(account.statusCode).toBe(200);
+      expect(account.body).toContain('action="/account/apps/tv/withdraw"');
+      expect(account.body).toContain('<strong>TV app</strong>');
+      const removed = await b.request('POST', '/account/apps/tv/withdraw', { csrf: csrfOf(account.body) });
+      expect(removed.statusCode).toBe(303);
+      expect(removed.headers.location).toBe('/account?notice=app_removed');
+      const refreshed = await post('/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token, client_id: 'tv' });
+      expect(refreshed.statusCode).toBe(400);
+      expect(refreshed.json().error).toBe('invalid_grant');
+    });
+
     it('a user disabled after approving: invalid_grant at redemption', async () => {
       const dora = await createUser(app.context, 'dora');
       const d = await start();

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
 import { reportedAcr, requestedAcrValues, satisfies } from '../../oauth/assurance.js';
 import type { Client } from '../../oauth/client.js';
+import { ConsentRepository } from '../../oauth/consent-store.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
@@ -36,6 +37,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const { cookies } = browserSessions;
   const throttle = new LoginThrottleRepository(store.db);
   const sessionClients = new SessionClientRepository(store.db);
+  const consents = new ConsentRepository(store.db);
   const deps: DeviceAuthorizationDeps = {
     ...services.authDeps, devices, clock, issuer: config.issuer, verificationUri: `${config.issuer}/device`,
     ttlSeconds: config.deviceCodeTtl, intervalSeconds: config.deviceCodeInterval,
@@ -153,6 +155,9 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
       if (!decided) return expired();
       const client = pendingClient;
+      // The person allowed this app what it asked: it is one of their apps on the account page,
+      // where they can take its access away again (the device's consent page is shown every time all the same).
+      if (decision === 'allow') await consents.grant(session.user_id, decided.client_id, decided.scope.split(' ').filter(Boolean), now);
       // An ID token (with this session's sid) will follow: the client takes part in the session from
       // now on, and ending it notifies the client (Back-Channel Logout 1.0 §2), as after a code.
       if (decision === 'allow' && client.metadata.backchannel_logout_uri && issuesIdToken(decided.scope)) {
