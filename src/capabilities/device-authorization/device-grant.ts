@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock.js';
+import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
 import { sha256 } from '../../platform/crypto.js';
 import type { ClaimSource } from '../../oauth/claims.js';
 import { idTokenUserClaims } from '../../oauth/claims.js';
-import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, SlowDown } from '../../oauth/errors.js';
+import { narrowedAudience } from '../../oauth/audience.js';
+import { AuthorizationPending, DeviceAccessDenied, ExpiredToken, InvalidGrant, InvalidRequest, InvalidTarget, SlowDown } from '../../oauth/errors.js';
 import { mayIssueRefreshToken, startRefreshFamily, type RefreshTokenDeps } from '../../oauth/refresh-families/rotation.js';
 import { tokenResponse, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
 import { assertIdTokenSignable, issueUserTokens, type TokenIssuingDeps } from '../../oauth/tokens.js';
@@ -52,12 +54,16 @@ export class PollPacer {
   }
 }
 
-export type PollAnswer = 'issued' | 'authorization_pending' | 'slow_down' | 'access_denied' | 'expired_token' | 'invalid_grant';
+export type PollAnswer = 'issued' | 'authorization_pending' | 'slow_down' | 'access_denied' | 'expired_token' | 'invalid_grant' | 'invalid_target';
+
+const RESOURCE_NOT_GRANTED = 'resource was not part of the device authorization request';
 
 export interface DeviceGrantDeps extends TokenIssuingDeps {
   devices: DeviceAuthorizationRepository;
   users: { findById(id: string): Promise<(ClaimSource & { disabled: boolean }) | undefined> };
   refreshTokens: RefreshTokenDeps;
+  /** latchkey_refresh_tokens_total{outcome="issued"}: a new family, as the authorization code grant counts it. */
+  refreshMetrics: Pick<RefreshMetrics, 'refreshTokens'>;
   clock: Clock;
   /** Each poll's answer (latchkey_device_polls_total). */
   polled(answer: PollAnswer): void;
@@ -75,7 +81,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
   return {
     ...DEVICE_CODE,
     parameters: ['device_code'],
-    async handle({ client, params }) {
+    async handle({ client, params, resources }) {
       const code = params.device_code;
       if (code === undefined) throw new InvalidRequest('device_code is required');
       const answer = async () => {
@@ -83,7 +89,8 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
         assertIdTokenSignable(deps.keys, client.metadata.id_token_signed_response_alg);
         const now = deps.clock.now();
         const hash = sha256(code);
-        const poll = await deps.devices.poll(hash, client.clientId, now);
+        // RFC 8707 §2.2: the token request may narrow the audience, never name another resource.
+        const poll = await deps.devices.poll(hash, client.clientId, now, resources);
         switch (poll.outcome) {
           case 'pending': {
             const paced = deps.pacer.poll(hash.toString('base64url'), poll.intervalSeconds, poll.expiresAt, now);
@@ -94,6 +101,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
           case 'expired': throw new ExpiredToken('the device code has expired; start again');
           case 'used': throw new InvalidGrant('the device code was already used');
           case 'unknown': throw new InvalidGrant('the device code is invalid, or was issued to another client');
+          case 'resource_not_granted': throw new InvalidTarget(RESOURCE_NOT_GRANTED);
           case 'redeemed': break;
         }
         const a = poll.authorization;
@@ -102,7 +110,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
         const grantId = a.grant_id ?? randomUUID();
         const audience = a.audience as string | string[];
         const { accessToken, idToken } = await issueUserTokens(deps, {
-          grantId, sub: a.user_id!, aud: audience, scope: a.scope,
+          grantId, sub: a.user_id!, aud: narrowedAudience(resources, audience, RESOURCE_NOT_GRANTED), scope: a.scope,
           client: { clientId: client.clientId, accessTokenTtl: client.metadata.access_token_ttl, idTokenAlg: client.metadata.id_token_signed_response_alg },
           authTime: a.auth_time!, nonce: null, amr: a.amr ?? [], acr: a.acr, sid: a.sid!,
           idTokenClaims: idTokenUserClaims(user, a.scope.split(' '), { allScopeClaims: client.metadata.id_token_scope_claims === true }),
@@ -112,6 +120,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
             id: grantId, userId: a.user_id!, scope: a.scope, audience, sid: a.sid!, authTime: a.auth_time!, amr: a.amr ?? [], acr: a.acr,
           }, now)
           : undefined;
+        if (family) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });
         return {
           response: tokenResponse(accessToken, a.scope, { refreshToken: family?.token, idToken }),
           issued: { sub: a.user_id!, scope: a.scope, jti: accessToken.jti },
@@ -124,7 +133,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
         return result;
       } catch (err) {
         const e = err as { error?: string };
-        const label = e.error === 'authorization_pending' || e.error === 'slow_down' || e.error === 'access_denied' || e.error === 'expired_token' || e.error === 'invalid_grant' ? e.error : undefined;
+        const label = e.error === 'authorization_pending' || e.error === 'slow_down' || e.error === 'access_denied' || e.error === 'expired_token' || e.error === 'invalid_grant' || e.error === 'invalid_target' ? e.error : undefined;
         if (label) deps.polled(label);
         throw err;
       }

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, DeviceAuthorizationsTable } from '../../platform/db/schema.js';
 
 export type DeviceAuthorization = Selectable<DeviceAuthorizationsTable>;
@@ -26,12 +26,14 @@ export interface Approval {
  * What a poll of /token finds (RFC 8628 §3.5), read by the device code and client:
  * - `redeemed`: the device was approved and this poll took the tokens (exactly one poll does);
  * - `pending`: not decided yet (whether the device polls too fast is the grant's PollPacer's to say);
- * - `denied`, `expired`, `used` (redeemed before), `unknown` (no such code for this client).
+ * - `denied`, `expired`, `used` (redeemed before), `unknown` (no such code for this client);
+ * - `resource_not_granted`: approved, but the poll names a resource outside the authorization's
+ *   audience (RFC 8707 §2.2) — nothing redeemed, the client may poll again without it.
  */
 export type PollOutcome =
   | { outcome: 'redeemed'; authorization: DeviceAuthorization }
   | { outcome: 'pending'; intervalSeconds: number; expiresAt: Date }
-  | { outcome: 'denied' | 'expired' | 'used' | 'unknown' };
+  | { outcome: 'denied' | 'expired' | 'used' | 'unknown' | 'resource_not_granted' };
 
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
 
@@ -77,9 +79,10 @@ export class DeviceAuthorizationRepository {
    * A poll (RFC 8628 §3.4, §3.5): one indexed read while undecided — the common answer,
    * authorization_pending, costs no write. An approved authorization is taken by one conditional
    * UPDATE (approved → redeemed), so of N polls after approval exactly one gets the tokens and
-   * the others find it redeemed.
+   * the others find it redeemed. `resources` (RFC 8707 §2.2): those the token request names; an
+   * approved authorization is redeemed only when its audience holds every one of them.
    */
-  async poll(deviceCodeHash: Buffer, clientId: string, now: Date): Promise<PollOutcome> {
+  async poll(deviceCodeHash: Buffer, clientId: string, now: Date, resources: readonly string[] = []): Promise<PollOutcome> {
     const row = await this.db.selectFrom('device_authorizations').select(['status', 'expires_at', 'interval_seconds'])
       .where('device_code_hash', '=', deviceCodeHash).where('client_id', '=', clientId).executeTakeFirst();
     if (!row) return { outcome: 'unknown' };
@@ -88,10 +91,18 @@ export class DeviceAuthorizationRepository {
     if (row.expires_at.getTime() <= now.getTime()) return { outcome: 'expired' };
     if (row.status === 'denied') return { outcome: 'denied' };
     if (row.status === 'pending') return { outcome: 'pending', intervalSeconds: row.interval_seconds, expiresAt: row.expires_at };
+    // The audience is one resource (a JSON string) or several (an array): as an array, it contains every one requested.
+    const granted = resources.length === 0
+      ? sql<boolean>`true`
+      : sql<boolean>`(case jsonb_typeof(audience) when 'array' then audience else jsonb_build_array(audience) end) @> ${JSON.stringify(resources)}::jsonb`;
     const taken = await this.db.updateTable('device_authorizations').set({ status: 'redeemed', redeemed_at: now })
       .where('device_code_hash', '=', deviceCodeHash).where('client_id', '=', clientId)
-      .where('status', '=', 'approved').where('expires_at', '>', now)
+      .where('status', '=', 'approved').where('expires_at', '>', now).where(granted)
       .returningAll().executeTakeFirst();
-    return taken ? { outcome: 'redeemed', authorization: taken } : { outcome: 'used' };
+    if (taken) return { outcome: 'redeemed', authorization: taken };
+    // Not taken: another poll took it first, or a resource is not granted (then it is still approved).
+    const still = await this.db.selectFrom('device_authorizations').select('status')
+      .where('device_code_hash', '=', deviceCodeHash).where('client_id', '=', clientId).executeTakeFirst();
+    return still?.status === 'approved' ? { outcome: 'resource_not_granted' } : { outcome: 'used' };
   }
 }

@@ -24,12 +24,12 @@ export const deviceAuthorization: Capability = {
     });
     const polls = new Counter({
       name: 'latchkey_device_polls_total',
-      help: 'Device code polls of /token by answer: issued, authorization_pending, slow_down, access_denied, expired_token, invalid_grant.',
+      help: 'Device code polls of /token by answer: issued, authorization_pending, slow_down, access_denied, expired_token, invalid_grant, invalid_target (a resource not granted, RFC 8707 §2.2).',
       labelNames: ['answer'], registers,
     });
     return {
       grants: [deviceCodeGrant({
-        ...services.tokenIssuing, devices, users: services.users, refreshTokens: services.refreshTokens, clock: ctx.clock,
+        ...services.tokenIssuing, devices, users: services.users, refreshTokens: services.refreshTokens, refreshMetrics: services.refreshMetrics, clock: ctx.clock,
         polled: (answer: PollAnswer) => polls.inc({ answer }), pacer: new PollPacer(),
       })],
       routes: [deviceRoutes(ctx, devices, outcomes)],

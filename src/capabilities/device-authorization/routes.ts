@@ -3,13 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CapabilityContext } from '../../server/context.js';
-import { requestedAcrValues, satisfies } from '../../oauth/assurance.js';
+import { reportedAcr, requestedAcrValues, satisfies } from '../../oauth/assurance.js';
+import type { Client } from '../../oauth/client.js';
+import { ConsentRepository } from '../../oauth/consent-store.js';
 import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate.js';
 import { InvalidRequest } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
 import { describeScopes } from '../../oauth/scope-descriptions.js';
 import { addressKey, FixedWindowCounter } from '../../platform/fixed-window.js';
 import { errorPage } from '../../platform/ui/pages.js';
+import { issuesIdToken } from '../../oauth/tokens.js';
+import { SessionClientRepository } from '../../users/session-clients-store.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { FORM, formField, isForm } from '../../server/http/forms.js';
@@ -32,6 +36,8 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const { browserSessions, users } = services;
   const { cookies } = browserSessions;
   const throttle = new LoginThrottleRepository(store.db);
+  const sessionClients = new SessionClientRepository(store.db);
+  const consents = new ConsentRepository(store.db);
   const deps: DeviceAuthorizationDeps = {
     ...services.authDeps, devices, clock, issuer: config.issuer, verificationUri: `${config.issuer}/device`,
     ttlSeconds: config.deviceCodeTtl, intervalSeconds: config.deviceCodeInterval,
@@ -40,6 +46,12 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
   const devicePath = (userCode?: string) => (userCode ? `/device?${new URLSearchParams({ user_code: userCode })}` : '/device');
   const signIn = (reply: FastifyReply, userCode?: string) =>
     reply.code(303).header('location', `/login?${new URLSearchParams({ return_to: devicePath(userCode) })}`).send();
+
+  /**
+   * The levels a client asks of every sign-in (default_acr_values), read as /authorize reads them
+   * (src/oauth/assurance.ts): the advertised ones, weakest first — the first is what must be reached.
+   */
+  const askedAcr = (client: Client) => requestedAcrValues(undefined, undefined, client.metadata.default_acr_values);
 
   /** The keys wrong codes count against: this address, this session and this account (RFC 8628 §5.1). */
   const wrongCodeKeys = (req: FastifyRequest, session: { sid: string; user_id: string }) =>
@@ -55,9 +67,6 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
     for (const key of keys) await throttle.recordFailure(key, clock.now(), WRONG_CODE_WINDOW, (n) => (n >= config.deviceUserCodeAttempts ? WRONG_CODE_WINDOW : 0));
     audit.record('device.code_rejected', { sub: userId, ...requestAuditFields(req) });
   }
-  /** The level a client requires of everyone signing in to it (default_acr_values), the rule /authorize applies. */
-  const requiredAcr = (client: { metadata: { default_acr_values?: string[] | undefined } } | undefined) =>
-    client ? requestedAcrValues(undefined, undefined, client.metadata.default_acr_values)[0] : undefined;
 
   return async (app) => {
     await app.register(cookie);
@@ -116,7 +125,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
         return sendHtml(reply, 400, deviceCodePage({ csrf, username: user.username, userCode: shown, error: 'That code is not right, or has expired. Check it on your device.' }));
       }
       // A client may require a level of everyone signing in to it (default_acr_values): step up first.
-      const required = requiredAcr(client);
+      const required = askedAcr(client)[0];
       if (required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(pending.user_code)), required)).send();
       }
@@ -137,25 +146,38 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       if (!session || session.user_id !== formField(req.body, 'shown_to')) return signIn(reply, displayUserCode(code));
       const now = clock.now();
       const fields = requestAuditFields(req);
+      const expired = () => sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
       // The decision is a use of the code too: wrong codes count here as on the page before (§5.1).
       const keys = wrongCodeKeys(req, session);
       const seconds = await blockedFor(keys);
       if (seconds !== undefined) return sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many wrong codes', `Please wait ${seconds} seconds and try again.`));
+      // What the code page checked holds when the decision is posted, however it is posted: a live
+      // code, an enabled client (one disabled since the page was shown gets nothing), and for an
+      // approval the client's default_acr_values (below them, step up first; denying needs none).
       const pending = await devices.pendingByUserCode(code, now);
       const client = pending ? await services.clients.get(pending.client_id) : undefined;
       if (!pending || !client || client.disabled) {
         await wrongCode(keys, req, session.user_id);
-        return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
+        return expired();
       }
-      // The level the client requires holds for the decision too, not only for the page before it.
-      const required = requiredAcr(client);
-      if (required && !satisfies(session.acr, required)) {
+      const asked = askedAcr(client);
+      const required = asked[0];
+      if (decision === 'allow' && required && !satisfies(session.acr, required)) {
         return reply.code(303).header('location', context.signInFactors().stepUpPath(devicePath(displayUserCode(code)), required)).send();
       }
+      // The approval's acr: the level reached, as one of the values asked for when it meets one (Core §5.5.1.1), as after a code.
       const decided = decision === 'allow'
-        ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: session.acr } }, now)
+        ? await devices.decide(code, { approve: true, approval: { grantId: randomUUID(), userId: session.user_id, sid: session.sid, authTime: session.auth_time, amr: session.amr, acr: reportedAcr(session.acr, asked) } }, now)
         : await devices.decide(code, { approve: false, userId: session.user_id }, now);
-      if (!decided) return sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
+      if (!decided) return expired();
+      // The person allowed this app what it asked: it is one of their apps on the account page,
+      // where they can take its access away again (the device's consent page is shown every time all the same).
+      if (decision === 'allow') await consents.grant(session.user_id, decided.client_id, decided.scope.split(' ').filter(Boolean), now);
+      // An ID token (with this session's sid) will follow: the client takes part in the session from
+      // now on, and ending it notifies the client (Back-Channel Logout 1.0 §2), as after a code.
+      if (decision === 'allow' && client.metadata.backchannel_logout_uri && issuesIdToken(decided.scope)) {
+        await sessionClients.add(session.sid, decided.client_id, now);
+      }
       outcomes.inc({ outcome: decision === 'allow' ? 'approved' : 'denied' });
       audit.record(decision === 'allow' ? 'device.approved' : 'device.denied', { client_id: decided.client_id, sub: session.user_id, scope: decided.scope, ...fields });
       return sendHtml(reply, 200, deviceDonePage({ allowed: decision === 'allow', clientName: client.metadata.client_name ?? decided.client_id }));
