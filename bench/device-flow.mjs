@@ -32,25 +32,18 @@
 // The flows' browsers sign in once each (POST /login with the CSRF cookie's value, as
 // bench/sign-in-factors.mjs does) as one user created before the server starts; the forms carry
 // the CSRF cookie's value (POST /device) or the page's (POST /device/decision).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
+import {
+  CLIENT_SECRET, FORM, PASSWORD, benchArgs, cpuMeter, csrfOf, each, expect, latchkey, loops, median, pinToLoadCore, requireBuild,
+  serverSetup, signedIn, sleep, startServer, stopServer, waitReady,
+} from './common.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '8' },
-    runs: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '50' },
-    'flow-connections': { type: 'string', default: '8' },
-    codes: { type: 'string', default: 'auto' },
-    env: { type: 'string', multiple: true, default: [] },
-  },
+const args = benchArgs({ duration: '8', runs: '3', connections: '50' }, {
+  warmup: { type: 'string', default: '3' },
+  'flow-connections': { type: 'string', default: '8' },
+  codes: { type: 'string', default: 'auto' },
 });
 const DURATION = Number(args.duration);
 const RUNS = Number(args.runs);
@@ -58,40 +51,30 @@ const WARMUP = Number(args.warmup);
 const CONNECTIONS = Number(args.connections);
 const FLOW_CONNECTIONS = Number(args['flow-connections']);
 
-const cores = spawnSync('nproc', ['--all']).stdout?.toString().trim();
-if (!process.env.BENCH_PINNED && Number(cores) >= 2) {
-  const r = spawnSync('taskset', ['-c', '1', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
-  process.exit(r.status ?? 1);
-}
-const pinned = (cmd) => (Number(cores) >= 2 ? ['taskset', ['-c', '0', ...cmd]] : [cmd[0], cmd.slice(1)]);
-if (!existsSync(join(root, 'dist/src/cli.js'))) {
-  console.error('build first: npm run build');
-  process.exit(1);
-}
+pinToLoadCore();
+requireBuild();
 
 const PORT = 4420;
 const BASE = `http://127.0.0.1:${PORT}`;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const INTERVAL = 1; // DEVICE_CODE_INTERVAL's least value: the smallest pool of codes
 const CC_CLIENT = 'bench';
-const CC_SECRET = 'benchsecret-benchsecret-benchsecret-0123';
 const DEVICE_CLIENT = 'bench-tv';
 const DEVICE_SCOPE = 'openid profile offline_access';
-const PASSWORD = 'bench password bench password';
-const FORM = 'application/x-www-form-urlencoded';
-const ccHeaders = { 'content-type': FORM, authorization: `Basic ${Buffer.from(`${CC_CLIENT}:${CC_SECRET}`).toString('base64')}` };
+const ccHeaders = { 'content-type': FORM, authorization: `Basic ${Buffer.from(`${CC_CLIENT}:${CLIENT_SECRET}`).toString('base64')}` };
 const CC_BODY = 'grant_type=client_credentials&scope=api%3Aread&resource=urn%3Abench%3Aapi';
 
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-device-'));
-const extraEnv = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const env = {
-  ...process.env, BENCH_PINNED: '', PORT: String(PORT), ISSUER: BASE, DATA_DIR: join(dir, 'data'), DEMO: 'false', LOG_LEVEL: 'warn',
-  CLIENTS_FILE: join(dir, 'clients.json'), BENCH_CLIENT_SECRET: CC_SECRET,
-  DEVICE_CODE_INTERVAL: String(INTERVAL), DEVICE_CODE_TTL: '3600',
-  // The limiters stay on (their cost is part of the path); the limits are just out of reach.
-  TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000', DEVICE_AUTHORIZATION_RATE_LIMIT_PER_IP: '10000000',
-  LOGIN_RATE_LIMIT_PER_IP: '10000000', LOGIN_RATE_LIMIT_PER_LOGIN: '10000000', ...extraEnv,
-};
+const { dir, env } = serverSetup('device', {
+  port: PORT,
+  vars: (dir) => ({
+    CLIENTS_FILE: join(dir, 'clients.json'), BENCH_CLIENT_SECRET: CLIENT_SECRET,
+    DEVICE_CODE_INTERVAL: String(INTERVAL), DEVICE_CODE_TTL: '3600',
+    // The limiters stay on (their cost is part of the path); the limits are just out of reach.
+    TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000', DEVICE_AUTHORIZATION_RATE_LIMIT_PER_IP: '10000000',
+    LOGIN_RATE_LIMIT_PER_IP: '10000000', LOGIN_RATE_LIMIT_PER_LOGIN: '10000000',
+  }),
+  overrides: args.env,
+});
 writeFileSync(env.CLIENTS_FILE, JSON.stringify({
   clients: [
     // bench/run.mjs's client.
@@ -104,66 +87,13 @@ writeFileSync(env.CLIENTS_FILE, JSON.stringify({
   ],
 }));
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 // The user, before the server owns the embedded store.
-const cli = (argv, input) => {
-  const r = spawnSync(process.execPath, [join(root, 'dist/src/cli.js'), ...argv], { cwd: root, env, input, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`latchkey ${argv.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
+const cli = (argv, input) => latchkey(env, argv, input);
 cli(['migrate']);
 cli(['users', 'create', '--username', 'bench', '--password-stdin'], `${PASSWORD}\n`);
 
-const [cmd, argv] = pinned([process.execPath, join(root, 'dist/src/cli.js'), 'start']);
-const server = spawn(cmd, argv, { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+const server = startServer(env);
 
-/** The server process's CPU time so far (all its threads), from /proc. */
-const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-function serverCpuSeconds() {
-  try {
-    const stat = readFileSync(`/proc/${server.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime, stime (fields 14 and 15 of proc(5))
-  } catch {
-    return NaN;
-  }
-}
-/** How busy each core was over `seconds`: a server core well below ~95 % means a neighbour or the load generator held the figure back. */
-function cpuMeter() {
-  const [server0, client0] = [serverCpuSeconds(), process.cpuUsage()];
-  return (seconds) => {
-    const client = process.cpuUsage(client0);
-    return { serverCpu: (serverCpuSeconds() - server0) / seconds, clientCpu: (client.user + client.system) / 1e6 / seconds };
-  };
-}
-
-/** One browser: a cookie jar over fetch (keep-alive connections, redirects not followed). */
-class Jar {
-  cookies = new Map();
-  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
-  /** The double-submit CSRF token: the cookie's value (renewed at every sign-in). */
-  csrf() { return this.cookies.get('latchkey_csrf'); }
-  async go(method, path, { form } = {}) {
-    const res = await fetch(`${BASE}${path}`, {
-      method, redirect: 'manual',
-      headers: { cookie: this.header(), ...(form ? { 'content-type': FORM } : {}) },
-      ...(form ? { body: new URLSearchParams(form).toString() } : {}),
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = pair.indexOf('=');
-      this.cookies.set(pair.slice(0, i), pair.slice(i + 1));
-    }
-    return { status: res.status, location: res.headers.get('location') ?? undefined, body: await res.text() };
-  }
-}
-const expect = (what, res, status, check = () => true) => {
-  if (res.status !== status || !check(res)) throw new Error(`${what}: ${res.status} ${res.location ?? ''} ${res.body.slice(0, 200)}`);
-  return res;
-};
 /** The device's side: no cookies, a form, a JSON answer. */
 async function device(path, form) {
   const res = await fetch(`${BASE}${path}`, { method: 'POST', headers: { 'content-type': FORM }, body: new URLSearchParams(form).toString() });
@@ -171,19 +101,11 @@ async function device(path, form) {
 }
 const startDevice = async () => JSON.parse(expect('POST /device_authorization', await device('/device_authorization', { client_id: DEVICE_CLIENT, scope: DEVICE_SCOPE }), 200).body);
 
-/** A browser signed in as the bench user: one SSO session. */
-async function signedIn() {
-  const jar = new Jar();
-  expect('GET /login', await jar.go('GET', '/login'), 200);
-  expect('POST /login', await jar.go('POST', '/login', { form: { csrf: jar.csrf(), login: 'bench', password: PASSWORD, return_to: '/' } }), 303, (r) => r.location === '/');
-  return jar;
-}
-
 /** One approved device, start to tokens: four requests. */
 async function flow(jar) {
   const d = await startDevice();
   const consent = expect('POST /device', await jar.go('POST', '/device', { form: { csrf: jar.csrf(), user_code: d.user_code } }), 200, (r) => r.body.includes('A device is asking'));
-  const csrf = /name="csrf" value="([^"]+)"/.exec(consent.body)[1];
+  const csrf = csrfOf(consent.body);
   const shownTo = /name="shown_to" value="([^"]+)"/.exec(consent.body)[1];
   expect('POST /device/decision', await jar.go('POST', '/device/decision', { form: { csrf, user_code: d.user_code, shown_to: shownTo, decision: 'allow' } }), 200,
     (r) => r.body.includes('Device connected'));
@@ -192,20 +114,8 @@ async function flow(jar) {
   if (!t.access_token || !t.refresh_token || !t.id_token) throw new Error(`poll after approval: not all three tokens: ${Object.keys(t).join(', ')}`);
 }
 
-/** `connections` fetch loops doing `step` until the deadline; completed count and latencies. */
-async function load(workers, seconds, step) {
-  const latencies = [];
-  let errors = 0;
-  const meter = cpuMeter();
-  const deadline = performance.now() + seconds * 1000;
-  await Promise.all(workers.map(async (w) => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      try { await step(w); latencies.push(performance.now() - t0); } catch (err) { errors++; if (errors === 1) console.error(String(err)); }
-    }
-  }));
-  return { rate: latencies.length / seconds, p99: quantile(latencies, 0.99), errors, ...meter(seconds) };
-}
+/** `connections` fetch loops doing `step` until the deadline; completed count and latencies, and how busy each core was. */
+const load = (workers, seconds, step) => loops(workers, seconds, step, server.pid);
 
 /**
  * The pending device codes, least recently answered first. A code is usable `interval` seconds
@@ -242,7 +152,7 @@ const autocannonRun = (opts, seconds) => new Promise((resolvePromise, reject) =>
 });
 
 async function clientCredentials(seconds) {
-  const meter = cpuMeter();
+  const meter = cpuMeter(server.pid);
   const res = await autocannonRun({ method: 'POST', headers: ccHeaders, body: CC_BODY }, seconds);
   if (res.non2xx + res.errors + res.timeouts) console.error(`client_credentials: non-2xx ${res.non2xx}, errors ${res.errors}, timeouts ${res.timeouts}, status codes ${JSON.stringify(res.statusCodeStats)}`);
   return { rate: res.requests.average, p99: res.latency.p99, errors: res.non2xx + res.errors + res.timeouts, ...meter(seconds) };
@@ -253,7 +163,7 @@ async function pendingPolls(pool, seconds) {
   let errors = 0;
   let firstError;
   const missesBefore = pool.misses;
-  const meter = cpuMeter();
+  const meter = cpuMeter(server.pid);
   const res = await autocannonRun({
     requests: [{
       method: 'POST', path: '/token', headers: { 'content-type': FORM },
@@ -287,18 +197,8 @@ async function pendingPolls(pool, seconds) {
   };
 }
 
-/** `n` jobs, `parallel` at a time. */
-async function each(n, parallel, job) {
-  let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => { while (next < n) { next++; await job(); } }));
-}
-
 try {
-  for (const deadline = Date.now() + 60_000; ;) {
-    try { if ((await fetch(`${BASE}/readyz`)).status === 200) break; } catch { /* not yet */ }
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error('server did not become ready');
-    await sleep(100);
-  }
+  await waitReady(BASE, server);
 
   // ── Warm-up of the reference; its rate sizes the pool of pending codes ──
   const warm = await clientCredentials(WARMUP);
@@ -309,13 +209,13 @@ try {
   const CODES = args.codes === 'auto' ? Math.ceil(3 * warm.rate * INTERVAL) + 2 * CONNECTIONS : Number(args.codes);
   const pool = new CodePool();
   const t0 = performance.now();
-  await each(CODES, 16, async () => pool.add((await startDevice()).device_code));
+  await each(Array.from({ length: CODES }), 16, async () => pool.add((await startDevice()).device_code));
   console.error(`client_credentials warm-up ${warm.rate.toFixed(0)}/s; ${CODES} pending device codes made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   // ── Each kind shown once: a pending poll answers authorization_pending, a flow ends with three tokens ──
   const probe = await device('/token', { grant_type: DEVICE_GRANT, device_code: (await startDevice()).device_code, client_id: DEVICE_CLIENT });
   expect('a pending poll', probe, 400, (r) => JSON.parse(r.body).error === 'authorization_pending');
-  const browsers = await Promise.all(Array.from({ length: FLOW_CONNECTIONS }, () => signedIn()));
+  const browsers = await Promise.all(Array.from({ length: FLOW_CONNECTIONS }, () => signedIn(BASE, 'bench')));
   await flow(browsers[0]);
   await sleep(INTERVAL * 1000 + 100); // the codes polled by no one yet are usable at once; made sure for all
   await pendingPolls(pool, WARMUP);
@@ -359,7 +259,5 @@ try {
   if (misses > 0) console.log(`${misses} polls took a code sooner than its interval allowed: the pool was too small, raise --codes`);
   if (Math.max(...results.flows.map((x) => x.clientCpu)) > 0.9) console.log('the load generator\'s core was ≥ 90 % busy during the flows: the flow figure may be the generator\'s limit, not the server\'s');
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
-  rmSync(dir, { recursive: true, force: true });
+  await stopServer(server, dir);
 }

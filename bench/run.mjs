@@ -12,15 +12,14 @@
 //   npm run bench -- --baseline ../before --targets ceiling,baseline,latchkey  # against another build (its dist/)
 //
 // Run by hand on a quiet machine; never from the test suite. Results print as a Markdown table.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { CLIENT_SECRET, envPairs, median, pinToLoadCore, pinned, requireBuild, root } from './common.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     scenario: { type: 'string', default: 'client_credentials,introspection' },
@@ -39,16 +38,9 @@ const { values: args } = parseArgs({
 });
 
 // The load generator gets core 1 to itself; the servers get core 0.
-// --all: the machine's cores, not the ones this (possibly already pinned) process may use.
-const cores = spawnSync('nproc', ['--all']).stdout?.toString().trim();
-if (!process.env.BENCH_PINNED && Number(cores) >= 2) {
-  const r = spawnSync('taskset', ['-c', '1', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
-  process.exit(r.status ?? 1);
-}
-const pin = (cmd) => (Number(cores) >= 2 ? ['taskset', ['-c', '0', ...cmd]] : [cmd[0], cmd.slice(1)]);
+pinToLoadCore();
 
 const CLIENT_ID = 'bench';
-const CLIENT_SECRET = 'benchsecret-benchsecret-benchsecret-0123';
 const basic = `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`;
 const form = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic };
 const TOKEN_BODY = 'grant_type=client_credentials&scope=api%3Aread';
@@ -100,7 +92,7 @@ function latchkeyTarget(checkout, port) {
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
         INTROSPECTION_RATE_LIMIT_PER_CLIENT: '10000000', INTROSPECTION_RATE_LIMIT_PER_IP: '10000000',
-        ...Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+        ...envPairs(args.env),
       };
     },
     readyPath: '/readyz',
@@ -142,7 +134,7 @@ async function waitReady(url, child) {
 async function start(name) {
   const t = targets[name];
   const dir = mkdtempSync(join(tmpdir(), `latchkey-bench-${name}-`));
-  const [cmd, argv] = pin(t.command());
+  const [cmd, argv] = pinned(t.command());
   const child = spawn(cmd, argv, { cwd: root, env: { ...process.env, BENCH_PINNED: '', PORT: String(t.port), ...t.env(dir) }, stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${t.port}`;
   await waitReady(`${base}${t.readyPath ?? t.token.path}`, child);
@@ -153,12 +145,7 @@ const run = (request, duration) => new Promise((resolvePromise, reject) => {
   autocannon({ ...request, connections: Number(args.connections), duration, pipelining: 1 }, (err, result) => (err ? reject(err) : resolvePromise(result)));
 });
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-
-if (!existsSync(join(root, 'dist/src/cli.js'))) {
-  console.error('build first: npm run build');
-  process.exit(1);
-}
+requireBuild();
 
 const names = args.targets.split(',').filter(Boolean);
 const running = [];

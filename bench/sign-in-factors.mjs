@@ -29,73 +29,43 @@
 // share one password hash; their TOTP and passkeys are enrolled through the pages, as a person
 // does: sign in, GET /account/totp (the key in #totp-secret), POST /account/totp with a code;
 // POST /account/passkeys/options, POST /account/passkeys with a 'none' attestation.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Secret, TOTP } from 'otpauth';
+import {
+  PASSWORD, bareArgon2, benchArgs, browser, csrfOf, each, expect, loops, median, passwordForm, pinToLoadCore, requireBuild, root,
+  serverSetup, sleep, startServer, stopServer, waitReady,
+} from './common.mjs';
 import { SoftwareAuthenticator } from './webauthn.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    runs: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '8' },
-    'totp-accounts': { type: 'string', default: 'auto' },
-    env: { type: 'string', multiple: true, default: [] },
-  },
-});
+const args = benchArgs({ duration: '10', runs: '3', connections: '8' }, { 'totp-accounts': { type: 'string', default: 'auto' } });
 const DURATION = Number(args.duration);
 const RUNS = Number(args.runs);
 const CONNECTIONS = Number(args.connections);
 
-const cores = spawnSync('nproc', ['--all']).stdout?.toString().trim();
-if (!process.env.BENCH_PINNED && Number(cores) >= 2) {
-  const r = spawnSync('taskset', ['-c', '1', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
-  process.exit(r.status ?? 1);
-}
-const pinned = (cmd) => (Number(cores) >= 2 ? ['taskset', ['-c', '0', ...cmd]] : [cmd[0], cmd.slice(1)]);
-if (!existsSync(join(root, 'dist/src/cli.js'))) {
-  console.error('build first: npm run build');
-  process.exit(1);
-}
+pinToLoadCore();
+requireBuild();
 
 const PORT = 4410;
 // WebAuthn needs a host name as RP ID: the issuer is http://localhost:PORT (clientDataJSON.origin
 // must be exactly that), while the connections go to 127.0.0.1 (no name resolution per request).
 const ORIGIN = `http://localhost:${PORT}`;
 const BASE = `http://127.0.0.1:${PORT}`;
-const PASSWORD = 'bench password bench password';
 const STEP_MS = 30_000;
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-sign-in-'));
-const extraEnv = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const env = {
-  ...process.env, BENCH_PINNED: '', PORT: String(PORT), ISSUER: ORIGIN, DATA_DIR: join(dir, 'data'), DEMO: 'false', LOG_LEVEL: 'warn',
-  // The limiters stay on (their cost is part of the path); the limits are just out of reach.
-  // LOGIN_RATE_LIMIT_PER_IP also limits /login/passkey*, /login/factor* and the enrolment pages.
-  LOGIN_RATE_LIMIT_PER_IP: '10000000', LOGIN_RATE_LIMIT_PER_LOGIN: '10000000', ...extraEnv,
-};
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { dir, env } = serverSetup('sign-in', {
+  port: PORT, issuer: ORIGIN,
+  vars: () => ({
+    // The limiters stay on (their cost is part of the path); the limits are just out of reach.
+    // LOGIN_RATE_LIMIT_PER_IP also limits /login/passkey*, /login/factor* and the enrolment pages.
+    LOGIN_RATE_LIMIT_PER_IP: '10000000', LOGIN_RATE_LIMIT_PER_LOGIN: '10000000',
+  }),
+  overrides: args.env,
+});
 const stepOf = (ms) => Math.floor(ms / STEP_MS);
 
 // ── The reference, on the server's core before the server starts: bare argon2id verifications ──
-const argon = spawnSync('taskset', ['-c', '0', process.execPath, '--input-type=module', '-e', `
-  import argon2 from 'argon2';
-  const m = Number(process.env.ARGON2_MEMORY_KIB ?? 19456), t = Number(process.env.ARGON2_TIME_COST ?? 2), p = Number(process.env.ARGON2_PARALLELISM ?? 1);
-  const hash = await argon2.hash(${JSON.stringify(PASSWORD)}, { type: argon2.argon2id, memoryCost: m, timeCost: t, parallelism: p });
-  const latencies = []; const cpu0 = process.cpuUsage(); const end = performance.now() + ${DURATION * 1000};
-  while (performance.now() < end) { const t0 = performance.now(); await argon2.verify(hash, ${JSON.stringify(PASSWORD)}); latencies.push(performance.now() - t0); }
-  const cpu = process.cpuUsage(cpu0); const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  latencies.sort((a, b) => a - b);
-  console.log(JSON.stringify({ rate: latencies.length / ${DURATION}, perCpu: latencies.length / cpuSeconds, p99: latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))], params: { m, t, p } }));
-`], { cwd: root, env, encoding: 'utf8' });
-if (argon.status !== 0) throw new Error(argon.stderr);
-const argonResult = JSON.parse(argon.stdout);
+const argonResult = bareArgon2(env, DURATION);
 console.error(`bare argon2id verify on core 0: ${argonResult.rate.toFixed(1)}/s, ${argonResult.perCpu.toFixed(1)} per CPU-second`);
 
 // ── The accounts, before the server owns the embedded store ──
@@ -124,88 +94,18 @@ const seed = spawnSync(process.execPath, ['--input-type=module', '-e', `
 `], { cwd: root, env: { ...env, BENCH_USERNAMES: JSON.stringify(Object.values(names).flat()) }, encoding: 'utf8' });
 if (seed.status !== 0) throw new Error(`seeding the accounts: ${seed.stderr}`);
 
-const [cmd, argv] = pinned([process.execPath, join(root, 'dist/src/cli.js'), 'start']);
-const server = spawn(cmd, argv, { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+const server = startServer(env);
 
-/** One browser: a cookie jar over fetch (keep-alive connections, redirects not followed). */
-class Jar {
-  cookies = new Map();
-  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
-  /** The double-submit CSRF token: the cookie's value (renewed at every sign-in). */
-  csrf() { return this.cookies.get('latchkey_csrf'); }
-  async go(method, path, { form, json } = {}) {
-    const res = await fetch(`${BASE}${path}`, {
-      method, redirect: 'manual',
-      headers: {
-        cookie: this.header(),
-        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...(json ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(form ? { body: new URLSearchParams(form).toString() } : {}), ...(json ? { body: JSON.stringify(json) } : {}),
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = pair.indexOf('=');
-      this.cookies.set(pair.slice(0, i), pair.slice(i + 1));
-    }
-    return { status: res.status, location: res.headers.get('location') ?? undefined, body: await res.text() };
-  }
-}
-const expect = (what, res, status, check = () => true) => {
-  if (res.status !== status || !check(res)) throw new Error(`${what}: ${res.status} ${res.location ?? ''} ${res.body.slice(0, 200)}`);
-  return res;
-};
-
-/** A fresh browser with the sign-in page's CSRF cookie. */
-async function browser() {
-  const jar = new Jar();
-  expect('GET /login', await jar.go('GET', '/login'), 200);
-  return jar;
-}
-const passwordForm = (jar, login) => jar.go('POST', '/login', { form: { csrf: jar.csrf(), login, password: PASSWORD, return_to: '/' } });
 /** Signed in: the account page answers 200 (not 303 to /login or to /login/factor). */
 async function assertSignedIn(jar, what) {
   expect(`${what}: GET / after the sign-in`, await jar.go('GET', '/'), 200);
 }
 
-/** `connections` loops doing `step` until the deadline; completed count and latencies. */
+/** `connections` loops doing `step` until the deadline; completed count and latencies, and how busy each core was. */
 async function load(connections, seconds, setup, step, beforeStart = async () => {}) {
   const workers = await Promise.all(Array.from({ length: connections }, (_, i) => setup(i)));
   await beforeStart();
-  const latencies = [];
-  let errors = 0;
-  const [server0, client0] = [serverCpuSeconds(), process.cpuUsage()];
-  const deadline = performance.now() + seconds * 1000;
-  await Promise.all(workers.map(async (w) => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      try { await step(w); latencies.push(performance.now() - t0); } catch (err) { errors++; if (errors === 1) console.error(String(err)); }
-    }
-  }));
-  const client = process.cpuUsage(client0);
-  return {
-    rate: latencies.length / seconds, p99: quantile(latencies, 0.99), errors,
-    // How busy each core was: a server core below ~95 % means the figure is not the server's ceiling
-    // (the load generator, at ~100 %, or a neighbour on a shared machine held it back).
-    serverCpu: (serverCpuSeconds() - server0) / seconds, clientCpu: (client.user + client.system) / 1e6 / seconds,
-  };
-}
-
-/** The server process's CPU time so far (all its threads: argon2 runs on libuv's pool), from /proc. */
-const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-function serverCpuSeconds() {
-  try {
-    const stat = readFileSync(`/proc/${server.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime, stime (fields 14 and 15 of proc(5))
-  } catch {
-    return NaN;
-  }
-}
-
-/** `n` jobs, `parallel` at a time. */
-async function each(items, parallel, job) {
-  let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => { while (next < items.length) await job(items[next++]); }));
+  return loops(workers, seconds, step, server.pid);
 }
 
 /**
@@ -229,21 +129,17 @@ class TotpPool {
 }
 
 try {
-  for (const deadline = Date.now() + 60_000; ;) {
-    try { if ((await fetch(`${BASE}/readyz`)).status === 200) break; } catch { /* not yet */ }
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error('server did not become ready');
-    await sleep(100);
-  }
+  await waitReady(BASE, server);
 
   // ── Enrolment through the pages, once ──
   const t0 = performance.now();
   const pool = new TotpPool();
   await each(names.totp, Math.max(CONNECTIONS, 4), async (login) => {
-    const jar = await browser();
+    const jar = await browser(BASE);
     expect(`enrol ${login}: POST /login`, await passwordForm(jar, login), 303, (r) => r.location === '/');
     const page = expect(`enrol ${login}: GET /account/totp`, await jar.go('GET', '/account/totp'), 200);
     const secret = /id="totp-secret">([^<]+)</.exec(page.body)[1].replace(/\s+/g, '');
-    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)[1];
+    const csrf = csrfOf(page.body);
     const totp = new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
     const now = Date.now();
     expect(`enrol ${login}: POST /account/totp`, await jar.go('POST', '/account/totp', { form: { csrf, code: totp.generate({ timestamp: now }), return_to: '/' } }), 303);
@@ -251,7 +147,7 @@ try {
   });
   const authenticators = [];
   await each(names.passkey, CONNECTIONS, async (login) => {
-    const jar = await browser();
+    const jar = await browser(BASE);
     expect(`enrol ${login}: POST /login`, await passwordForm(jar, login), 303, (r) => r.location === '/');
     const options = JSON.parse(expect(`enrol ${login}: passkey options`, await jar.go('POST', '/account/passkeys/options', { json: { csrf: jar.csrf() } }), 200).body);
     const authenticator = new SoftwareAuthenticator({ origin: ORIGIN, rpId: new URL(ORIGIN).hostname });
@@ -280,7 +176,7 @@ try {
     expect('POST /login/passkey', await w.jar.go('POST', '/login/passkey', { json: { csrf: w.jar.csrf(), response: w.authenticator.get(options), return_to: '/' } }), 200,
       (r) => JSON.parse(r.body).location === '/');
   };
-  const setup = async (i) => ({ jar: await browser(), login: names.password[i], authenticator: authenticators[i] });
+  const setup = async (i) => ({ jar: await browser(BASE), login: names.password[i], authenticator: authenticators[i] });
   // A TOTP run starts at once when enough accounts are usable for what is left of this time
   // step at the bare argon2 rate (an upper bound); otherwise at the start of the next step.
   const totpStart = async () => {
@@ -335,7 +231,5 @@ try {
     + ` (per server CPU-second: ${(100 * (1 - tpC / pwC)).toFixed(1)} %, ${(1000 / tpC - 1000 / pwC).toFixed(2)} ms of CPU)`);
   if (waits > 0) console.log(`${waits} TOTP sign-ins waited for a fresh time step: the pool was too small, raise --totp-accounts`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
-  rmSync(dir, { recursive: true, force: true });
+  await stopServer(server, dir);
 }
