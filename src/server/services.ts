@@ -75,7 +75,7 @@ export async function createServices(
   // replay still revokes and a revoked family's tokens still answer invalid_grant.
   const cleanup = new Cleanup(store.db, {
     batchSize: config.cleanupBatchSize, codeRetention: MAX_ACCESS_TOKEN_TTL, revokedFamilyRetention: MAX_ACCESS_TOKEN_TTL,
-    gracePeriod: config.refreshTokenGracePeriod, loginThrottleWindow: Math.max(THROTTLE.windowSeconds, THROTTLE.accountCap.windowSeconds),
+    gracePeriod: config.refreshTokenGracePeriod, loginThrottleWindow: Math.max(THROTTLE.windowSeconds, THROTTLE.accountCap.windowSeconds, THROTTLE.secondFactorCap.windowSeconds),
   });
   const runCleanup = async () => {
     const removed = await cleanup.run(clock.now());

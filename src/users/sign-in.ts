@@ -65,6 +65,8 @@ export const THROTTLE = {
   maxDelaySeconds: 900,
   freeFailures: { account: 5, ip: 20 },
   accountCap: { failures: 100, windowSeconds: 3600 },
+  /** Second factors (src/capabilities/mfa): at most this many attempts a day per account, however paced. */
+  secondFactorCap: { attempts: 100, windowSeconds: 86400 },
 };
 
 /** The growing delay after `free` failures (THROTTLE): the password's, and a second factor's (src/capabilities/mfa). */

@@ -75,7 +75,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
    * failures count as for passwords (20 free). A success clears the account's counters.
    */
   const ACCOUNT_RULE = { windowSeconds: THROTTLE.windowSeconds, free: THROTTLE.freeFailures.account, maxDelaySeconds: THROTTLE.maxDelaySeconds };
-  const DAILY_RULE = { windowSeconds: 86400, free: 100, maxDelaySeconds: 86400 };
+  const DAILY_RULE = { windowSeconds: THROTTLE.secondFactorCap.windowSeconds, free: THROTTLE.secondFactorCap.attempts, maxDelaySeconds: THROTTLE.secondFactorCap.windowSeconds };
   const throttleKeys = (userId: string, ip: string) => ({ account: `mfa:account:${userId}`, daily: `mfa:account:${userId}|day`, ip: `mfa:ip:${addressKey(ip)}` });
   const wait = async (key: string, now: Date) => {
     const until = await throttle.blockedUntil([key], now);
