@@ -279,7 +279,7 @@ describe('openid-client 6: code + PKCE in Chromium', () => {
       expect(new URL(page.url()).pathname).toBe('/login');
       await page.getByLabel('Username or email').fill('alice');
       await page.getByLabel('Password').fill(PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL((u) => u.pathname !== '/login');
       expect(await page.title()).toMatch(/^Allow access\?/);
       await page.getByRole('button', { name: 'Allow' }).click();
@@ -421,7 +421,7 @@ describe('oidc-client-ts as a SPA on another loopback origin in Chromium', () =>
       await tab.waitForURL((u) => u.origin === server.issuer && u.pathname === '/login');
       await tab.getByLabel('Username or email').fill('alice');
       await tab.getByLabel('Password').fill(PASSWORD);
-      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
       await tab.waitForURL((u) => u.pathname !== '/login');
       expect(await tab.title()).toMatch(/^Allow access\?/);
       await tab.getByRole('button', { name: 'Allow' }).click();

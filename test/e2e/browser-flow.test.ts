@@ -101,7 +101,7 @@ describe('sign-in, consent and the code flow in a real browser with oauth4webapi
     expect(atLogin(page)).toBe(true);
     await page.getByLabel('Username or email').fill('alice');
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.pathname !== '/login');
   }
 

@@ -38,4 +38,17 @@ describe('passkeys at sign-in and on the account page (over inject, a software a
     expect(page.body).toContain('Laptop');
     expect(page.body).toContain('(hwk, user, mfa)');
   });
+
+  it('offers no passkey on an issuer that is an IP address (WebAuthn: an RP ID is a domain): the sign-in page has no script', async () => {
+    const ip = await createTestApp({ ...FAST_ARGON2, ISSUER: 'http://127.0.0.1:8080' });
+    try {
+      const page = await new Browser(ip).request('GET', '/login');
+      expect(page.statusCode).toBe(200);
+      expect(page.body).not.toContain('<script');
+      expect(page.body).toContain('autocomplete="username"');
+      expect(page.headers['content-security-policy']).not.toContain('script-src');
+    } finally {
+      await ip.close();
+    }
+  });
 });

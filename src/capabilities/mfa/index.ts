@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Capability } from '../../server/context.js';
 import { ACR_VALUES } from '../../oauth/assurance.js';
 import { accountFactors } from './account-factors.js';
@@ -50,10 +51,11 @@ export const mfa: Capability = {
       signInFactors: {
         requiredAcr: async (user) => requiredAcr(user.username, await accountFactors(store.db, user.id), policy),
         stepUpPath: factorPath,
-        loginPageAddition: ({ csrf, returnTo }) => ({
+        // WebAuthn §5.1.3: an RP ID is a domain, never an IP address: on an IP issuer there is no passkey to offer.
+        ...(isIP(issuer.hostname.replace(/^\[|\]$/g, '')) ? {} : { loginPageAddition: ({ csrf, returnTo }: { csrf: string; returnTo: string }) => ({
           html: passkeyGetForm({ csrf, returnTo, options: '/login/passkey/options', verify: '/login/passkey', autofill: true, label: 'Sign in with a passkey' }),
           scriptHashes: [PASSKEY_SCRIPT_HASH],
-        }),
+        }) }),
       },
       // OpenID Connect Discovery §3: the levels an RP may ask for with acr_values.
       discovery: () => ({ acr_values_supported: [...ACR_VALUES], claims_supported: ['acr', 'amr', 'auth_time'] }),
