@@ -81,4 +81,21 @@ describe('multi-factor sign-in against an attacker who has the password', () => 
     expect((await passkeySecondFactor(owner, key)).statusCode).toBe(200);
     expect((await owner.request('GET', '/')).statusCode).toBe(200);
   });
+
+  it('a sign-in waiting for its second factor has 15 minutes to finish, not the session\'s lifetime', async () => {
+    await createUser(app.context, 'xia');
+    const owner = new Browser(app, '10.1.4.1');
+    await owner.signIn('xia', PASSWORD);
+    const { secret } = await enrolTotp(owner, clock.now());
+    const b = new Browser(app, '10.1.4.2');
+    expect((await b.signIn('xia', PASSWORD, '/account')).headers.location).toBe('/login/factor?return_to=%2Faccount');
+    clock.advance(14 * 60);
+    expect((await b.request('GET', '/login/factor?return_to=%2Faccount')).statusCode).toBe(200);
+    clock.advance(2 * 60);
+    const late = await b.request('GET', '/login/factor?return_to=%2Faccount');
+    expect([late.statusCode, late.headers.location]).toEqual([303, '/login?return_to=%2Faccount']);
+    const code = await b.request('POST', '/login/factor/totp', { csrf: csrfCookie(b), return_to: '/account', code: totpCode(secret, clock.now()) });
+    expect([code.statusCode, code.headers.location]).toEqual([303, '/login?return_to=%2Faccount']);
+    expect((await b.request('GET', '/')).statusCode).toBe(303);
+  });
 });

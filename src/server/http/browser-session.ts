@@ -91,6 +91,8 @@ export class BrowserSessions {
   constructor(
     issuer: string, readonly sessions: SessionRepository, private readonly idleTtl: number, private readonly clock: Clock,
     private readonly floor: string | null = null,
+    /** How long a sign-in may wait for its second factor or enrolment before it must start again (seconds). */
+    private readonly unfinishedTtl = 900,
   ) {
     this.cookies = new BrowserCookies(issuer);
   }
@@ -110,10 +112,19 @@ export class BrowserSessions {
     return satisfies(session.acr, session.required_acr) && satisfies(session.acr, this.floor);
   }
 
-  /** The live session of this browser, signed in or still proving its factors: only for the pages that finish a sign-in. */
+  /**
+   * The live session of this browser, signed in or still proving its factors: only for the pages
+   * that finish a sign-in. One that never reached its level is a sign-in in progress, and it has
+   * `unfinishedTtl` from its start to finish — not the whole session lifetime a password alone
+   * would otherwise keep open for guessing the second factor.
+   */
   async inProgress(req: FastifyRequest): Promise<SsoSession | undefined> {
     const id = this.cookies.sessionId(req);
-    return id ? this.sessions.touch(sha256(id), this.idleTtl, this.clock.now()) : undefined;
+    if (!id) return undefined;
+    const now = this.clock.now();
+    const session = await this.sessions.touch(sha256(id), this.idleTtl, now);
+    if (session && !this.complete(session) && now.getTime() - session.created_at.getTime() > this.unfinishedTtl * 1000) return undefined;
+    return session;
   }
 
   /** Records factors this browser's session proved now (a second factor, a step-up); the session after. */
