@@ -46,13 +46,16 @@ export class LoginThrottleRepository {
    * success clears it — in one upsert that also sets the block, so guesses sent in parallel
    * cannot all pass a check made before any of them failed. Undefined when `key` is blocked
    * (nothing counted). After `free` attempts, each one blocks the next for 2^(n − free) seconds,
-   * up to `maxDelaySeconds`; a key quiet for `windowSeconds` starts again from one.
+   * up to `maxDelaySeconds` (`fixed`: the `free`-th attempt blocks the next for `maxDelaySeconds`);
+   * a key quiet for `windowSeconds` starts again from one.
    */
-  async takeAttempt(key: string, now: Date, rule: { windowSeconds: number; free: number; maxDelaySeconds: number }): Promise<number | undefined> {
+  async takeAttempt(key: string, now: Date, rule: { windowSeconds: number; free: number; maxDelaySeconds: number; fixed?: boolean }): Promise<number | undefined> {
     const windowStart = new Date(now.getTime() - rule.windowSeconds * 1000);
     const next = sql<number>`case when login_throttle.last_failure_at < ${windowStart} then 1 else login_throttle.failures + 1 end`;
-    const blockAfter = (n: ReturnType<typeof sql<number>> | number) => sql<Date | null>`case when ${n} > ${rule.free}
-      then ${now}::timestamptz + least(power(2, ${n} - ${rule.free}), ${rule.maxDelaySeconds}) * interval '1 second' else null end`;
+    // `fixed`: the whole delay at once once the free attempts are spent (no doubling up to it).
+    const delay = (n: ReturnType<typeof sql<number>>) => (rule.fixed ? sql`${rule.maxDelaySeconds}` : sql`least(power(2, ${n} - ${rule.free}), ${rule.maxDelaySeconds})`);
+    const blockAfter = (n: ReturnType<typeof sql<number>>) => sql<Date | null>`case when ${n} >= ${rule.fixed ? rule.free : rule.free + 1}
+      then ${now}::timestamptz + ${delay(n)} * interval '1 second' else null end`;
     const row = await this.db.insertInto('login_throttle')
       .values({ key, failures: 1, blocked_until: null, last_failure_at: now })
       .onConflict((oc) => oc.column('key').doUpdateSet({ failures: next, blocked_until: blockAfter(next), last_failure_at: now })

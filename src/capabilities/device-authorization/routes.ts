@@ -53,21 +53,27 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
    */
   const askedAcr = (client: Client) => requestedAcrValues(undefined, undefined, client.metadata.default_acr_values);
 
-  /** The keys wrong codes count against: this address, this session and this account (RFC 8628 §5.1). */
+  /** The keys code entries count against: this address, this session and this account (RFC 8628 §5.1). */
   const wrongCodeKeys = (req: FastifyRequest, session: { sid: string; user_id: string }) =>
     [`device:ip:${addressKey(req.ip)}`, `device:session:${session.sid}`, `device:user:${session.user_id}`];
-  /** Seconds until this browser may enter codes again, when it entered too many wrong ones. */
-  async function blockedFor(keys: string[]): Promise<number | undefined> {
+  /**
+   * Takes one code entry for each key, before the code is looked up, and answers the seconds to
+   * wait when one of them is spent: every entry counts, right or wrong — a guesser can make right
+   * codes of their own at will, so a success forgives nothing — and entries sent in parallel
+   * cannot all pass a check made before any of them counted. DEVICE_USER_CODE_ATTEMPTS entries
+   * per 15 minutes, then 15 minutes' wait.
+   */
+  const ENTRY_RULE = { windowSeconds: WRONG_CODE_WINDOW, free: config.deviceUserCodeAttempts, maxDelaySeconds: WRONG_CODE_WINDOW, fixed: true };
+  async function takeEntry(keys: string[]): Promise<number | undefined> {
     const now = clock.now();
-    const blocked = await throttle.blockedUntil(keys, now);
-    return blocked ? FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) : undefined;
+    for (const key of keys) {
+      if (await throttle.takeAttempt(key, now, ENTRY_RULE) !== undefined) continue;
+      const blocked = await throttle.blockedUntil([key], now);
+      return blocked ? FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) : 1;
+    }
+    return undefined;
   }
-  async function wrongCode(keys: string[], req: FastifyRequest, userId: string): Promise<void> {
-    // Every wrong code counts, whatever it looks like (§5.1: a guess is a guess).
-    for (const key of keys) await throttle.recordFailure(key, clock.now(), WRONG_CODE_WINDOW, (n) => (n >= config.deviceUserCodeAttempts ? WRONG_CODE_WINDOW : 0));
-    audit.record('device.code_rejected', { sub: userId, ...requestAuditFields(req) });
-  }
-
+  const wrongCode = (req: FastifyRequest, userId: string) => audit.record('device.code_rejected', { sub: userId, ...requestAuditFields(req) });
   return async (app) => {
     await app.register(cookie);
     const limiter = createRateLimiter({ windowSeconds: config.rateLimitWindow, metrics: context.metrics });
@@ -110,8 +116,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       if (!user) return signIn(reply, shown);
       const csrf = cookies.csrfToken(req, reply);
       const now = clock.now();
-      const keys = wrongCodeKeys(req, session);
-      const seconds = await blockedFor(keys);
+      const seconds = await takeEntry(wrongCodeKeys(req, session));
       if (seconds !== undefined) {
         audit.record('device.code_throttled', { sub: user.id, ...requestAuditFields(req) });
         reply.header('retry-after', String(seconds));
@@ -121,7 +126,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       const pending = code ? await devices.pendingByUserCode(code, now) : undefined;
       const client = pending ? await services.clients.get(pending.client_id) : undefined;
       if (!pending || !client || client.disabled) {
-        await wrongCode(keys, req, user.id);
+        wrongCode(req, user.id);
         return sendHtml(reply, 400, deviceCodePage({ csrf, username: user.username, userCode: shown, error: 'That code is not right, or has expired. Check it on your device.' }));
       }
       // A client may require a level of everyone signing in to it (default_acr_values): step up first.
@@ -148,8 +153,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       const fields = requestAuditFields(req);
       const expired = () => sendHtml(reply, 400, errorPage('Code expired', 'This code has expired or was already used. Start again on your device.'));
       // The decision is a use of the code too: wrong codes count here as on the page before (§5.1).
-      const keys = wrongCodeKeys(req, session);
-      const seconds = await blockedFor(keys);
+      const seconds = await takeEntry(wrongCodeKeys(req, session));
       if (seconds !== undefined) return sendHtml(reply.header('retry-after', String(seconds)), 429, errorPage('Too many wrong codes', `Please wait ${seconds} seconds and try again.`));
       // What the code page checked holds when the decision is posted, however it is posted: a live
       // code, an enabled client (one disabled since the page was shown gets nothing), and for an
@@ -157,7 +161,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
       const pending = await devices.pendingByUserCode(code, now);
       const client = pending ? await services.clients.get(pending.client_id) : undefined;
       if (!pending || !client || client.disabled) {
-        await wrongCode(keys, req, session.user_id);
+        wrongCode(req, session.user_id);
         return expired();
       }
       const asked = askedAcr(client);
