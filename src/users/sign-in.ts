@@ -72,7 +72,7 @@ export const THROTTLE = {
 /** The growing delay after `free` failures (THROTTLE): the password's, and a second factor's (src/capabilities/mfa). */
 export const delayAfter = (free: number) => (failures: number) =>
   failures <= free ? 0 : Math.min(2 ** (failures - free), THROTTLE.maxDelaySeconds);
-export const capped = (failures: number) => (failures >= THROTTLE.accountCap.failures ? THROTTLE.accountCap.windowSeconds : 0);
+const capped = (failures: number) => (failures >= THROTTLE.accountCap.failures ? THROTTLE.accountCap.windowSeconds : 0);
 
 export const MAX_LOGIN_LENGTH = 254;
 
@@ -82,7 +82,7 @@ export const MAX_LOGIN_LENGTH = 254;
  * reach 100 in one hour, however long they keep at it. The previous hour's key is checked too,
  * as the block it set may reach into this one.
  */
-export function capKeys(userId: string, now: Date): { current: string; previous: string } {
+function capKeys(userId: string, now: Date): { current: string; previous: string } {
   const hour = Math.floor(now.getTime() / (THROTTLE.accountCap.windowSeconds * 1000));
   return { current: `account:${userId}|all|${hour}`, previous: `account:${userId}|all|${hour - 1}` };
 }
