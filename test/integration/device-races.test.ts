@@ -22,7 +22,8 @@ describe(`parallel polls of one device code (${onPostgres ? 'PostgreSQL' : 'embe
   const clock = new ManualClock('2030-01-01T00:00:00Z');
   beforeAll(async () => {
     store = await openTestStore();
-    app = await createTestApp({ ...FAST_ARGON2 }, { store, clock });
+    // One person approves every round's device: their code entries must not run out (DEVICE_USER_CODE_ATTEMPTS).
+    app = await createTestApp({ ...FAST_ARGON2, DEVICE_USER_CODE_ATTEMPTS: '1000' }, { store, clock });
     await createClient(app.context, {
       client_name: 'TV app', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], scope: 'openid offline_access',
     }, 'tv');
