@@ -98,4 +98,26 @@ describe('multi-factor sign-in against an attacker who has the password', () => 
     expect([code.statusCode, code.headers.location]).toEqual([303, '/login?return_to=%2Faccount']);
     expect((await b.request('GET', '/')).statusCode).toBe(303);
   });
+
+  it('after an operator\'s reset, a session from before it cannot add a factor of its own (before it is ended); a new sign-in can', async () => {
+    const user = await createUser(app.context, 'yan');
+    const owner = new Browser(app, '10.1.5.1');
+    await owner.signIn('yan', PASSWORD);
+    const { secret } = await enrolTotp(owner, clock.now());
+    clock.advance(30);
+    // The intruder's session: password and a phished code, complete and recent.
+    const intruder = new Browser(app, '10.1.5.2');
+    await intruder.signIn('yan', PASSWORD, '/account');
+    expect((await intruder.request('POST', '/login/factor/totp', { csrf: csrfCookie(intruder), return_to: '/account', code: totpCode(secret, clock.now()) })).statusCode).toBe(303);
+    clock.advance(1);
+    const { FactorAdministration } = await import('../../src/capabilities/mfa/factor-administration.js');
+    await new FactorAdministration(app.context.store.db, app.context.audit, clock).reset(user.id, { by: 'cli:test' });
+    clock.advance(1);
+    expect(await intruder.json('/account/passkeys/options', { csrf: csrfCookie(intruder) })).toMatchObject({ statusCode: 403, body: { error: 'login_required' } });
+    expect((await intruder.request('GET', '/account/totp')).headers.location).toBe('/login?return_to=%2Faccount%2Ftotp');
+    // The owner, signing in afresh (with a new password, in the runbook), enrols.
+    const fresh = new Browser(app, '10.1.5.3');
+    expect((await fresh.signIn('yan', PASSWORD, '/account')).headers.location).toBe('/login/factor?return_to=%2Faccount');
+    expect((await fresh.json('/account/passkeys/options', { csrf: csrfCookie(fresh) })).statusCode).toBe(200);
+  });
 });

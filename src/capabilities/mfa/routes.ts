@@ -346,6 +346,9 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       if (!s) return undefined;
       const facts = await accountFactors(store.db, s.user.id);
       if (passkeyChange && facts.passkeys > 0 && !provedPasskey(s.session.factor_times)) return undefined;
+      // After an operator's reset (or enrolment mark), only a sign-in begun since may enrol: a
+      // session from before — perhaps the intruder's, about to be ended — may not add its own factor.
+      if (facts.enrolmentRequiredAt && s.session.created_at.getTime() < facts.enrolmentRequiredAt.getTime()) return undefined;
       return mayEnrol(s.session, facts, policy, clock.now()) ? { ...s, facts } : undefined;
     }
 
