@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../platform/db/schema.js';
+import { FixedWindowCounter } from '../platform/fixed-window.js';
 
 /**
  * Failure counters for the login form, keyed by account and by client IP. Counting is one
@@ -16,6 +17,12 @@ export class LoginThrottleRepository {
       .where('key', 'in', keys).where('blocked_until', '>', now)
       .executeTakeFirst();
     return row?.until ? new Date(row.until) : undefined;
+  }
+
+  /** Seconds until every one of `keys` may try again (undefined: now), as a Retry-After says it. */
+  async secondsBlocked(keys: string[], now: Date): Promise<number | undefined> {
+    const until = await this.blockedUntil(keys, now);
+    return until ? FixedWindowCounter.secondsUntil(until.getTime(), now.getTime()) : undefined;
   }
 
   /**

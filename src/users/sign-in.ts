@@ -9,7 +9,7 @@ import type { SessionRepository, SsoSession } from './session-store.js';
 import type { User, UserRepository } from './user-store.js';
 import type { PasswordHasher } from './passwords.js';
 import type { FactorName } from '../oauth/assurance.js';
-import { addressKey, FixedWindowCounter } from '../platform/fixed-window.js';
+import { addressKey } from '../platform/fixed-window.js';
 
 /**
  * First-party sign-in with a password: throttling against guessing, one generic failure for
@@ -76,6 +76,9 @@ const capped = (failures: number) => (failures >= THROTTLE.accountCap.failures ?
 
 export const MAX_LOGIN_LENGTH = 254;
 
+/** The sign-in throttle's counter of an address (an IPv6 address by its /64): password and passkey failures share it. */
+export const ipThrottleKey = (ip: string) => `ip:${addressKey(ip)}`;
+
 /**
  * The account cap counts in fixed clock hours (a key per hour), not "since the last quiet
  * hour": strangers failing as fast as their shared allowance lets them (about 40 an hour) never
@@ -140,7 +143,7 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   const login = input.login.replace(/\u0000/g, '\uFFFD').trim().slice(0, MAX_LOGIN_LENGTH);
   // Per address as every limit counts it: an IPv6 address by its /64 (src/platform/fixed-window.ts).
   const address = addressKey(input.ip);
-  const ipKey = `ip:${address}`;
+  const ipKey = ipThrottleKey(input.ip);
   const context = { ip: input.ip, user_agent: input.userAgent, request_id: input.requestId };
 
   // Finding the account is one indexed read; the throttle is checked before any argon2 work.
@@ -148,10 +151,10 @@ export async function signIn(input: SignInInput, deps: SignInDeps): Promise<Sign
   const device = deps.knownDevices.verify(input.deviceCookie, now);
   const { key: accountKey, allowance } = await throttleKey(login, user, device, address, now, deps);
   const cap = user ? capKeys(user.id, now) : undefined;
-  const blocked = await deps.throttle.blockedUntil([accountKey, ipKey, ...(cap ? [cap.current, cap.previous] : [])], now);
-  if (blocked) {
+  const blocked = await deps.throttle.secondsBlocked([accountKey, ipKey, ...(cap ? [cap.current, cap.previous] : [])], now);
+  if (blocked !== undefined) {
     deps.audit.record('login.throttled', { ...context, allowance, ...(user ? { sub: user.id } : {}) });
-    return { kind: 'throttled', retryAfterSeconds: FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) };
+    return { kind: 'throttled', retryAfterSeconds: blocked };
   }
 
   const verified = await deps.hasher.verify(user?.password_hash ?? null, input.password);

@@ -10,8 +10,8 @@ import { ClientAuthenticationFailed } from '../../oauth/client-auth/authenticate
 import { InvalidRequest } from '../../oauth/errors.js';
 import { formBody } from '../../oauth/params.js';
 import { describeScopes } from '../../oauth/scope-descriptions.js';
-import { addressKey, FixedWindowCounter } from '../../platform/fixed-window.js';
-import { errorPage } from '../../platform/ui/pages.js';
+import { addressKey } from '../../platform/fixed-window.js';
+import { errorPage, FORM_EXPIRED_PAGE } from '../../platform/ui/pages.js';
 import { issuesIdToken } from '../../oauth/tokens.js';
 import { SessionClientRepository } from '../../users/session-clients-store.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
@@ -68,8 +68,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
     const now = clock.now();
     for (const key of keys) {
       if (await throttle.takeAttempt(key, now, ENTRY_RULE) !== undefined) continue;
-      const blocked = await throttle.blockedUntil([key], now);
-      return blocked ? FixedWindowCounter.secondsUntil(blocked.getTime(), now.getTime()) : 1;
+      return (await throttle.secondsBlocked([key], now)) ?? 1;
     }
     return undefined;
   }
@@ -109,7 +108,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
     app.post('/device', async (req, reply) => {
       const typed = formField(req.body, 'user_code');
       const shown = typeof typed === 'string' && typed.length <= 32 ? typed : '';
-      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const session = await browserSessions.current(req);
       if (!session) return signIn(reply, shown);
       const user = await users.findById(session.user_id);
@@ -142,7 +141,7 @@ export function deviceRoutes(context: CapabilityContext, devices: DeviceAuthoriz
     });
 
     app.post('/device/decision', async (req, reply) => {
-      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const decision = formField(req.body, 'decision');
       const code = normaliseUserCode(formField(req.body, 'user_code'));
       if ((decision !== 'allow' && decision !== 'deny') || !code) return sendHtml(reply, 400, errorPage('Request not valid', 'Start again from the code your device shows.'));

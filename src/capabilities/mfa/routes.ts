@@ -4,9 +4,8 @@ import type { CapabilityContext } from '../../server/context.js';
 import { ACR, levelOf, satisfies, type FactorName } from '../../oauth/assurance.js';
 import { ConsentRepository } from '../../oauth/consent-store.js';
 import { addressKey } from '../../platform/fixed-window.js';
-import { FixedWindowCounter } from '../../platform/fixed-window.js';
-import { errorPage } from '../../platform/ui/pages.js';
-import { delayAfter, startSession, THROTTLE } from '../../users/sign-in.js';
+import { errorPage, FORM_EXPIRED_PAGE } from '../../platform/ui/pages.js';
+import { delayAfter, ipThrottleKey, startSession, THROTTLE } from '../../users/sign-in.js';
 import { LoginThrottleRepository } from '../../users/sign-in-throttle-store.js';
 import type { SsoSession } from '../../users/session-store.js';
 import type { User } from '../../users/user-store.js';
@@ -77,10 +76,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
   const ACCOUNT_RULE = { windowSeconds: THROTTLE.windowSeconds, free: THROTTLE.freeFailures.account, maxDelaySeconds: THROTTLE.maxDelaySeconds };
   const DAILY_RULE = { windowSeconds: THROTTLE.secondFactorCap.windowSeconds, free: THROTTLE.secondFactorCap.attempts, maxDelaySeconds: THROTTLE.secondFactorCap.windowSeconds };
   const throttleKeys = (userId: string, ip: string) => ({ account: `mfa:account:${userId}`, daily: `mfa:account:${userId}|day`, ip: `mfa:ip:${addressKey(ip)}` });
-  const wait = async (key: string, now: Date) => {
-    const until = await throttle.blockedUntil([key], now);
-    return until ? FixedWindowCounter.secondsUntil(until.getTime(), now.getTime()) : undefined;
-  };
+  const wait = (key: string, now: Date) => throttle.secondsBlocked([key], now);
   const ipWait = (ip: string) => wait(throttleKeys('', ip).ip, clock.now());
   /** Takes an attempt; the seconds to wait when the account or address may not try now. */
   async function attempt(userId: string, ip: string): Promise<number | undefined> {
@@ -149,10 +145,6 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     }));
   }
 
-  /** Records factors proved now; an enrolment the operator asked for is done once a factor is in. */
-  async function proved(req: FastifyRequest, factors: readonly FactorName[]): Promise<SsoSession | undefined> {
-    return browserSessions.addFactors(req, factors);
-  }
   const passkeyFactors = (r: { deviceBound: boolean; userVerified: boolean }): FactorName[] =>
     [r.deviceBound ? 'hwk' : 'swk', ...(r.userVerified ? ['uv' as const] : [])];
 
@@ -201,12 +193,11 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       if (!cookies.csrfValid(req, body.csrf)) return jsonError(reply, 403, 'invalid_request', 'The form expired. Reload the page.');
       const returnTo = safeReturnPath(body.return_to);
       const fields = requestAuditFields(req);
-      const ipKey = `ip:${addressKey(req.ip)}`;
+      const ipKey = ipThrottleKey(req.ip);
       const now = clock.now();
-      const until = await throttle.blockedUntil([ipKey], now);
-      if (until) {
+      const wait = await throttle.secondsBlocked([ipKey], now);
+      if (wait !== undefined) {
         metrics.signIns.inc({ method: 'passkey', step: 'first', outcome: 'throttled' });
-        const wait = FixedWindowCounter.secondsUntil(until.getTime(), now.getTime());
         return jsonError(reply.header('retry-after', String(wait)), 429, 'slow_down', `Too many attempts. Try again in ${wait} seconds.`);
       }
       // A passkey alone must verify its user (PIN or biometric): possession and a second factor in one.
@@ -249,7 +240,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       const body = req.body;
       const returnTo = safeReturnPath(formField(body, 'return_to'));
       const acr = acrParam(formField(body, 'acr'));
-      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const s = await sessionOf(req);
       if (!s) return signInAgain(reply, returnTo);
       const wait = await attempt(s.user.id, req.ip);
@@ -274,7 +265,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         audit.record('mfa.totp.failed', { ...fields, sub: s.user.id, sid: s.session.sid, reason: result });
         return result === 'replayed' ? 'That code was already used. Wait for the next one.' : 'That code is not right.';
       }
-      const session = await proved(req, ['otp']);
+      const session = await browserSessions.addFactors(req, ['otp']);
       audit.record('mfa.totp.used', { ...fields, sub: s.user.id, sid: s.session.sid, amr: session?.amr, acr: session?.acr });
       return () => reply.code(303).header('location', factorPath(returnTo, acr)).send();
     }));
@@ -286,7 +277,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         audit.record('mfa.recovery_code.failed', { ...fields, sub: s.user.id, sid: s.session.sid });
         return 'That recovery code is not right, or was used already.';
       }
-      const session = await proved(req, ['recovery']);
+      const session = await browserSessions.addFactors(req, ['recovery']);
       audit.record('mfa.recovery_code.used', { ...fields, sub: s.user.id, sid: s.session.sid, remaining: result.remaining, amr: session?.amr, acr: session?.acr });
       return () => sendHtml(reply, 200, recoveryUsedPage({ remaining: result.remaining, continueTo: factorPath(returnTo, acr) }));
     }));
@@ -329,7 +320,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         audit.record('mfa.passkey.used', { ...fields, sub: s.user.id, sid: s.session.sid, credential_id: result.credentialId, counted: false });
         return jsonError(reply, 400, 'access_denied', 'Your new passkey works from your next sign-in: sign out, then sign in with it.');
       }
-      const session = await proved(req, passkeyFactors(result));
+      const session = await browserSessions.addFactors(req, passkeyFactors(result));
       metrics.signIns.inc({ method: 'passkey', step: 'second', outcome: 'success' });
       audit.record('mfa.passkey.used', { ...fields, sub: s.user.id, sid: s.session.sid, credential_id: result.credentialId, amr: session?.amr, acr: session?.acr });
       return reply.header('cache-control', 'no-store').send({ location: factorPath(returnTo, acr) });
@@ -396,7 +387,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
       const body = req.body;
       const returnTo = safeReturnPath(formField(body, 'return_to') ?? '/account');
       const acr = acrParam(formField(body, 'acr'));
-      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const s = await enrolling(req);
       if (!s) return signInAgain(reply, '/account');
       const wait = await attempt(s.user.id, req.ip);
@@ -409,7 +400,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
         return sendHtml(reply, 401, totpRetryPage({ again }));
       }
       await succeeded(s.user.id);
-      await proved(req, ['otp']);
+      await browserSessions.addFactors(req, ['otp']);
       metrics.factorChanges.inc({ factor: 'totp', change: 'enrolled' });
       audit.record('mfa.totp.enrolled', { ...fields, sub: s.user.id });
       return reply.code(303).header('location', await afterEnrolment(req, s, factorPath(returnTo, acr), 'totp')).send();
@@ -425,7 +416,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     app.post('/account/recovery-codes', { preHandler: pageLimit }, async (req, reply) => {
       const body = req.body;
       const returnTo = safeReturnPath(formField(body, 'return_to') ?? '/account');
-      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const s = await enrolling(req);
       if (!s) return signInAgain(reply, '/account');
       const codes = await recovery.generate(s.user.id, clock.now());
@@ -438,7 +429,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
     // ── The account page ──
     /** A signed-in session that may change factors now, or the reply sending it to sign in again. */
     async function changing(req: FastifyRequest, reply: FastifyReply, passkeyChange = false): Promise<{ session: SsoSession; user: User } | FastifyReply> {
-      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const session = await browserSessions.current(req);
       const s = session ? await enrolling(req, passkeyChange) : undefined;
       return s ?? signInAgain(reply, '/account');
@@ -493,7 +484,7 @@ export function mfaRoutes(context: CapabilityContext, parts: MfaParts): FastifyP
 
     // Withdrawing consent needs no recent sign-in: it only takes access away.
     app.post('/account/apps/:client_id/withdraw', async (req, reply) => {
-      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, errorPage('Request expired', 'The form expired. Go back and try again.'));
+      if (!cookies.csrfValid(req, formField(req.body, 'csrf'))) return sendHtml(reply, 403, FORM_EXPIRED_PAGE);
       const session = await browserSessions.current(req);
       if (!session) return signInAgain(reply, '/account');
       const clientId = (req.params as { client_id: string }).client_id;

@@ -144,6 +144,9 @@ export function errorPage(title: string, message: string): string {
 <p class="error" role="alert">${message}</p>`);
 }
 
+/** A form whose CSRF token no longer matches (another tab signed in or out, or it sat too long): start it again. */
+export const FORM_EXPIRED_PAGE = errorPage('Request expired', 'The form expired. Go back and try again.');
+
 export interface ConsentPageModel {
   csrf: string;
   clientName: string;
