@@ -40,3 +40,14 @@ export function narrowedAudience(resources: readonly string[], granted: Audience
   if (resources.some((r) => !authorized.includes(r))) throw new InvalidTarget(refused);
   return asAudience(resources);
 }
+
+/**
+ * Whether a token's `aud` names this client: its client_id, or one of the resource identifiers
+ * it serves (`served_resources`, set by an administrator). Such a token was sent to the client:
+ * it may introspect it (RFC 7662 §4) and exchange it (RFC 8693). The one rule both read.
+ */
+export function audienceNamesClient(aud: Audience, client: Pick<Client, 'clientId' | 'metadata'>): boolean {
+  const served = client.metadata.served_resources;
+  const names = (value: string) => value === client.clientId || (served !== undefined && served.includes(value));
+  return typeof aud === 'string' ? names(aud) : aud.some(names);
+}

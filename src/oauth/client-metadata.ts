@@ -261,6 +261,40 @@ const metadataObject = z.strictObject({
    * Latchkey keeps only when SIGNING_ALGS names it). Responses are signed, never encrypted.
    */
   introspection_signed_response_alg: signedResponseAlg.optional(),
+  /**
+   * Latchkey: the resource identifiers (RFC 9728 §2 `resource`) of the APIs this client is the
+   * resource server of. A token whose `aud` names one was sent to this client: it may introspect
+   * it and exchange it (RFC 8693) as it may a token naming its client_id. Only an administrator
+   * may set it.
+   */
+  served_resources: z.array(z.string().max(2000).refine(isResourceIndicator, 'each must be an absolute URI without a fragment (RFC 8707 §2)')).min(1).max(20).optional(),
+  /**
+   * Latchkey: what this client may do with the token-exchange grant (RFC 8693) beyond the
+   * default — delegation, within its own registration, of a Latchkey access token issued to it or
+   * sent to it. Only an administrator may set it.
+   */
+  token_exchange: z.strictObject({
+    /** `impersonation`: the new token names no actor (RFC 8693 §1.1); `delegation` (default): its `act` names this client. */
+    mode: z.enum(['delegation', 'impersonation']).default('delegation'),
+    /** Subject token types it may present (RFC 8693 §3, short names): `jwt` and `id_token` come from its trusted_subject_issuers. */
+    subject_token_types: z.array(z.enum(['access_token', 'jwt', 'id_token'])).min(1).max(3).default(['access_token']),
+    /** Latchkey access tokens of any client and audience, not only those issued or sent to it. */
+    any_subject: z.boolean().default(false),
+    /** Audiences (RFC 8693 §2.1 `audience`, logical names) it may ask for besides its `resources`. */
+    audiences: z.array(z.string().min(1).max(300)).max(50).default([]),
+  }).optional(),
+  /**
+   * Latchkey: the trusted external issuers (their `issuer` URLs) whose tokens this client may
+   * present as a JWT bearer assertion (RFC 7523 §2.1) or a token-exchange subject token. Only an
+   * administrator may set it.
+   */
+  trusted_subject_issuers: z.array(z.string().min(1).max(2000)).min(1).max(20).optional(),
+  /**
+   * Latchkey: workload identity — the trusted external issuer (its `issuer` URL) and the exact
+   * `sub` whose tokens authenticate this client (token_endpoint_auth_method
+   * `workload_identity`): no secret or key is stored. Only an administrator may set it.
+   */
+  workload_identity: z.strictObject({ issuer: z.string().min(1).max(2000), subject: z.string().min(1).max(1000) }).optional(),
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;
@@ -275,6 +309,13 @@ export const ADMINISTRATOR_ONLY_MEMBERS = {
   introspect_any_token: true,
   require_pkce: false,
 } as const satisfies { readonly [K in keyof ClientMetadata]?: boolean };
+
+/**
+ * Members that grant a client trust whatever their value — it may act for others (token
+ * exchange beyond the default), accept external issuers' tokens, be the resource server of
+ * an API, or authenticate as a workload — so Dynamic Client Registration refuses them.
+ */
+export const ADMINISTRATOR_ONLY_GRANTS = ['served_resources', 'token_exchange', 'trusted_subject_issuers', 'workload_identity'] as const satisfies readonly (keyof ClientMetadata)[];
 
 /** Whether this client may leave PKCE out of an OpenID Connect request with a nonce (RFC 9700 §2.1.1): an administrator's exemption, for a confidential client. */
 export function pkceExempt(metadata: Pick<ClientMetadata, 'require_pkce' | 'token_endpoint_auth_method'>): boolean {

@@ -21,6 +21,7 @@ import type { EndpointUrls } from '../oauth/endpoints.js';
 import type { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
 import type { RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
 import type { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
+import type { ExternalTokenVerifier } from '../oauth/trusted-issuers/external-token.js';
 import type { AccessTokenDeps, TokenIssuingDeps } from '../oauth/tokens.js';
 import type { OAuthMetrics } from '../platform/observability/oauth-metrics.js';
 import type { RefreshMetrics } from '../platform/observability/refresh-metrics.js';
@@ -77,6 +78,11 @@ export interface Services {
   endpoints: EndpointUrls;
   /** Client authentication at every endpoint that takes client credentials. */
   authDeps: ClientAuthDeps;
+  /**
+   * Tokens of the trusted external issuers (src/oauth/trusted-issuers/): verified, and mapped to
+   * a client or user, for workload client authentication, the JWT bearer grant and token exchange.
+   */
+  externalTokens: ExternalTokenVerifier;
   /** Verifying access tokens, with the one cache of verified signatures (introspection, revocation, UserInfo). */
   accessTokens: Required<AccessTokenDeps>;
   /** Issuing tokens: the keys and the default lifetimes (ACCESS_TOKEN_TTL, ID_TOKEN_TTL). */

@@ -26,6 +26,7 @@ import { SessionRepository } from '../users/session-store.js';
 import { BrowserSessions } from './http/browser-session.js';
 import type { AppContext, Services } from './context.js';
 import { endpointUrls } from '../oauth/endpoints.js';
+import { NO_TRUSTED_ISSUERS } from '../oauth/trusted-issuers/external-token.js';
 
 /** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
 const REVOCATION_RELOAD_SECONDS = 30;
@@ -119,6 +120,8 @@ export async function createServices(
     refreshMetrics,
     endpoints,
     authDeps,
+    // src/oauth/trusted-issuers/ replaces this with the configured issuers.
+    externalTokens: NO_TRUSTED_ISSUERS,
     accessTokens,
     tokenIssuing: { ...accessTokens, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl },
     isRevoked: async ({ jti, gid }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid)),

@@ -1,4 +1,5 @@
 import { epochSeconds } from '../../platform/clock.js';
+import { audienceNamesClient } from '../../oauth/audience.js';
 import { signJwt } from '../../platform/keys/jws.js';
 import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type ClientAuthInput } from '../../oauth/client-auth/authenticate.js';
 import type { Client } from '../../oauth/client.js';
@@ -64,11 +65,10 @@ export interface IntrospectionResult {
  * every authenticated client would let any of them — a self-registered one included — read the
  * `sub`, `scope` and `aud` of tokens meant for other resource servers. So: a client the operator
  * marked `introspect_any_token` (a resource server), the client the token was issued to, and a
- * client its `aud` names. Read from the caller already authenticated: no database read.
+ * client its `aud` names (its client_id or a resource it serves: audienceNamesClient). Read from the caller already authenticated: no database read.
  */
 export function mayIntrospect(caller: Client, token: { client_id: string; aud: string | string[] }): boolean {
-  if (caller.metadata.introspect_any_token === true || caller.clientId === token.client_id) return true;
-  return typeof token.aud === 'string' ? token.aud === caller.clientId : token.aud.includes(caller.clientId);
+  return caller.metadata.introspect_any_token === true || caller.clientId === token.client_id || audienceNamesClient(token.aud, caller);
 }
 
 export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {

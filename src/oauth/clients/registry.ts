@@ -3,7 +3,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
-import { ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type ClientMetadataRules } from '../client-metadata.js';
+import { ADMINISTRATOR_ONLY_GRANTS, ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type ClientMetadataRules } from '../client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 
 /** Who made a change, for the audit trail and the `source` column. */
@@ -74,6 +74,13 @@ export class ClientRegistry {
         const granted = current?.[member] === privileged;
         if (metadata[member] === privileged && !granted) throw new InvalidClientMetadata(`${member}: may only be set by an administrator`);
         if (granted) metadata[member] = privileged;
+      }
+      for (const member of ADMINISTRATOR_ONLY_GRANTS) {
+        const granted = current?.[member];
+        if (metadata[member] !== undefined && JSON.stringify(metadata[member]) !== JSON.stringify(granted)) {
+          throw new InvalidClientMetadata(`${member}: may only be set by an administrator`);
+        }
+        if (granted !== undefined) (metadata as Record<string, unknown>)[member] = granted;
       }
     }
     const problem = policy?.(metadata);

@@ -1,7 +1,7 @@
 import { authenticateClient, type AuthenticatedClient, type ClientAuthDeps, type ClientAuthInput } from '../client-auth/authenticate.js';
 import { InvalidRequest, UnauthorizedClient, UnsupportedGrantType } from '../errors.js';
 import { readParams, readRepeatedParam } from '../params.js';
-import type { GrantResult } from './grant.js';
+import type { GrantInput, GrantResult } from './grant.js';
 import type { GrantRegistry } from './registry.js';
 
 export interface TokenRequestResult extends GrantResult {
@@ -33,7 +33,9 @@ export async function handleTokenRequest(input: ClientAuthInput, deps: TokenEndp
   }
   const params = readParams(input.body, grant.parameters);
   const resources = readRepeatedParam(input.body, 'resource');
-  const result = await grant.handle({ client: authenticated.client, params, resources });
+  const grantInput: GrantInput<string> = { client: authenticated.client, params, resources };
+  if (grant.repeatedParameters) grantInput.repeated = Object.fromEntries(grant.repeatedParameters.map((name) => [name, readRepeatedParam(input.body, name)]));
+  const result = await grant.handle(grantInput);
   // Built by assignment, not a spread: this runs for every token issued.
   const answer: TokenRequestResult = { response: result.response, issued: result.issued, grantType: grant.grantType, client: authenticated };
   if (result.audit) answer.audit = result.audit;

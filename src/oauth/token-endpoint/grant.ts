@@ -9,6 +9,8 @@ export interface TokenResponse {
   scope?: string;
   refresh_token?: string;
   id_token?: string;
+  /** RFC 8693 §2.2.1: the type of the token issued by a token exchange. */
+  issued_token_type?: string;
 }
 
 /**
@@ -46,8 +48,10 @@ export interface GrantInput<P extends string> {
   client: Client;
   /** The grant's declared single-valued parameters (repeats already rejected). */
   params: Partial<Record<P, string>>;
-  /** RFC 8707 `resource` values (the one parameter that may repeat). */
+  /** RFC 8707 `resource` values (a parameter that may repeat). */
   resources: string[];
+  /** The values of the grant's declared `repeatedParameters` (e.g. RFC 8693 `audience`), each in request order. */
+  repeated?: Partial<Record<string, string[]>>;
 }
 
 /** An audit event a grant produced besides `token.issued`: its name and identifiers, never a token. */
@@ -82,5 +86,7 @@ export function auditEventOf(err: unknown): GrantAuditEvent | undefined {
  */
 export interface TokenGrant<P extends string = string> extends GrantType {
   parameters: readonly P[];
+  /** Parameters besides `resource` that may appear more than once (RFC 8693 §2.1 `audience`). */
+  repeatedParameters?: readonly string[];
   handle(input: GrantInput<P>): Promise<GrantResult>;
 }
