@@ -4,6 +4,7 @@ import { clientCredentials } from '../capabilities/client-credentials/index.js';
 import { demo } from '../capabilities/demo/index.js';
 import { deviceAuthorization } from '../capabilities/device-authorization/index.js';
 import { introspection } from '../capabilities/introspection/index.js';
+import { jwtBearer } from '../capabilities/jwt-bearer/index.js';
 import { login } from '../capabilities/login/index.js';
 import { logout } from '../capabilities/logout/index.js';
 import { mfa } from '../capabilities/mfa/index.js';
@@ -26,6 +27,7 @@ export const CAPABILITIES: readonly Capability[] = [
   userInfo,
   refreshToken,
   clientCredentials,
+  jwtBearer,
   deviceAuthorization,
   introspection,
   revocation,
