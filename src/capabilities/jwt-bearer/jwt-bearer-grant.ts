@@ -90,7 +90,8 @@ export function jwtBearerGrant(deps: JwtBearerGrantDeps): TokenGrant<'assertion'
         if (!(err instanceof OAuthError) || err.status >= 500) throw err;
         throw new JwtBearerRefused(err, {
           client_id: input.client.clientId,
-          ...(seen.issuer ? { issuer: seen.issuer, issuer_name: seen.issuerName } : {}),
+          ...(seen.issuer ? { issuer: seen.issuer } : {}),
+          ...(seen.issuerName ? { issuer_name: seen.issuerName } : {}),
           ...(seen.externalSub ? { external_sub: seen.externalSub } : {}),
           error: err.error,
           // Every debug text of this grant is safe to keep (the verifier's reasons never quote the token).
