@@ -32,7 +32,8 @@ export async function startCompatServer(clients: Array<Record<string, unknown>>,
     clients: clients.map((c) => {
       const env = `COMPAT_SECRET_${String(c.client_id).replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
       secrets[env] = secretOf(String(c.client_id));
-      return c.token_endpoint_auth_method === 'none' ? c : { ...c, client_secret_env: env };
+      // Only the secret methods (client_secret_basic, the default, and client_secret_post) hold one.
+      return [undefined, 'client_secret_basic', 'client_secret_post'].includes(c.token_endpoint_auth_method as string | undefined) ? { ...c, client_secret_env: env } : c;
     }),
   }));
   const schema = onPostgres ? uniqueSchema() : undefined;
