@@ -1,7 +1,7 @@
 import { liveAccessToken, type LivenessDeps } from '../../oauth/access-token-liveness.js';
 import type { Actor } from '../../oauth/actor.js';
 import type { Client } from '../../oauth/client.js';
-import { OAuthError } from '../../oauth/errors.js';
+import { OAuthError, TemporarilyUnavailable } from '../../oauth/errors.js';
 import { epochSeconds } from '../../platform/clock.js';
 import { issueAccessToken, type TokenIssuingDeps } from '../../oauth/tokens.js';
 import { tokenResponse, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
@@ -88,7 +88,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
     } catch (err) {
       // An outage the verifier reports as such (temporarily_unavailable) stays one; any other
       // failure is the token's (RFC 8693 §2.2.2: invalid_request).
-      if (err instanceof OAuthError) throw err;
+      if (err instanceof TemporarilyUnavailable) throw err;
       throw new TokenExchangeRefused(reason, description, err instanceof Error ? err.message : 'rejected');
     }
   }
