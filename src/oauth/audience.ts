@@ -5,7 +5,8 @@ import { InvalidRequest, InvalidTarget } from './errors.js';
 /** An audience as a JWT `aud` holds it: one value as a string, several as an array (RFC 7519 §4.1.3). */
 export type Audience = string | string[];
 
-function asAudience(resources: readonly string[]): Audience {
+/** Values as a JWT `aud`: de-duplicated, request order kept; one alone as a string. */
+export function asAudience(resources: readonly string[]): Audience {
   const unique = [...new Set(resources)];
   return unique.length === 1 ? unique[0]! : unique;
 }

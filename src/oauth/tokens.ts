@@ -301,6 +301,11 @@ export interface AccessTokenClaims {
   scope?: string;
   /** The grant (authorization code, later refresh family) a user's token came from. */
   gid?: string;
+  /**
+   * `user` on a token exchanged (RFC 8693) for a user an external issuer's subject mapping named:
+   * no Latchkey grant to name in `gid`, yet a user's token (src/oauth/access-token-liveness.ts namesUser).
+   */
+  sub_kind?: 'user';
   [claim: string]: unknown;
 }
 
@@ -341,6 +346,7 @@ export async function verifyAccessToken(deps: AccessTokenDeps, token: string, op
   if (c.iss !== deps.issuer || typeof c.sub !== 'string' || !audOk || typeof c.jti !== 'string' ||
       typeof c.client_id !== 'string' || !Number.isInteger(c.iat) || !Number.isInteger(c.exp) ||
       (c.scope !== undefined && typeof c.scope !== 'string') || (c.gid !== undefined && typeof c.gid !== 'string') ||
+      (c.sub_kind !== undefined && c.sub_kind !== 'user') ||
       (c.nbf !== undefined && (typeof c.nbf !== 'number' || c.nbf > now))) {
     return { valid: false, reason: 'invalid_claims' };
   }

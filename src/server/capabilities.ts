@@ -11,6 +11,7 @@ import { mfa } from '../capabilities/mfa/index.js';
 import { refreshToken } from '../capabilities/refresh-token/index.js';
 import { registration } from '../capabilities/registration/index.js';
 import { revocation } from '../capabilities/revocation/index.js';
+import { tokenExchange } from '../capabilities/token-exchange/index.js';
 import { userInfo } from '../capabilities/userinfo/index.js';
 import { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
 import type { Migration } from '../platform/db/migrator.js';
@@ -27,6 +28,7 @@ export const CAPABILITIES: readonly Capability[] = [
   userInfo,
   refreshToken,
   clientCredentials,
+  tokenExchange,
   jwtBearer,
   deviceAuthorization,
   introspection,

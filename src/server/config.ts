@@ -9,6 +9,7 @@ import { logoutSettings } from '../capabilities/logout/settings.js';
 import { refreshTokenSettings } from '../capabilities/refresh-token/settings.js';
 import { registrationSettings } from '../capabilities/registration/settings.js';
 import { revocationSettings } from '../capabilities/revocation/settings.js';
+import { tokenExchangeSettings } from '../capabilities/token-exchange/settings.js';
 import { userinfoSettings } from '../capabilities/userinfo/settings.js';
 import { clientKeySettings } from '../oauth/client-auth/settings.js';
 import { clientSettings } from '../oauth/clients/settings.js';
@@ -46,6 +47,7 @@ export const SLICES = [
   authorizationCodeSettings,
   deviceAuthorizationSettings,
   refreshTokenSettings,
+  tokenExchangeSettings,
   loginSettings,
   mfaSettings,
   logoutSettings,

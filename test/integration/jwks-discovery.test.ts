@@ -97,7 +97,7 @@ describe('JWKS and discovery endpoints', () => {
       acr_values_supported: ['urn:latchkey:acr:password', 'urn:latchkey:acr:mfa', 'urn:latchkey:acr:phishing-resistant'],
       scopes_supported: ['openid', 'profile', 'email', 'address', 'phone', 'offline_access'],
       token_endpoint: 'https://id.example.com/token',
-      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code'],
       device_authorization_endpoint: 'https://id.example.com/device_authorization',
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       token_endpoint_auth_signing_alg_values_supported: assertionAlgs,

@@ -11,14 +11,14 @@ describe('the capability table (src/server/capabilities.ts)', () => {
   });
 
   it('derives the grant types from the capabilities that declare them, in table order (RFC 8414 §2 grant_types_supported)', () => {
-    expect(GRANT_TYPES.grantTypes()).toEqual(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code']);
+    expect(GRANT_TYPES.grantTypes()).toEqual(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code']);
     expect(GRANT_TYPES.get('client_credentials')?.publicClients).toBe(false);
     expect(GRANT_TYPES.get('authorization_code')?.publicClients).toBe(true);
   });
 
   it('lets a client register only a grant type some capability serves (RFC 7591 §2)', () => {
-    expect(() => parseClientMetadata({ grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'] }))
-      .toThrow('grant_types.0: Invalid option: expected one of "authorization_code"|"refresh_token"|"client_credentials"|"urn:ietf:params:oauth:grant-type:jwt-bearer"|"urn:ietf:params:oauth:grant-type:device_code"');
+    expect(() => parseClientMetadata({ grant_types: ['urn:ietf:params:oauth:grant-type:saml2-bearer'] }))
+      .toThrow('grant_types.0: Invalid option: expected one of "authorization_code"|"refresh_token"|"client_credentials"|"urn:ietf:params:oauth:grant-type:token-exchange"|"urn:ietf:params:oauth:grant-type:jwt-bearer"|"urn:ietf:params:oauth:grant-type:device_code"');
     expect(parseClientMetadata({ grant_types: ['client_credentials'] }).grant_types).toEqual(['client_credentials']);
   });
 
@@ -26,7 +26,7 @@ describe('the capability table (src/server/capabilities.ts)', () => {
     const missing = CAPABILITIES.filter((c) => c.settings !== undefined && !(SLICES as readonly unknown[]).includes(c.settings)).map((c) => c.name);
     expect(missing).toEqual([]);
     expect(CAPABILITIES.filter((c) => c.settings !== undefined).map((c) => c.name))
-      .toEqual(['authorization-code', 'userinfo', 'refresh-token', 'device-authorization', 'introspection', 'revocation', 'registration', 'admin', 'login', 'mfa', 'logout', 'demo']);
+      .toEqual(['authorization-code', 'userinfo', 'refresh-token', 'token-exchange', 'device-authorization', 'introspection', 'revocation', 'registration', 'admin', 'login', 'mfa', 'logout', 'demo']);
   });
 
   it('runs the released migrations and the capabilities\' own in name order, each once', () => {

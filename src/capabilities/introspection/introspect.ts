@@ -8,7 +8,9 @@ import { readParams } from '../../oauth/params.js';
 import { REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
 import type { StoredRefreshToken } from '../../oauth/refresh-families/store.js';
 import { sha256 } from '../../platform/crypto.js';
-import { assertSignable, verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
+import { assertSignable, verifyAccessToken } from '../../oauth/tokens.js';
+import { stillLive, type LivenessDeps } from '../../oauth/access-token-liveness.js';
+import type { Actor } from '../../oauth/actor.js';
 
 /** RFC 9701 §4, §5: the media type a resource server asks for, and the response's Content-Type. */
 export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
@@ -29,6 +31,8 @@ export type IntrospectionResponse =
       aud: string | string[];
       iss: string;
       jti: string;
+      /** RFC 8693 §4.1: the current actor, the earlier ones nested in it. */
+      act?: Actor;
     }
   | {
       active: true;
@@ -71,11 +75,7 @@ export function mayIntrospect(caller: Client, token: { client_id: string; aud: s
   return caller.metadata.introspect_any_token === true || caller.clientId === token.client_id || audienceNamesClient(token.aud, caller);
 }
 
-export interface IntrospectionDeps extends ClientAuthDeps, AccessTokenDeps {
-  /** Is this access token revoked? (the jti denylist; later also its grant/family state) */
-  isRevoked(claims: { jti: string; client_id: string; gid?: string }): Promise<boolean>;
-  /** Whether the user a token was issued for still exists and is enabled (one read; client_credentials tokens never ask). */
-  userActive(sub: string): Promise<boolean>;
+export interface IntrospectionDeps extends ClientAuthDeps, LivenessDeps {
   /** The refresh token with this SHA-256, as stored (one indexed read). */
   findRefreshToken(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
 }
@@ -126,12 +126,8 @@ async function answer(token: string, caller: Client, deps: IntrospectionDeps): P
   // First: a caller that may not see the token learns nothing else about it (not even whether
   // it was revoked), and costs no further lookup.
   if (!mayIntrospect(caller, c)) return { response: { active: false }, refused: { clientId: c.client_id, jti: c.jti } };
-  if (await deps.isRevoked(c)) return { response: { active: false } };
-  // A token outlives neither its client's deletion nor its disabling (read from the client cache).
-  const owner = await deps.clients.get(c.client_id);
-  if (!owner || owner.disabled) return { response: { active: false } };
-  // A user's token (it names its grant) outlives neither the user's deletion nor disabling.
-  if (c.gid !== undefined && !(await deps.userActive(c.sub))) return { response: { active: false } };
+  // Revoked, its client or its user deleted or disabled: the one rule token exchange reads too.
+  if (!(await stillLive(c, deps))) return { response: { active: false } };
   return { response: {
     active: true,
     ...(c.scope ? { scope: c.scope } : {}),
@@ -143,6 +139,8 @@ async function answer(token: string, caller: Client, deps: IntrospectionDeps): P
     aud: c.aud,
     iss: c.iss,
     jti: c.jti,
+    // RFC 8693 §4.1: the delegation chain of an exchanged token (RFC 7662 §2.2 allows further members).
+    ...(c.act !== undefined ? { act: c.act as Actor } : {}),
   } };
 }
 

@@ -1,6 +1,7 @@
 import type { Client } from '../../oauth/client.js';
 import { claimsForScopes, type ClaimSource } from '../../oauth/claims.js';
 import { InsufficientScope, InvalidRequest, InvalidToken } from '../../oauth/errors.js';
+import { namesUser } from '../../oauth/access-token-liveness.js';
 import { verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
 
 export interface UserInfoDeps extends AccessTokenDeps {
@@ -35,7 +36,7 @@ export async function userInfo(token: string, deps: UserInfoDeps): Promise<Recor
   const verified = await verifyAccessToken(deps, token);
   if (!verified.valid) throw new InvalidToken('the access token is invalid or expired', verified.reason);
   const c = verified.claims;
-  if (c.gid === undefined) throw new InvalidToken('the access token was not issued for a user');
+  if (!namesUser(c)) throw new InvalidToken('the access token was not issued for a user');
   // RFC 9068 §4: UserInfo is a resource of this server, so the token must name it (the issuer)
   // among its audiences. A token issued for another resource server (RFC 8707) is refused here,
   // or that server could read the user's profile with a token meant only for itself.
