@@ -59,7 +59,7 @@ const service = (metadata: Record<string, unknown> = {}) =>
     grant_types: [JWT_BEARER_GRANT_TYPE], redirect_uris: [], scope: 'read write', trusted_subject_issuers: [EXT], ...metadata,
   }, { secrets: [secretSlot('svc-secret')] });
 
-function setup(outcome: VerifiedExternalToken | ExternalTokenRejected = verified(), options: { activeUsers?: string[] } = {}) {
+function setup(outcome: VerifiedExternalToken | ExternalTokenRejected = verified(), options: { activeUsers?: string[]; clients?: Record<string, { disabled: boolean }> } = {}) {
   const keys = new MemoryKeyRing(['ES256']);
   const clock = new ManualClock('2030-01-01T00:00:00Z');
   const registry = new Registry();
@@ -68,6 +68,7 @@ function setup(outcome: VerifiedExternalToken | ExternalTokenRejected = verified
   const deps: JwtBearerGrantDeps = {
     keys, clock, issuer: ISSUER, accessTokenTtl: 600, idTokenTtl: 300,
     externalTokens, userActive: async (id) => active.has(id), metrics: jwtBearerMetrics(registry),
+    clients: { get: async (id) => { const c = (options.clients ?? { 'ci-deployer': { disabled: false } })[id]; return c && testClient(id, { grant_types: ['client_credentials'] }, { disabled: c.disabled }); } },
   };
   const grant = jwtBearerGrant(deps);
   const counted = async () => (await registry.getSingleMetric('latchkey_jwt_bearer_grants_total')!.get()).values
@@ -99,20 +100,17 @@ describe('the jwt-bearer declaration (RFC 7523 §2.1, §3.1)', () => {
 });
 
 describe('the token issued for the mapped principal (RFC 7523 §2.1, §3 item 2; RFC 9068 §2.2)', () => {
-  it('a user principal: sub is the user id, client_id the client that asked, a fresh gid; no refresh token', async () => {
+  it('a user principal: sub is the user id marked sub_kind user (no grant behind it), client_id the client that asked; no refresh token', async () => {
     const { grant, externalTokens, keys, clock } = setup();
     const assertion = assertionFrom(EXT);
     const result = await grant.handle({ client: service(), params: { assertion }, resources: [] });
     expect(externalTokens.calls).toEqual([{ token: assertion, use: 'authorization_grant' }]);
     const { payload } = await jwtVerify(result.response.access_token, keys.publicKey(), { typ: 'at+jwt', issuer: ISSUER, audience: ISSUER, currentDate: clock.now() });
     expect(payload).toEqual({
-      iss: ISSUER, sub: 'u-alice', aud: ISSUER, exp: NOW + 300, iat: NOW, jti: result.issued.jti, client_id: 'svc', scope: 'read write',
-      gid: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      iss: ISSUER, sub: 'u-alice', aud: ISSUER, exp: NOW + 300, iat: NOW, jti: result.issued.jti, client_id: 'svc', scope: 'read write', sub_kind: 'user',
     });
     expect(result.response).toEqual({ access_token: result.response.access_token, token_type: 'Bearer', expires_in: 300, scope: 'read write' });
     expect(result.issued).toEqual({ sub: 'u-alice', scope: 'read write', jti: result.issued.jti });
-    const again = await grant.handle({ client: service(), params: { assertion }, resources: [] });
-    expect(payloadOf(again.response.access_token).gid).not.toBe(payload.gid);
   });
   it('a client principal: sub is that client_id, and no gid', async () => {
     const { grant } = setup(verified({ principal: { kind: 'client', clientId: 'ci-deployer' } }));
@@ -120,7 +118,15 @@ describe('the token issued for the mapped principal (RFC 7523 §2.1, §3 item 2;
     const claims = payloadOf(result.response.access_token);
     expect(claims).toMatchObject({ sub: 'ci-deployer', client_id: 'svc' });
     expect('gid' in claims).toBe(false);
+    expect('sub_kind' in claims).toBe(false);
     expect(result.issued.sub).toBe('ci-deployer');
+  });
+  it('a client principal that is disabled or gone: invalid_grant', async () => {
+    for (const clients of [{ 'ci-deployer': { disabled: true } }, {}] as Array<Record<string, { disabled: boolean }>>) {
+      const { grant } = setup(verified({ principal: { kind: 'client', clientId: 'ci-deployer' } }), { clients });
+      await expect(grant.handle({ client: service(), params: { assertion: assertionFrom(EXT) }, resources: [] }))
+        .rejects.toMatchObject({ error: 'invalid_grant', description: 'the assertion\'s subject is not an active user or client' });
+    }
   });
   it('audited as jwt_bearer.issued with identifiers only, counted as issued under the issuer\'s name', async () => {
     const { grant, counted } = setup();
@@ -212,7 +218,7 @@ describe('refusals (RFC 7523 §3.1, RFC 6749 §5.2)', () => {
   it('a user principal that is disabled or unknown: invalid_grant', async () => {
     const { grant } = setup(verified(), { activeUsers: [] });
     const err = await rejection(grant.handle({ client: service(), params: { assertion: assertionFrom(EXT) }, resources: [] }));
-    expect(err).toMatchObject({ error: 'invalid_grant', description: 'the assertion\'s subject is not an active user' });
+    expect(err).toMatchObject({ error: 'invalid_grant', description: 'the assertion\'s subject is not an active user or client' });
   });
   it('a scope outside the client\'s registration: invalid_scope, before the assertion is verified (its jti stays unspent)', async () => {
     const { grant, externalTokens, counted } = setup();

@@ -11,6 +11,7 @@ export const jwtBearer: Capability = {
       ...services.tokenIssuing,
       externalTokens: services.externalTokens,
       userActive: (userId) => services.userActive(userId),
+      clients: services.clients,
       metrics: jwtBearerMetrics(metrics.registry),
     })],
   }),

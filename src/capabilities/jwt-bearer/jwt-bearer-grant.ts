@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { InvalidGrant, InvalidRequest, OAuthError } from '../../oauth/errors.js';
 import { issueAccessToken, type TokenIssuingDeps } from '../../oauth/tokens.js';
@@ -6,6 +5,8 @@ import { grantedScope } from '../../oauth/scope.js';
 import { resolveAudience } from '../../oauth/audience.js';
 import { epochSeconds } from '../../platform/clock.js';
 import { ExternalTokenRejected, type ExternalTokenVerifier, type VerifiedExternalToken } from '../../oauth/trusted-issuers/external-token.js';
+import { principalActive, principalSubject } from '../../oauth/trusted-issuers/principal.js';
+import type { Client } from '../../oauth/client.js';
 import {
   tokenResponse, type AuditedRefusal, type GrantAuditEvent, type GrantInput, type GrantResult, type GrantType, type TokenGrant,
 } from '../../oauth/token-endpoint/grant.js';
@@ -34,6 +35,8 @@ export interface JwtBearerGrantDeps extends TokenIssuingDeps {
   externalTokens: ExternalTokenVerifier;
   /** Whether a user exists and is enabled. */
   userActive(userId: string): Promise<boolean>;
+  /** The client cache (a client principal must exist and be enabled). */
+  clients: { get(clientId: string): Promise<Client | undefined> };
   metrics: JwtBearerMetrics;
 }
 
@@ -138,10 +141,10 @@ async function grant(deps: JwtBearerGrantDeps, { client, params, resources }: Gr
   // RFC 7523 §3 item 2: the subject is the principal the issuer's subject mapping names, or nobody.
   const principal = verified.principal;
   if (principal === undefined) throw new InvalidGrant(`no subject mapping rule of issuer ${verified.issuerName} matches this assertion`);
-  if (principal.kind === 'user' && !(await deps.userActive(principal.userId))) {
-    throw new InvalidGrant('the assertion\'s subject is not an active user', `user ${principal.userId} unknown or disabled`);
+  if (!(await principalActive(principal, deps))) {
+    throw new InvalidGrant('the assertion\'s subject is not an active user or client', `${principal.kind} ${principal.kind === 'user' ? principal.userId : principal.clientId} unknown or disabled`);
   }
-  const sub = principal.kind === 'user' ? principal.userId : principal.clientId;
+  const { sub, claims } = principalSubject(principal);
 
   // A token issued from the assertion never outlives it.
   const ttl = Math.min(client.metadata.access_token_ttl ?? deps.accessTokenTtl, Math.floor(verified.exp) - epochSeconds(deps.clock));
@@ -154,10 +157,7 @@ async function grant(deps: JwtBearerGrantDeps, { client, params, resources }: Gr
     aud,
     scope,
     ttl,
-    // A user's token carries a gid so that introspection checks the user is still active
-    // (src/capabilities/introspection/introspect.ts): a fresh one, since no refresh family or
-    // other grant stands behind it. To be unified with token exchange's user tokens.
-    ...(principal.kind === 'user' ? { extraClaims: { gid: randomUUID() } } : {}),
+    extraClaims: claims,
   });
   // RFC 7523 §2.1 leaves a refresh token to the server: none is issued (a new assertion gets a new token).
   return {

@@ -5,7 +5,8 @@ import { OAuthError, TemporarilyUnavailable } from '../../oauth/errors.js';
 import { epochSeconds } from '../../platform/clock.js';
 import { issueAccessToken, type TokenIssuingDeps } from '../../oauth/tokens.js';
 import { tokenResponse, type GrantType, type TokenGrant } from '../../oauth/token-endpoint/grant.js';
-import type { ExternalTokenVerifier, MappedPrincipal } from '../../oauth/trusted-issuers/external-token.js';
+import type { ExternalTokenVerifier } from '../../oauth/trusted-issuers/external-token.js';
+import { principalActive, principalSubject } from '../../oauth/trusted-issuers/principal.js';
 import {
   acceptActor, acceptExternalSubject, acceptLatchkeySubject, acceptSubjectType, actorChain, exchangedAudience, exchangedScope,
   exchangedTtl, exchangePolicyOf, tokenKindOf, TokenExchangeRefused, TOKEN_TYPES, type ExchangePolicy, type SubjectTokenKind,
@@ -71,14 +72,11 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
     }
     const external = await verifyExternal(token, 'subject_token', 'subject_token_invalid', INVALID_SUBJECT);
     const principal = acceptExternalSubject(external, client);
-    if (!(await principalActive(principal))) throw new TokenExchangeRefused('subject_token_invalid', INVALID_SUBJECT, 'mapped principal disabled or deleted');
-    // A user named by an external issuer has no Latchkey grant to carry as `gid`, yet the token
-    // must stay a user's token: introspection then checks the user is still active
-    // (namesUser). A made-up gid would name a grant nobody can revoke; `sub_kind` says just this.
-    const carried: Record<string, unknown> = principal.kind === 'user' ? { sub_kind: 'user' } : {};
+    if (!(await principalActive(principal, deps))) throw new TokenExchangeRefused('subject_token_invalid', INVALID_SUBJECT, 'mapped principal disabled or deleted');
+    const { sub, claims } = principalSubject(principal);
     return {
-      sub: principal.kind === 'user' ? principal.userId : principal.clientId, scope: undefined, exp: external.exp, act: undefined, carried,
-      audit: { subject_issuer: external.issuer, subject_sub: external.subject, principal: { kind: principal.kind, id: principal.kind === 'user' ? principal.userId : principal.clientId } },
+      sub, scope: undefined, exp: external.exp, act: undefined, carried: claims,
+      audit: { subject_issuer: external.issuer, subject_sub: external.subject, principal: { kind: principal.kind, id: sub } },
     };
   }
 
@@ -91,12 +89,6 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
       if (err instanceof TemporarilyUnavailable) throw err;
       throw new TokenExchangeRefused(reason, description, err instanceof Error ? err.message : 'rejected');
     }
-  }
-
-  async function principalActive(principal: MappedPrincipal): Promise<boolean> {
-    if (principal.kind === 'user') return deps.userActive(principal.userId);
-    const client = await deps.clients.get(principal.clientId);
-    return client !== undefined && !client.disabled;
   }
 
   /** RFC 8693 §2.1 actor_token: only ever the client itself (acceptActor). */
