@@ -11,6 +11,7 @@ import { registrationSettings } from '../capabilities/registration/settings.js';
 import { revocationSettings } from '../capabilities/revocation/settings.js';
 import { userinfoSettings } from '../capabilities/userinfo/settings.js';
 import { clientKeySettings } from '../oauth/client-auth/settings.js';
+import { trustedIssuerSettings } from '../oauth/trusted-issuers/settings.js';
 import { clientSettings } from '../oauth/clients/settings.js';
 import { tokenSettings } from '../oauth/settings.js';
 import { httpSettings, rateLimitSettings } from '../platform/config/core-settings.js';
@@ -41,6 +42,7 @@ export const SLICES = [
   outboundSettings,
   clientSettings,
   clientKeySettings,
+  trustedIssuerSettings,
   tokenSettings,
   passwordSettings,
   authorizationCodeSettings,
