@@ -5,14 +5,6 @@ import type { Config } from '../../server/context.js';
 import { requestAuditFields } from '../../server/http/audit-fields.js';
 import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
 
-/** Members of an issuer's JSON view that are state, not declaration: dropped from update bodies so `GET` output can be edited and sent back. */
-const READ_ONLY = ['created_at', 'updated_at'];
-
-function declaration(body: unknown): unknown {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return body;
-  return Object.fromEntries(Object.entries(body).filter(([k]) => !READ_ONLY.includes(k)));
-}
-
 /**
  * The admin API for trusted external issuers, behind the same ADMIN_TOKENS bearer check as
  * /admin/clients (registered only when ADMIN_TOKENS is set). JSON in and out; a bad declaration
@@ -34,10 +26,10 @@ export function trustedIssuerRoutes(registry: TrustedIssuerRegistry, config: Con
     app.get('/admin/trusted-issuers', async () => (await registry.list()).map(describeTrustedIssuer));
     app.post('/admin/trusted-issuers', async (req, reply) => {
       reply.code(201);
-      return describeTrustedIssuer(await registry.create(declaration(req.body), actor(req)));
+      return describeTrustedIssuer(await registry.create(req.body, actor(req)));
     });
     app.get('/admin/trusted-issuers/:name', async (req) => describeTrustedIssuer(await registry.get(name(req))));
-    app.put('/admin/trusted-issuers/:name', async (req) => describeTrustedIssuer(await registry.update(name(req), declaration(req.body), actor(req))));
+    app.put('/admin/trusted-issuers/:name', async (req) => describeTrustedIssuer(await registry.update(name(req), req.body, actor(req))));
     app.delete('/admin/trusted-issuers/:name', async (req, reply) => {
       await registry.delete(name(req), actor(req));
       reply.code(204);

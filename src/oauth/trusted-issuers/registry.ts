@@ -32,9 +32,12 @@ export class TrustedIssuerRegistry {
     private readonly outbound: Pick<OutboundPolicy, 'targetProblem'>,
   ) {}
 
-  /** A declaration validated, or InvalidRequest naming the first problem. */
+  /**
+   * A declaration validated, or InvalidRequest naming the first problem. The timestamps of a
+   * shown issuer are state, not declaration: dropped, so `show` output can be edited and sent back.
+   */
   validate(input: unknown): TrustedIssuerConfig {
-    const parsed = trustedIssuerSchema.safeParse(input);
+    const parsed = trustedIssuerSchema.safeParse(withoutState(input));
     if (!parsed.success) throw new InvalidRequest(issueText(parsed.error));
     const config = parsed.data;
     if (config.jwks_uri !== undefined) {
@@ -126,6 +129,13 @@ export class TrustedIssuerRegistry {
   private record(event: string, config: TrustedIssuerConfig, actor: IssuerActor): void {
     this.audit.record(event, { ...actor, name: config.name, issuer: config.issuer });
   }
+}
+
+const STATE = ['created_at', 'updated_at'];
+
+function withoutState(input: unknown): unknown {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+  return Object.fromEntries(Object.entries(input).filter(([k]) => !STATE.includes(k)));
 }
 
 function written(result: TrustedIssuerWrite): StoredTrustedIssuer {
