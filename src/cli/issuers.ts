@@ -1,18 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { systemClock } from '../platform/clock.js';
 import { OAuthError } from '../oauth/errors.js';
 import { describeTrustedIssuer, TrustedIssuerRegistry } from '../oauth/trusted-issuers/registry.js';
 import { TrustedIssuerRepository } from '../oauth/trusted-issuers/store.js';
-import { createAuditLog } from '../platform/observability/audit.js';
-import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
-import { createLogger } from '../platform/observability/logger.js';
 import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
-import { withCliStore } from './store.js';
+import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey issuers <subcommand> [options]
 
@@ -84,10 +79,8 @@ export const issuersCommand: Command = {
     const body = sub === 'add' || sub === 'update' ? declaration(values.file) : undefined;
 
     const config = configOrExit();
-    return withCliStore(config, async (store) => {
-      // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
-      const auditEvents = new AuditEventRepository(store.db);
-      const audit = createAuditLog(createLogger(config.logLevel, pino.destination(2)), { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
+    // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
+    return withCliStore(config, (store) => withCliAudit(config, store, async (audit) => {
       try {
         const registry = new TrustedIssuerRegistry(new TrustedIssuerRepository(store.db, store.notifier), audit, createOutboundFetcher(config).policy);
         const actor = { by: 'cli', user: process.env.USER };
@@ -117,9 +110,7 @@ export const issuersCommand: Command = {
       } catch (err) {
         if (err instanceof OAuthError && err.status < 500) throw new UsageError(`${err.error}: ${err.description}`);
         throw err;
-      } finally {
-        await audit.close();
       }
-    });
+    }));
   },
 };

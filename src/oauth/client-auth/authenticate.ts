@@ -30,6 +30,8 @@ export const CLIENT_ASSERTION_ALGS = SIGNING_ALGS;
 export const DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS = 3600;
 /** Leeway for the client's clock on exp/nbf/iat. */
 export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
+/** Longest client assertion read at all (a JWT of a few claims and one signature is far shorter). */
+export const CLIENT_ASSERTION_MAX_LENGTH = 8192;
 /** Realm of the WWW-Authenticate challenge (RFC 7617). */
 export const BASIC_REALM = 'latchkey';
 
@@ -179,7 +181,8 @@ export function namedClientId(input: { authorization: string | undefined; body: 
   }
 }
 
-const hashJti = (jti: string) => createHash('sha256').update(jti, 'utf8').digest('hex');
+/** How a spent jti is stored (RFC 7523 §3 (7)): its SHA-256, so the table holds no assertion material. */
+export const hashJti = (jti: string) => createHash('sha256').update(jti, 'utf8').digest('hex');
 
 export interface AuthenticateOptions {
   /** Whether a public client (method `none`) is accepted here: yes at /token and /revoke, no at /introspect. */
@@ -201,7 +204,7 @@ interface PresentedCredentials {
  * never does, so exactly one of the two methods is presented.
  */
 function workloadAssertion(assertion: string | undefined): boolean {
-  if (assertion === undefined || assertion.length > 8192) return false;
+  if (assertion === undefined || assertion.length > CLIENT_ASSERTION_MAX_LENGTH) return false;
   try {
     const iss = decodeJwt(assertion).iss;
     return typeof iss === 'string' && iss.length > 0 && !CLIENT_ID.test(iss);
@@ -381,7 +384,7 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   // `told` only past the signature check (ClientAuthenticationFailed).
   const fail = (debug: string, clientId?: string, told?: string) => new ClientAuthenticationFailed('private_key_jwt', clientId, debug, told);
   if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw fail(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
-  if (assertion.length > 8192) throw fail('client_assertion too long');
+  if (assertion.length > CLIENT_ASSERTION_MAX_LENGTH) throw fail('client_assertion too long');
   let unverified: ReturnType<typeof decodeJwt>;
   try {
     unverified = decodeJwt(assertion);

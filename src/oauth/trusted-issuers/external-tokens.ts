@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { epochSeconds, type Clock } from '../../platform/clock.js';
+import { externalTokenCounter, type ExternalTokenCounter } from '../../platform/observability/external-token-metrics.js';
 import type { Notifier } from '../../platform/db/database.js';
 import type { OutboundFetcher } from '../../platform/outbound/fetcher.js';
-import type { AssertionJtiStore } from '../client-auth/authenticate.js';
+import { ASSERTION_CLOCK_TOLERANCE_SECONDS, CLIENT_ASSERTION_MAX_LENGTH, hashJti, type AssertionJtiStore } from '../client-auth/authenticate.js';
 import type { ClientKeys } from '../client-auth/client-keys.js';
 import {
   ExternalTokenRejected, type ExternalTokenUse, type ExternalTokenVerifier, type ExternalTokenVerifyOptions,
@@ -14,10 +14,10 @@ import { NO_JTI_MAX_AGE_SECONDS, type TrustedIssuerConfig } from './issuer-confi
 import { TRUSTED_ISSUERS_CHANNEL } from './store.js';
 import { matchSubjectMapping } from './subject-mapping.js';
 
-/** Longest external token read at all (as a client assertion: RFC 7523 gives none, this is ours). */
-export const EXTERNAL_TOKEN_MAX_LENGTH = 8192;
-/** Leeway for the issuer's clock on exp/nbf/iat. */
-export const EXTERNAL_TOKEN_CLOCK_TOLERANCE_SECONDS = 30;
+/** Longest external token read at all: the client assertion cap, as most arrive as one. */
+export const EXTERNAL_TOKEN_MAX_LENGTH = CLIENT_ASSERTION_MAX_LENGTH;
+/** Leeway for the issuer's clock on exp/nbf/iat: the client assertions' own. */
+export const EXTERNAL_TOKEN_CLOCK_TOLERANCE_SECONDS = ASSERTION_CLOCK_TOLERANCE_SECONDS;
 /** How long a fetched discovery document is used before it is fetched again. */
 const DISCOVERY_MAX_AGE_MS = 60 * 60_000;
 /** Least time between two fetches of one issuer's discovery document. */
@@ -58,7 +58,7 @@ interface Loaded {
 export class ExternalTokens implements ExternalTokenVerifier {
   private byIssuer = new Map<string, Loaded>();
   private readonly discovered = new Map<string, Discovered>();
-  private readonly counter: Counter<'issuer' | 'use' | 'outcome'> | undefined;
+  private readonly counter: ExternalTokenCounter | undefined;
 
   constructor(private readonly deps: ExternalTokensDeps) {
     this.counter = deps.metrics ? externalTokenCounter(deps.metrics) : undefined;
@@ -162,8 +162,7 @@ export class ExternalTokens implements ExternalTokenVerifier {
     await options.beforeSpend?.(verified);
     // RFC 7523 §3 (7): a jti is used once, remembered until exp (+ leeway).
     if (singleUse && jti !== undefined) {
-      const hash = createHash('sha256').update(jti, 'utf8').digest('hex');
-      const first = await this.deps.jtis.consume(`ext:${config.name}`, hash, new Date((exp + EXTERNAL_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000));
+      const first = await this.deps.jtis.consume(`ext:${config.name}`, hashJti(jti), new Date((exp + EXTERNAL_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000));
       if (!first) throw reject('jti already used');
     }
     return verified;
@@ -232,21 +231,4 @@ function joseReason(err: unknown): string {
     case 'ERR_JWS_INVALID': case 'ERR_JWT_INVALID': return 'malformed token';
     default: return 'token not verified';
   }
-}
-
-const counters = new WeakMap<Registry, Counter<'issuer' | 'use' | 'outcome'>>();
-
-/** latchkey_external_tokens_total: issuer is a configured name (bounded) or `unknown`. */
-function externalTokenCounter(registry: Registry): Counter<'issuer' | 'use' | 'outcome'> {
-  let counter = counters.get(registry);
-  if (!counter) {
-    counter = new Counter({
-      name: 'latchkey_external_tokens_total',
-      help: 'Tokens of trusted external issuers verified, by issuer (its configured name, or unknown), use (client_assertion, authorization_grant, subject_token, actor_token) and outcome (accepted, rejected).',
-      labelNames: ['issuer', 'use', 'outcome'] as const,
-      registers: [registry],
-    });
-    counters.set(registry, counter);
-  }
-  return counter;
 }

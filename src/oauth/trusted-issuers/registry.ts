@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { readDeclarationsFile } from '../../platform/config/declarations-file.js';
 import type { AuditFields, AuditLog } from '../../platform/observability/audit.js';
 import type { OutboundPolicy } from '../../platform/outbound/policy.js';
 import { InvalidRequest, NotFound } from '../errors.js';
@@ -95,7 +94,7 @@ export class TrustedIssuerRegistry {
    * Returns how many were created and updated.
    */
   async applyFile(path: string, actor: IssuerActor): Promise<{ created: number; updated: number }> {
-    const configs = readIssuersFile(path).map((entry, i) => {
+    const configs = readDeclarationsFile(path, 'issuers', (message) => new TrustedIssuersFileError(path, message)).map((entry, i) => {
       try {
         return this.validate(entry);
       } catch (err) {
@@ -155,24 +154,4 @@ export class TrustedIssuersFileError extends Error {
     super(`TRUSTED_ISSUERS_FILE ${path}: ${message}`);
     this.name = 'TrustedIssuersFileError';
   }
-}
-
-/** The file's entries as written: JSON or YAML, `{ issuers: [...] }` (or just the list). */
-function readIssuersFile(path: string): unknown[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new TrustedIssuersFileError(path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const json = path.toLowerCase().endsWith('.json');
-  let document: unknown;
-  try {
-    document = json ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new TrustedIssuersFileError(path, `is not valid ${json ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  const list = Array.isArray(document) ? document : (document as { issuers?: unknown } | null)?.issuers;
-  if (!Array.isArray(list)) throw new TrustedIssuersFileError(path, 'must hold a list of issuers (a top-level `issuers:` list)');
-  return list;
 }
