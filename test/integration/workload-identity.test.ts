@@ -5,6 +5,7 @@ import { createClient, form, FORM_HEADERS, registryOf, TestClock } from '../supp
 import { ciClaims, kubernetesClaims, startExternalIssuer, type ExternalIssuer } from '../support/external-issuer.js';
 
 const ADMIN = 'admin-credential-0123456789-0123456789-abcdef';
+const IAT = 'initial-access-token-0123456789-abcdefghij';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const JWT_SPIFFE = 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe';
 const PAYMENTS_SA = 'system:serviceaccount:payments:api';
@@ -33,7 +34,7 @@ describe('workload identity client authentication (draft-ietf-oauth-spiffe-clien
     k8s = await startExternalIssuer({ clock });
     ci = await startExternalIssuer({ alg: 'ES256', clock });
     untrusted = await startExternalIssuer({ clock });
-    app = await createTestApp({ ADMIN_TOKENS: ADMIN, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1', CLIENT_AUTH_FAILURE_LIMIT: '1000' }, { clock });
+    app = await createTestApp({ ADMIN_TOKENS: ADMIN, INITIAL_ACCESS_TOKEN: IAT, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1', CLIENT_AUTH_FAILURE_LIMIT: '1000' }, { clock });
     aud = app.context.config.issuer;
     expect((await admin('POST', '/admin/trusted-issuers', { name: 'k8s', issuer: k8s.issuer, jwks_uri: k8s.jwksUri, audiences: [aud] })).statusCode).toBe(201);
     expect((await admin('POST', '/admin/trusted-issuers', { name: 'ci', issuer: ci.issuer, discovery: true, audiences: [aud], algorithms: ['ES256'] })).statusCode).toBe(201);
@@ -140,6 +141,20 @@ describe('workload identity client authentication (draft-ietf-oauth-spiffe-clien
     expect(created.clientSecret).toBeUndefined();
     // Self-service registration cannot choose it.
     await expect(registry.create({ ...base, token_endpoint_auth_method: 'workload_identity' }, { source: 'registration' })).rejects.toThrow(/workload_identity may only be set by an administrator/);
+  });
+
+  it('cannot be chosen through Dynamic Client Registration (RFC 7591 §2: an administrator\'s grant)', async () => {
+    const register = (body: unknown) => app.server.inject({
+      method: 'POST', url: '/register', headers: { authorization: `Bearer ${IAT}`, 'content-type': 'application/json' }, payload: JSON.stringify(body),
+    });
+    for (const body of [
+      { grant_types: ['client_credentials'], token_endpoint_auth_method: 'workload_identity' },
+      { grant_types: ['client_credentials'], token_endpoint_auth_method: 'workload_identity', workload_identity: { issuer: k8s.issuer, subject: PAYMENTS_SA } },
+    ]) {
+      const res = await register(body);
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json()).toEqual({ error: 'invalid_client_metadata', error_description: 'token_endpoint_auth_method: workload_identity may only be set by an administrator' });
+    }
   });
 
   it('is advertised by discovery', async () => {

@@ -57,6 +57,8 @@ interface Loaded {
  */
 export class ExternalTokens implements ExternalTokenVerifier {
   private byIssuer = new Map<string, Loaded>();
+  private generation = 0;
+  private latest: Promise<void> = Promise.resolve();
   private readonly discovered = new Map<string, Discovered>();
   private readonly counter: ExternalTokenCounter | undefined;
 
@@ -64,8 +66,20 @@ export class ExternalTokens implements ExternalTokenVerifier {
     this.counter = deps.metrics ? externalTokenCounter(deps.metrics) : undefined;
   }
 
-  async reload(): Promise<void> {
+  /**
+   * Reads every issuer again. Reloads may overlap (a NOTIFY while this instance's own change
+   * reloads): the last started wins, and an earlier one returns once that one has applied.
+   */
+  reload(): Promise<void> {
+    const generation = ++this.generation;
+    const loading = this.apply(generation);
+    this.latest = loading;
+    return loading;
+  }
+
+  private async apply(generation: number): Promise<void> {
     const configs = await this.deps.load();
+    if (generation !== this.generation) return this.latest;
     const next = new Map<string, Loaded>();
     for (const config of configs) {
       next.set(config.issuer, {
