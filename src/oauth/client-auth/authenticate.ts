@@ -254,12 +254,6 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
     presented: ({ params, workload }) => params.client_assertion !== undefined && !workload,
     authenticate: ({ params }, deps) => byAssertion(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
   },
-  // Latchkey / draft-ietf-oauth-spiffe-client-auth: a token of the client's workload identity.
-  workload_identity: {
-    how: 'send client_id and, as client_assertion, a token of its workload identity\'s issuer',
-    presented: ({ workload }) => workload,
-    authenticate: ({ params }, deps) => byWorkloadIdentity(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
-  },
   // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
   none: {
     how: 'send client_id alone',
@@ -270,6 +264,12 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
       if (!options.allowPublic) throw new ClientAuthenticationFailed('none', client.clientId, 'this endpoint requires an authenticated (confidential) client');
       return admitted(client, 'none', deps);
     },
+  },
+  // Latchkey / draft-ietf-oauth-spiffe-client-auth: a token of the client's workload identity.
+  workload_identity: {
+    how: 'send client_id and, as client_assertion, a token of its workload identity\'s issuer',
+    presented: ({ workload }) => workload,
+    authenticate: ({ params }, deps) => byWorkloadIdentity(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
   },
 };
 
