@@ -11,6 +11,7 @@ import { authorization } from './0014_authorization.js';
 import { refreshTokens } from './0015_refresh_tokens.js';
 import { sessionClients } from './0016_session_clients.js';
 import { sessionFactors } from './0020_session_factors.js';
+import { trustedIssuers } from './0023_trusted_issuers.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -29,4 +30,5 @@ export const migrations: readonly Migration[] = [
   refreshTokens,
   sessionClients,
   sessionFactors,
+  trustedIssuers,
 ];

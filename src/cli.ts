@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command } from './cli/command.js';
 import { clientsCommand } from './cli/clients.js';
+import { issuersCommand } from './cli/issuers.js';
 import { configCommand } from './cli/config-command.js';
 import { keysCommand } from './cli/keys.js';
 import { migrateCommand } from './cli/migrate.js';
@@ -14,7 +15,7 @@ import { DataDirBusyError, DataDirPermissionError } from './platform/db/data-dir
 import { EXIT, EXIT_CODES_HELP, exitWhenDrained, watchOutput } from './cli/output.js';
 
 /** Every subcommand, in the order `latchkey --help` lists them. */
-export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, usersCommand, tokensCommand, auditCommand];
+export const commands: Command[] = [startCommand, migrateCommand, configCommand, keysCommand, clientsCommand, issuersCommand, usersCommand, tokensCommand, auditCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

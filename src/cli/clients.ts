@@ -38,7 +38,8 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --name NAME                  [client_name]
   --grant-type TYPE            [grant_types] repeatable: ${GRANT_TYPES.grantTypes().join(`,\n${' '.repeat(31)}`)}
   --auth-method METHOD         [token_endpoint_auth_method] client_secret_basic (default),
-                               client_secret_post, private_key_jwt, none
+                               client_secret_post, private_key_jwt, none, workload_identity
+                               (with --metadata '{"workload_identity":{"issuer":…,"subject":…}}')
   --scope "A B"                [scope] the scopes the client may request
   --default-scope "A"          [default_scope] granted when a request names none (default: all of --scope)
   --resource URI               [resources] repeatable: allowed audiences; the first is the default

@@ -14,7 +14,11 @@ import { isScopeToken } from './scope.js';
  * URI, `invalid_client_metadata` for anything else.
  */
 
-export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/**
+ * `workload_identity` (Latchkey; draft-ietf-oauth-spiffe-client-auth): the client presents a
+ * token of a trusted external issuer naming its workload_identity, and holds no secret or key.
+ */
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', 'workload_identity'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 export const KNOWN_RESPONSE_TYPES = ['code'] as const;
@@ -366,6 +370,13 @@ function consistencyProblems(m: ClientMetadata, grantTypes: RegistrableGrantType
   if (m.jwks && m.jwks_uri) problems.push('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (m.token_endpoint_auth_method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) {
     problems.push('private_key_jwt requires jwks or jwks_uri');
+  }
+  // The workload's token is its only credential: no key of its own beside it.
+  if ((m.token_endpoint_auth_method === 'workload_identity') !== (m.workload_identity !== undefined)) {
+    problems.push('token_endpoint_auth_method workload_identity and the workload_identity member go together (one requires the other)');
+  }
+  if (m.token_endpoint_auth_method === 'workload_identity' && (m.jwks || m.jwks_uri)) {
+    problems.push('a workload_identity client has no jwks or jwks_uri (its workload\'s token is its credential)');
   }
   problems.push(...grantTypes.clientMetadataProblems(m));
   if (m.refresh_token_idle_ttl !== undefined && m.refresh_token_absolute_ttl !== undefined && m.refresh_token_idle_ttl > m.refresh_token_absolute_ttl) {

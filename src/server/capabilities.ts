@@ -12,6 +12,7 @@ import { refreshToken } from '../capabilities/refresh-token/index.js';
 import { registration } from '../capabilities/registration/index.js';
 import { revocation } from '../capabilities/revocation/index.js';
 import { tokenExchange } from '../capabilities/token-exchange/index.js';
+import { trustedIssuers } from '../capabilities/trusted-issuers/index.js';
 import { userInfo } from '../capabilities/userinfo/index.js';
 import { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
 import type { Migration } from '../platform/db/migrator.js';
@@ -35,6 +36,7 @@ export const CAPABILITIES: readonly Capability[] = [
   revocation,
   registration,
   admin,
+  trustedIssuers,
   login,
   mfa,
   logout,

@@ -12,6 +12,7 @@ import { revocationSettings } from '../capabilities/revocation/settings.js';
 import { tokenExchangeSettings } from '../capabilities/token-exchange/settings.js';
 import { userinfoSettings } from '../capabilities/userinfo/settings.js';
 import { clientKeySettings } from '../oauth/client-auth/settings.js';
+import { trustedIssuerSettings } from '../oauth/trusted-issuers/settings.js';
 import { clientSettings } from '../oauth/clients/settings.js';
 import { tokenSettings } from '../oauth/settings.js';
 import { httpSettings, rateLimitSettings } from '../platform/config/core-settings.js';
@@ -42,6 +43,7 @@ export const SLICES = [
   outboundSettings,
   clientSettings,
   clientKeySettings,
+  trustedIssuerSettings,
   tokenSettings,
   passwordSettings,
   authorizationCodeSettings,

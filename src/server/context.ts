@@ -13,6 +13,7 @@ import type { KeyRing } from '../platform/keys/keyring.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
 import type { OutboundFetcher } from '../platform/outbound/fetcher.js';
+import type { TrustedIssuerRegistry } from '../oauth/trusted-issuers/registry.js';
 import type { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js';
 import type { ClientAuthDeps, ClientAuthenticationFailed } from '../oauth/client-auth/authenticate.js';
 import type { ClientCache } from '../oauth/clients/cache.js';
@@ -83,6 +84,8 @@ export interface Services {
    * a client or user, for workload client authentication, the JWT bearer grant and token exchange.
    */
   externalTokens: ExternalTokenVerifier;
+  /** The one way to change trusted issuers (admin API, CLI, TRUSTED_ISSUERS_FILE). */
+  trustedIssuers: TrustedIssuerRegistry;
   /** Verifying access tokens, with the one cache of verified signatures (introspection, revocation, UserInfo). */
   accessTokens: Required<AccessTokenDeps>;
   /** Issuing tokens: the keys and the default lifetimes (ACCESS_TOKEN_TTL, ID_TOKEN_TTL). */

@@ -26,7 +26,9 @@ import { SessionRepository } from '../users/session-store.js';
 import { BrowserSessions } from './http/browser-session.js';
 import type { AppContext, Services } from './context.js';
 import { endpointUrls } from '../oauth/endpoints.js';
-import { NO_TRUSTED_ISSUERS } from '../oauth/trusted-issuers/external-token.js';
+import { ExternalTokens } from '../oauth/trusted-issuers/external-tokens.js';
+import { TrustedIssuerRegistry } from '../oauth/trusted-issuers/registry.js';
+import { TrustedIssuerRepository } from '../oauth/trusted-issuers/store.js';
 
 /** Worst-case delay for a revocation made on another instance whose NOTIFY was lost. */
 const REVOCATION_RELOAD_SECONDS = 30;
@@ -88,13 +90,30 @@ export async function createServices(
   }, config.cleanupInterval * 1000);
   cleanupTimer.unref();
   cleanups.push(() => clearInterval(cleanupTimer));
+  const assertionJtis = new ClientAssertionJtis(store.db, () => clock.now());
+  // One cache of remote JWK sets: clients' jwks_uri (private_key_jwt) and trusted issuers' keys.
+  const clientKeys = new ClientKeys({
+    fetcher: context.outbound, clock, maxBytes: config.jwksUriMaxBytes, maxKeys: config.jwksUriMaxKeys,
+    cacheEntries: config.jwksUriCacheSize, cacheBytes: config.jwksUriCacheBytes,
+  });
+  // Trusted external issuers: a change made here reloads this instance at once, the NOTIFY the others.
+  const externalTokens = new ExternalTokens({
+    load: async () => (await issuerRepository.list()).map((stored) => stored.config),
+    keys: clientKeys, outbound: context.outbound, clock, jtis: assertionJtis, users, metrics: context.metrics.registry,
+  });
+  const issuerRepository = new TrustedIssuerRepository(store.db, store.notifier, () => externalTokens.reload());
+  const trustedIssuers = new TrustedIssuerRegistry(issuerRepository, audit, context.outbound.policy);
+  // TRUSTED_ISSUERS_FILE, before anything serves (createServices runs before any route exists).
+  if (config.trustedIssuersFile) {
+    const outcome = await trustedIssuers.applyFile(config.trustedIssuersFile, { by: 'bootstrap' });
+    context.logger.info({ trusted_issuers: outcome, file: config.trustedIssuersFile }, 'trusted issuers file applied');
+  }
+  cleanups.push(await externalTokens.start(store.notifier, (err) => context.logger.warn({ err }, 'reloading the trusted issuers failed')));
   const authDeps: ClientAuthDeps = {
     clients,
-    assertionJtis: new ClientAssertionJtis(store.db, () => clock.now()),
-    clientKeys: new ClientKeys({
-      fetcher: context.outbound, clock, maxBytes: config.jwksUriMaxBytes, maxKeys: config.jwksUriMaxKeys,
-      cacheEntries: config.jwksUriCacheSize, cacheBytes: config.jwksUriCacheBytes,
-    }),
+    assertionJtis,
+    clientKeys,
+    externalTokens,
     clock,
     // draft-ietf-oauth-rfc7523bis: the issuer alone, and the token endpoint URL while allowed
     // (never the other endpoints' URLs, which RFC 7523 and RFC 9126 §2 let clients use).
@@ -120,8 +139,8 @@ export async function createServices(
     refreshMetrics,
     endpoints,
     authDeps,
-    // src/oauth/trusted-issuers/ replaces this with the configured issuers.
-    externalTokens: NO_TRUSTED_ISSUERS,
+    externalTokens,
+    trustedIssuers,
     accessTokens,
     tokenIssuing: { ...accessTokens, accessTokenTtl: config.accessTokenTtl, idTokenTtl: config.idTokenTtl },
     isRevoked: async ({ jti, gid }) => revoked.has(jti) || (gid !== undefined && revokedGrants.has(gid)),

@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS, type ClientAuthDeps, type ClientAuthInput,
 } from '../../src/oauth/client-auth/authenticate.js';
 import { InvalidRequest, TooManyRequests } from '../../src/oauth/errors.js';
+import { ExternalTokenRejected } from '../../src/oauth/trusted-issuers/external-token.js';
 import { epochSeconds } from '../../src/platform/clock.js';
 import { ManualClock } from '../support/clock.js';
 import { localClientKeys, MemoryClients, MemoryJtiStore, secretSlot, testClient } from '../support/kernel.js';
@@ -475,5 +476,92 @@ describe('errors that say why: an error_description once the request proved the 
       expect(err.description).toMatch(/^client authentication failed: /);
       expect(err.description).toMatch(ERROR_DESCRIPTION);
     }
+  });
+});
+
+describe('workload_identity (draft-ietf-oauth-spiffe-client-auth)', () => {
+  const K8S = 'https://k8s.example.com';
+  const SA = 'system:serviceaccount:payments:api';
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  /** An external issuer's token as the port sees it: this fake trusts K8S and verifies nothing else. */
+  const workloadToken = (claims: Record<string, unknown> = {}) => `${b64({ alg: 'RS256' })}.${b64({ iss: K8S, sub: SA, jti: 'w-1', exp: 1, ...claims })}.sig`;
+
+  function workloadSetup() {
+    const base = setup();
+    base.clients.byId.set('payments-api', testClient('payments-api', { token_endpoint_auth_method: 'workload_identity', workload_identity: { issuer: K8S, subject: SA } }));
+    const spent = new Set<string>();
+    const calls: string[] = [];
+    base.deps.externalTokens = {
+      async verify(token, use, options = {}) {
+        calls.push(use);
+        const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { iss: string; sub: string; jti: string };
+        if (claims.iss !== K8S) throw new ExternalTokenRejected('issuer not trusted');
+        const verified = { issuer: claims.iss, issuerName: 'k8s', subject: claims.sub, claims, exp: 1 };
+        await options.beforeSpend?.(verified);
+        if (spent.has(claims.jti)) throw new ExternalTokenRejected('jti already used', K8S);
+        spent.add(claims.jti);
+        return verified;
+      },
+    };
+    const body = (token = workloadToken(), extra: Record<string, string> = {}) => ({ client_id: 'payments-api', client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: token, ...extra });
+    return { ...base, spent, calls, body };
+  }
+
+  it('authenticates the client whose workload_identity the verified token names, spending its jti', async () => {
+    const { auth, body, calls, limit, spent } = workloadSetup();
+    expect(await auth({ body: body() })).toMatchObject({ method: 'workload_identity', client: { clientId: 'payments-api' } });
+    expect(calls).toEqual(['client_assertion']);
+    expect(limit.admitted).toEqual(['payments-api']);
+    expect(spent.has('w-1')).toBe(true);
+    // draft-ietf-oauth-spiffe-client-auth's own assertion type too.
+    expect(await auth({ body: body(workloadToken({ jti: 'w-2' }), { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe' }) })).toMatchObject({ method: 'workload_identity' });
+  });
+
+  it('is the one method presented for an external token; a client\'s own assertion stays private_key_jwt', async () => {
+    const { auth, body, jwtBody } = workloadSetup();
+    // A private_key_jwt assertion with a client_id is not mistaken for a workload's token.
+    expect((await auth({ body: { ...(await jwtBody()), client_id: 'signer' } })).method).toBe('private_key_jwt');
+    expect(await rejection(auth({ body: body(), authorization: basicOf('web', 'web-secret') }))).toBeInstanceOf(InvalidRequest);
+  });
+
+  it('needs client_id (the token\'s iss is its issuer) and a JWT client assertion type', async () => {
+    const { auth, body } = workloadSetup();
+    const { client_id: _omitted, ...noClientId } = body();
+    expect(await rejection(auth({ body: noClientId }))).toMatchObject({ error: 'invalid_request' });
+    expect(await rejection(auth({ body: body(undefined, { client_assertion_type: 'urn:other' }) })))
+      .toMatchObject(failed('workload_identity', 'payments-api', /^client_assertion_type must be/));
+  });
+
+  it('refuses another subject or issuer before the jti is spent or the client admitted', async () => {
+    const { auth, body, limit, spent } = workloadSetup();
+    expect(await rejection(auth({ body: body(workloadToken({ sub: 'system:serviceaccount:payments:batch' })) })))
+      .toMatchObject(failed('workload_identity', 'payments-api', 'workload token sub is not the client\'s workload_identity subject'));
+    expect(await rejection(auth({ body: body(workloadToken({ iss: 'https://other.example.com' })) })))
+      .toMatchObject(failed('workload_identity', 'payments-api', 'workload token rejected: issuer not trusted'));
+    expect(spent.size).toBe(0);
+    expect(limit.admitted).toEqual([]);
+  });
+
+  it('admits the client before the jti is spent, and gives the count back for a replay', async () => {
+    const { auth, body, limit, spent } = workloadSetup();
+    await auth({ body: body() });
+    expect(await rejection(auth({ body: body() }))).toMatchObject(failed('workload_identity', 'payments-api', 'workload token rejected: jti already used'));
+    expect(limit.admitted).toEqual(['payments-api', 'payments-api']);
+    expect(limit.released).toEqual(['payments-api']);
+    limit.refuse = true;
+    expect(await rejection(auth({ body: body(workloadToken({ jti: 'w-3' })) }))).toBeInstanceOf(TooManyRequests);
+    expect(spent.has('w-3')).toBe(false);
+  });
+
+  it('refuses a client registered for another method, bare', async () => {
+    const { auth, body } = workloadSetup();
+    expect(await rejection(auth({ body: { ...body(), client_id: 'web' } })))
+      .toMatchObject(failed('workload_identity', 'web', 'client is registered for client_secret_basic, not workload_identity'));
+  });
+
+  it('refuses every workload token when no issuer is trusted (the default)', async () => {
+    const { auth, body, deps } = workloadSetup();
+    deps.externalTokens = undefined;
+    expect(await rejection(auth({ body: body() }))).toMatchObject(failed('workload_identity', 'payments-api', 'workload token rejected: no trusted issuer is configured'));
   });
 });

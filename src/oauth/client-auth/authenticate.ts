@@ -9,6 +9,7 @@ import type { ClientKeys } from './client-keys.js';
 import type { ClientRateLimit } from './client-rate-limit.js';
 import { InvalidClient, InvalidRequest } from '../errors.js';
 import { formBody, readParams, type FormBody } from '../params.js';
+import { ExternalTokenRejected, NO_TRUSTED_ISSUERS, type ExternalTokenVerifier } from '../trusted-issuers/external-token.js';
 
 /**
  * Client authentication at the token, introspection and revocation endpoints: one module, one
@@ -17,6 +18,8 @@ import { formBody, readParams, type FormBody } from '../params.js';
 
 /** RFC 7523 §2.2 */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** draft-ietf-oauth-spiffe-client-auth: a JWT-SVID as the client assertion. */
+export const JWT_SPIFFE_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe';
 /** Client assertion algorithms: asymmetric only. `none` and every HS* are refused (RFC 8725 §3.1). */
 export const CLIENT_ASSERTION_ALGS = SIGNING_ALGS;
 /**
@@ -27,6 +30,8 @@ export const CLIENT_ASSERTION_ALGS = SIGNING_ALGS;
 export const DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS = 3600;
 /** Leeway for the client's clock on exp/nbf/iat. */
 export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
+/** Longest client assertion read at all (a JWT of a few claims and one signature is far shorter). */
+export const CLIENT_ASSERTION_MAX_LENGTH = 8192;
 /** Realm of the WWW-Authenticate challenge (RFC 7617). */
 export const BASIC_REALM = 'latchkey';
 
@@ -99,6 +104,8 @@ export interface ClientAuthDeps {
   clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
   /** Longest a client assertion may be valid from now, in seconds (default DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS). */
   maxAssertionLifetime?: number | undefined;
+  /** Trusted external issuers' tokens, for workload_identity (default: none trusted). */
+  externalTokens?: Pick<ExternalTokenVerifier, 'verify'> | undefined;
 }
 
 /** The error_description of every refusal; a described one adds its reason after a colon. */
@@ -174,7 +181,8 @@ export function namedClientId(input: { authorization: string | undefined; body: 
   }
 }
 
-const hashJti = (jti: string) => createHash('sha256').update(jti, 'utf8').digest('hex');
+/** How a spent jti is stored (RFC 7523 §3 (7)): its SHA-256, so the table holds no assertion material. */
+export const hashJti = (jti: string) => createHash('sha256').update(jti, 'utf8').digest('hex');
 
 export interface AuthenticateOptions {
   /** Whether a public client (method `none`) is accepted here: yes at /token and /revoke, no at /introspect. */
@@ -185,6 +193,24 @@ export interface AuthenticateOptions {
 interface PresentedCredentials {
   basic: { clientId: string; clientSecret: string } | undefined;
   params: Partial<Record<'client_id' | 'client_secret' | 'client_assertion' | 'client_assertion_type', string>>;
+  /** Whether client_assertion is a workload's token (workloadAssertion). */
+  workload: boolean;
+}
+
+/**
+ * Whether a client assertion is an external issuer's token (workload_identity) rather than the
+ * client's own (private_key_jwt, whose iss is the client_id, RFC 7523 §3): its unverified iss is
+ * something no client_id can be. A trusted issuer is an URL (it holds ':'), which CLIENT_ID
+ * never does, so exactly one of the two methods is presented.
+ */
+function workloadAssertion(assertion: string | undefined): boolean {
+  if (assertion === undefined || assertion.length > CLIENT_ASSERTION_MAX_LENGTH) return false;
+  try {
+    const iss = decodeJwt(assertion).iss;
+    return typeof iss === 'string' && iss.length > 0 && !CLIENT_ID.test(iss);
+  } catch {
+    return false;
+  }
 }
 
 /** One client authentication method: whether a request presents it, and how it is checked. */
@@ -225,7 +251,7 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
   // RFC 7523 §2.2
   private_key_jwt: {
     how: 'send a client_assertion signed with one of its keys',
-    presented: ({ params }) => params.client_assertion !== undefined,
+    presented: ({ params, workload }) => params.client_assertion !== undefined && !workload,
     authenticate: ({ params }, deps) => byAssertion(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
   },
   // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client identifies itself with client_id only.
@@ -239,6 +265,12 @@ const METHODS: Record<ClientAuthMethod, ClientAuthMethodHandler> = {
       return admitted(client, 'none', deps);
     },
   },
+  // Latchkey / draft-ietf-oauth-spiffe-client-auth: a token of the client's workload identity.
+  workload_identity: {
+    how: 'send client_id and, as client_assertion, a token of its workload identity\'s issuer',
+    presented: ({ workload }) => workload,
+    authenticate: ({ params }, deps) => byWorkloadIdentity(params.client_assertion!, params.client_assertion_type, params.client_id, deps),
+  },
 };
 
 /**
@@ -251,7 +283,9 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
   const request: PresentedCredentials = {
     params: readParams(input.body, ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type']),
     basic: parseBasic(input.authorization),
+    workload: false,
   };
+  request.workload = workloadAssertion(request.params.client_assertion);
   const presented = Object.values(METHODS).filter((method) => method.presented(request));
   if (presented.length > 1) throw new InvalidRequest('more than one client authentication method used (RFC 6749 §2.3)');
   if (request.params.client_assertion_type !== undefined && request.params.client_assertion === undefined) {
@@ -350,7 +384,7 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
   // `told` only past the signature check (ClientAuthenticationFailed).
   const fail = (debug: string, clientId?: string, told?: string) => new ClientAuthenticationFailed('private_key_jwt', clientId, debug, told);
   if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw fail(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
-  if (assertion.length > 8192) throw fail('client_assertion too long');
+  if (assertion.length > CLIENT_ASSERTION_MAX_LENGTH) throw fail('client_assertion too long');
   let unverified: ReturnType<typeof decodeJwt>;
   try {
     unverified = decodeJwt(assertion);
@@ -412,6 +446,42 @@ async function byAssertion(assertion: string, assertionType: string | undefined,
     throw fail('client_assertion replayed (jti already used)', clientId,
       'client_assertion was already used (its jti has been seen before): make a new assertion, with a new jti, for each request');
   }
+  return authenticated;
+}
+
+/**
+ * workload_identity: the assertion is a token of a trusted external issuer (verified by the
+ * external-token port: keys, algorithms, aud, age, single use) whose `iss` and `sub` are exactly
+ * the client's registered workload_identity. The client holds no secret or key. Every refusal
+ * is the bare invalid_client (the workload's token proves nothing about the client until it
+ * matches).
+ */
+async function byWorkloadIdentity(assertion: string, assertionType: string | undefined, clientId: string | undefined, deps: ClientAuthDeps): Promise<AuthenticatedClient> {
+  // The assertion's iss is its issuer, so only the form names the client.
+  if (clientId === undefined) throw new InvalidRequest('client_id is required with a workload identity token as client_assertion');
+  const fail = (debug: string) => new ClientAuthenticationFailed('workload_identity', clientId, debug);
+  if (assertionType !== JWT_BEARER_ASSERTION_TYPE && assertionType !== JWT_SPIFFE_ASSERTION_TYPE) {
+    throw fail(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE} or ${JWT_SPIFFE_ASSERTION_TYPE}`);
+  }
+  const client = await usableClient(clientId, 'workload_identity', deps);
+  const identity = client.metadata.workload_identity;
+  if (!identity) throw fail('client has no workload_identity');
+  let authenticated: AuthenticatedClient | undefined;
+  try {
+    await (deps.externalTokens ?? NO_TRUSTED_ISSUERS).verify(assertion, 'client_assertion', {
+      beforeSpend(token) {
+        if (token.issuer !== identity.issuer) throw fail('workload token of another issuer than the client\'s workload_identity');
+        if (token.subject !== identity.subject) throw fail('workload token sub is not the client\'s workload_identity subject');
+        // Counted before the jti is spent, as for private_key_jwt.
+        authenticated = admitted(client, 'workload_identity', deps);
+      },
+    });
+  } catch (err) {
+    if (authenticated) deps.clientRateLimit?.release(clientId);
+    if (err instanceof ExternalTokenRejected) throw fail(`workload token rejected: ${err.reason}`);
+    throw err;
+  }
+  if (!authenticated) throw fail('workload token not checked against the client');
   return authenticated;
 }
 

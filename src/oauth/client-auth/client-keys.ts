@@ -5,7 +5,8 @@ import type { Client } from '../client.js';
 
 /**
  * The verification keys of each client for private_key_jwt (RFC 7523 §2.2): its registered
- * `jwks`, or the set at its `jwks_uri`, fetched through the outbound fetcher and cached here.
+ * `jwks`, or the set at its `jwks_uri`, fetched through the outbound fetcher and cached here —
+ * the one cache of remote JWK sets, which trusted external issuers' jwks_uri use too (keySetAt).
  *
  * A jwks_uri set is fetched once and then served from memory: a token request never waits on a
  * fetch that was already made. Concurrent requests share one fetch. A set older than `maxAgeMs`
@@ -80,20 +81,26 @@ export class ClientKeys {
       if (!set) { set = createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]); this.local.set(client, set); }
       return set;
     }
-    if (uri) {
-      return async (header, token) => {
-        const set = await this.current(uri);
-        try {
-          return await set.getKey(header, token);
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
-          const refetched = await this.refetch(uri);
-          if (!refetched) throw err;
-          return refetched.getKey(header, token);
-        }
-      };
-    }
+    if (uri) return this.keySetAt(uri);
     return async () => { throw new Error('client has no keys'); };
+  }
+
+  /**
+   * The keys of the JWK set at `uri`, through this cache: a client's jwks_uri, and a trusted
+   * external issuer's (src/oauth/trusted-issuers/), so one bound and one cooldown cover both.
+   */
+  keySetAt(uri: string): JWTVerifyGetKey {
+    return async (header, token) => {
+      const set = await this.current(uri);
+      try {
+        return await set.getKey(header, token);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
+        const refetched = await this.refetch(uri);
+        if (!refetched) throw err;
+        return refetched.getKey(header, token);
+      }
+    };
   }
 
   /** What the cache holds: URIs (a failed one too, for its cooldown) and bytes of sets. */

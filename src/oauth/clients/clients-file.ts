@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readDeclarationsFile } from '../../platform/config/declarations-file.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
 import { CLIENT_ID, hashSecret } from '../client.js';
@@ -27,25 +26,6 @@ export interface DeclaredClient {
   clientId: string;
   metadata: ClientMetadata;
   secretHash: string | null;
-}
-
-/** The file's entries as written: read and parsed, not yet validated. */
-function readEntries(path: string): unknown[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ClientsFileError(path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let document: unknown;
-  try {
-    document = path.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new ClientsFileError(path, `is not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  const list = Array.isArray(document) ? document : (document as { clients?: unknown } | null)?.clients;
-  if (!Array.isArray(list)) throw new ClientsFileError(path, 'must hold a list of clients (a top-level `clients:` list)');
-  return list;
 }
 
 /** The client_id each entry names, where it names a possible one. */
@@ -109,7 +89,7 @@ export async function applyClientsFile(
   audit: AuditLog,
   rules: ClientMetadataRules,
 ): Promise<Record<string, 'created' | 'updated' | 'unchanged'>> {
-  const entries = readEntries(path);
+  const entries = readDeclarationsFile(path, 'clients', (message) => new ClientsFileError(path, message));
   // A client declared before a redirect URI rule became stricter keeps the URIs it has.
   const registeredRedirectUris = await repository.registeredRedirectUris(declaredIds(entries));
   const declared = validateEntries(path, entries, env, rules, registeredRedirectUris);

@@ -65,6 +65,11 @@ export class ClientRegistry {
    * or leaves the member out (§2.2 replaces the metadata), keeps it.
    */
   private validate(input: unknown, source: ClientSource, policy?: MetadataPolicy, current?: ClientMetadata): ClientMetadata {
+    // Before parsing, so the refusal says why rather than that the admin-only member is missing.
+    if (source === 'registration' && current?.token_endpoint_auth_method !== 'workload_identity' &&
+      (input as { token_endpoint_auth_method?: unknown } | null)?.token_endpoint_auth_method === 'workload_identity') {
+      throw new InvalidClientMetadata('token_endpoint_auth_method: workload_identity may only be set by an administrator');
+    }
     const metadata = parseClientMetadata(input, {
       ...this.rules, ignoreUnknown: source === 'registration',
       registeredRedirectUris: current ? [...current.redirect_uris, ...current.post_logout_redirect_uris] : [],

@@ -36,7 +36,17 @@ export interface ExternalTokenVerifier {
    * (the issuer's max_token_age), and — for a client or grant assertion — that its `jti` was not
    * used before (a token without a jti only within a short age). Throws ExternalTokenRejected.
    */
-  verify(token: string, use: ExternalTokenUse): Promise<VerifiedExternalToken>;
+  verify(token: string, use: ExternalTokenUse, options?: ExternalTokenVerifyOptions): Promise<VerifiedExternalToken>;
+}
+
+export interface ExternalTokenVerifyOptions {
+  /**
+   * The caller's own checks of a token that passed every check, run before its jti is spent:
+   * throwing here spends nothing (a client assertion naming another workload must not burn the
+   * right workload's token), and a per-client rate limit admitted here counts before the spend,
+   * as for private_key_jwt. A later rejection (the jti was already spent) is the caller's to undo.
+   */
+  beforeSpend?(token: VerifiedExternalToken): void | Promise<void>;
 }
 
 /**

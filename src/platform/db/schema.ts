@@ -295,6 +295,16 @@ export interface SessionClientsTable {
   created_at: Date;
 }
 
+/** Trusted external issuers (migrations/0023_trusted_issuers.ts). */
+export interface TrustedIssuersTable {
+  name: string;
+  issuer: string;
+  /** The validated declaration (src/oauth/trusted-issuers/issuer-config.ts). */
+  config: unknown;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   latchkey_migrations: LatchkeyMigrationsTable;
   users: UsersTable;
@@ -319,4 +329,5 @@ export interface Database {
   refresh_families: RefreshFamiliesTable;
   refresh_tokens: RefreshTokensTable;
   session_clients: SessionClientsTable;
+  trusted_issuers: TrustedIssuersTable;
 }
