@@ -111,16 +111,16 @@ describe('token exchange (RFC 8693)', () => {
       await refused(await exchange(b, t0.access_token), 'invalid_request', /invalid, expired or revoked/);
     });
 
-    it('records token.exchanged with the chain and the subject\'s jti, and counts it', async () => {
+    it('records the issuance (token.issued, grant_type token-exchange) with the chain and the subject\'s jti, and counts it', async () => {
       const before = await metric({ subject_token_type: 'access_token', mode: 'delegation', outcome: 'issued' });
       const t0 = await userToken();
       const t1 = decodeJwt((await exchanged(b, t0.access_token)).access_token);
       expect(await metric({ subject_token_type: 'access_token', mode: 'delegation', outcome: 'issued' })).toBe(before + 1);
       await app.context.audit.flush();
       const row = await app.context.store.db.selectFrom('audit_events').select(['event', 'client_id', 'sub', 'jti', 'details'])
-        .where('event', '=', 'token.exchanged').where('jti', '=', t1.jti!).executeTakeFirstOrThrow();
+        .where('event', '=', 'token.issued').where('jti', '=', t1.jti!).executeTakeFirstOrThrow();
       expect(row).toMatchObject({ client_id: 'b', sub: t1.sub, jti: t1.jti });
-      expect(row.details).toMatchObject({ act: { sub: 'b' }, subject_jti: decodeJwt(t0.access_token).jti, subject_token_type: 'access_token', mode: 'delegation', aud: C_API });
+      expect(row.details).toMatchObject({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', scope: t1.scope, act: { sub: 'b' }, subject_jti: decodeJwt(t0.access_token).jti, subject_token_type: 'access_token', mode: 'delegation', aud: C_API });
       expect(JSON.stringify(row.details)).not.toContain(t0.access_token);
     });
   });

@@ -110,7 +110,7 @@ describe('the token issued for the mapped principal (RFC 7523 §2.1, §3 item 2;
       iss: ISSUER, sub: 'u-alice', aud: ISSUER, exp: NOW + 300, iat: NOW, jti: result.issued.jti, client_id: 'svc', scope: 'read write', sub_kind: 'user',
     });
     expect(result.response).toEqual({ access_token: result.response.access_token, token_type: 'Bearer', expires_in: 300, scope: 'read write' });
-    expect(result.issued).toEqual({ sub: 'u-alice', scope: 'read write', jti: result.issued.jti });
+    expect(result.issued).toMatchObject({ sub: 'u-alice', scope: 'read write', jti: result.issued.jti });
   });
   it('a client principal: sub is that client_id, and no gid', async () => {
     const { grant } = setup(verified({ principal: { kind: 'client', clientId: 'ci-deployer' } }));
@@ -128,18 +128,16 @@ describe('the token issued for the mapped principal (RFC 7523 §2.1, §3 item 2;
         .rejects.toMatchObject({ error: 'invalid_grant', description: 'the assertion\'s subject is not an active user or client' });
     }
   });
-  it('audited as jwt_bearer.issued with identifiers only, counted as issued under the issuer\'s name', async () => {
+  it('audited in the one token.issued event with identifiers only, counted as issued under the issuer\'s name', async () => {
     const { grant, counted } = setup();
     const assertion = assertionFrom(EXT);
     const result = await grant.handle({ client: service(), params: { assertion }, resources: [] });
-    expect(result.audit).toEqual([{
-      event: 'jwt_bearer.issued',
-      fields: {
-        client_id: 'svc', issuer: EXT, issuer_name: 'github-actions', external_sub: 'repo:acme/app:ref:refs/heads/main',
-        principal_type: 'user', principal_id: 'u-alice', scope: 'read write', jti: result.issued.jti,
-      },
-    }]);
-    expect(JSON.stringify(result.audit)).not.toContain(assertion);
+    expect(result.issued).toEqual({
+      sub: 'u-alice', scope: 'read write', jti: result.issued.jti,
+      details: { aud: ISSUER, issuer: EXT, issuer_name: 'github-actions', external_sub: 'repo:acme/app:ref:refs/heads/main', principal_type: 'user' },
+    });
+    expect(result.audit).toBeUndefined();
+    expect(JSON.stringify(result.issued)).not.toContain(assertion);
     expect(await counted()).toEqual([{ issuer: 'github-actions', outcome: 'issued', value: 1 }]);
   });
 });

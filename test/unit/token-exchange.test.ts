@@ -35,6 +35,9 @@ function refusal(f: () => unknown): { reason: RefusalReason; error: string } {
   throw new Error('not refused');
 }
 
+/** The audience of the subject tokens of these cases: an API, not this server. */
+const SUBJECT_AUD = 'https://api.example.com';
+
 describe('exchange policy: who may exchange what (RFC 8693 §2.1, §5)', () => {
   const b = client('b', { served_resources: ['https://b.example.com'] });
   const policy = exchangePolicyOf(b.metadata);
@@ -157,29 +160,44 @@ describe('audience translation (RFC 8693 §2.1 resource, audience; RFC 8707)', (
   const b = client('b', { token_exchange: { audiences: ['billing-service'] } });
   const policy = exchangePolicyOf(b.metadata);
 
-  it('nothing asked: the client\'s first registered resource, else the issuer', () => {
-    expect(exchangedAudience([], [], b, ISSUER, policy)).toBe('https://api.example.com');
+  it('nothing asked: the client\'s first registered resource, else the issuer (when the subject token was for it)', () => {
+    expect(exchangedAudience([], [], b, ISSUER, policy, SUBJECT_AUD)).toBe('https://api.example.com');
     const bare = client('bare', { resources: [] });
-    expect(exchangedAudience([], [], bare, ISSUER, exchangePolicyOf(bare.metadata))).toBe(ISSUER);
+    expect(exchangedAudience([], [], bare, ISSUER, exchangePolicyOf(bare.metadata), ISSUER)).toBe(ISSUER);
+  });
+
+  it('refuses this server\'s own audience (UserInfo) unless the subject token named it or the administrator allowed it', () => {
+    expect(refusal(() => exchangedAudience([ISSUER], [], b, ISSUER, policy, SUBJECT_AUD))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    const bare = client('bare', { resources: [] });
+    expect(refusal(() => exchangedAudience([], [], bare, ISSUER, exchangePolicyOf(bare.metadata), SUBJECT_AUD))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    // An external subject token (no Latchkey audience) gets none of it either.
+    expect(refusal(() => exchangedAudience([ISSUER], [], b, ISSUER, policy, undefined))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    expect(exchangedAudience([ISSUER], [], b, ISSUER, policy, [SUBJECT_AUD, ISSUER])).toBe(ISSUER);
+    const allowed = client('allowed', { token_exchange: { audiences: [ISSUER] } });
+    expect(exchangedAudience([ISSUER], [], allowed, ISSUER, exchangePolicyOf(allowed.metadata), SUBJECT_AUD)).toBe(ISSUER);
   });
 
   it('is exactly what was asked, de-duplicated: registered resources, the issuer, registered audiences', () => {
-    expect(exchangedAudience(['https://reports.example.com'], [], b, ISSUER, policy)).toBe('https://reports.example.com');
-    expect(exchangedAudience([ISSUER], [], b, ISSUER, policy)).toBe(ISSUER);
-    expect(exchangedAudience([], ['billing-service'], b, ISSUER, policy)).toBe('billing-service');
-    expect(exchangedAudience(['https://api.example.com'], ['billing-service', 'https://api.example.com'], b, ISSUER, policy))
+    expect(exchangedAudience(['https://reports.example.com'], [], b, ISSUER, policy, SUBJECT_AUD)).toBe('https://reports.example.com');
+    expect(exchangedAudience([ISSUER], [], b, ISSUER, policy, ISSUER)).toBe(ISSUER);
+    expect(exchangedAudience([], ['billing-service'], b, ISSUER, policy, SUBJECT_AUD)).toBe('billing-service');
+    expect(exchangedAudience(['https://api.example.com'], ['billing-service', 'https://api.example.com'], b, ISSUER, policy, SUBJECT_AUD))
       .toEqual(['https://api.example.com', 'billing-service']);
   });
 
   it('refuses any other resource or audience (invalid_target)', () => {
-    expect(refusal(() => exchangedAudience(['https://evil.example.com'], [], b, ISSUER, policy))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
-    expect(refusal(() => exchangedAudience(['not a uri'], [], b, ISSUER, policy))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
-    expect(refusal(() => exchangedAudience([], ['other-service'], b, ISSUER, policy))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
-    expect(refusal(() => exchangedAudience([], Array.from({ length: 11 }, (_, i) => `a${i}`), b, ISSUER, policy))).toEqual({ reason: 'invalid_parameter', error: 'invalid_request' });
+    expect(refusal(() => exchangedAudience(['https://evil.example.com'], [], b, ISSUER, policy, SUBJECT_AUD))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    expect(refusal(() => exchangedAudience(['not a uri'], [], b, ISSUER, policy, SUBJECT_AUD))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    expect(refusal(() => exchangedAudience([], ['other-service'], b, ISSUER, policy, SUBJECT_AUD))).toEqual({ reason: 'target_not_allowed', error: 'invalid_target' });
+    expect(refusal(() => exchangedAudience([], Array.from({ length: 11 }, (_, i) => `a${i}`), b, ISSUER, policy, SUBJECT_AUD))).toEqual({ reason: 'invalid_parameter', error: 'invalid_request' });
   });
 });
 
 describe('lifetime: never past the subject token', () => {
+  it('whole seconds, also from a fractional external exp', () => {
+    expect(exchangedTtl(600, 1060.5, 1000)).toBe(60);
+  });
+
   it('is the client\'s lifetime, cut at the subject token\'s exp', () => {
     expect(exchangedTtl(600, 10_000, 1000)).toBe(600);
     expect(exchangedTtl(600, 1300, 1000)).toBe(300);
@@ -256,10 +274,11 @@ describe('the grant with an external subject token (fake verifier)', () => {
       access_token: result.response.access_token, token_type: 'Bearer', expires_in: 300, scope: 'read',
       issued_token_type: AT,
     });
-    expect(result.audit).toEqual([{ event: 'token.exchanged', fields: {
-      client_id: 'ext', sub: 'user-1', scope: 'read', aud: 'https://api.example.com', jti: result.issued.jti, subject_token_type: 'jwt',
+    expect(result.issued).toEqual({ sub: 'user-1', scope: 'read', jti: result.issued.jti, details: {
+      aud: 'https://api.example.com', subject_token_type: 'jwt',
       mode: 'delegation', act: { sub: 'ext' }, subject_issuer: IDP, subject_sub: 'corp|42', principal: { kind: 'user', id: 'user-1' },
-    } }]);
+    } });
+    expect(result.audit).toBeUndefined();
     expect(counted.at(-1)).toEqual({ subject_token_type: 'jwt', mode: 'delegation', outcome: 'issued' });
   });
 
@@ -315,6 +334,6 @@ describe('the grant with an external subject token (fake verifier)', () => {
     const g = tokenExchangeGrant({ ...deps, clients: new MemoryClients([svcB]) });
     const result = await g.handle({ client: svcB, params: { subject_token: subject.token, subject_token_type: AT, scope: 'read' }, resources: [] });
     expect(decodeJwt(result.response.access_token)).toMatchObject({ sub: 'user-1', gid: 'grant-1', auth_time: now - 5, acr: 'urn:latchkey:acr:mfa', act: { sub: 'b' }, scope: 'read' });
-    expect(result.audit![0]!.fields.subject_jti).toBe(subject.jti);
+    expect(result.issued.details!.subject_jti).toBe(subject.jti);
   });
 });

@@ -160,15 +160,12 @@ async function grant(deps: JwtBearerGrantDeps, { client, params, resources }: Gr
     extraClaims: claims,
   });
   // RFC 7523 §2.1 leaves a refresh token to the server: none is issued (a new assertion gets a new token).
+  // One audit event per token: token.issued names the assertion's issuer, its subject and the principal.
   return {
     response: tokenResponse(token, scope),
-    issued: { sub, scope, jti: token.jti },
-    audit: [{
-      event: 'jwt_bearer.issued',
-      fields: {
-        client_id: client.clientId, issuer: verified.issuer, issuer_name: verified.issuerName, external_sub: verified.subject,
-        principal_type: principal.kind, principal_id: sub, scope, jti: token.jti,
-      },
-    }],
+    issued: {
+      sub, scope, jti: token.jti,
+      details: { aud, issuer: verified.issuer, issuer_name: verified.issuerName, external_sub: verified.subject, principal_type: principal.kind },
+    },
   };
 }

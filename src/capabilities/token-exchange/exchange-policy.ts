@@ -193,13 +193,25 @@ const MAX_AUDIENCES = 10;
  * or its `token_exchange.audiences`. Anything else is invalid_target (RFC 8693 §2.2.2).
  * Nothing asked: the client's first registered resource, else the issuer, as resolveAudience.
  */
-export function exchangedAudience(resources: readonly string[], audiences: readonly string[], client: Client, issuer: string, policy: ExchangePolicy): Audience {
+export function exchangedAudience(
+  resources: readonly string[], audiences: readonly string[], client: Client, issuer: string, policy: ExchangePolicy, subjectAud: Audience | undefined,
+): Audience {
   if (audiences.length > MAX_AUDIENCES) throw new TokenExchangeRefused('invalid_parameter', 'too many audience parameters');
   const fromResources = refusedAs('target_not_allowed', () => resolveAudience(resources, client, issuer));
-  if (audiences.length === 0) return fromResources;
-  const refused = audiences.find((a) => !client.metadata.resources.includes(a) && !policy.audiences.includes(a));
-  if (refused !== undefined) throw new TokenExchangeRefused('target_not_allowed', 'audience not allowed for this client');
-  return asAudience([...resources, ...audiences]);
+  let aud = fromResources;
+  if (audiences.length > 0) {
+    const refused = audiences.find((a) => !client.metadata.resources.includes(a) && !policy.audiences.includes(a));
+    if (refused !== undefined) throw new TokenExchangeRefused('target_not_allowed', 'audience not allowed for this client');
+    aud = asAudience([...resources, ...audiences]);
+  }
+  // This server's own audience (UserInfo) only where the subject token already had it, or the
+  // administrator listed it: otherwise a resource server handed a user's token could trade it
+  // for one that reads the user's profile, which that token's audience never allowed.
+  const namesIssuer = (a: Audience | undefined) => a !== undefined && (typeof a === 'string' ? a === issuer : a.includes(issuer));
+  if (namesIssuer(aud) && !namesIssuer(subjectAud) && !policy.audiences.includes(issuer)) {
+    throw new TokenExchangeRefused('target_not_allowed', 'this server\'s own audience (UserInfo) is not allowed: the subject token was not for it');
+  }
+  return aud;
 }
 
 /**
@@ -207,7 +219,8 @@ export function exchangedAudience(resources: readonly string[], audiences: reado
  * token's `exp` (nothing issued from a token outlives it). None left: the subject expired.
  */
 export function exchangedTtl(ttl: number, subjectExp: number, nowSeconds: number): number {
-  const left = Math.min(ttl, subjectExp - nowSeconds);
+  // Whole seconds (RFC 7519 §2 NumericDate may be fractional; our tokens' exp is an integer).
+  const left = Math.min(ttl, Math.floor(subjectExp) - nowSeconds);
   if (left <= 0) throw new TokenExchangeRefused('subject_expired', 'the subject token has expired');
   return left;
 }

@@ -1,5 +1,6 @@
 import { liveAccessToken, type LivenessDeps } from '../../oauth/access-token-liveness.js';
 import type { Actor } from '../../oauth/actor.js';
+import type { Audience } from '../../oauth/audience.js';
 import type { Client } from '../../oauth/client.js';
 import { OAuthError, TemporarilyUnavailable } from '../../oauth/errors.js';
 import { epochSeconds } from '../../platform/clock.js';
@@ -43,6 +44,8 @@ interface Subject {
   sub: string;
   /** Its scope (a Latchkey token's, possibly empty); undefined for an external token. */
   scope: string | undefined;
+  /** Its audience (a Latchkey token's); undefined for an external token, whose audience was another server's. */
+  aud: Audience | undefined;
   exp: number;
   act: unknown;
   /** Claims carried over: gid (so revoking the grant ends the chain), auth_time, acr, sub_kind. */
@@ -68,14 +71,14 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
       acceptLatchkeySubject(c, client, policy);
       const carried: Record<string, unknown> = {};
       for (const claim of ['gid', 'sub_kind', 'auth_time', 'acr'] as const) if (c[claim] !== undefined) carried[claim] = c[claim];
-      return { sub: c.sub, scope: c.scope ?? '', exp: c.exp, act: c.act, carried, audit: { subject_jti: c.jti } };
+      return { sub: c.sub, scope: c.scope ?? '', aud: c.aud, exp: c.exp, act: c.act, carried, audit: { subject_jti: c.jti } };
     }
     const external = await verifyExternal(token, 'subject_token', 'subject_token_invalid', INVALID_SUBJECT);
     const principal = acceptExternalSubject(external, client);
     if (!(await principalActive(principal, deps))) throw new TokenExchangeRefused('subject_token_invalid', INVALID_SUBJECT, 'mapped principal disabled or deleted');
     const { sub, claims } = principalSubject(principal);
     return {
-      sub, scope: undefined, exp: external.exp, act: undefined, carried: claims,
+      sub, scope: undefined, aud: undefined, exp: external.exp, act: undefined, carried: claims,
       audit: { subject_issuer: external.issuer, subject_sub: external.subject, principal: { kind: principal.kind, id: sub } },
     };
   }
@@ -147,7 +150,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
         if (actorToken !== undefined) await verifyActor(actorToken, actorType!, client);
         const act: Actor | undefined = actorChain(policy.mode, client.clientId, subject.act, deps.maxDelegationDepth);
         const scope = exchangedScope(params.scope, subject.scope, client);
-        const aud = exchangedAudience(resources, repeated?.audience ?? [], client, deps.issuer, policy);
+        const aud = exchangedAudience(resources, repeated?.audience ?? [], client, deps.issuer, policy, subject.aud);
         const ttl = exchangedTtl(client.metadata.access_token_ttl ?? deps.accessTokenTtl, subject.exp, epochSeconds(deps.clock));
         const token = issueAccessToken(deps, {
           sub: subject.sub, clientId: client.clientId, aud, scope, ttl,
@@ -156,16 +159,14 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): TokenGrant<Params> 
         // RFC 8693 §2.2.1: issued_token_type is required; no refresh token (the subject's holder refreshes).
         const response = tokenResponse(token, scope);
         response.issued_token_type = TOKEN_TYPES.access_token;
+        // One audit event per token: token.issued carries what the exchange was (the act chain,
+        // the subject) — a second event would double the audit trail's cost on this path.
         return {
           response,
-          issued: { sub: subject.sub, scope, jti: token.jti },
-          audit: [{
-            event: 'token.exchanged',
-            fields: {
-              client_id: client.clientId, sub: subject.sub, scope, aud, jti: token.jti, subject_token_type: kind, mode: policy.mode,
-              ...(act !== undefined ? { act } : {}), ...subject.audit,
-            },
-          }],
+          issued: {
+            sub: subject.sub, scope, jti: token.jti,
+            details: { aud, subject_token_type: kind, mode: policy.mode, ...(act !== undefined ? { act } : {}), ...subject.audit },
+          },
         };
       }
     },

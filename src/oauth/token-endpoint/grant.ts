@@ -62,8 +62,11 @@ export interface GrantAuditEvent {
 
 export interface GrantResult {
   response: TokenResponse;
-  /** For the token.issued audit event: identifiers, never the token. */
-  issued: { sub: string; scope: string; jti: string };
+  /**
+   * For the token.issued audit event: identifiers, never the token; `details` are the grant's own
+   * (e.g. a token exchange's act chain), in the same event rather than a second one per token.
+   */
+  issued: { sub: string; scope: string; jti: string; details?: Record<string, unknown> };
   /** Further audit events of this issuance (e.g. refresh.rotated); the endpoint adds the request's fields. */
   audit?: GrantAuditEvent[];
 }

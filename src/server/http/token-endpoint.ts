@@ -55,6 +55,7 @@ export function tokenEndpointRoutes(context: AppContext, services: Services, gra
         const result = await handleTokenRequest(clientAuthInput(req), deps);
         issued({ grant_type: result.grantType, outcome: 'success' }, result.client.client.clientId);
         audit.record('token.issued', {
+          ...result.issued.details,
           client_id: result.client.client.clientId,
           sub: result.issued.sub,
           scope: result.issued.scope,
