@@ -82,7 +82,7 @@ export const issuersCommand: Command = {
     // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
     return withCliStore(config, (store) => withCliAudit(config, store, async (audit) => {
       try {
-        const registry = new TrustedIssuerRegistry(new TrustedIssuerRepository(store.db, store.notifier), audit, createOutboundFetcher(config).policy);
+        const registry = new TrustedIssuerRegistry(new TrustedIssuerRepository(store.db, store.notifier), audit, createOutboundFetcher(config).policy, config.issuer);
         const actor = { by: 'cli', user: process.env.USER };
         switch (sub) {
           case 'list':

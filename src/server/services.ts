@@ -102,7 +102,7 @@ export async function createServices(
     keys: clientKeys, outbound: context.outbound, clock, jtis: assertionJtis, users, metrics: context.metrics.registry,
   });
   const issuerRepository = new TrustedIssuerRepository(store.db, store.notifier, () => externalTokens.reload());
-  const trustedIssuers = new TrustedIssuerRegistry(issuerRepository, audit, context.outbound.policy);
+  const trustedIssuers = new TrustedIssuerRegistry(issuerRepository, audit, context.outbound.policy, config.issuer);
   // TRUSTED_ISSUERS_FILE, before anything serves (createServices runs before any route exists).
   if (config.trustedIssuersFile) {
     const outcome = await trustedIssuers.applyFile(config.trustedIssuersFile, { by: 'bootstrap' });

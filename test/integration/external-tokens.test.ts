@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExternalTokenRejected, type ExternalTokenUse } from '../../src/oauth/trusted-issuers/external-token.js';
+import { TemporarilyUnavailable } from '../../src/oauth/errors.js';
+import { createClient } from '../support/clients.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { TestClock } from '../support/clients.js';
 import { createUser, FAST_ARGON2 } from '../support/oidc.js';
@@ -88,6 +90,15 @@ describe('trusted external issuers: verifying their tokens (RFC 7519, RFC 8725)'
     expect(await rejection(app, await pod())).toBe('issuer disabled');
     await app.services.trustedIssuers.setDisabled('k8s', false, actor);
     expect(await verify(await pod())).toBeDefined();
+  });
+
+  it('refuses a JWT typed for another purpose, and a badly typed aud or sub, as rejections (RFC 8725 §3.11; never a 5xx)', async () => {
+    for (const typ of ['logout+jwt', 'application/token-introspection+jwt', 'dpop+jwt']) {
+      expect(await rejection(app, await pod({ typ }))).toBe(`typ ${typ} is not an identity token`);
+    }
+    expect((await verify(await pod({ typ: 'JWT' }))).subject).toBe('system:serviceaccount:payments:api');
+    for (const bad of [5, {}, [aud, 7]]) expect(await rejection(app, await pod({}, { aud: bad }))).toBe('aud must be a string or an array of strings');
+    expect(await rejection(app, await pod({}, { sub: 7 }))).toMatch(/sub/);
   });
 
   it('refuses an algorithm the issuer is not declared with, HS256 and none included (RFC 8725 §3.1)', async () => {
@@ -194,7 +205,32 @@ describe('trusted external issuers: discovery (OpenID Connect Discovery §4)', (
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ sub: 'a', aud: app.context.config.issuer, jti: 'j' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setIssuer(liarIssuer).setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
-    expect(await rejection(app, token)).toBe('discovery failed: its issuer is not the configured issuer');
+    // Keys that cannot be had are the server's trouble, not the token's: 503 with Retry-After.
+    const err = await app.services.externalTokens.verify(token, 'subject_token').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TemporarilyUnavailable);
+    expect(err).toMatchObject({ error: 'temporarily_unavailable', status: 503, debug: 'discovery failed: its issuer is not the configured issuer', headers: { 'retry-after': '30' } });
+  });
+
+  it('answers a workload whose issuer\'s keys cannot be fetched 503 temporarily_unavailable, not invalid_client (no failed authentication is counted)', async () => {
+    // A jwks_uri where nothing listens.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const downIssuer = `http://127.0.0.1:${port}/down`;
+    await app.services.trustedIssuers.create({ name: 'down', issuer: downIssuer, jwks_uri: `http://127.0.0.1:${port}/jwks`, audiences: [app.context.config.issuer] }, { by: 'cli' });
+    await createClient(app.context, { grant_types: ['client_credentials'], token_endpoint_auth_method: 'workload_identity', workload_identity: { issuer: downIssuer, subject: 'w' } }, 'down-workload');
+    const { privateKey } = await generateKeyPair('RS256');
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ sub: 'w', aud: app.context.config.issuer, jti: 'j-down' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer(downIssuer).setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
+    const res = await app.server.inject({ method: 'POST', url: '/token', payload: new URLSearchParams({
+      grant_type: 'client_credentials', client_id: 'down-workload', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: token,
+    }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'the keys of issuer down cannot be fetched; retry later' });
+    expect(res.headers['retry-after']).toBe('30');
+    expect(await app.context.metrics.registry.getSingleMetricAsString('latchkey_client_auth_failures_total')).not.toContain('workload_identity');
   });
 });
 
@@ -245,12 +281,22 @@ describe('trusted external issuers: the admin API and TRUSTED_ISSUERS_FILE', () 
       { name: 'x', issuer: issuerUrl, jwks: { keys: [{ kty: 'oct', k: 'AAAA' }] }, audiences: ['a'] },
       { name: 'x', issuer: 'http://k8s.example.com', jwks: await jwks(), audiences: ['a'] },
       { name: 'x', issuer: issuerUrl, jwks_uri: 'https://10.0.0.1/jwks', audiences: ['a'] },
+      // This server's own issuer: its ID tokens would pass for external ones (RFC 8725 §3.12).
+      { name: 'x', issuer: app.context.config.issuer, jwks: await jwks(), audiences: ['a'] },
     ];
     for (const body of cases) {
       const res = await admin('POST', '/admin/trusted-issuers', body);
       expect(res.statusCode, JSON.stringify(body)).toBe(400);
       expect(res.json().error).toBe('invalid_request');
     }
+    // A match key naming the prototype would vanish from the rule, widening it: refused.
+    const protoBody = `{"name":"p","issuer":"https://p.example.com","jwks":${JSON.stringify(await jwks())},"audiences":["a"],"subject_mappings":[{"match":{"__proto__":"x","sub":"*"},"client_id":"c"}]}`;
+    const proto = await app.server.inject({ method: 'POST', url: '/admin/trusted-issuers', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, payload: protoBody });
+    expect(proto.statusCode).toBe(400); // Fastify's JSON parser refuses it first (onProtoPoisoning)
+    expect(proto.json().error).toBe('invalid_request');
+    // The CLI and TRUSTED_ISSUERS_FILE parse with JSON.parse / YAML, which keep the key: the schema refuses it.
+    expect(() => app.services.trustedIssuers.validate(JSON.parse(protoBody)))
+      .toThrow('a claim must not be named __proto__, constructor or prototype');
     await admin('POST', '/admin/trusted-issuers', { name: 'one', issuer: issuerUrl, jwks: await jwks(), audiences: ['a'] });
     const twice = await admin('POST', '/admin/trusted-issuers', { name: 'two', issuer: issuerUrl, jwks: await jwks(), audiences: ['a'] });
     expect(twice.json().error).toBe('invalid_request');

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Registry } from 'prom-client';
 import { epochSeconds, type Clock } from '../../platform/clock.js';
 import { externalTokenCounter, type ExternalTokenCounter } from '../../platform/observability/external-token-metrics.js';
@@ -11,6 +11,10 @@ import {
   type MappedPrincipal, type VerifiedExternalToken,
 } from './external-token.js';
 import { NO_JTI_MAX_AGE_SECONDS, type TrustedIssuerConfig } from './issuer-config.js';
+import { TemporarilyUnavailable } from '../errors.js';
+
+/** `typ` values (RFC 8725 §3.11) of JWTs made for another purpose: never accepted as an identity token. */
+const FOREIGN_TYPES = new Set(['logout+jwt', 'token-introspection+jwt', 'dpop+jwt', 'secevent+jwt']);
 import { TRUSTED_ISSUERS_CHANNEL } from './store.js';
 import { matchSubjectMapping } from './subject-mapping.js';
 
@@ -133,6 +137,12 @@ export class ExternalTokens implements ExternalTokenVerifier {
     const reject = (reason: string) => new ExternalTokenRejected(reason, config.issuer);
     if (config.disabled) throw reject('issuer disabled');
 
+    // RFC 8725 §3.11: a token explicitly typed for another purpose (a logout token, an
+    // introspection response, a DPoP proof) is never taken for an identity token here.
+    let typ: unknown;
+    try { typ = decodeProtectedHeader(token).typ; } catch { throw reject('malformed token'); }
+    if (typeof typ === 'string' && FOREIGN_TYPES.has(typ.toLowerCase().replace(/^application\//, ''))) throw reject(`typ ${typ.slice(0, 40)} is not an identity token`);
+
     const keys = loaded.local ?? this.deps.keys.keySetAt(await this.jwksUri(config));
     const now = this.deps.clock.now();
     let payload: JWTPayload;
@@ -146,12 +156,17 @@ export class ExternalTokens implements ExternalTokenVerifier {
         requiredClaims: ['exp', 'sub'],
       }));
     } catch (err) {
+      // The issuer's keys could not be had (its jwks_uri or discovery document is down): the
+      // server's trouble, not the token's — 503, and not a failed authentication to count.
+      if ((err as { code?: unknown }).code === 'ERR_JWKS_URI_UNAVAILABLE') throw keysUnavailable(`the keys of issuer ${config.name} cannot be fetched; retry later`, (err as Error).message);
       throw reject(joseReason(err));
     }
-    // RFC 7519 §4.1.3: one of aud's values must be one of the issuer's audiences.
+    // RFC 7519 §4.1.2, §4.1.3: sub a string; aud a string or strings, one of them one of the issuer's audiences.
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw reject('sub must be a non-empty string');
     const aud = typeof payload.aud === 'string' ? [payload.aud] : payload.aud ?? [];
+    if (!Array.isArray(aud) || !aud.every((a) => typeof a === 'string')) throw reject('aud must be a string or an array of strings');
     if (!aud.some((a) => config.audiences.includes(a))) throw reject('aud names none of the issuer\'s audiences');
-    const sub = payload.sub!;
+    const sub = payload.sub;
     const exp = payload.exp!;
     const nowSeconds = epochSeconds(this.deps.clock);
     const iat = payload.iat;
@@ -205,7 +220,7 @@ export class ExternalTokens implements ExternalTokenVerifier {
     if (stale && !d.loading && now - d.attemptAt >= DISCOVERY_COOLDOWN_MS) d.loading = this.discover(config, d).finally(() => { d.loading = undefined; });
     // A stale document is used while a fresh one loads, and after its refetch failed.
     if (d.jwksUri === undefined && d.loading) await d.loading.catch(() => undefined);
-    if (d.jwksUri === undefined) throw new ExternalTokenRejected(`discovery failed: ${d.failure ?? 'unavailable'}`, config.issuer);
+    if (d.jwksUri === undefined) throw keysUnavailable(`the discovery document of issuer ${config.name} cannot be fetched; retry later`, `discovery failed: ${d.failure ?? 'unavailable'}`);
     return d.jwksUri;
   }
 
@@ -230,6 +245,13 @@ export class ExternalTokens implements ExternalTokenVerifier {
       d.failure = (err as Error).message;
     }
   }
+}
+
+/** 503 while an issuer's keys cannot be fetched, with the refetch cooldown as Retry-After (RFC 9110 §10.2.3). */
+function keysUnavailable(description: string, debug: string): TemporarilyUnavailable {
+  const err = new TemporarilyUnavailable(description, debug);
+  err.headers['retry-after'] = String(DISCOVERY_COOLDOWN_MS / 1000);
+  return err;
 }
 
 /** A short, safe reason for a jose failure (never the token). */

@@ -33,6 +33,8 @@ const publicJwk = z.looseObject({
   kid: z.string().optional(),
 }).refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk), 'must hold public keys only (no private members)');
 
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 /**
  * One subject mapping rule: when every claim of `match` matches, the token stands for the client
  * `client_id` or the user `user` (a username or e-mail). A claim is named as a top-level claim
@@ -42,7 +44,14 @@ const publicJwk = z.looseObject({
  * cannot match another organisation, ref or path).
  */
 export const subjectMappingSchema = z.strictObject({
-  match: z.record(z.string().min(1).max(200), z.string().min(1).max(500))
+  // A key that names an object's prototype is dropped when the record is built (zod skips
+  // `__proto__`), leaving a rule that matches more than it says: refused, on the raw input.
+  match: z.preprocess((value, ctx) => {
+    if (value !== null && typeof value === 'object' && Object.keys(value).some((k) => PROTOTYPE_KEYS.has(k))) {
+      ctx.issues.push({ code: 'custom', message: 'a claim must not be named __proto__, constructor or prototype', input: value });
+    }
+    return value;
+  }, z.record(z.string().min(1).max(200), z.string().min(1).max(500)))
     .refine((m) => Object.keys(m).length > 0 && Object.keys(m).length <= 10, 'must name 1 to 10 claims'),
   client_id: z.string().regex(CLIENT_ID, 'must be a client_id').optional(),
   user: z.string().min(1).max(320).optional(),

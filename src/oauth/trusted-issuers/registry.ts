@@ -29,6 +29,8 @@ export class TrustedIssuerRegistry {
     private readonly repository: TrustedIssuerRepository,
     private readonly audit: AuditLog,
     private readonly outbound: Pick<OutboundPolicy, 'targetProblem'>,
+    /** This server's own issuer (ISSUER), which can never be an external one. */
+    private readonly ownIssuer: string,
   ) {}
 
   /**
@@ -39,6 +41,9 @@ export class TrustedIssuerRegistry {
     const parsed = trustedIssuerSchema.safeParse(withoutState(input));
     if (!parsed.success) throw new InvalidRequest(issueText(parsed.error));
     const config = parsed.data;
+    // Latchkey's own ID tokens, logout tokens and introspection responses must never pass for
+    // an external issuer's identity tokens (RFC 8725 §3.12: cross-JWT confusion).
+    if (config.issuer === this.ownIssuer) throw new InvalidRequest('issuer: this server\'s own issuer cannot be a trusted external issuer');
     if (config.jwks_uri !== undefined) {
       const problem = this.outbound.targetProblem(config.jwks_uri);
       if (problem !== undefined) throw new InvalidRequest(`jwks_uri: ${problem}`);
