@@ -10,9 +10,13 @@
 //   npm run bench -- --scenario client_credentials --runs 5 --duration 10
 //   npm run bench -- --targets latchkey,ceiling  # a subset of targets
 //   npm run bench -- --baseline ../before --targets ceiling,baseline,latchkey  # against another build (its dist/)
+//   npm run bench -- --scenario client_credentials,token_exchange,token_exchange_uncached,private_key_jwt,workload_identity --targets ceiling,latchkey
+//                                                # service to service (Latchkey only: the ceiling and peer have none of these)
 //
 // Run by hand on a quiet machine; never from the test suite. Results print as a Markdown table.
 import { spawn } from 'node:child_process';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,6 +48,31 @@ const CLIENT_ID = 'bench';
 const basic = `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`;
 const form = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic };
 const TOKEN_BODY = 'grant_type=client_credentials&scope=api%3Aread';
+
+// Service to service: the private_key_jwt client's key, and a local stand-in for a workload
+// identity issuer (a Kubernetes API server) whose JWK set Latchkey fetches once, then caches.
+const WORKLOAD_ISSUER_PORT = 4500;
+const WORKLOAD_ISSUER = `http://127.0.0.1:${WORKLOAD_ISSUER_PORT}`;
+const WORKLOAD_SUBJECT = 'system:serviceaccount:bench:api';
+const keyPair = () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, jwk: { ...createPublicKey(privateKey).export({ format: 'jwk' }), kid: randomUUID(), alg: 'ES256', use: 'sig' } };
+};
+const clientKey = keyPair();
+const workloadKey = keyPair();
+const jwksServer = createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ keys: [workloadKey.jwk] }));
+});
+await new Promise((r) => jwksServer.listen(WORKLOAD_ISSUER_PORT, '127.0.0.1', r));
+jwksServer.unref();
+
+/** An ES256 JWT (node:crypto: these pools are signed before the load starts, not during it). */
+function signEs256({ privateKey, jwk }, claims) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${part({ alg: 'ES256', kid: jwk.kid, typ: 'JWT' })}.${part(claims)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
 
 /** How to start each target and where its endpoints are. */
 const targets = {
@@ -81,13 +110,33 @@ function latchkeyTarget(checkout, port) {
           client_id: CLIENT_ID,
           client_secret_env: 'BENCH_CLIENT_SECRET',
           token_endpoint_auth_method: 'client_secret_basic',
+          // token-exchange: the service-to-service scenarios exchange this client's own tokens.
+          grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+          scope: 'api:read',
+          resources: ['urn:bench:api', 'urn:bench:next'],
+        }, {
+          client_id: 'bench-pkjwt',
+          token_endpoint_auth_method: 'private_key_jwt',
+          jwks: { keys: [clientKey.jwk] },
+          grant_types: ['client_credentials'],
+          scope: 'api:read',
+          resources: ['urn:bench:api'],
+        }, {
+          client_id: 'bench-workload',
+          token_endpoint_auth_method: 'workload_identity',
+          workload_identity: { issuer: WORKLOAD_ISSUER, subject: WORKLOAD_SUBJECT },
           grant_types: ['client_credentials'],
           scope: 'api:read',
           resources: ['urn:bench:api'],
         }],
       }));
+      const issuersFile = join(dir, 'trusted-issuers.json');
+      writeFileSync(issuersFile, JSON.stringify({
+        issuers: [{ name: 'bench-workloads', issuer: WORKLOAD_ISSUER, jwks_uri: `${WORKLOAD_ISSUER}/jwks`, audiences: [`http://127.0.0.1:${port}`], algorithms: ['ES256'] }],
+      }));
       return {
         DATA_DIR: join(dir, 'data'), CLIENTS_FILE: clientsFile, BENCH_CLIENT_SECRET: CLIENT_SECRET,
+        TRUSTED_ISSUERS_FILE: issuersFile, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1',
         ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: args['log-level'],
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
@@ -98,7 +147,30 @@ function latchkeyTarget(checkout, port) {
     readyPath: '/readyz',
     token: { path: '/token', body: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
     introspect: { path: '/introspect', tokenBody: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
+    serviceToService: true,
   };
+}
+
+/** As many request bodies as a target can use up in one scenario (warm-up and every run), made by `make(i)`. */
+function pool(make) {
+  const size = (Number(args.warmup) + Number(args.runs) * Number(args.duration)) * 9000;
+  return Array.from({ length: size }, (_, i) => make(i));
+}
+
+/** A request whose body is the next of `bodies` each time: every assertion (jti) is used once. */
+function rotating(url, headers, bodies) {
+  let next = 0;
+  return { method: 'POST', url, headers, requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }] };
+}
+
+const EXCHANGE = 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&resource=urn%3Abench%3Anext&subject_token=';
+const ASSERTION_TYPE = 'urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer';
+
+async function clientToken(t, base) {
+  const res = await fetch(`${base}${t.token.path}`, { method: 'POST', headers: form, body: t.token.body });
+  const { access_token } = await res.json();
+  if (!access_token) throw new Error(`no token from ${base}`);
+  return access_token;
 }
 
 /** What one request of each scenario is, for a target; null when the target cannot do it. */
@@ -115,6 +187,37 @@ const scenarios = {
   introspection_jwt: async (t, base) => {
     const request = await scenarios.introspection(t, base);
     return request && { ...request, headers: { ...form, accept: 'application/token-introspection+jwt' } };
+  },
+  // RFC 8693: the client exchanges its own access token for another audience (delegation). One
+  // subject token, as a service forwarding the token it was called with: its signature check is
+  // remembered (the verified-token cache), so a request costs the checks and one signature.
+  token_exchange: async (t, base) => {
+    if (!t.serviceToService) return null;
+    return { method: 'POST', url: `${base}${t.token.path}`, headers: form, body: `${EXCHANGE}${await clientToken(t, base)}` };
+  },
+  // The same with 20 000 different subject tokens in turn, twice the verified-token cache: every
+  // request verifies its subject token's signature (one verification + one signature).
+  token_exchange_uncached: async (t, base) => {
+    if (!t.serviceToService) return null;
+    const subjects = [];
+    while (subjects.length < 20_000) subjects.push(...(await Promise.all(Array.from({ length: 50 }, async () => `${EXCHANGE}${await clientToken(t, base)}`))));
+    return rotating(`${base}${t.token.path}`, form, subjects);
+  },
+  // client_credentials authenticated by private_key_jwt (RFC 7523 §2.2): a new assertion per request.
+  private_key_jwt: async (t, base) => {
+    if (!t.serviceToService) return null;
+    const aud = base;
+    const iat = Math.floor(Date.now() / 1000);
+    const bodies = pool(() => `grant_type=client_credentials&client_id=bench-pkjwt&client_assertion_type=${ASSERTION_TYPE}&client_assertion=${signEs256(clientKey, { iss: 'bench-pkjwt', sub: 'bench-pkjwt', aud, iat, exp: iat + 600, jti: randomUUID() })}`);
+    return rotating(`${base}${t.token.path}`, { 'content-type': 'application/x-www-form-urlencoded' }, bodies);
+  },
+  // client_credentials authenticated by a workload's token from a trusted issuer (its JWK set
+  // fetched once and cached): a new token (jti) per request, like private_key_jwt above.
+  workload_identity: async (t, base) => {
+    if (!t.serviceToService) return null;
+    const iat = Math.floor(Date.now() / 1000);
+    const bodies = pool(() => `grant_type=client_credentials&client_id=bench-workload&client_assertion_type=${ASSERTION_TYPE}&client_assertion=${signEs256(workloadKey, { iss: WORKLOAD_ISSUER, sub: WORKLOAD_SUBJECT, aud: [base], iat, exp: iat + 600, jti: randomUUID() })}`);
+    return rotating(`${base}${t.token.path}`, { 'content-type': 'application/x-www-form-urlencoded' }, bodies);
   },
 };
 
