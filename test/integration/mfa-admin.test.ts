@@ -113,8 +113,8 @@ describe('admin API: an account\'s second factors (/admin/users/:login/mfa)', ()
     await app.context.audit.flush();
     const events = (await new AuditEventRepository(db()).query({})).filter((e) => e.event === 'mfa.reset');
     expect(events.map((e) => [e.sub, e.ip, e.details])).toEqual([
-      [user.id, '127.0.0.1', { passkeys: 1, totp: true, recovery_codes: 3, by: 'admin_api', admin_credential: expect.stringMatching(/^[0-9a-f]{12}$/) }],
-      [user.id, '127.0.0.1', { passkeys: 0, totp: false, recovery_codes: 0, by: 'admin_api', admin_credential: expect.stringMatching(/^[0-9a-f]{12}$/) }],
+      [user.id, '127.0.0.1', { passkeys: 1, totp: true, recovery_codes: 3, by: 'admin_api', admin: expect.stringMatching(/^token-[0-9a-f]{8}$/) }],
+      [user.id, '127.0.0.1', { passkeys: 0, totp: false, recovery_codes: 0, by: 'admin_api', admin: expect.stringMatching(/^token-[0-9a-f]{8}$/) }],
     ]);
   });
 

@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialFingerprint } from '../../src/oauth/refresh-families/revocation.js';
 import { AuditEventRepository } from '../../src/platform/observability/audit-event-store.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createClient, form, FORM_HEADERS, basic } from '../support/clients.js';
@@ -10,6 +9,7 @@ import { createUser, FAST_ARGON2 } from '../support/oidc.js';
 import { runCliCaptured, sharedStoreForCli } from '../support/cli.js';
 
 const SCOPE = 'openid offline_access';
+const ADMIN_NAME = 'ops-alice';
 const ADMIN = 'admin-credential-0123456789-0123456789-abcdef';
 
 describe('admin API: revoking every family of a user, a client, or a user+client pair', () => {
@@ -20,7 +20,8 @@ describe('admin API: revoking every family of a user, a client, or a user+client
   let bobId: string;
 
   beforeAll(async () => {
-    app = await createTestApp({ ...FAST_ARGON2, ADMIN_TOKENS: ADMIN });
+    // A named credential (name:secret): the audit trail names who acted.
+    app = await createTestApp({ ...FAST_ARGON2, ADMIN_TOKENS: `${ADMIN_NAME}:${ADMIN}` });
     const make = async () => {
       const c = await createClient(app.context, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE });
       return { id: c.client.clientId, secret: c.clientSecret! };
@@ -83,7 +84,7 @@ describe('admin API: revoking every family of a user, a client, or a user+client
     const event = await lastFamilyEvent();
     expect(event).toMatchObject({
       of: 'user_client', sub: aliceId, client_id: web.id, families: 2, consent_deleted: true, reason: 'user withdrew consent by phone, ticket 4411',
-      revoked_by: 'admin_api', admin_credential: credentialFingerprint(ADMIN), ip: '127.0.0.1',
+      revoked_by: 'admin_api', admin: ADMIN_NAME, ip: '127.0.0.1',
     });
     expect((event.grant_ids as string[]).sort()).toEqual([decodeJwt(a1.access_token).gid, decodeJwt(a2.access_token).gid].sort());
     expect(JSON.stringify(app.logs.lines)).not.toContain(ADMIN);

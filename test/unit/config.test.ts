@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configDocumentation, loadConfig, parseDurationSeconds } from '../../src/server/config.js';
@@ -175,5 +176,21 @@ describe('JWKS_URI_*', () => {
     expect(problems({ JWKS_URI_MAX_BYTES: '1048576', JWKS_URI_CACHE_BYTES: '524288' })).toEqual([
       'JWKS_URI_CACHE_BYTES: must be at least JWKS_URI_MAX_BYTES (1048576), or the largest accepted set would not fit',
     ]);
+  });
+});
+
+describe('ADMIN_TOKENS', () => {
+  const secret = 'a'.repeat(32);
+  it('names each credential (name:secret), so the audit trail can say who acted', () => {
+    expect(loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: `ops-alice:${secret}, ci.deploy:${'b'.repeat(40)}` }).adminTokens)
+      .toEqual([{ name: 'ops-alice', secret }, { name: 'ci.deploy', secret: 'b'.repeat(40) }]);
+  });
+  it('names a bare secret token-<first 8 hex of its SHA-256>', () => {
+    expect(loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: secret }).adminTokens)
+      .toEqual([{ name: `token-${createHash('sha256').update(secret).digest('hex').slice(0, 8)}`, secret }]);
+  });
+  it('refuses a short secret and a name given twice', () => {
+    expect(() => loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: 'ops:short' })).toThrow('ADMIN_TOKENS: must be one or more comma-separated name:secret entries');
+    expect(() => loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: `ops:${secret},ops:${'c'.repeat(32)}` })).toThrow('ADMIN_TOKENS: names each credential once (ops is there twice)');
   });
 });

@@ -1,10 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CLIENT_ID } from '../../oauth/client.js';
 import { InvalidRequest, NotFound } from '../../oauth/errors.js';
-import { credentialFingerprint } from '../../oauth/refresh-families/revocation.js';
 import type { Services } from '../../server/context.js';
-import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { bearerToken } from '../../server/http/bearer.js';
+import { adminActor } from '../../server/http/admin-auth.js';
 
 /** The administrator's reason: required, so the audit trail always says why. */
 function reasonOf(body: unknown): string {
@@ -27,11 +25,10 @@ function clientIdOf(body: unknown): string | undefined {
  * admin plugin (src/capabilities/admin/routes.ts), behind its bearer check.
  */
 export function familyAdminRoutes(app: FastifyInstance, service: Services): void {
-  const actor = (req: FastifyRequest) => ({
-    revoked_by: 'admin_api',
-    admin_credential: credentialFingerprint(bearerToken(req.headers.authorization) ?? ''),
-    ...requestAuditFields(req),
-  });
+  const actor = (req: FastifyRequest) => {
+    const { by, ...fields } = adminActor(req);
+    return { revoked_by: by, ...fields };
+  };
 
   // POST /admin/users/{sub or username}/revoke-tokens  {"reason": "...", "client_id"?: "..."}
   app.post('/admin/users/:user/revoke-tokens', async (req) => {

@@ -5,8 +5,7 @@ import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import { auditPageDocument, parseAuditQuery } from '../../platform/observability/audit-query.js';
 import type { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
 import type { Services } from '../../server/context.js';
-import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
-import { requestAuditFields } from '../../server/http/audit-fields.js';
+import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
 import { familyAdminRoutes } from './family-routes.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
@@ -30,12 +29,9 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
 export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
-  const authorised = credentialChecker(config.adminTokens);
   return async (app) => {
-    app.addHook('onRequest', async (req) => {
-      if (!authorised(bearerToken(req.headers.authorization))) throw invalidToken('latchkey-admin', 'a valid admin bearer credential is required');
-    });
-    const fields = requestAuditFields;
+    requireAdmin(app, config.adminTokens);
+    const fields = (req: FastifyRequest) => ({ ...adminActor(req) });
     const id = (req: FastifyRequest) => (req.params as { client_id: string }).client_id;
 
     app.get('/admin/clients', async () => ({ clients: (await service.registry.list()).map(describeClient) }));

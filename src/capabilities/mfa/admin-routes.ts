@@ -1,10 +1,8 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { NotFound } from '../../oauth/errors.js';
-import { credentialFingerprint } from '../../oauth/refresh-families/revocation.js';
 import type { User } from '../../users/user-store.js';
 import type { Config, Services } from '../../server/context.js';
-import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
+import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
 import type { Actor, FactorAdministration } from './factor-administration.js';
 
 export interface MfaAdminDeps {
@@ -23,12 +21,7 @@ export interface MfaAdminDeps {
  */
 export function mfaAdminRoutes(deps: MfaAdminDeps): FastifyPluginAsync {
   const { services, admin, endSessions } = deps;
-  const authorised = credentialChecker(deps.config.adminTokens);
-  const actor = (req: FastifyRequest): Actor => ({
-    by: 'admin_api',
-    admin_credential: credentialFingerprint(bearerToken(req.headers.authorization) ?? ''),
-    ...requestAuditFields(req),
-  });
+  const actor = (req: FastifyRequest): Actor => ({ ...adminActor(req) });
   const userOf = async (req: FastifyRequest): Promise<User> => {
     const login = (req.params as { login: string }).login;
     // A name with a NUL or other control character is no user (and must not reach the database).
@@ -38,9 +31,7 @@ export function mfaAdminRoutes(deps: MfaAdminDeps): FastifyPluginAsync {
   };
 
   return async (app) => {
-    app.addHook('onRequest', async (req) => {
-      if (!authorised(bearerToken(req.headers.authorization))) throw invalidToken('latchkey-admin', 'a valid admin bearer credential is required');
-    });
+    requireAdmin(app, deps.config.adminTokens);
 
     app.get('/admin/users/:login/mfa', async (req) => admin.status((await userOf(req)).id));
 

@@ -1,9 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { credentialFingerprint } from '../../oauth/refresh-families/revocation.js';
 import { describeTrustedIssuer, type IssuerActor, type TrustedIssuerRegistry } from '../../oauth/trusted-issuers/registry.js';
 import type { Config } from '../../server/context.js';
-import { requestAuditFields } from '../../server/http/audit-fields.js';
-import { bearerToken, credentialChecker, invalidToken } from '../../server/http/bearer.js';
+import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
 
 /**
  * The admin API for trusted external issuers, behind the same ADMIN_TOKENS bearer check as
@@ -11,18 +9,11 @@ import { bearerToken, credentialChecker, invalidToken } from '../../server/http/
  * is 400 invalid_request, an unknown name 404 not_found.
  */
 export function trustedIssuerRoutes(registry: TrustedIssuerRegistry, config: Config): FastifyPluginAsync {
-  const authorised = credentialChecker(config.adminTokens);
-  const actor = (req: FastifyRequest): IssuerActor => ({
-    by: 'admin_api',
-    admin_credential: credentialFingerprint(bearerToken(req.headers.authorization) ?? ''),
-    ...requestAuditFields(req),
-  });
+  const actor = (req: FastifyRequest): IssuerActor => ({ ...adminActor(req) });
   const name = (req: FastifyRequest) => (req.params as { name: string }).name;
 
   return async (app) => {
-    app.addHook('onRequest', async (req) => {
-      if (!authorised(bearerToken(req.headers.authorization))) throw invalidToken('latchkey-admin', 'a valid admin bearer credential is required');
-    });
+    requireAdmin(app, config.adminTokens);
     app.get('/admin/trusted-issuers', async () => (await registry.list()).map(describeTrustedIssuer));
     app.post('/admin/trusted-issuers', async (req, reply) => {
       reply.code(201);

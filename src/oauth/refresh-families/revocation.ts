@@ -44,11 +44,6 @@ export interface RevocationActor extends AuditFields {
   revoked_by: string;
 }
 
-/** A short, stable fingerprint of an admin credential for the audit trail (never the credential). */
-export function credentialFingerprint(credential: string): string {
-  return createHash('sha256').update(credential).digest('hex').slice(0, 12);
-}
-
 /**
  * Revoking refresh token families, and with them every access token of their grant: the
  * family rows (and all their tokens) in one statement, then the grant ids in the revoked-grants

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -63,6 +64,36 @@ export const credentialList = z.string().transform((text, ctx) => {
 
 /** Unset: no credentials (the feature they open stays off). */
 export const optionalCredentialList = credentialList.optional().transform((values) => values ?? []);
+
+/** A credential's name in a named list (`name:secret`): short, log- and label-safe. */
+const CREDENTIAL_NAME = /^([a-z0-9][a-z0-9_.-]{0,39}):(.+)$/;
+
+/**
+ * A comma-separated list of named credentials, `name:secret` (each secret at least 32
+ * characters), so that what a credential did can be told apart by its name. A bare secret is
+ * accepted too and named `token-<first 8 hex of its SHA-256>`. Unset: none.
+ */
+export const optionalNamedCredentialList = z.string().optional().transform((text, ctx) => {
+  if (text === undefined) return [];
+  const entries = text.split(',').map((v) => v.trim()).filter(Boolean);
+  const credentials = entries.map((entry) => {
+    const named = CREDENTIAL_NAME.exec(entry);
+    const secret = named ? named[2]! : entry;
+    const name = named ? named[1]! : `token-${createHash('sha256').update(secret).digest('hex').slice(0, 8)}`;
+    return { name, secret };
+  });
+  if (credentials.length === 0 || credentials.some((c) => c.secret.length < 32)) {
+    ctx.addIssue({ code: 'custom', message: 'must be one or more comma-separated name:secret entries (name: a-z 0-9 _ . -, up to 40; secret at least 32 characters, e.g. `ops:$(openssl rand -base64 32)`)' });
+    return z.NEVER;
+  }
+  const names = credentials.map((c) => c.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `names each credential once (${twice} is there twice)` });
+    return z.NEVER;
+  }
+  return credentials;
+});
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
