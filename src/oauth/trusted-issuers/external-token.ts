@@ -23,7 +23,10 @@ export interface VerifiedExternalToken {
   claims: Readonly<Record<string, unknown>>;
   /** The token's `exp`, in seconds since the epoch: nothing issued from it outlives it. */
   exp: number;
-  /** What the issuer's subject mapping makes of the token; undefined when no rule matches it. */
+  /**
+   * What the issuer's subject mapping makes of the token; undefined when no rule matches it, and
+   * for a client assertion (bound to its client by issuer and subject, not by the mapping).
+   */
   principal?: MappedPrincipal | undefined;
 }
 

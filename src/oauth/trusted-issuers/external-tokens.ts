@@ -186,7 +186,9 @@ export class ExternalTokens implements ExternalTokenVerifier {
 
     const verified: VerifiedExternalToken = {
       issuer: config.issuer, issuerName: config.name, subject: sub, claims: payload, exp,
-      principal: await this.principal(payload, config),
+      // A client assertion is bound by issuer and subject to its client (workload_identity):
+      // the mapping (a user's lookup, possibly) is not needed there.
+      principal: use === 'client_assertion' ? undefined : await this.principal(payload, config),
     };
     await options.beforeSpend?.(verified);
     // RFC 7523 §3 (7): a jti is used once, remembered until exp (+ leeway).
