@@ -46,6 +46,11 @@ export function watchOutput(): void {
   }
 }
 
+/** Whether a write to stdout or stderr failed (the reader went away): a command that runs until stopped stops. */
+export function outputClosed(): boolean {
+  return outputError !== undefined;
+}
+
 /** Resolves once everything written to `stream` so far has been handed to the OS (or cannot be). */
 function drained(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => {

@@ -34,6 +34,8 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
         const { caller, response, jwt, refused } = await introspect({ ...clientAuthInput(req), accept: req.headers.accept }, deps);
         const labels = { result: refused ? 'refused' : response.active ? 'active' : 'inactive', format: jwt === undefined ? 'json' : 'jwt' };
         introspections.inc(perClient ? { ...labels, client_id: caller.client.clientId } : labels);
+        // Per calling client and minute, with its active / inactive / refused answers counted.
+        ctx.audit.tally('token.introspected', { client_id: caller.client.clientId }, { outcome: labels.result });
         if (refused && refusalsAudited.add(caller.client.clientId, ctx.clock.now().getTime()).count === 1) {
           ctx.audit.record('introspection.refused', {
             client_id: caller.client.clientId, token_client_id: refused.clientId,

@@ -9,6 +9,16 @@ export interface AuditQuery {
   sub?: string | undefined;
   event?: string | undefined;
   jti?: string | undefined;
+  /** Exact client address. */
+  ip?: string | undefined;
+  /** A substring of the user agent (case-sensitive). */
+  userAgent?: string | undefined;
+  /** `details.grant_type` equal to this. */
+  grantType?: string | undefined;
+  /** One scope token contained in `details.scope` (space-separated). */
+  scope?: string | undefined;
+  /** Every event whose name starts with this (`token.` → every token event). */
+  eventPrefix?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
   /** At most this many rows, oldest first (a timeline); capped at 1000. */
@@ -41,6 +51,9 @@ const storable = (_key: string, value: unknown) => {
   return text.includes('\u0000') ? text.replace(/\u0000/g, '\uFFFD') : text;
 };
 
+/** `prefix%` with LIKE's own wildcards (`_`, `%`, `\\`) taken literally. */
+const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 export class AuditEventRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -71,6 +84,12 @@ export class AuditEventRepository {
     if (q.sub) query = query.where('sub', '=', q.sub);
     if (q.event) query = query.where('event', '=', q.event);
     if (q.jti) query = query.where('jti', '=', q.jti);
+    if (q.ip) query = query.where('ip', '=', q.ip);
+    if (q.userAgent) query = query.where(sql<boolean>`strpos(user_agent, ${q.userAgent}) > 0`);
+    // Written as the expressions migration 0024 indexes, so the planner can use them.
+    if (q.grantType) query = query.where(sql<boolean>`(details->>'grant_type') = ${q.grantType}`);
+    if (q.scope) query = query.where(sql<boolean>`string_to_array(details->>'scope', ' ') @> array[${q.scope}::text]`);
+    if (q.eventPrefix) query = query.where(sql<boolean>`event like ${likePrefix(q.eventPrefix)}`);
     if (q.since) query = query.where('at', '>=', q.since);
     if (q.until) query = query.where('at', '<', q.until);
     const rows = await query.orderBy('at').orderBy('id').limit(limit + 1).execute();

@@ -4,7 +4,8 @@ import type { AuditEventRow, AuditPage, AuditPosition, AuditQuery } from './audi
 /**
  * The audit trail query as an operator writes it — the admin API's query string
  * (GET /admin/audit) and `latchkey audit`'s options — validated in one place:
- * client_id, sub, event, jti, since / until (RFC 3339 date-times with an offset), limit
+ * client_id, sub, event, jti, ip, user_agent (a substring), grant_type, scope (one scope token the
+ * event's scope contains), event_prefix (`token.` → every token event), since / until (RFC 3339 date-times with an offset), limit
  * (1–1000, default 100) and cursor (from the previous page's next_cursor).
  */
 const rfc3339 = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T10:00:00Z' }).transform((s) => new Date(s));
@@ -17,6 +18,11 @@ const schema = z.strictObject({
   sub: text(255).optional(),
   event: text(64).regex(/^[a-z_.]+$/, 'must be an event name such as token.issued').optional(),
   jti: text(255).optional(),
+  ip: text(64).optional(),
+  user_agent: text(512).optional(),
+  grant_type: text(255).optional(),
+  scope: text(255).regex(/^[^ ]+$/, 'must be one scope token (no spaces)').optional(),
+  event_prefix: text(64).regex(/^[a-z_.]+$/, 'must be the start of an event name such as token.').optional(),
   since: rfc3339.optional(),
   until: rfc3339.optional(),
   limit: z.string().regex(/^\d{1,4}$/, 'must be an integer from 1 to 1000').transform(Number)
@@ -62,7 +68,9 @@ export function parseAuditQuery(input: Record<string, unknown>): ParsedAuditQuer
   if (p.cursor !== undefined && !after) return { ok: false, problem: 'cursor: not a cursor this server issued' };
   return {
     ok: true,
-    query: { clientId: p.client_id, sub: p.sub, event: p.event, jti: p.jti, since: p.since, until: p.until, limit: p.limit ?? 100, after },
+    query: {
+      clientId: p.client_id, sub: p.sub, event: p.event, jti: p.jti,
+      ip: p.ip, userAgent: p.user_agent, grantType: p.grant_type, scope: p.scope, eventPrefix: p.event_prefix, since: p.since, until: p.until, limit: p.limit ?? 100, after },
   };
 }
 

@@ -24,8 +24,28 @@ export interface AuditFields {
   [field: string]: unknown;
 }
 
+/** What a summary row is kept per: the event, the client (as authenticated, or as claimed), and optionally the grant type and error. */
+export interface TallyKey {
+  client_id: string | undefined;
+  grant_type?: string | undefined;
+  error?: string | undefined;
+}
+
+/** What one occurrence adds to its summary: its jti (first and last kept), its scope (distinct values kept), its outcome (counted). */
+export interface TallySample {
+  jti?: string | undefined;
+  scope?: string | undefined;
+  outcome?: string | undefined;
+}
+
 export interface AuditLog {
   record(event: AuditEventName, fields?: AuditFields): void;
+  /**
+   * Counts one occurrence of a high-volume event into `<event>.summary`: one row (and one log
+   * line) per key per minute, written with the buffer once the minute is over. A Map increment
+   * on the request path; no log line, no row per occurrence.
+   */
+  tally(event: AuditEventName, key: TallyKey, sample?: TallySample): void;
   /** Writes what is buffered now (shutdown, tests). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -45,7 +65,29 @@ export interface AuditOptions {
    * for that event only when its `grant_type` field is that grant.
    */
   excludeFromSink?: readonly string[];
+  /** Distinct summary keys held per minute; beyond it, occurrences are counted under client_id `(other)`. */
+  maxTallyKeys?: number;
 }
+
+interface Tally {
+  event: string;
+  minute: number;
+  client_id: string;
+  grant_type: string | undefined;
+  error: string | undefined;
+  count: number;
+  first_at: number;
+  last_at: number;
+  first_jti: string | undefined;
+  last_jti: string | undefined;
+  scopes: Set<string>;
+  outcomes: Record<string, number> | undefined;
+}
+
+const MINUTE = 60_000;
+const MAX_SCOPES_PER_TALLY = 32;
+const MAX_KEY_TEXT = 255;
+const clip = (v: string | undefined) => (v === undefined || v.length <= MAX_KEY_TEXT ? v : v.slice(0, MAX_KEY_TEXT));
 
 const COLUMNS = new Set(['client_id', 'sub', 'ip', 'user_agent', 'request_id', 'jti']);
 const SECRETS = new Set<string>(SECRET_FIELDS);
@@ -76,6 +118,68 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
   const dropped = new Counter({ name: 'latchkey_audit_events_dropped_total', help: 'Audit events not written to the database: the buffer was full while it was unreachable, or it refused the event itself.', registers: options.registry ? [options.registry] : [] });
   let buffer: NewAuditEvent[] = [];
   let flushing: Promise<void> | undefined;
+  const maxTallyKeys = options.maxTallyKeys ?? 10_000;
+  let tallies = new Map<string, Tally>();
+
+  const tally = (event: string, key: TallyKey, sample?: TallySample) => {
+    const now = clock.now().getTime();
+    const minute = now - (now % MINUTE);
+    let clientId = clip(key.client_id) ?? '-';
+    const grantType = clip(key.grant_type);
+    const error = clip(key.error);
+    let id = `${minute}\u0000${event}\u0000${clientId}\u0000${grantType ?? ''}\u0000${error ?? ''}`;
+    let entry = tallies.get(id);
+    if (entry === undefined && tallies.size >= maxTallyKeys) {
+      // A flood of made-up client ids is counted, not remembered one by one.
+      clientId = '(other)';
+      id = `${minute}\u0000${event}\u0000${clientId}\u0000${grantType ?? ''}\u0000${error ?? ''}`;
+      entry = tallies.get(id);
+    }
+    if (entry === undefined) {
+      entry = {
+        event: `${event}.summary`, minute, client_id: clientId, grant_type: grantType, error, count: 0, first_at: now, last_at: now,
+        first_jti: sample?.jti, last_jti: undefined, scopes: new Set(), outcomes: undefined,
+      };
+      tallies.set(id, entry);
+    }
+    entry.count += 1;
+    entry.last_at = now;
+    if (sample === undefined) return;
+    if (sample.jti !== undefined) entry.last_jti = sample.jti;
+    if (sample.scope !== undefined && entry.scopes.size < MAX_SCOPES_PER_TALLY) entry.scopes.add(sample.scope);
+    if (sample.outcome !== undefined) (entry.outcomes ??= {})[sample.outcome] = (entry.outcomes[sample.outcome] ?? 0) + 1;
+  };
+
+  /** Summaries of the minutes that are over (all of them: at close) become one event each. */
+  const drainTallies = (all: boolean) => {
+    if (tallies.size === 0) return;
+    const now = clock.now().getTime();
+    const current = now - (now % MINUTE);
+    const kept = new Map<string, Tally>();
+    for (const [id, t] of tallies) {
+      if (!all && t.minute >= current) {
+        kept.set(id, t);
+        continue;
+      }
+      const scopes = [...t.scopes].sort();
+      const fields: Record<string, unknown> = {
+        grant_type: t.grant_type, error: t.error, minute: new Date(t.minute).toISOString(), count: t.count,
+        first_at: new Date(t.first_at).toISOString(), last_at: new Date(t.last_at).toISOString(),
+        first_jti: t.first_jti, last_jti: t.last_jti ?? t.first_jti,
+        // Every distinct scope token seen, space-separated: the scope filter finds the row.
+        scope: scopes.length > 0 ? [...new Set(scopes.flatMap((s) => s.split(' ')))].sort().join(' ') : undefined,
+        scopes: scopes.length > 0 ? scopes : undefined, outcomes: t.outcomes,
+      };
+      for (const k of Object.keys(fields)) if (fields[k] === undefined) delete fields[k];
+      audit.info({ ...fields, client_id: t.client_id, event: t.event }, t.event);
+      events.inc({ event: t.event });
+      if (!sink) continue;
+      buffer.push({
+        at: new Date(t.minute), event: t.event, request_id: null, client_id: t.client_id, sub: null, ip: null, user_agent: null, jti: null, details: fields,
+      });
+    }
+    tallies = kept;
+  };
 
   /**
    * A batch the database refuses for its data (not for being unreachable): its events one at a
@@ -107,7 +211,8 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
     buffer = buffer.filter((event) => !gone.has(event));
   };
 
-  const flush = async (): Promise<void> => {
+  const flush = async (all = false): Promise<void> => {
+    drainTallies(all);
     if (!sink) return;
     while (flushing) await flushing;
     if (buffer.length === 0) return;
@@ -129,8 +234,8 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
     await flushing;
   };
 
-  const timer = sink ? setInterval(() => { void flush(); }, options.flushIntervalMs ?? 1000) : undefined;
-  timer?.unref();
+  const timer = setInterval(() => { void flush(); }, options.flushIntervalMs ?? 1000);
+  timer.unref();
 
   return {
     record(event, fields = {}) {
@@ -141,7 +246,12 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
       all.event = event;
       audit.info(all, event);
       events.inc({ event });
-      if (!sink || logOnly.has(event) || (typeof all.grant_type === 'string' && logOnly.has(`${event}:${all.grant_type}`))) return;
+      if (!sink) return;
+      if (logOnly.has(event) || (typeof all.grant_type === 'string' && logOnly.has(`${event}:${all.grant_type}`))) {
+        // Out of the table one by one, in it per client and minute (the log has each one).
+        tally(event, { client_id: str(all.client_id) ?? undefined, grant_type: str(all.grant_type) ?? undefined }, { jti: str(all.jti) ?? undefined, scope: str(all.scope) ?? undefined });
+        return;
+      }
       const details: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(all)) if (!COLUMNS.has(k) && k !== 'event' && v !== undefined) details[k] = v;
       buffer.push({
@@ -155,10 +265,11 @@ export function createAuditLog(logger: Logger, options: AuditOptions): AuditLog 
       }
       if (buffer.length >= maxBatch) void flush();
     },
-    flush,
+    tally,
+    flush: () => flush(),
     async close() {
-      if (timer) clearInterval(timer);
-      await flush();
+      clearInterval(timer);
+      await flush(true);
     },
   };
 }

@@ -18,7 +18,7 @@ export const auditSettings = defineSlice({
     auditDbExclude: setting('AUDIT_DB_EXCLUDE', z.string().regex(/^(none|[a-z_.]+(:[A-Za-z0-9_.:-]+)?(,[a-z_.]+(:[A-Za-z0-9_.:-]+)?)*)$/, 'must be none, or comma-separated event names, each optionally :grant_type (e.g. token.issued:client_credentials)')
       .transform((text) => (text === 'none' ? [] : text.split(',')))
       .default(['token.issued:client_credentials'])
-      .describe('Audit events written to the log only, not to the audit_events table: comma-separated event names, each optionally narrowed to one grant type with :grant_type; none stores every event. The default keeps machine-to-machine issuance (thousands a second, see Measured) out of the table; every other event, user token issuance included, is stored.')),
+      .describe('Audit events written to the log one by one but not to the audit_events table: comma-separated event names, each optionally narrowed to one grant type with :grant_type; none stores every event. The table has them as one <event>.summary row per client, grant type and minute (count, first and last time and jti, scopes). The default keeps machine-to-machine issuance (thousands a second, see Measured) out of the table one by one; every other event, user token issuance included, is stored.')),
   },
 });
 export type AuditSettings = SliceValues<typeof auditSettings>;

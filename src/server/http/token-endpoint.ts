@@ -22,6 +22,21 @@ export function tokenEndpointMetadata(services: Services, grants: GrantRegistry)
   });
 }
 
+/** The client a failed request named: client_id in the body, else the user of HTTP Basic (undecoded past the form encoding). */
+function claimedClientId(req: FastifyRequest, body: Record<string, unknown>): string | undefined {
+  if (typeof body.client_id === 'string' && body.client_id !== '') return body.client_id;
+  const header = req.headers.authorization;
+  if (typeof header !== 'string' || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+  } catch {
+    return decoded.slice(0, colon);
+  }
+}
+
 /**
  * POST /token, generic over the registered grants: it counts, audits and times every request
  * the same way, with what the grant reported (its audit events, its refusal's event).
@@ -66,10 +81,14 @@ export function tokenEndpointRoutes(context: AppContext, services: Services, gra
         for (const event of result.audit ?? []) record(event, req);
         return reply.code(200).send(result.response);
       } catch (err) {
-        if (err instanceof ClientAuthenticationFailed) services.clientAuthFailed(err, { ...requestAuditFields(req), endpoint: 'token' });
+        const authFailed = err instanceof ClientAuthenticationFailed;
+        if (authFailed) services.clientAuthFailed(err, { ...requestAuditFields(req), endpoint: 'token' });
         const refusal = auditEventOf(err);
         if (refusal) record(refusal, req);
-        issued({ grant_type: grantLabel, outcome: toHttpError(err as Error).error }, '-');
+        const error = toHttpError(err as Error).error;
+        issued({ grant_type: grantLabel, outcome: error }, '-');
+        // Per (client, grant type, error) and minute: a flood of bad requests is a few rows.
+        audit.tally('token.failed', { client_id: authFailed ? err.clientId : claimedClientId(req, body), grant_type: grantLabel, error });
         throw err;
       } finally {
         services.metrics.tokenRequestDuration.observe({ grant_type: grantLabel }, (performance.now() - started) / 1000);
