@@ -4,6 +4,9 @@ import type { ClientsTable, Database } from '../../platform/db/schema.js';
 import type { Client, ClientSecretSlot } from '../client.js';
 import { clientTypeOf, type ClientMetadata } from '../client-metadata.js';
 
+/** Clients per last-used statement. */
+const LAST_USED_BATCH = 10_000;
+
 /** The LISTEN/NOTIFY channel on which every change to a client is announced (payload: client_id). */
 export const CLIENTS_CHANNEL = 'clients';
 
@@ -166,15 +169,18 @@ export class ClientRepository {
   }
 
   /**
-   * Records when clients last authenticated: one statement for the whole batch, each row moved
+   * Records when clients last authenticated: one statement per 10,000 clients, each row moved
    * forward only (another instance may have flushed a later time). Not announced: the cache
    * needs no fresh copy for it. Unknown ids match no row.
    */
   async recordLastUsed(usage: ReadonlyMap<string, Date>): Promise<void> {
-    if (usage.size === 0) return;
-    const rows = [...usage].map(([id, at]) => sql`(${id}::text, ${at.toISOString()}::timestamptz)`);
-    await sql`update clients set last_used_at = greatest(clients.last_used_at, v.t)
-      from (values ${sql.join(rows)}) as v(id, t) where clients.client_id = v.id`.execute(this.db);
+    const all = [...usage];
+    // Two parameters a row: a statement per 10,000 clients stays under PostgreSQL's 65,535.
+    for (let i = 0; i < all.length; i += LAST_USED_BATCH) {
+      const rows = all.slice(i, i + LAST_USED_BATCH).map(([id, at]) => sql`(${id}::text, ${at.toISOString()}::timestamptz)`);
+      await sql`update clients set last_used_at = greatest(clients.last_used_at, v.t)
+        from (values ${sql.join(rows)}) as v(id, t) where clients.client_id = v.id`.execute(this.db);
+    }
   }
 
   /** The clients not used since `since`: last used before it, or never used and created before it. Oldest use first. */
