@@ -13,6 +13,7 @@ import { sessionClients } from './0016_session_clients.js';
 import { sessionFactors } from './0020_session_factors.js';
 import { trustedIssuers } from './0023_trusted_issuers.js';
 import { auditSearch } from './0024_audit_search.js';
+import { clientTokenCutoff } from './0025_client_token_cutoff.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -33,4 +34,5 @@ export const migrations: readonly Migration[] = [
   sessionFactors,
   trustedIssuers,
   auditSearch,
+  clientTokenCutoff,
 ];

@@ -11,6 +11,15 @@ import { createLogger } from '../platform/observability/logger.js';
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { ClientRepository } from '../oauth/clients/store.js';
 import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
+import { userInfo } from 'node:os';
+import { Registry } from 'prom-client';
+import { revokeIssuedTokens } from '../oauth/clients/revoke-issued.js';
+import { unusedSinceOf } from '../oauth/clients/usage.js';
+import { ConsentRepository } from '../oauth/consent-store.js';
+import { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
+import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
+import { GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../oauth/revocation-state.js';
+import { refreshMetrics } from '../platform/observability/refresh-metrics.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
@@ -23,13 +32,24 @@ secret is printed once (as "client_secret"); only its SHA-256 is stored.
 
 Subcommands:
   create [options]                     register a client (options below)
-  list [--json]                        every client, as one JSON document (an array); it is JSON
-                                       with or without --json, the flag every list command takes
+  list [--json] [--stale DURATION | --unused-since ISO]
+                                       every client, as one JSON document (an array); it is JSON
+                                       with or without --json, the flag every list command takes.
+                                       --stale 90d: only those not used (authenticated at /token,
+                                       /introspect, /revoke, /par) for 90 days, never-used ones
+                                       counted from their creation; least recently used first
   show <client_id>                     show one client
   update <client_id> [options]         change the given members, keep the others
-  rotate-secret <client_id> [--overlap DURATION]
+  rotate-secret <client_id> [--overlap DURATION] [--revoke-issued [--reason TEXT]]
                                        new secret; the old one keeps working for DURATION
-                                       (default CLIENT_SECRET_ROTATION_OVERLAP; 0 ends it now)
+                                       (default CLIENT_SECRET_ROTATION_OVERLAP; 0 ends it now).
+                                       --revoke-issued (a leaked secret): the old secret ends now
+                                       (unless --overlap), and so does every token issued before
+                                       now, as revoke-issued does
+  revoke-issued <client_id> --reason TEXT
+                                       every access token the client was issued before now is
+                                       inactive (tokens_not_before; enabling a disabled client
+                                       revives none) and its refresh token families are revoked
   disable <client_id> | enable <client_id>
   delete <client_id> --yes
 
@@ -58,6 +78,9 @@ Metadata options (create, update; RFC 7591 names in brackets):
   --require-pkce true|false    [require_pkce] false: a confidential client may leave PKCE out of
                                an OpenID Connect request that sends a nonce (RFC 9700 §2.1.1;
                                for libraries without PKCE); default true
+  --rate-limit ENDPOINT=N      [rate_limits] repeatable: this client's own limit per RATE_LIMIT_WINDOW
+                               at token, introspection, revocation or par, instead of the
+                               server's *_RATE_LIMIT_PER_CLIENT (administrators only)
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
 Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
@@ -86,6 +109,11 @@ const OPTIONS = {
   'require-pkce': { type: 'string' },
   metadata: { type: 'string' },
   overlap: { type: 'string' },
+  'revoke-issued': { type: 'boolean' },
+  reason: { type: 'string' },
+  stale: { type: 'string' },
+  'unused-since': { type: 'string' },
+  'rate-limit': { type: 'string', multiple: true },
   yes: { type: 'boolean' },
   json: { type: 'boolean' },
 } as const;
@@ -123,17 +151,26 @@ function metadataFrom(v: Values): Record<string, unknown> {
     if (v['require-pkce'] !== 'true' && v['require-pkce'] !== 'false') throw new UsageError('--require-pkce must be true or false');
     m.require_pkce = v['require-pkce'] === 'true';
   }
+  if (v['rate-limit']) {
+    const limits: Record<string, number> = { ...(m.rate_limits as Record<string, number> | undefined) };
+    for (const entry of v['rate-limit']) {
+      const match = /^([a-z]+)=(\d+)$/.exec(entry);
+      if (!match) throw new UsageError('--rate-limit must be ENDPOINT=N, such as token=1000');
+      limits[match[1]!] = Number(match[2]);
+    }
+    m.rate_limits = limits;
+  }
   return m;
 }
 
-function printCreated(created: CreatedClient): void {
-  printJson({ ...describeClient(created.client), ...(created.clientSecret ? { client_secret: created.clientSecret } : {}) });
+function printCreated(created: CreatedClient, extra: Record<string, unknown> = {}): void {
+  printJson({ ...describeClient(created.client), ...(created.clientSecret ? { client_secret: created.clientSecret } : {}), ...extra });
   if (created.clientSecret) process.stderr.write('The client_secret above is shown once; store it now.\n');
 }
 
 export const clientsCommand: Command = {
   name: 'clients',
-  summary: 'create, list, show, update, rotate-secret, disable, delete clients',
+  summary: 'create, list, show, update, rotate-secret, revoke-issued, disable, delete clients',
   help: HELP,
   async run(args) {
     let parsed: { values: Values; positionals: string[] };
@@ -144,13 +181,25 @@ export const clientsCommand: Command = {
     }
     const { values, positionals } = parsed;
     const [sub, clientId, ...extra] = positionals;
-    const subcommands = ['create', 'list', 'show', 'update', 'rotate-secret', 'disable', 'enable', 'delete'];
+    const subcommands = ['create', 'list', 'show', 'update', 'rotate-secret', 'revoke-issued', 'disable', 'enable', 'delete'];
     if (!sub || !subcommands.includes(sub)) throw new UsageError(`expected a subcommand: ${subcommands.join(', ')}\n\n${HELP}`);
     const needsId = !['create', 'list'].includes(sub);
     if (needsId && !clientId) throw new UsageError(`${sub} needs a client_id`);
     if ((!needsId && clientId !== undefined) || extra.length > 0) throw new UsageError(`unexpected argument: ${needsId ? extra[0] : clientId}`);
     if (values.json && sub !== 'list') throw new UsageError('--json goes with list (the other subcommands print JSON as they are)');
     if (sub === 'delete' && !values.yes) throw new UsageError('delete removes the client for good: add --yes to confirm');
+    if ((values.stale !== undefined || values['unused-since'] !== undefined) && sub !== 'list') throw new UsageError('--stale and --unused-since go with list');
+    if (values['revoke-issued'] && sub !== 'rotate-secret') throw new UsageError('--revoke-issued goes with rotate-secret (or use the revoke-issued subcommand)');
+    if (values.reason !== undefined && sub !== 'revoke-issued' && !(sub === 'rotate-secret' && values['revoke-issued'])) throw new UsageError('--reason goes with revoke-issued, or rotate-secret --revoke-issued');
+    const reason = values.reason?.trim();
+    if (values.reason !== undefined && (!reason || reason.length > 500)) throw new UsageError('--reason must be 1 to 500 characters');
+    if (sub === 'revoke-issued' && !reason) throw new UsageError('revoke-issued needs --reason TEXT: the audit trail says why');
+    let since: Date | undefined;
+    if (values.stale !== undefined || values['unused-since'] !== undefined) {
+      const parsed = unusedSinceOf({ unused_for: values.stale, unused_since: values['unused-since'] }, systemClock.now());
+      if ('problem' in parsed) throw new UsageError(parsed.problem.replace('unused_for', '--stale').replace('unused_since', '--unused-since'));
+      since = parsed.since;
+    }
     let overlap: number | undefined;
     if (values.overlap !== undefined) {
       overlap = parseDurationSeconds(values.overlap);
@@ -165,12 +214,26 @@ export const clientsCommand: Command = {
       try {
         const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, { grantTypes: GRANT_TYPES, issuer: config.issuer, outbound: createOutboundFetcher(config).policy });
         const options = { source: 'cli' as const, fields: { user: process.env.USER } };
+        const actor = { by: `cli:${userInfo().username}` };
+        const revokeDeps = () => {
+          const now = () => systemClock.now();
+          const families = new FamilyRevocation({
+            families: new RefreshTokenRepository(store.db),
+            consents: new ConsentRepository(store.db),
+            // Not started: add() writes the table and notifies the running servers.
+            revokedGrants: new RevokedSet(GRANT_REVOKED_CHANNEL, new RevokedGrantsTable(store.db, now), store.notifier, now),
+            audit,
+            metrics: refreshMetrics(new Registry()),
+            clock: systemClock,
+          });
+          return { registry, families, audit };
+        };
         switch (sub) {
           case 'create':
             printCreated(await registry.create(metadataFrom(values), { ...options, ...(values['client-id'] ? { clientId: values['client-id'] } : {}) }));
             break;
           case 'list':
-            printJson((await registry.list()).map(describeClient));
+            printJson((since !== undefined ? await registry.unusedSince(since) : await registry.list()).map(describeClient));
             break;
           case 'show':
             printJson(describeClient(await registry.get(clientId!)));
@@ -178,9 +241,20 @@ export const clientsCommand: Command = {
           case 'update':
             printCreated(await registry.update(clientId!, metadataFrom(values), { ...options, merge: true }));
             break;
-          case 'rotate-secret':
-            printCreated(await registry.rotateSecret(clientId!, overlap ?? config.clientSecretRotationOverlap, options));
+          case 'rotate-secret': {
+            const revoke = values['revoke-issued'] === true;
+            const why = reason ?? (revoke ? 'client secret rotated' : undefined);
+            const rotated = await registry.rotateSecret(clientId!, overlap ?? (revoke ? 0 : config.clientSecretRotationOverlap), { ...options, fields: { ...options.fields, ...(why !== undefined ? { reason: why } : {}) } });
+            if (!revoke) { printCreated(rotated); break; }
+            const revoked = await revokeIssuedTokens(revokeDeps(), clientId!, why!, actor);
+            printCreated({ ...rotated, client: revoked.client }, { tokens_not_before: revoked.cutoff.toISOString(), families_revoked: revoked.families });
             break;
+          }
+          case 'revoke-issued': {
+            const revoked = await revokeIssuedTokens(revokeDeps(), clientId!, reason!, actor);
+            printJson({ client_id: clientId, tokens_not_before: revoked.cutoff.toISOString(), families_revoked: revoked.families });
+            break;
+          }
           case 'disable':
           case 'enable':
             printJson(describeClient(await registry.setDisabled(clientId!, sub === 'disable', options)));

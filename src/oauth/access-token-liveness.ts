@@ -1,4 +1,4 @@
-import type { Client } from './client.js';
+import { clientHonours, type Client } from './client.js';
 import { verifyAccessToken, type AccessTokenClaims, type AccessTokenDeps } from './tokens.js';
 
 /**
@@ -27,13 +27,13 @@ export function namesUser(claims: Pick<AccessTokenClaims, 'gid' | 'sub_kind'>): 
 
 /**
  * The checks after the signature and expiry (verifyAccessToken): not revoked (its jti or its
- * grant), its client neither deleted nor disabled (read from the client cache), and its user,
- * when it has one, neither deleted nor disabled.
+ * grant), its client neither deleted nor disabled nor past its cutoff for this token (clientHonours,
+ * read from the client cache: no database read), and its user, when it has one, neither deleted
+ * nor disabled.
  */
 export async function stillLive(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<boolean> {
   if (await deps.isRevoked(claims)) return false;
-  const owner = await deps.clients.get(claims.client_id);
-  if (!owner || owner.disabled) return false;
+  if (!clientHonours(await deps.clients.get(claims.client_id), claims.iat)) return false;
   return !namesUser(claims) || deps.userActive(claims.sub);
 }
 

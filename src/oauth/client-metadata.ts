@@ -175,6 +175,13 @@ const publicJwk = z.looseObject({
 /** The JWS algs a client may ask its signed responses (ID tokens, JWT introspection) in: those the key manager can hold. */
 const signedResponseAlg = z.enum(SIGNING_ALGS, { error: `must be ${SIGNING_ALGS.slice(0, -1).join(', ')} or ${SIGNING_ALGS.at(-1)}` });
 
+/** The endpoints whose per-client limit a client's `rate_limits` may override (src/oauth/client-auth/client-rate-limit.ts). */
+export const CLIENT_RATE_LIMITED_ENDPOINTS = ['token', 'introspection', 'revocation', 'par'] as const;
+export type ClientRateLimitedEndpoint = typeof CLIENT_RATE_LIMITED_ENDPOINTS[number];
+
+/** One endpoint's limit in `rate_limits`: requests per window, at least 1 (a client to be stopped is disabled instead). */
+const rateLimit = z.number().int().min(1).max(1_000_000).optional();
+
 const metadataObject = z.strictObject({
   redirect_uris: z.array(redirectUri).max(50).default([]),
   post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
@@ -299,6 +306,14 @@ const metadataObject = z.strictObject({
    * `workload_identity`): no secret or key is stored. Only an administrator may set it.
    */
   workload_identity: z.strictObject({ issuer: z.string().min(1).max(2000), subject: z.string().min(1).max(1000) }).optional(),
+  /**
+   * Latchkey: this client's own per-client request limits, per RATE_LIMIT_WINDOW, by endpoint
+   * (`token`, `introspection`, `revocation`, `par`), instead of the server's
+   * TOKEN_RATE_LIMIT_PER_CLIENT, INTROSPECTION_RATE_LIMIT_PER_CLIENT, … for that endpoint. An
+   * endpoint left out keeps the server's limit. Only an administrator may set it.
+   */
+  rate_limits: z.strictObject(Object.fromEntries(CLIENT_RATE_LIMITED_ENDPOINTS.map((e) => [e, rateLimit])) as Record<ClientRateLimitedEndpoint, typeof rateLimit>)
+    .refine((limits) => Object.keys(limits).length > 0, 'must name at least one endpoint: token, introspection, revocation or par').optional(),
 });
 
 export type ClientMetadata = z.output<typeof metadataObject>;
@@ -317,9 +332,10 @@ export const ADMINISTRATOR_ONLY_MEMBERS = {
 /**
  * Members that grant a client trust whatever their value — it may act for others (token
  * exchange beyond the default), accept external issuers' tokens, be the resource server of
- * an API, or authenticate as a workload — so Dynamic Client Registration refuses them.
+ * an API, authenticate as a workload, or have its own request limits — so Dynamic Client
+ * Registration refuses them.
  */
-export const ADMINISTRATOR_ONLY_GRANTS = ['served_resources', 'token_exchange', 'trusted_subject_issuers', 'workload_identity'] as const satisfies readonly (keyof ClientMetadata)[];
+export const ADMINISTRATOR_ONLY_GRANTS = ['served_resources', 'token_exchange', 'trusted_subject_issuers', 'workload_identity', 'rate_limits'] as const satisfies readonly (keyof ClientMetadata)[];
 
 /** Whether this client may leave PKCE out of an OpenID Connect request with a nonce (RFC 9700 §2.1.1): an administrator's exemption, for a confidential client. */
 export function pkceExempt(metadata: Pick<ClientMetadata, 'require_pkce' | 'token_endpoint_auth_method'>): boolean {

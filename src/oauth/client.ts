@@ -16,6 +16,13 @@ export interface Client {
   source: 'cli' | 'admin' | 'registration' | 'bootstrap';
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * The client's cutoff (an administrator's "revoke issued"): its access tokens whose `iat` is
+   * before it are inactive. Null: none set. Always a whole second (tokens are dated in seconds).
+   */
+  tokensNotBefore: Date | null;
+  /** When the client last authenticated, as last flushed (src/oauth/clients/usage.ts); null: never, or not since tracking began. */
+  lastUsedAt: Date | null;
 }
 
 export interface ClientSecretSlot {
@@ -61,6 +68,27 @@ export function hashMatches(candidate: string, storedHash: string | null | undef
   const a = Buffer.from(hashSecret(candidate), 'hex');
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Whether the client still honours an access token it issued at `iat` (seconds): the client
+ * exists, is enabled, and the token is not older than the client's cutoff. The one place this
+ * rule lives: introspection and token exchange (stillLive) and UserInfo all call it. A client
+ * re-enabled after a cutoff still refuses every token issued before it.
+ */
+export function clientHonours(client: Client | undefined, iat: number): client is Client {
+  if (!client || client.disabled) return false;
+  return client.tokensNotBefore === null || iat * 1000 >= client.tokensNotBefore.getTime();
+}
+
+/**
+ * The cutoff set at `now`: the next whole second (or `now` when it is one). Access tokens carry
+ * `iat` in whole seconds, so a token issued earlier in the same second as `now` has an `iat`
+ * below it and ends too; a token issued later in that second is refused until then, a price of
+ * under a second paid so that nothing issued before the cutoff survives it.
+ */
+export function tokenCutoffAt(now: Date): Date {
+  return new Date(Math.ceil(now.getTime() / 1000) * 1000);
 }
 
 /** A client that registered itself (RFC 7591 Dynamic Client Registration): its name, links and redirect URIs are its own claims. */

@@ -18,6 +18,7 @@ import type { ClientAuthBackoff } from '../oauth/client-auth/failure-backoff.js'
 import type { ClientAuthDeps, ClientAuthenticationFailed } from '../oauth/client-auth/authenticate.js';
 import type { ClientCache } from '../oauth/clients/cache.js';
 import type { ClientRegistry } from '../oauth/clients/registry.js';
+import type { ClientUsage } from '../oauth/clients/usage.js';
 import type { EndpointUrls } from '../oauth/endpoints.js';
 import type { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
 import type { RefreshTokenDeps } from '../oauth/refresh-families/rotation.js';
@@ -104,6 +105,8 @@ export interface Services {
   refreshTokens: RefreshTokenDeps;
   /** Revokes refresh families (and their access tokens): one grant, or all of a user, a client, a pair. */
   families: FamilyRevocation;
+  /** When each client last authenticated: recorded in memory, flushed every minute and on close (`flush()` writes now). */
+  clientUsage: ClientUsage;
   /** A grant's refresh family (same id) and its access tokens, revoked together. */
   revokeGrant(grantId: string, clientId: string, reason: string, expiresAt: Date): Promise<void>;
   /** Failed client authentications per IP (CLIENT_AUTH_FAILURE_LIMIT), for the rate limiter of every endpoint that authenticates clients. */

@@ -6,6 +6,7 @@ import { addressKey } from '../platform/fixed-window.js';
 import { ClientRegistry } from '../oauth/clients/registry.js';
 import { ClientCache } from '../oauth/clients/cache.js';
 import { ClientRepository } from '../oauth/clients/store.js';
+import { CLIENT_USAGE_FLUSH_SECONDS, ClientUsage } from '../oauth/clients/usage.js';
 import { ConsentRepository } from '../oauth/consent-store.js';
 import type { GrantTypeRegistry } from '../oauth/token-endpoint/registry.js';
 import {
@@ -109,8 +110,19 @@ export async function createServices(
     context.logger.info({ trusted_issuers: outcome, file: config.trustedIssuersFile }, 'trusted issuers file applied');
   }
   cleanups.push(await externalTokens.start(store.notifier, (err) => context.logger.warn({ err }, 'reloading the trusted issuers failed')));
+  // Last-used times: collected in memory on the request path, written in one statement a minute
+  // (and on close, after the HTTP server has drained: cleanups run in reverse).
+  const clientUsage = new ClientUsage(clock, (usage) => repository.recordLastUsed(usage));
+  const flushUsage = () => clientUsage.flush().then(
+    () => { metrics.clientUsageFlushes.inc({ outcome: 'ok' }); },
+    (err: unknown) => { metrics.clientUsageFlushes.inc({ outcome: 'failed' }); context.logger.warn({ err }, 'writing the clients\' last-used times failed'); },
+  );
+  const usageTimer = setInterval(() => { void flushUsage(); }, CLIENT_USAGE_FLUSH_SECONDS * 1000);
+  usageTimer.unref();
+  cleanups.push(async () => { clearInterval(usageTimer); await flushUsage(); });
   const authDeps: ClientAuthDeps = {
     clients,
+    clientUsage,
     assertionJtis,
     clientKeys,
     externalTokens,
@@ -151,6 +163,7 @@ export async function createServices(
     hasher: await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength }),
     refreshTokens,
     families,
+    clientUsage,
     revokeGrant: (grantId, clientId, reason, expiresAt) => families.revokeGrant(grantId, clientId, reason, expiresAt),
     authBackoff,
     sessionEnd,

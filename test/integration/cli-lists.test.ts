@@ -64,6 +64,7 @@ describe('--json: one JSON document from every list command', () => {
       post_logout_redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic', require_pushed_authorization_requests: false,
       disabled: false, source: 'cli', client_id_issued_at: Math.floor(Date.parse(listed[0]!.created_at as string) / 1000),
       created_at: expect.stringMatching(ISO), updated_at: listed[0]!.created_at, client_secrets: [{ slot: 'current', expires_at: null }],
+      tokens_not_before: null, last_used_at: null,
     }]);
     const stored = await withCliStore(loadConfig(process.env), (s) => s.db.selectFrom('clients').select('secret_hash').executeTakeFirstOrThrow());
     expect(stored.secret_hash).toMatch(/^[0-9a-f]{64}$/);

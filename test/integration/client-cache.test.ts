@@ -67,6 +67,17 @@ describe('the client cache: no database round trip on the token hot path, invali
     expect((await token(a, basic('changing', secret))).statusCode).toBe(401);
   });
 
+  it('learns another instance\'s tokens-not-before cutoff through LISTEN/NOTIFY: the token it had cached as live goes inactive', async () => {
+    const secret = (await createClient(b.context, { grant_types: ['client_credentials'] }, 'leaky')).clientSecret!;
+    const access = (await token(a, basic('leaky', secret))).json().access_token as string;
+    const introspect = async () => (await a.server.inject({
+      method: 'POST', url: '/introspect', headers: { ...FORM_HEADERS, authorization: basic('leaky', secret) }, payload: form({ token: access }),
+    })).json().active as boolean;
+    expect(await introspect()).toBe(true); // instance a now holds the client, without a cutoff
+    await registryOf(b.context).setTokenCutoff('leaky');
+    await eventually(async () => !(await introspect()));
+  });
+
   it('forgets a deleted client, and learns of a client created after a miss', async () => {
     const secret = (await createClient(b.context, { grant_types: ['client_credentials'] }, 'doomed')).clientSecret!;
     expect((await token(a, basic('doomed', secret))).statusCode).toBe(200);

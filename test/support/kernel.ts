@@ -68,12 +68,13 @@ export class MemoryKeyRing implements KeyRing {
 }
 
 /** A registered client, its metadata through the real schema (defaults filled in as the registry does). */
-export function testClient(clientId: string, metadata: Record<string, unknown> = {}, extra: { secrets?: ClientSecretSlot[]; disabled?: boolean } = {}): Client {
+export function testClient(clientId: string, metadata: Record<string, unknown> = {}, extra: { secrets?: ClientSecretSlot[]; disabled?: boolean; tokensNotBefore?: Date } = {}): Client {
   const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata });
   return {
     clientId, clientType: clientTypeOf(parsed), metadata: parsed,
     secrets: extra.secrets ?? [], disabled: extra.disabled ?? false, source: 'cli',
     createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),
+    tokensNotBefore: extra.tokensNotBefore ?? null, lastUsedAt: null,
   };
 }
 

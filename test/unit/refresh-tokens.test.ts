@@ -10,7 +10,7 @@ function client(metadata: Record<string, unknown>): Client {
   const parsed = parseClientMetadata({ redirect_uris: ['https://a.example/cb'], ...metadata });
   return {
     clientId: 'c', clientType: parsed.token_endpoint_auth_method === 'none' ? 'public' : 'confidential', metadata: parsed,
-    secrets: [], disabled: false, source: 'cli', createdAt: new Date(), updatedAt: new Date(),
+    secrets: [], disabled: false, source: 'cli', createdAt: new Date(), updatedAt: new Date(), tokensNotBefore: null, lastUsedAt: null,
   };
 }
 

@@ -45,7 +45,7 @@ function setup() {
     const parsed = parseClientMetadata({ redirect_uris: ['https://app.example.com/cb'], ...metadata }, { grantTypes: grants, issuer: ISSUER, outbound: TEST_OUTBOUND_POLICY });
     return {
       clientId, clientType: clientTypeOf(parsed), metadata: parsed, secrets: secrets.map((s) => secretSlot(s)), disabled: false,
-      source: 'cli', createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'),
+      source: 'cli', createdAt: new Date('2030-01-01T00:00:00Z'), updatedAt: new Date('2030-01-01T00:00:00Z'), tokensNotBefore: null, lastUsedAt: null,
     };
   };
   const clients = new MemoryClients([

@@ -5,11 +5,14 @@ import { InvalidClientMetadata, InvalidRequest } from '../../oauth/errors.js';
 import { auditPageDocument, parseAuditQuery } from '../../platform/observability/audit-query.js';
 import type { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
 import type { Services } from '../../server/context.js';
+import type { AuditLog } from '../../platform/observability/audit.js';
 import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
-import { familyAdminRoutes } from './family-routes.js';
+import { familyAdminRoutes, reasonOf } from './family-routes.js';
+import { revokeIssuedTokens, type RevokedIssued } from '../../oauth/clients/revoke-issued.js';
+import { unusedSinceOf } from '../../oauth/clients/usage.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
-const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets'];
+const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets', 'tokens_not_before', 'last_used_at'];
 
 function jsonObject(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidClientMetadata('the request body must be a JSON object');
@@ -28,13 +31,35 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
+export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository, audit: AuditLog): FastifyPluginAsync {
   return async (app) => {
     requireAdmin(app, config.adminTokens);
     const fields = (req: FastifyRequest) => ({ ...adminActor(req) });
     const id = (req: FastifyRequest) => (req.params as { client_id: string }).client_id;
 
-    app.get('/admin/clients', async () => ({ clients: (await service.registry.list()).map(describeClient) }));
+    // ?unused_for=90d or ?unused_since=ISO: the stale clients (never used: counted from creation),
+    // least recently used first. This instance's last-used times are written first; another
+    // instance's may be up to a minute late (src/oauth/clients/usage.ts).
+    app.get('/admin/clients', async (req) => {
+      const query = req.query as Record<string, unknown>;
+      if (query.unused_for === undefined && query.unused_since === undefined) return { clients: (await service.registry.list()).map(describeClient) };
+      const parsed = unusedSinceOf(query, service.authDeps.clock.now());
+      if ('problem' in parsed) throw new InvalidRequest(parsed.problem);
+      await service.clientUsage.flush().catch(() => {});
+      return { unused_since: parsed.since.toISOString(), clients: (await service.registry.unusedSince(parsed.since)).map(describeClient) };
+    });
+
+    const revokeIssued = (req: FastifyRequest, reason: string): Promise<RevokedIssued> => revokeIssuedTokens({
+      registry: service.registry, families: service.families, audit, onRevoked: () => service.metrics.clientTokenCutoffs.inc(),
+    }, id(req), reason, { ...adminActor(req) });
+    const revokedDocument = (revoked: RevokedIssued) => ({ tokens_not_before: revoked.cutoff.toISOString(), families_revoked: revoked.families });
+
+    // The leaked-secret runbook: every token the client was issued before now ends (README "Clients").
+    app.post('/admin/clients/:client_id/revoke-issued', async (req) => {
+      const reason = reasonOf(req.body);
+      const revoked = await revokeIssued(req, reason);
+      return { client_id: revoked.client.clientId, ...revokedDocument(revoked) };
+    });
 
     app.post('/admin/clients', async (req, reply) => {
       const body = jsonObject(req.body);
@@ -53,13 +78,22 @@ export function adminRoutes(service: Services, config: Config, auditEvents: Audi
     app.patch('/admin/clients/:client_id', async (req) =>
       withSecret(await service.registry.update(id(req), metadataOf(jsonObject(req.body)), { source: 'admin', merge: true, fields: fields(req) })));
 
+    // {"overlap_seconds"?, "revoke_issued"?: true, "reason"?}: with revoke_issued (a leaked secret)
+    // the old secret ends now unless overlap_seconds says otherwise, and every token issued
+    // before now ends too (revoke-issued).
     app.post('/admin/clients/:client_id/rotate-secret', async (req) => {
       const body = req.body === undefined || req.body === null ? {} : jsonObject(req.body);
-      const overlap = body.overlap_seconds ?? config.clientSecretRotationOverlap;
+      if (body.revoke_issued !== undefined && typeof body.revoke_issued !== 'boolean') throw new InvalidRequest('revoke_issued must be true or false');
+      const revoke = body.revoke_issued === true;
+      const reason = body.reason !== undefined || revoke ? reasonOf(body.reason !== undefined ? body : { reason: 'client secret rotated' }) : undefined;
+      const overlap = body.overlap_seconds ?? (revoke ? 0 : config.clientSecretRotationOverlap);
       if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 90 * 86400) {
         throw new InvalidRequest('overlap_seconds must be an integer from 0 to 7776000');
       }
-      return withSecret(await service.registry.rotateSecret(id(req), overlap, { source: 'admin', fields: fields(req) }));
+      const rotated = await service.registry.rotateSecret(id(req), overlap, { source: 'admin', fields: { ...fields(req), ...(reason !== undefined ? { reason } : {}) } });
+      if (!revoke) return withSecret(rotated);
+      const revoked = await revokeIssued(req, reason!);
+      return { ...withSecret({ ...rotated, client: revoked.client }), ...revokedDocument(revoked) };
     });
 
     app.post('/admin/clients/:client_id/disable', async (req) =>

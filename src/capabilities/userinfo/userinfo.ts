@@ -1,4 +1,4 @@
-import type { Client } from '../../oauth/client.js';
+import { clientHonours, type Client } from '../../oauth/client.js';
 import { claimsForScopes, type ClaimSource } from '../../oauth/claims.js';
 import { InsufficientScope, InvalidRequest, InvalidToken } from '../../oauth/errors.js';
 import { namesUser } from '../../oauth/access-token-liveness.js';
@@ -44,8 +44,7 @@ export async function userInfo(token: string, deps: UserInfoDeps): Promise<Recor
     throw new InvalidToken('the access token was issued for another resource: its audience must include the issuer to be used at UserInfo', 'audience');
   }
   if (await deps.isRevoked(c)) throw new InvalidToken('the access token is invalid or expired', 'revoked');
-  const client = await deps.clients.get(c.client_id);
-  if (!client || client.disabled) throw new InvalidToken('the access token is invalid or expired', 'client gone or disabled');
+  if (!clientHonours(await deps.clients.get(c.client_id), c.iat)) throw new InvalidToken('the access token is invalid or expired', 'client gone, disabled, or the token predates its cutoff');
   const scopes = (c.scope ?? '').split(' ');
   if (!scopes.includes('openid')) throw new InsufficientScope('the access token lacks the openid scope');
   const user = await deps.users.findById(c.sub);

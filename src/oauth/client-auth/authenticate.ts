@@ -7,6 +7,7 @@ import { CLIENT_ID, secretMatches } from '../client.js';
 import { usesClientSecret, type TokenEndpointAuthMethod } from '../client-metadata.js';
 import type { ClientKeys } from './client-keys.js';
 import type { ClientRateLimit } from './client-rate-limit.js';
+import type { ClientUsage } from '../clients/usage.js';
 import { InvalidClient, InvalidRequest } from '../errors.js';
 import { formBody, readParams, type FormBody } from '../params.js';
 import { ExternalTokenRejected, NO_TRUSTED_ISSUERS, type ExternalTokenVerifier } from '../trusted-issuers/external-token.js';
@@ -102,6 +103,8 @@ export interface ClientAuthDeps {
   assertionAudience: AssertionAudience;
   /** This endpoint's per-client limit (src/oauth/client-auth/client-rate-limit.ts); none: no limit. */
   clientRateLimit?: Pick<ClientRateLimit, 'admit' | 'release'> | undefined;
+  /** Where a successful authentication is recorded (the client's last-used time); none: not recorded. */
+  clientUsage?: Pick<ClientUsage, 'record'> | undefined;
   /** Longest a client assertion may be valid from now, in seconds (default DEFAULT_MAX_ASSERTION_LIFETIME_SECONDS). */
   maxAssertionLifetime?: number | undefined;
   /** Trusted external issuers' tokens, for workload_identity (default: none trusted). */
@@ -292,7 +295,10 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
     throw new InvalidRequest('client_assertion_type without client_assertion');
   }
   if (presented.length === 0) throw new ClientAuthenticationFailed('unknown', undefined, 'no client authentication');
-  return presented[0]!.authenticate(request, deps, options);
+  const authenticated = await presented[0]!.authenticate(request, deps, options);
+  // Only now, once every check passed (an assertion's jti spent): the client was used.
+  deps.clientUsage?.record(authenticated.client.clientId);
+  return authenticated;
 }
 
 /**
@@ -301,7 +307,8 @@ export async function authenticateClient(input: ClientAuthInput, deps: ClientAut
  * anything (for an assertion, before its jti is spent).
  */
 function admitted(client: Client, method: ClientAuthMethod, deps: ClientAuthDeps): AuthenticatedClient {
-  deps.clientRateLimit?.admit(client.clientId);
+  // The client's own limit (rate_limits, an administrator's override) from the cached client: no read.
+  deps.clientRateLimit?.admit(client.clientId, client.metadata.rate_limits);
   return { client, method };
 }
 

@@ -1,5 +1,8 @@
 import type { Clock } from '../../platform/clock.js';
 import { FixedWindowCounter } from '../../platform/fixed-window.js';
+import type { ClientMetadata, ClientRateLimitedEndpoint } from '../client-metadata.js';
+
+export { CLIENT_RATE_LIMITED_ENDPOINTS, type ClientRateLimitedEndpoint } from '../client-metadata.js';
 import { TooManyRequests } from '../errors.js';
 
 /**
@@ -11,7 +14,9 @@ import { TooManyRequests } from '../errors.js';
  * replayed assertion, never spend its allowance, so nobody can lock a confidential client out by
  * naming it; they count against the sender's address instead (the per-IP limit and the failure
  * back-off, src/server/http/rate-limit.ts). A public client has no credential: whoever names it spends
- * its allowance. Fixed windows of `windowSeconds`, in memory, per instance.
+ * its allowance. Fixed windows of `windowSeconds`, in memory, per instance. A client whose
+ * metadata sets `rate_limits` for this endpoint (an administrator's override) has that limit
+ * instead of `max`.
  */
 export class ClientRateLimit {
   private readonly counts: FixedWindowCounter;
@@ -23,15 +28,21 @@ export class ClientRateLimit {
     /** Called for each refusal (the rate-limit metric). */
     private readonly onRefused: () => void = () => {},
     capacity = 10_000,
+    /** The endpoint whose entry of a client's `rate_limits` applies here; none: no override. */
+    private readonly endpoint?: ClientRateLimitedEndpoint,
   ) {
     this.counts = new FixedWindowCounter(windowSeconds * 1000, capacity);
   }
 
-  /** Counts one request of `clientId`; beyond `max` in the window: 429 too_many_requests with Retry-After (RFC 6585 §4). */
-  admit(clientId: string): void {
+  /**
+   * Counts one request of `clientId`; beyond its limit in the window (its `overrides` entry for
+   * this endpoint, else `max`): 429 too_many_requests with Retry-After (RFC 6585 §4).
+   */
+  admit(clientId: string, overrides?: ClientMetadata['rate_limits']): void {
     const now = this.clock.now().getTime();
     const window = this.counts.add(clientId, now);
-    if (window.count > this.max) this.refuse(window.endsAt, now);
+    const max = (this.endpoint !== undefined ? overrides?.[this.endpoint] : undefined) ?? this.max;
+    if (window.count > max) this.refuse(window.endsAt, now);
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../platform/clock.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import type { ClientRepository } from './store.js';
-import { CLIENT_ID, generateSecret, hashMatches, hashSecret, type Client } from '../client.js';
+import { CLIENT_ID, generateSecret, hashMatches, hashSecret, tokenCutoffAt, type Client } from '../client.js';
 import { ADMINISTRATOR_ONLY_GRANTS, ADMINISTRATOR_ONLY_MEMBERS, parseClientMetadata, usesClientSecret, type ClientMetadata, type ClientMetadataRules } from '../client-metadata.js';
 import { InvalidClientMetadata, InvalidRequest, NotFound } from '../errors.js';
 
@@ -32,6 +32,8 @@ export function describeClient(client: Client): Record<string, unknown> {
     client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),
+    tokens_not_before: client.tokensNotBefore?.toISOString() ?? null,
+    last_used_at: client.lastUsedAt?.toISOString() ?? null,
     client_secrets: client.secrets.map((s, i) => ({ slot: i === 0 ? 'current' : 'previous', expires_at: s.expiresAt?.toISOString() ?? null })),
   };
 }
@@ -156,6 +158,22 @@ export class ClientRegistry {
     if (!client) throw new NotFound(`no client ${clientId}`);
     this.audit.record('client.secret_rotated', { client_id: clientId, source: options.source, previous_expires_at: previousExpiresAt.toISOString(), ...options.fields });
     return { client, clientSecret };
+  }
+
+  /**
+   * Sets the client's tokens-not-before cutoff at the next whole second (tokenCutoffAt), or keeps
+   * a later one. Not audited here: revokeIssuedTokens (src/oauth/clients/revoke-issued.ts) records
+   * the whole action once, with its reason and the families it revoked.
+   */
+  async setTokenCutoff(clientId: string): Promise<Client> {
+    const client = CLIENT_ID.test(clientId) ? await this.repository.setTokenCutoff(clientId, tokenCutoffAt(this.clock.now())) : undefined;
+    if (!client) throw new NotFound(`no client ${clientId}`);
+    return client;
+  }
+
+  /** The clients unused since `since` (never used: counted from their creation), least recently used first. */
+  unusedSince(since: Date): Promise<Client[]> {
+    return this.repository.unusedSince(since);
   }
 
   async setDisabled(clientId: string, disabled: boolean, options: { source: ClientSource; fields?: Record<string, unknown> }): Promise<Client> {

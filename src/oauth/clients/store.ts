@@ -1,8 +1,11 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Notifier } from '../../platform/db/database.js';
 import type { ClientsTable, Database } from '../../platform/db/schema.js';
 import type { Client, ClientSecretSlot } from '../client.js';
 import { clientTypeOf, type ClientMetadata } from '../client-metadata.js';
+
+/** Clients per last-used statement. */
+const LAST_USED_BATCH = 10_000;
 
 /** The LISTEN/NOTIFY channel on which every change to a client is announced (payload: client_id). */
 export const CLIENTS_CHANNEL = 'clients';
@@ -151,6 +154,43 @@ export class ClientRepository {
     return updated ? toClient(updated) : undefined;
   }
 
+  /**
+   * Sets the client's cutoff to `cutoff`, or keeps a later one already set (instances' clocks
+   * differ; a cutoff never moves back). One statement, announced like every change, so each
+   * instance's cache reloads the client with it.
+   */
+  async setTokenCutoff(clientId: string, cutoff: Date): Promise<Client | undefined> {
+    const updated = await this.db.updateTable('clients').set((eb) => ({
+      tokens_not_before: eb.fn('greatest', [eb.ref('tokens_not_before'), eb.val(cutoff)]),
+      updated_at: new Date(),
+    })).where('client_id', '=', clientId).returningAll().executeTakeFirst();
+    if (updated) await this.changed(clientId);
+    return updated ? toClient(updated) : undefined;
+  }
+
+  /**
+   * Records when clients last authenticated: one statement per 10,000 clients, each row moved
+   * forward only (another instance may have flushed a later time). Not announced: the cache
+   * needs no fresh copy for it. Unknown ids match no row.
+   */
+  async recordLastUsed(usage: ReadonlyMap<string, Date>): Promise<void> {
+    const all = [...usage];
+    // Two parameters a row: a statement per 10,000 clients stays under PostgreSQL's 65,535.
+    for (let i = 0; i < all.length; i += LAST_USED_BATCH) {
+      const rows = all.slice(i, i + LAST_USED_BATCH).map(([id, at]) => sql`(${id}::text, ${at.toISOString()}::timestamptz)`);
+      await sql`update clients set last_used_at = greatest(clients.last_used_at, v.t)
+        from (values ${sql.join(rows)}) as v(id, t) where clients.client_id = v.id`.execute(this.db);
+    }
+  }
+
+  /** The clients not used since `since`: last used before it, or never used and created before it. Oldest use first. */
+  async unusedSince(since: Date): Promise<Client[]> {
+    const rows = await this.db.selectFrom('clients').selectAll()
+      .where((eb) => eb(eb.fn.coalesce('last_used_at', 'created_at'), '<', since))
+      .orderBy((eb) => eb.fn.coalesce('last_used_at', 'created_at')).orderBy('client_id').execute();
+    return rows.map(toClient);
+  }
+
   async delete(clientId: string): Promise<boolean> {
     const deleted = await this.db.deleteFrom('clients').where('client_id', '=', clientId).returning('client_id').executeTakeFirst();
     if (deleted) await this.changed(clientId);
@@ -176,5 +216,7 @@ function toClient(row: Selectable<ClientsTable>): Client {
     source: row.source,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    tokensNotBefore: row.tokens_not_before,
+    lastUsedAt: row.last_used_at,
   };
 }

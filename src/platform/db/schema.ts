@@ -190,6 +190,10 @@ export interface ClientsTable {
   disabled: Generated<boolean>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+  /** migrations/0024: access tokens of the client issued before this are inactive. */
+  tokens_not_before: Generated<Date | null>;
+  /** migrations/0024: when the client last authenticated (flushed in batches). */
+  last_used_at: Generated<Date | null>;
 }
 
 /** migrations/0003_token_revocations.ts */

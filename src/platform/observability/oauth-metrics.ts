@@ -21,6 +21,8 @@ export interface OAuthMetrics {
   pkceFailures: Counter;
   pushedRequests: Counter<'outcome'>;
   userInfo: Counter<'outcome'>;
+  clientTokenCutoffs: Counter;
+  clientUsageFlushes: Counter<'outcome'>;
 }
 
 const cache = new WeakMap<Registry, OAuthMetrics>();
@@ -61,6 +63,17 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
       name: 'latchkey_revocations_total',
       help: 'Tokens revoked, by kind.',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    clientTokenCutoffs: new Counter({
+      name: 'latchkey_client_token_cutoffs_total',
+      help: 'Tokens-not-before cutoffs set on clients (revoke-issued, rotate-secret with revoke_issued) through this server.',
+      registers: [registry],
+    }),
+    clientUsageFlushes: new Counter({
+      name: 'latchkey_client_usage_flushes_total',
+      help: 'Batched writes of clients\' last-used times, by outcome (ok, failed: kept for the next flush).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     clientAuthFailures: new Counter({

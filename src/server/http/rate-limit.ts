@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { addressKey, FixedWindowCounter } from '../../platform/fixed-window.js';
 import type { Clock } from '../../platform/clock.js';
 import type { ClientAuthBackoff } from '../../oauth/client-auth/failure-backoff.js';
-import { ClientRateLimit } from '../../oauth/client-auth/client-rate-limit.js';
+import { CLIENT_RATE_LIMITED_ENDPOINTS, ClientRateLimit, type ClientRateLimitedEndpoint } from '../../oauth/client-auth/client-rate-limit.js';
 import { TooManyRequests } from '../../oauth/errors.js';
 import type { Metrics } from '../../platform/observability/metrics.js';
 
@@ -96,7 +96,8 @@ export function createRateLimiter(options: { windowSeconds: number; metrics: Met
       };
     },
     client(name, max, clock) {
-      return new ClientRateLimit(clock, max, options.windowSeconds, () => counter.inc({ endpoint: name, limit: 'client' }));
+      const overridable = (CLIENT_RATE_LIMITED_ENDPOINTS as readonly string[]).includes(name) ? name as ClientRateLimitedEndpoint : undefined;
+      return new ClientRateLimit(clock, max, options.windowSeconds, () => counter.inc({ endpoint: name, limit: 'client' }), CAPACITY, overridable);
     },
   };
 }
