@@ -42,7 +42,8 @@ Subcommands:
 
 With DATABASE_URL the command changes the database directly under the key advisory lock and
 notifies running servers (LISTEN/NOTIFY), which reload their keys at once. In embedded mode
-(no DATABASE_URL) the store belongs to the running server: stop it first.`;
+(no DATABASE_URL) the store belongs to the running server: use its admin API (/admin/keys…, with
+ADMIN_TOKENS), or stop it first.`;
 
 export const keysCommand: Command = {
   name: 'keys',

@@ -5,7 +5,7 @@ import type { Services } from '../../server/context.js';
 import { adminActor } from '../../server/http/admin-auth.js';
 
 /** The administrator's reason: required, so the audit trail always says why. */
-function reasonOf(body: unknown): string {
+export function reasonOf(body: unknown): string {
   const reason = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).reason : undefined;
   if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500 || /[\u0000-\u0008\u000b-\u001f]/.test(reason)) {
     throw new InvalidRequest('reason is required: a string of 1 to 500 characters saying why (no control characters)');

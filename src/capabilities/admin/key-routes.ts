@@ -5,20 +5,12 @@ import { SIGNING_ALGS, type SigningAlg } from '../../platform/keys/keyring.js';
 import { KeyLifecycleError, UnknownSigningKey } from '../../platform/keys/lifecycle.js';
 import type { AppliedTransition } from '../../platform/keys/manager.js';
 import { adminActor } from '../../server/http/admin-auth.js';
+import { reasonOf } from './family-routes.js';
 
 function bodyObject(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null) return {};
   if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidRequest('the request body must be a JSON object');
   return body as Record<string, unknown>;
-}
-
-/** The administrator's reason for a revocation: required, so the audit trail always says why. */
-function reasonOf(body: Record<string, unknown>): string {
-  const reason = body.reason;
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500 || /[\u0000-\u0008\u000b-\u001f]/.test(reason)) {
-    throw new InvalidRequest('reason is required: a string of 1 to 500 characters saying why (no control characters)');
-  }
-  return reason.trim();
 }
 
 /** The lifecycle's refusals as OAuth-shaped answers: an unknown kid is 404, a move the state forbids 400. */
@@ -55,7 +47,7 @@ export function keyAdminRoutes(app: FastifyInstance, keys: KeyAdministration): v
 
   // POST /admin/keys/{kid}/revoke  {"reason": "..."}
   app.post('/admin/keys/:kid/revoke', async (req) => {
-    const reason = reasonOf(bodyObject(req.body));
+    const reason = reasonOf(bodyObject(req.body)); // required, so the audit trail always says why
     return lifecycle(() => keys.revoke(kidOf(req), reason, actor(req)));
   });
 
