@@ -9,7 +9,9 @@ import { KeyManager, type AppliedTransition } from '../platform/keys/manager.js'
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { createAuditLog } from '../platform/observability/audit.js';
 import { createLogger } from '../platform/observability/logger.js';
-import { listSigningKeys, type SigningKeyRow } from '../platform/keys/signing-key-store.js';
+import { describeSigningKey, KeyAdministration } from '../platform/keys/administration.js';
+import { TotpFactors } from '../capabilities/mfa/totp.js';
+import type { KeyEncryptionSecrets } from '../platform/keys/encryption.js';
 import { MIGRATIONS as migrations } from '../server/capabilities.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
@@ -29,14 +31,23 @@ Subcommands:
   revoke KID [--reason TEXT]   emergency: unpublish the key and stop trusting it at once (tokens
                                it signed fail verification). If it was the active key, the next
                                key signs from now on and a new next key is created.
+  reactivate KID               rollback of a bad rotation: the retired key KID (still published)
+                               signs again; the algorithm's active key is retired (still
+                               published, its tokens keep verifying); the next key stays. A
+                               revoked or removed key can never be re-activated.
+  re-encrypt                   re-seal every signing key and TOTP secret under the current
+                               KEY_ENCRYPTION_SECRET (one transaction per table). Run it while
+                               KEY_ENCRYPTION_SECRET_PREVIOUS holds the old secret; afterwards
+                               the old secret can be dropped.
 
 With DATABASE_URL the command changes the database directly under the key advisory lock and
 notifies running servers (LISTEN/NOTIFY), which reload their keys at once. In embedded mode
-(no DATABASE_URL) the store belongs to the running server: stop it first.`;
+(no DATABASE_URL) the store belongs to the running server: use its admin API (/admin/keys…, with
+ADMIN_TOKENS), or stop it first.`;
 
 export const keysCommand: Command = {
   name: 'keys',
-  summary: 'list, rotate or revoke signing keys',
+  summary: 'list, rotate, revoke or re-activate signing keys; re-encrypt them under a new secret',
   help: HELP,
   async run(args) {
     const [sub, ...rest] = args;
@@ -45,7 +56,8 @@ export const keysCommand: Command = {
     switch (sub) {
       case 'list':
         expectArguments(sub, options.positional, 0);
-        return withKeys('list', async ({ rows }) => {
+        return withKeys('list', async ({ keys }) => {
+          const rows = await keys.list();
           if (options.json) printJson(rows.map(describeSigningKey));
           else process.stdout.write(formatKeys(rows));
           return 0;
@@ -56,8 +68,8 @@ export const keysCommand: Command = {
         if (alg !== undefined && !(SIGNING_ALGS as readonly string[]).includes(alg)) {
           throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
         }
-        return withKeys('rotate', async ({ manager }) => {
-          const applied = await manager.rotate(alg as SigningAlg | undefined);
+        return withKeys('rotate', async ({ keys }) => {
+          const applied = await keys.rotate(alg as SigningAlg | undefined, cliActor());
           process.stdout.write(describe(applied));
           return 0;
         });
@@ -65,14 +77,33 @@ export const keysCommand: Command = {
       case 'revoke': {
         expectArguments(sub, options.positional, 1);
         const kid = options.positional[0]!;
-        return withKeys('revoke', async ({ manager }) => {
-          const applied = await manager.revoke(kid, options.flags.reason ?? null);
+        return withKeys('revoke', async ({ keys }) => {
+          const applied = await keys.revoke(kid, options.flags.reason ?? null, cliActor());
           process.stdout.write(describe(applied));
           return 0;
         });
       }
+      case 'reactivate': {
+        expectArguments(sub, options.positional, 1);
+        const kid = options.positional[0]!;
+        return withKeys('reactivate', async ({ keys }) => {
+          const applied = await keys.reactivate(kid, cliActor());
+          process.stdout.write(describe(applied));
+          return 0;
+        });
+      }
+      case 're-encrypt':
+        expectArguments(sub, options.positional, 0);
+        return withKeys('re-encrypt', async ({ keys }) => {
+          for (const c of await keys.reEncrypt(cliActor())) {
+            process.stdout.write(`re-encrypted ${c.reEncrypted} ${c.table} row(s) under KEY_ENCRYPTION_SECRET (${c.fromPrevious} were under KEY_ENCRYPTION_SECRET_PREVIOUS)\n`);
+          }
+          return 0;
+        });
       default:
-        throw new UsageError(sub ? `unknown subcommand "${sub}" (list, rotate or revoke; see --help)` : 'missing subcommand: list, rotate or revoke (see --help)');
+        throw new UsageError(sub
+          ? `unknown subcommand "${sub}" (list, rotate, revoke, reactivate or re-encrypt; see --help)`
+          : 'missing subcommand: list, rotate, revoke, reactivate or re-encrypt (see --help)');
     }
   },
 };
@@ -107,9 +138,11 @@ function expectArguments(sub: string, positional: string[], count: number): void
 }
 
 interface KeysSession {
-  manager: KeyManager;
-  rows: Awaited<ReturnType<typeof listSigningKeys>>;
+  keys: KeyAdministration;
 }
+
+/** Who acted, for the audit trail. */
+const cliActor = () => ({ by: 'cli', user: process.env.USER });
 
 /** Opens the store like the server does (same secret, same migrations), runs `fn`, closes it. */
 async function withKeys(sub: string, fn: (session: KeysSession) => Promise<number>): Promise<number> {
@@ -128,7 +161,7 @@ async function withKeys(sub: string, fn: (session: KeysSession) => Promise<numbe
     }
   }
   try {
-    const secret = keyEncryptionSecret(config);
+    const secret = keyEncryptionSecrets(config);
     const store = await openStore({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, poolMax: 2 });
     try {
       await migrate(store.db, migrations);
@@ -137,10 +170,12 @@ async function withKeys(sub: string, fn: (session: KeysSession) => Promise<numbe
       const auditEvents = new AuditEventRepository(store.db);
       const audit = createAuditLog(logger, { clock: systemClock, sink: (events) => auditEvents.insertMany(events) });
       const manager = new KeyManager({ config, store, secret, clock: systemClock, logger, audit });
+      const keys = new KeyAdministration(manager, audit);
+      // The TOTP secrets are sealed under the same secret (the issuer label plays no part here).
+      keys.addSealedTable(new TotpFactors(store.db, secret, ''));
       try {
         if (sub !== 'list') await manager.load(); // a wrong secret stops here, before any change
-        const rows = await listSigningKeys(store.db);
-        return await fn({ manager, rows });
+        return await fn({ keys });
       } finally {
         await audit.close();
       }
@@ -161,6 +196,11 @@ export function keyEncryptionSecret(config: Config): string {
   return embeddedKeyEncryptionSecret(config.dataDir).secret;
 }
 
+/** That secret and, while it is being changed, KEY_ENCRYPTION_SECRET_PREVIOUS (which still decrypts). */
+export function keyEncryptionSecrets(config: Config): KeyEncryptionSecrets {
+  return { current: keyEncryptionSecret(config), previous: config.keyEncryptionSecretPrevious };
+}
+
 const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
 
 export function formatKeys(rows: Array<{ kid: string; alg: string; state: string; created_at: Date; activated_at: Date | null; retired_at: Date | null; removed_at: Date | null; revoked_at: Date | null; revoked_reason: string | null }>): string {
@@ -174,14 +214,6 @@ export function formatKeys(rows: Array<{ kid: string; alg: string; state: string
   return [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
-/** A signing key as `keys list --json` prints it: its state and history, never key material. */
-export function describeSigningKey(r: SigningKeyRow): Record<string, unknown> {
-  const at = (d: Date | null) => d?.toISOString() ?? null;
-  return {
-    kid: r.kid, alg: r.alg, state: r.state, created_at: at(r.created_at), activated_at: at(r.activated_at),
-    retired_at: at(r.retired_at), removed_at: at(r.removed_at), revoked_at: at(r.revoked_at), revoked_reason: r.revoked_reason,
-  };
-}
 
 function describe(applied: AppliedTransition[]): string {
   return applied.map((t) => {
@@ -190,6 +222,7 @@ function describe(applied: AppliedTransition[]): string {
       case 'retire': return `retired ${t.alg} key ${t.kid} (published until the tokens it signed expire)`;
       case 'activate': return `activated ${t.alg} key ${t.kid}${t.early ? ' (warning: published for less than KEY_PUBLISH_AHEAD; verifiers with an older cached JWKS reject its tokens until they refetch)' : ''}`;
       case 'remove': return `removed ${t.alg} key ${t.kid}`;
+      case 'reactivate': return `re-activated ${t.alg} key ${t.kid} (it signs again)`;
       case 'revoke': return `revoked ${t.alg} key ${t.kid} (unpublished; tokens it signed no longer verify)`;
     }
   }).join('\n') + '\n';

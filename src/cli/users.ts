@@ -19,7 +19,7 @@ import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { EXIT, printJson } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
-import { keyEncryptionSecret } from './keys.js';
+import { keyEncryptionSecrets } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey users <subcommand> [options]
@@ -84,7 +84,7 @@ async function findOrFail(repo: UserRepository, login: string | undefined): Prom
  */
 async function tellApps(config: Config, store: Store, sessions: SsoSession[], audit: AuditLog, logger: Logger, by: Record<string, string>): Promise<number> {
   try {
-    const keys = new KeyManager({ config, store, secret: keyEncryptionSecret(config), clock: systemClock, logger, audit });
+    const keys = new KeyManager({ config, store, secret: keyEncryptionSecrets(config), clock: systemClock, logger, audit });
     await keys.load();
     const clients = new ClientRepository(store.db, store.notifier);
     const notifier = createSessionEndNotifier({

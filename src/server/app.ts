@@ -15,6 +15,7 @@ import { createLogger } from '../platform/observability/logger.js';
 import { createMetrics } from '../platform/observability/metrics.js';
 import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { instrumentStore } from '../platform/observability/db-metrics.js';
+import { KeyAdministration } from '../platform/keys/administration.js';
 import { KeyManager } from '../platform/keys/manager.js';
 import { discoveryRoutes, jwksRoutes } from './http/jwks-and-discovery.js';
 import { DiscoveryRegistry } from '../oauth/discovery.js';
@@ -123,14 +124,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     cleanups.push(() => clearInterval(retention));
     // Signing keys: loaded (a wrong KEY_ENCRYPTION_SECRET stops the start here), created on the
     // very first start, rotated by the timer, reloaded on NOTIFY from other instances.
-    const keys = new KeyManager({ config, store, secret: keyEncryptionSecret, clock, logger, audit, metrics });
+    // While KEY_ENCRYPTION_SECRET changes, the previous one still opens what it sealed (keys re-encrypt ends that).
+    const keyEncryptionSecrets = { current: keyEncryptionSecret, previous: config.keyEncryptionSecretPrevious };
+    const keys = new KeyManager({ config, store, secret: keyEncryptionSecrets, clock, logger, audit, metrics });
     await keys.start();
     cleanups.push(() => keys.stop());
     const discovery = new DiscoveryRegistry();
     discovery.contribute(() => ({ issuer: config.issuer }));
     discovery.contribute(keys.discoveryMetadata(config.issuer));
     const outbound = createOutboundFetcher(config, { registry: metrics.registry });
-    const context: AppContext = { config, store, logger, metrics, audit, clock, keyEncryptionSecret, keys, discovery, outbound };
+    const keyAdministration = new KeyAdministration(keys, audit);
+    const context: AppContext = {
+      config, store, logger, metrics, audit, clock, keyEncryptionSecret, keyEncryptionSecrets, keyAdministration, keys, discovery, outbound,
+    };
 
     const readiness: ReadinessCheck[] = [
       {

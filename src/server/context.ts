@@ -10,6 +10,8 @@ import type { Migration } from '../platform/db/migrator.js';
 import type { CleanupStep } from '../platform/db/cleanup.js';
 import type { Slice } from '../platform/config/settings.js';
 import type { KeyRing } from '../platform/keys/keyring.js';
+import type { KeyAdministration } from '../platform/keys/administration.js';
+import type { KeyEncryptionSecrets } from '../platform/keys/encryption.js';
 import type { AuditLog } from '../platform/observability/audit.js';
 import type { Metrics } from '../platform/observability/metrics.js';
 import type { OutboundFetcher } from '../platform/outbound/fetcher.js';
@@ -51,6 +53,13 @@ export interface AppContext {
   clock: Clock;
   /** The secret signing keys are encrypted under (configured, or generated in embedded mode). */
   keyEncryptionSecret: string;
+  /**
+   * That secret and, while it is being changed, KEY_ENCRYPTION_SECRET_PREVIOUS: what everything
+   * sealed under the key-encryption secret is opened with (the current one alone seals).
+   */
+  keyEncryptionSecrets: KeyEncryptionSecrets;
+  /** The operator's key actions (list, rotate, revoke, reactivate, re-encrypt); capabilities with sealed values add their table. */
+  keyAdministration: KeyAdministration;
   /** Signing keys: the active key per algorithm, verification keys by kid. */
   keys: KeyRing;
   /** Server metadata contributions (RFC 8414); each capability adds its own members. */

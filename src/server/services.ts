@@ -66,7 +66,7 @@ export async function createServices(
   });
   const refreshTokens: RefreshTokenDeps = {
     store: refreshStore,
-    sealer: new SuccessorSealer(context.keyEncryptionSecret),
+    sealer: new SuccessorSealer(context.keyEncryptionSecrets),
     lifetimes: {
       idle: config.refreshTokenIdleTtl, absolute: config.refreshTokenAbsoluteTtl,
       publicIdle: config.refreshTokenPublicIdleTtl, publicAbsolute: config.refreshTokenPublicAbsoluteTtl,

@@ -1,4 +1,5 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { derivedKeys, type KeyEncryptionSecrets } from '../platform/keys/encryption.js';
 
 /**
  * The known-device cookie of the sign-in throttle (OWASP "Slow Down Online Guessing Attacks
@@ -21,10 +22,11 @@ export interface KnownDevice {
 }
 
 export class KnownDeviceCookies {
-  private readonly key: Buffer;
+  /** Current secret's key first (the one that signs), then the previous secret's while it is changed. */
+  private readonly keys: Buffer[];
 
-  constructor(secret: string, readonly ttlSeconds: number) {
-    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), HKDF_SALT, HKDF_INFO, 32));
+  constructor(secret: string | KeyEncryptionSecrets, readonly ttlSeconds: number) {
+    this.keys = derivedKeys(secret, { salt: HKDF_SALT, info: HKDF_INFO });
   }
 
   /** A cookie value for `userId`, valid `ttlSeconds` from `now`; keeps `deviceId` when the browser had one. */
@@ -38,13 +40,14 @@ export class KnownDeviceCookies {
     const m = value ? FORMAT.exec(value) : null;
     if (!m) return undefined;
     const [, user, deviceId, expiry, mac] = m;
-    const expected = Buffer.from(this.mac(`${user}.${deviceId}.${expiry}`), 'utf8');
-    if (!timingSafeEqual(expected, Buffer.from(mac!, 'utf8'))) return undefined;
+    const presented = Buffer.from(mac!, 'utf8');
+    const verified = this.keys.some((key) => timingSafeEqual(Buffer.from(this.mac(`${user}.${deviceId}.${expiry}`, key), 'utf8'), presented));
+    if (!verified) return undefined;
     if (Number(expiry) * 1000 <= now.getTime()) return undefined;
     return { userId: Buffer.from(user!, 'base64url').toString('utf8'), deviceId: deviceId! };
   }
 
-  private mac(payload: string): string {
-    return createHmac('sha256', this.key).update(payload).digest('base64url');
+  private mac(payload: string, key: Buffer = this.keys[0]!): string {
+    return createHmac('sha256', key).update(payload).digest('base64url');
   }
 }

@@ -53,7 +53,7 @@ describe('latchkey keys', { timeout: 120_000 }, () => {
     const help = await latchkey(['keys', '--help'], env);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('revoke KID [--reason TEXT]');
-    expect(await latchkey(['keys'], env)).toMatchObject({ code: 2, stderr: 'latchkey keys: missing subcommand: list, rotate or revoke (see --help)\n' });
+    expect(await latchkey(['keys'], env)).toMatchObject({ code: 2, stderr: 'latchkey keys: missing subcommand: list, rotate, revoke, reactivate or re-encrypt (see --help)\n' });
     expect(await latchkey(['keys', 'revoke'], env)).toMatchObject({ code: 2, stderr: 'latchkey keys: revoke needs exactly one KID (see --help)\n' });
     expect(await latchkey(['keys', 'rotate', '--alg', 'HS256'], env)).toMatchObject({ code: 2 });
     const empty = await latchkey(['keys', 'list'], env);

@@ -114,8 +114,8 @@ describe('UserInfo (OpenID Connect Core §5.3)', () => {
   });
   it('a token of a client gone or disabled is invalid_token', async () => {
     const { deps, token, invalid } = setup();
-    expect(await rejection(userInfo(token({ clientId: 'off' }).token, deps))).toMatchObject(invalid('client gone or disabled'));
-    expect(await rejection(userInfo(token({ clientId: 'gone' }).token, deps))).toMatchObject(invalid('client gone or disabled'));
+    expect(await rejection(userInfo(token({ clientId: 'off' }).token, deps))).toMatchObject(invalid('client gone, disabled, or the token predates its cutoff'));
+    expect(await rejection(userInfo(token({ clientId: 'gone' }).token, deps))).toMatchObject(invalid('client gone, disabled, or the token predates its cutoff'));
   });
   it('a token without openid is insufficient_scope (403)', async () => {
     const { deps, token } = setup();

@@ -8,5 +8,5 @@ export const admin: Capability = {
   name: 'admin',
   settings: adminSettings,
   enabled: (config) => config.adminTokens.length > 0,
-  register: (ctx) => ({ routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db), ctx.audit)] }),
+  register: (ctx) => ({ routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db), ctx.audit, ctx.keyAdministration)] }),
 };

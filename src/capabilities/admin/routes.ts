@@ -8,6 +8,8 @@ import type { Services } from '../../server/context.js';
 import type { AuditLog } from '../../platform/observability/audit.js';
 import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
 import { familyAdminRoutes, reasonOf } from './family-routes.js';
+import { keyAdminRoutes } from './key-routes.js';
+import type { KeyAdministration } from '../../platform/keys/administration.js';
 import { revokeIssuedTokens, type RevokedIssued } from '../../oauth/clients/revoke-issued.js';
 import { unusedSinceOf } from '../../oauth/clients/usage.js';
 
@@ -31,7 +33,7 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository, audit: AuditLog): FastifyPluginAsync {
+export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository, audit: AuditLog, keys: KeyAdministration): FastifyPluginAsync {
   return async (app) => {
     requireAdmin(app, config.adminTokens);
     const fields = (req: FastifyRequest) => ({ ...adminActor(req) });
@@ -114,5 +116,6 @@ export function adminRoutes(service: Services, config: Config, auditEvents: Audi
       return auditPageDocument(await auditEvents.page(parsed.query));
     });
     familyAdminRoutes(app, service);
+    keyAdminRoutes(app, keys);
   };
 }

@@ -32,7 +32,7 @@ export function loginRoutes(context: CapabilityContext): FastifyPluginAsync {
   const users = services.users;
   const throttle = new LoginThrottleRepository(store.db);
   const knownAddresses = new KnownAddressRepository(store.db);
-  const knownDevices = new KnownDeviceCookies(context.keyEncryptionSecret, config.loginKnownTtl);
+  const knownDevices = new KnownDeviceCookies(context.keyEncryptionSecrets, config.loginKnownTtl);
   // Sign-in outcomes (the SLI of the login form); refusals by the request-rate limit are
   // latchkey_rate_limited_total{endpoint="login"}, CSRF failures are not sign-in attempts.
   const logins = new Counter({

@@ -28,7 +28,9 @@ export const mfa: Capability = {
     const issuer = new URL(config.issuer);
     // WebAuthn §5.1.3: the RP ID is the issuer's host name (a registrable suffix of the origin), checked against the origin by the browser and here.
     const passkeys = new Passkeys(store.db, { rpId: issuer.hostname, rpName: issuer.host, origin: issuer.origin });
-    const totp = new TotpFactors(store.db, ctx.keyEncryptionSecret, issuer.host);
+    const totp = new TotpFactors(store.db, ctx.keyEncryptionSecrets, issuer.host);
+    // `keys re-encrypt` re-seals the TOTP secrets too.
+    ctx.keyAdministration.addSealedTable(totp);
     const recovery = new RecoveryCodes(store.db);
     const admin = new FactorAdministration(store.db, audit, clock);
     const policy = mfaPolicy(config);

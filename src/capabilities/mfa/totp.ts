@@ -2,7 +2,9 @@ import type { Kysely } from 'kysely';
 import { Secret, TOTP as Otp } from 'otpauth';
 import { renderSVG } from 'uqr';
 import type { Database } from '../../platform/db/schema.js';
-import { KeyEncryption, type EncryptionScheme } from '../../platform/keys/encryption.js';
+import {
+  KeyEncryption, type EncryptionScheme, type KeyEncryptionSecrets, type ReEncryptionCount, type SealedTable,
+} from '../../platform/keys/encryption.js';
 
 /**
  * The TOTP factor (RFC 6238): one secret per account, encrypted at rest, confirmed by a first
@@ -36,11 +38,33 @@ export function matchingStep(secretBase32: string, code: string, now: Date): num
   return delta === null ? undefined : Otp.counter({ period: TOTP.period, timestamp }) + delta;
 }
 
-export class TotpFactors {
+export class TotpFactors implements SealedTable {
+  readonly table = 'totp_factors';
   private readonly encryption: KeyEncryption;
 
-  constructor(private readonly db: Kysely<Database>, keyEncryptionSecret: string, private readonly issuerLabel: string) {
+  /** `keyEncryptionSecret`: the current secret, or the current and previous ones while it is changed. */
+  constructor(private readonly db: Kysely<Database>, keyEncryptionSecret: string | KeyEncryptionSecrets, private readonly issuerLabel: string) {
     this.encryption = new KeyEncryption(keyEncryptionSecret, TOTP_SECRET_ENCRYPTION);
+  }
+
+  /**
+   * `keys re-encrypt`: every TOTP secret, confirmed or pending, re-sealed under the current
+   * KEY_ENCRYPTION_SECRET in one transaction (rows locked, so a sign-in or an enrolment restart
+   * waits for it rather than writing beside it). A secret under neither secret aborts it all.
+   */
+  async reEncrypt(): Promise<ReEncryptionCount> {
+    return this.db.transaction().execute(async (tx) => {
+      const rows = await tx.selectFrom('totp_factors').select(['user_id', 'secret_ciphertext', 'secret_nonce']).forUpdate().execute();
+      let fromPrevious = 0;
+      for (const row of rows) {
+        const opened = this.encryption.open(row.user_id, { ciphertext: row.secret_ciphertext, nonce: row.secret_nonce });
+        if (!opened.current) fromPrevious++;
+        const sealed = this.encryption.encrypt(row.user_id, opened.plaintext);
+        await tx.updateTable('totp_factors').set({ secret_ciphertext: sealed.ciphertext, secret_nonce: sealed.nonce })
+          .where('user_id', '=', row.user_id).where('secret_nonce', '=', row.secret_nonce).execute();
+      }
+      return { table: this.table, reEncrypted: rows.length, fromPrevious };
+    });
   }
 
   /**

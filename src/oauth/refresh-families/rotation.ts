@@ -1,4 +1,4 @@
-import { KeyEncryption } from '../../platform/keys/encryption.js';
+import { KeyEncryption, type KeyEncryptionSecrets } from '../../platform/keys/encryption.js';
 import type { NewRefreshFamily, StoredRefreshToken, Successor } from './store.js';
 import type { Client } from '../client.js';
 import { randomToken, sha256 } from '../../platform/crypto.js';
@@ -55,7 +55,8 @@ export function refreshLifetimes(client: Client, defaults: RefreshLifetimeDefaul
 export class SuccessorSealer {
   private readonly encryption: KeyEncryption;
 
-  constructor(secret: string) {
+  /** The current secret, or the current and previous ones while KEY_ENCRYPTION_SECRET is changed. */
+  constructor(secret: string | KeyEncryptionSecrets) {
     this.encryption = new KeyEncryption(secret, { salt: 'latchkey/refresh-successors/v1', info: 'AES-256-GCM refresh token successor' });
   }
 

@@ -9,7 +9,11 @@ import type { SigningAlg } from './keyring.js';
  *   next ──(published ≥ publishAhead and active ≥ rotationInterval old)──▶ active
  *   active ──(its successor activates)──▶ retired
  *   retired ──(every token it can have signed expired: retention)──▶ removed
+ *   retired ──(latchkey keys reactivate: rollback of a bad rotation)──▶ active
+ *              (the algorithm's active key becomes retired, still published; the next key stays)
  *   any published key ──(latchkey keys revoke)──▶ revoked (unpublished, untrusted at once)
+ *
+ * revoked and removed are final: their private key is wiped, so they can never sign again.
  */
 export interface KeyRecord {
   kid: string;
@@ -32,7 +36,8 @@ export interface KeyPolicy {
   retentionSeconds: number;
 }
 
-export type RotationTrigger = 'scheduled' | 'manual' | 'revoke';
+/** Why a key started signing; `rollback`: a retired key re-activated (planReactivation). */
+export type RotationTrigger = 'scheduled' | 'manual' | 'revoke' | 'rollback';
 
 export type Transition =
   /** A new key; `active` only when nothing could have cached a JWKS yet (first start) or in an emergency. */
@@ -40,6 +45,8 @@ export type Transition =
   | { kind: 'retire'; kid: string; alg: SigningAlg }
   /** next → active; `early` when it was published for less than the publish-ahead period. */
   | { kind: 'activate'; kid: string; alg: SigningAlg; trigger: RotationTrigger; early: boolean }
+  /** retired → active again: the rollback of a bad rotation. */
+  | { kind: 'reactivate'; kid: string; alg: SigningAlg }
   | { kind: 'remove'; kid: string; alg: SigningAlg; from: 'retired' | 'next' }
   | { kind: 'revoke'; kid: string; alg: SigningAlg; from: 'next' | 'active' | 'retired'; reason: string | null };
 
@@ -101,6 +108,13 @@ export function planScheduled(records: readonly KeyRecord[], policy: KeyPolicy, 
 
 export class KeyLifecycleError extends Error {}
 
+/** The kid names no key at all (the admin API answers 404). */
+export class UnknownSigningKey extends KeyLifecycleError {
+  constructor(readonly kid: string) {
+    super(`there is no signing key with kid ${kid}`);
+  }
+}
+
 /**
  * `latchkey keys rotate`: promote the next key now and create a new next, for `alg` or every
  * configured algorithm. A next key younger than the publish-ahead period is promoted anyway
@@ -128,7 +142,7 @@ export function planRotation(records: readonly KeyRecord[], policy: KeyPolicy, n
  */
 export function planRevocation(records: readonly KeyRecord[], policy: KeyPolicy, now: Date, kid: string, reason: string | null): Transition[] {
   const key = records.find((r) => r.kid === kid);
-  if (!key) throw new KeyLifecycleError(`there is no signing key with kid ${kid}`);
+  if (!key) throw new UnknownSigningKey(kid);
   if (key.state === 'revoked' || key.state === 'removed') throw new KeyLifecycleError(`signing key ${kid} is already ${key.state}`);
   const plan: Transition[] = [{ kind: 'revoke', kid, alg: key.alg, from: key.state, reason }];
   if (!policy.algs.includes(key.alg)) return plan;
@@ -143,5 +157,27 @@ export function planRevocation(records: readonly KeyRecord[], policy: KeyPolicy,
   } else if (key.state === 'next') {
     plan.push({ kind: 'create', alg: key.alg, state: 'next' });
   }
+  return plan;
+}
+
+/**
+ * `latchkey keys reactivate KID`: the way back from a bad rotation. Only a retired key that is
+ * still published (its private key kept, its tokens still verifying) may sign again; a revoked or
+ * removed key never can (its private key is gone, and it was withdrawn for a reason). The
+ * algorithm's active key is retired — still published, so the tokens it signed keep verifying
+ * until they expire — and the next key stays next. The retired key was published all along, so
+ * every verifier's cached JWKS already holds it: no publish-ahead wait applies.
+ */
+export function planReactivation(records: readonly KeyRecord[], policy: KeyPolicy, _now: Date, kid: string): Transition[] {
+  const key = records.find((r) => r.kid === kid);
+  if (!key) throw new UnknownSigningKey(kid);
+  if (key.state !== 'retired') {
+    throw new KeyLifecycleError(`signing key ${kid} is ${key.state}: only a retired key (still published) can be re-activated`);
+  }
+  if (!policy.algs.includes(key.alg)) throw new KeyLifecycleError(`${key.alg} is not in SIGNING_ALGS (${policy.algs.join(', ')})`);
+  const active = find(records, key.alg, 'active');
+  const plan: Transition[] = [];
+  if (active) plan.push({ kind: 'retire', kid: active.kid, alg: key.alg });
+  plan.push({ kind: 'reactivate', kid, alg: key.alg });
   return plan;
 }

@@ -3,16 +3,16 @@ import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { Clock } from '../clock.js';
 import type { Store } from '../db/database.js';
-import type { AuditLog } from '../observability/audit.js';
+import type { AuditFields, AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { KeySettings } from './settings.js';
 import {
-  insertSigningKey, listSigningKeys, transitionSigningKey, withSigningKeyLock, type KeysDb, type SigningKeyRow,
+  insertSigningKey, listSigningKeys, resealSigningKey, transitionSigningKey, withSigningKeyLock, type KeysDb, type SigningKeyRow,
 } from './signing-key-store.js';
-import { KeyEncryption } from './encryption.js';
+import { KeyEncryption, type KeyEncryptionSecrets, type ReEncryptionCount, type SealedTable } from './encryption.js';
 import type { KeyRing, SigningAlg, SigningKey, VerificationKey } from './keyring.js';
 import {
-  planRevocation, planRotation, planScheduled, type KeyPolicy, type KeyRecord, type RotationTrigger, type Transition,
+  planReactivation, planRevocation, planRotation, planScheduled, type KeyPolicy, type KeyRecord, type RotationTrigger, type Transition,
 } from './lifecycle.js';
 import { generateSigningKey, importPrivateKey, importPublicKey, publishedJwk } from './material.js';
 
@@ -29,8 +29,11 @@ type KeyManagerConfig = Pick<KeySettings, 'signingAlgs' | 'keyRotationInterval' 
 export interface KeyManagerOptions {
   config: KeyManagerConfig;
   store: Store;
-  /** KEY_ENCRYPTION_SECRET (configured, or generated in the embedded data directory). */
-  secret: string;
+  /**
+   * KEY_ENCRYPTION_SECRET (configured, or generated in the embedded data directory), and while it
+   * is being changed KEY_ENCRYPTION_SECRET_PREVIOUS, which still decrypts keys sealed under it.
+   */
+  secret: string | KeyEncryptionSecrets;
   clock: Clock;
   logger: Logger;
   audit: AuditLog;
@@ -56,7 +59,8 @@ const STATE_ORDER: Record<string, number> = { active: 0, next: 1, retired: 2 };
  * Every change is made under the key advisory lock on rows re-read inside it, then announced
  * with NOTIFY; every instance reloads on the notification and on its timer.
  */
-export class KeyManager implements KeyRing {
+export class KeyManager implements KeyRing, SealedTable {
+  readonly table = 'signing_keys';
   private keys = new Map<string, LoadedKey>();
   private jwks: string = jwksOf([]);
   private loadChain: Promise<void> = Promise.resolve();
@@ -111,7 +115,7 @@ export class KeyManager implements KeyRing {
       });
       this.rotations = new Counter({
         name: 'latchkey_signing_key_rotations_total',
-        help: 'Rotations this instance performed (a next key promoted to active), by algorithm and trigger.',
+        help: 'Rotations this instance performed (a next key promoted to active; trigger "rollback": a retired key re-activated), by algorithm and trigger.',
         labelNames: ['alg', 'trigger'],
         registers: [registry],
       });
@@ -142,6 +146,11 @@ export class KeyManager implements KeyRing {
   }
 
   // ---- what the HTTP layer, readiness, discovery and the CLI read ----
+
+  /** Every key as stored now (read from the database, not this instance's memory), oldest first. */
+  listStored(): Promise<SigningKeyRow[]> {
+    return listSigningKeys(this.options.store.db);
+  }
 
   /** Every key this instance knows of, removed and revoked included (metadata only). */
   records(): KeyRecord[] {
@@ -227,13 +236,42 @@ export class KeyManager implements KeyRing {
   }
 
   /** Promotes the next key now (one algorithm or all) and creates a new next. */
-  rotate(alg?: SigningAlg): Promise<AppliedTransition[]> {
-    return this.transact((records, now) => planRotation(records, this.policy, now, alg));
+  rotate(alg?: SigningAlg, actor: AuditFields = {}): Promise<AppliedTransition[]> {
+    return this.transact((records, now) => planRotation(records, this.policy, now, alg), actor);
   }
 
   /** Unpublishes and distrusts `kid` at once; promotes the next key if it was the active one. */
-  revoke(kid: string, reason: string | null = null): Promise<AppliedTransition[]> {
-    return this.transact((records, now) => planRevocation(records, this.policy, now, kid, reason));
+  revoke(kid: string, reason: string | null = null, actor: AuditFields = {}): Promise<AppliedTransition[]> {
+    return this.transact((records, now) => planRevocation(records, this.policy, now, kid, reason), actor);
+  }
+
+  /** Rollback: the retired `kid` signs again, the algorithm's active key is retired (still published). */
+  reactivate(kid: string, actor: AuditFields = {}): Promise<AppliedTransition[]> {
+    return this.transact((records, now) => planReactivation(records, this.policy, now, kid), actor);
+  }
+
+  /**
+   * Re-seals every stored private key under the current KEY_ENCRYPTION_SECRET, in one transaction
+   * under the key lock (so no rotation interleaves). Rows the previous secret sealed are counted;
+   * a row neither secret opens aborts the whole transaction (KeyDecryptionError), changing nothing.
+   * Every row is re-sealed with a fresh nonce, whichever secret it was under: the count is then
+   * the proof that the previous secret decrypts nothing any more.
+   */
+  async reEncrypt(): Promise<ReEncryptionCount> {
+    const count = await withSigningKeyLock(this.options.store.db, async (tx) => {
+      let reEncrypted = 0;
+      let fromPrevious = 0;
+      for (const row of await listSigningKeys(tx)) {
+        if (!row.private_key_ciphertext || !row.private_key_nonce) continue;
+        const opened = this.encryption.open(row.kid, { ciphertext: row.private_key_ciphertext, nonce: row.private_key_nonce });
+        const sealed = this.encryption.encrypt(row.kid, opened.plaintext);
+        await resealSigningKey(tx, row.kid, row.private_key_nonce, sealed);
+        reEncrypted++;
+        if (!opened.current) fromPrevious++;
+      }
+      return { table: this.table, reEncrypted, fromPrevious };
+    });
+    return count;
   }
 
   private reload(why: string): void {
@@ -279,7 +317,7 @@ export class KeyManager implements KeyRing {
    * One change: under the advisory lock, re-read every key, plan on what is there now, apply
    * it; after the commit announce it (NOTIFY), record audit events and metrics, and reload.
    */
-  private async transact(planner: (records: KeyRecord[], now: Date) => Transition[]): Promise<AppliedTransition[]> {
+  private async transact(planner: (records: KeyRecord[], now: Date) => Transition[], actor: AuditFields = {}): Promise<AppliedTransition[]> {
     const now = this.options.clock.now();
     const applied = await withSigningKeyLock(this.options.store.db, async (tx) => {
       const records = (await listSigningKeys(tx)).map(recordOf);
@@ -289,7 +327,7 @@ export class KeyManager implements KeyRing {
     });
     if (applied.length > 0) {
       await this.options.store.notifier.notify(KEYS_CHANNEL, 'changed');
-      this.report(applied);
+      this.report(applied, actor);
     }
     // Also when nothing was applied: another instance may have made the change first.
     await this.load();
@@ -313,6 +351,9 @@ export class KeyManager implements KeyRing {
       case 'activate':
         await transitionSigningKey(tx, t.kid, 'next', 'active', now);
         return t.kid;
+      case 'reactivate':
+        await transitionSigningKey(tx, t.kid, 'retired', 'active', now);
+        return t.kid;
       case 'remove':
         await transitionSigningKey(tx, t.kid, t.from, 'removed', now);
         return t.kid;
@@ -322,18 +363,23 @@ export class KeyManager implements KeyRing {
     }
   }
 
-  private report(applied: AppliedTransition[]): void {
-    const { audit } = this.options;
+  private report(applied: AppliedTransition[], actor: AuditFields): void {
+    const audit = { record: (event: string, fields: AuditFields) => this.options.audit.record(event, { ...actor, ...fields }) };
     const revoking = applied.some((t) => t.kind === 'revoke');
     for (const t of applied) {
       switch (t.kind) {
         case 'create':
           audit.record('key.created', { kid: t.kid, alg: t.alg, state: t.state });
           // An active key created outside the first start replaces a revoked one that had no successor.
-          if (t.state === 'active' && revoking) this.rotated(t.kid, t.alg, 'revoke', true);
+          if (t.state === 'active' && revoking) this.rotated(t.kid, t.alg, 'revoke', true, actor);
           break;
         case 'activate':
-          this.rotated(t.kid, t.alg, t.trigger, t.early);
+          this.rotated(t.kid, t.alg, t.trigger, t.early, actor);
+          break;
+        case 'reactivate':
+          // Counted as a rotation (trigger "rollback"): a key other than the last one started signing.
+          this.rotations?.inc({ alg: t.alg, trigger: 'rollback' });
+          audit.record('key.reactivated', { kid: t.kid, alg: t.alg, replaced: applied.find((r) => r.kind === 'retire' && r.alg === t.alg)?.kid });
           break;
         case 'retire':
           audit.record('key.retired', { kid: t.kid, alg: t.alg });
@@ -348,9 +394,9 @@ export class KeyManager implements KeyRing {
     }
   }
 
-  private rotated(kid: string, alg: SigningAlg, trigger: RotationTrigger, early: boolean): void {
+  private rotated(kid: string, alg: SigningAlg, trigger: RotationTrigger, early: boolean, actor: AuditFields): void {
     this.rotations?.inc({ alg, trigger });
-    this.options.audit.record('key.rotated', { kid, alg, trigger, early });
+    this.options.audit.record('key.rotated', { ...actor, kid, alg, trigger, early });
     if (early) {
       this.options.logger.warn({ kid, alg, trigger },
         'a signing key was activated before its publish-ahead period ended: verifiers holding an older cached JWKS reject its tokens until they refetch');

@@ -22,6 +22,7 @@ export const keySettings = defineSlice({
   name: 'keys',
   settings: {
     keyEncryptionSecret: setting('KEY_ENCRYPTION_SECRET', z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)').optional().describe('Secret from which the key that encrypts signing keys at rest is derived. Required with DATABASE_URL; embedded mode generates one into DATA_DIR/key-encryption-secret (mode 0600).')),
+    keyEncryptionSecretPrevious: setting('KEY_ENCRYPTION_SECRET_PREVIOUS', z.string().min(32, 'must be at least 32 characters').optional().describe('While KEY_ENCRYPTION_SECRET is being changed: the old secret, still accepted to decrypt what was sealed under it (signing keys, TOTP secrets, refresh token successors, known-device cookies); everything is encrypted under KEY_ENCRYPTION_SECRET. Drop it after `latchkey keys re-encrypt`.')),
     signingAlgs: setting('SIGNING_ALGS', signingAlgs.default(['ES256']).describe('Comma-separated JWS algorithms to keep a signing key for, one active key each: ES256, EdDSA (Ed25519), RS256, PS256 (RSA 2048). The first is the default.')),
     keyRotationInterval: setting('KEY_ROTATION_INTERVAL', duration(3600, 365 * 86400).default(30 * 86400).describe('How long a key signs before the scheduled rotation promotes the next one.')),
     keyPublishAhead: setting('KEY_PUBLISH_AHEAD', duration(60, 90 * 86400).default(86400).describe('Least time a new key is published in the JWKS before a scheduled rotation lets it sign; at least JWKS_MAX_AGE + KEY_CHECK_INTERVAL.')),
@@ -34,6 +35,12 @@ export const keySettings = defineSlice({
     const problems: string[] = [];
     if (c.databaseUrl && !c.keyEncryptionSecret) {
       problems.push('KEY_ENCRYPTION_SECRET: is required when DATABASE_URL is set (every instance sharing the database must use the same secret)');
+    }
+    if (c.keyEncryptionSecretPrevious !== undefined && c.keyEncryptionSecret === undefined) {
+      problems.push('KEY_ENCRYPTION_SECRET_PREVIOUS: needs KEY_ENCRYPTION_SECRET (the new secret) set beside it');
+    }
+    if (c.keyEncryptionSecretPrevious !== undefined && c.keyEncryptionSecretPrevious === c.keyEncryptionSecret) {
+      problems.push('KEY_ENCRYPTION_SECRET_PREVIOUS: must differ from KEY_ENCRYPTION_SECRET (it is the old secret being replaced)');
     }
     // A new key must be in every verifier's cached JWKS before it signs: an instance that missed
     // the NOTIFY serves the old JWKS until its next check, and a verifier keeps it for max-age.

@@ -63,7 +63,8 @@ export async function transitionSigningKey(
   reason: string | null = null,
 ): Promise<void> {
   const stamp = {
-    active: { activated_at: at },
+    // Re-activation (retired → active) clears the retirement: the scheduled removal no longer applies.
+    active: { activated_at: at, retired_at: null },
     retired: { retired_at: at },
     removed: { removed_at: at, private_key_ciphertext: null, private_key_nonce: null },
     revoked: { revoked_at: at, revoked_reason: reason, private_key_ciphertext: null, private_key_nonce: null },
@@ -75,4 +76,18 @@ export async function transitionSigningKey(
     .returning('kid')
     .execute();
   if (updated.length !== 1) throw new SigningKeyConflict(`signing key ${kid} is no longer ${from}`);
+}
+
+/**
+ * Replaces one key's sealed private key (re-encryption under a new KEY_ENCRYPTION_SECRET), on
+ * condition that it is still the one read (same nonce): throws SigningKeyConflict otherwise.
+ */
+export async function resealSigningKey(tx: KeysDb, kid: string, readNonce: string, sealed: { ciphertext: string; nonce: string }): Promise<void> {
+  const updated = await tx.updateTable('signing_keys')
+    .set({ private_key_ciphertext: sealed.ciphertext, private_key_nonce: sealed.nonce })
+    .where('kid', '=', kid)
+    .where('private_key_nonce', '=', readNonce)
+    .returning('kid')
+    .execute();
+  if (updated.length !== 1) throw new SigningKeyConflict(`signing key ${kid} changed while it was re-encrypted`);
 }

@@ -10,7 +10,7 @@ import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'p
 export const SECRET_FIELDS = [
   'password', 'client_secret', 'code', 'code_verifier', 'refresh_token', 'access_token', 'id_token',
   'token', 'assertion', 'client_assertion', 'subject_token', 'actor_token', 'device_code', 'user_code',
-  'registration_access_token', 'initial_access_token', 'secret', 'private_key', 'privateKey', 'keyEncryptionSecret',
+  'registration_access_token', 'initial_access_token', 'secret', 'private_key', 'privateKey', 'keyEncryptionSecret', 'keyEncryptionSecretPrevious',
   'id_token_hint', 'login_hint', 'logout_hint',
 ] as const;
 
