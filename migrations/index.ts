@@ -12,6 +12,7 @@ import { refreshTokens } from './0015_refresh_tokens.js';
 import { sessionClients } from './0016_session_clients.js';
 import { sessionFactors } from './0020_session_factors.js';
 import { trustedIssuers } from './0023_trusted_issuers.js';
+import { refreshFamilyActivity } from './0024_refresh_family_activity.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -31,4 +32,5 @@ export const migrations: readonly Migration[] = [
   sessionClients,
   sessionFactors,
   trustedIssuers,
+  refreshFamilyActivity,
 ];

@@ -15,6 +15,8 @@ export interface NewRefreshFamily {
   amr: string[];
   acr: string | null;
   absoluteExpiresAt: Date;
+  /** The client's IP address at the token request that creates the family. */
+  ip?: string | undefined;
 }
 
 /** A presented refresh token as stored: the token, its family, and the state of its successor (if any). */
@@ -69,10 +71,10 @@ export class RefreshTokenRepository {
       with revoked as (select revoked_at, reason from revoked_grants where grant_id = ${f.id}),
       f as (
         insert into refresh_families (id, client_id, user_id, scope, audience, sid, auth_time, amr, acr, created_at,
-          absolute_expires_at, idle_expires_at, revoked_at, revoked_reason)
+          absolute_expires_at, idle_expires_at, revoked_at, revoked_reason, created_ip)
         values (${f.id}, ${f.clientId}, ${f.userId}, ${f.scope}, ${JSON.stringify(f.audience)}::jsonb, ${f.sid}, ${f.authTime},
           ${f.amr}::text[], ${f.acr}, ${now}, ${f.absoluteExpiresAt}, ${tokenExpiresAt},
-          (select revoked_at from revoked), (select reason from revoked))
+          (select revoked_at from revoked), (select reason from revoked), ${f.ip ?? null})
         returning id, revoked_at
       )
       insert into refresh_tokens (token_hash, family_id, generation, state, created_at, expires_at)
@@ -104,12 +106,12 @@ export class RefreshTokenRepository {
    * Rotation, in one statement: only if the presented token is its family's active one, live,
    * the family live and the caller's, it becomes `rotated` (keeping its sealed successor), the
    * successor of the next generation is inserted `active`, the family's idle expiry slides to
-   * the successor's, and the predecessor's kept copy of the presented token is erased (once a
+   * the successor's (with the time and client IP of this rotation), and the predecessor's kept copy of the presented token is erased (once a
    * token has been rotated, presenting its predecessor is reuse whatever the window). Two racing
    * rotations: the second waits on the row lock and then finds the token no longer active.
    * Returns the successor's generation and expiry, or undefined when nothing was rotated.
    */
-  async rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date): Promise<{ generation: number; expiresAt: Date } | undefined> {
+  async rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date, ip?: string): Promise<{ generation: number; expiresAt: Date } | undefined> {
     const result = await sql<{ generation: number; expires_at: Date }>`
       with old as (
         update refresh_tokens t set state = 'rotated', rotated_at = ${now},
@@ -125,7 +127,8 @@ export class RefreshTokenRepository {
         returning family_id, generation, expires_at
       ),
       slid as (
-        update refresh_families f set idle_expires_at = next.expires_at from next where f.id = next.family_id returning f.id
+        update refresh_families f set idle_expires_at = next.expires_at, last_rotated_at = ${now}, last_rotated_ip = ${ip ?? null}
+        from next where f.id = next.family_id returning f.id
       ),
       erased as (
         update refresh_tokens p set successor_ciphertext = null, successor_nonce = null from old
