@@ -8,5 +8,9 @@ export const admin: Capability = {
   name: 'admin',
   settings: adminSettings,
   enabled: (config) => config.adminTokens.length > 0,
-  register: (ctx) => ({ routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db))] }),
+  register: (ctx) => ({
+    routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db), {
+      db: ctx.store.db, registry: ctx.metrics.registry, audit: ctx.audit, clock: ctx.clock,
+    })],
+  }),
 };

@@ -7,6 +7,7 @@ import type { AuditEventRepository } from '../../platform/observability/audit-ev
 import type { Services } from '../../server/context.js';
 import { adminActor, requireAdmin } from '../../server/http/admin-auth.js';
 import { familyAdminRoutes } from './family-routes.js';
+import { userAdminRoutes, type UserAdminParts } from './user-routes.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
 const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets'];
@@ -28,7 +29,7 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository): FastifyPluginAsync {
+export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository, users: Omit<UserAdminParts, 'services'>): FastifyPluginAsync {
   return async (app) => {
     requireAdmin(app, config.adminTokens);
     const fields = (req: FastifyRequest) => ({ ...adminActor(req) });
@@ -80,5 +81,6 @@ export function adminRoutes(service: Services, config: Config, auditEvents: Audi
       return auditPageDocument(await auditEvents.page(parsed.query));
     });
     familyAdminRoutes(app, service);
+    userAdminRoutes(app, { ...users, services: service });
   };
 }

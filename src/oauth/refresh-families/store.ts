@@ -52,6 +52,22 @@ export interface RevokedFamily {
 }
 
 /**
+ * A family as an operator sees it (a "grant" in the admin API): who, which client, what scope,
+ * when and from where it was created and last rotated, and its state — never a token.
+ */
+export function grantView(f: RefreshFamilyRecord, now: Date): Record<string, unknown> {
+  const expiresAt = f.idle_expires_at < f.absolute_expires_at ? f.idle_expires_at : f.absolute_expires_at;
+  const state = f.revoked_at !== null ? 'revoked' : expiresAt.getTime() <= now.getTime() ? 'expired' : 'active';
+  return {
+    grant_id: f.id, client_id: f.client_id, sub: f.user_id, scope: f.scope, state,
+    created_at: f.created_at.toISOString(), created_ip: f.created_ip,
+    last_rotated_at: f.last_rotated_at?.toISOString() ?? null, last_rotated_ip: f.last_rotated_ip,
+    expires_at: expiresAt.toISOString(),
+    ...(f.revoked_at !== null ? { revoked_at: f.revoked_at.toISOString(), revoked_reason: f.revoked_reason } : {}),
+  };
+}
+
+/**
  * Refresh token families and their tokens (migrations/0015). Every state change is one SQL
  * statement (DESIGN): a family is born with its first token, a rotation marks the presented
  * token rotated and inserts its successor only if it was the active one, a revocation takes the
@@ -138,6 +154,23 @@ export class RefreshTokenRepository {
       select next.generation, next.expires_at from next`.execute(this.db);
     const row = result.rows[0];
     return row ? { generation: Number(row.generation), expiresAt: new Date(row.expires_at) } : undefined;
+  }
+
+  /** One family by its id (the grant id), revoked or not. */
+  async findFamily(familyId: string): Promise<RefreshFamilyRecord | undefined> {
+    return this.db.selectFrom('refresh_families').selectAll().where('id', '=', familyId).executeTakeFirst();
+  }
+
+  /**
+   * The families of a user or of a client (the admin's grant listing), newest first, at most
+   * `limit`: live ones and revoked or expired ones alike (each says its state).
+   */
+  async listFamilies(filter: FamilyFilter, limit: number): Promise<RefreshFamilyRecord[]> {
+    if (filter.userId === undefined && filter.clientId === undefined) throw new Error('listFamilies needs a user or a client');
+    let query = this.db.selectFrom('refresh_families').selectAll();
+    if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+    if (filter.clientId !== undefined) query = query.where('client_id', '=', filter.clientId);
+    return query.orderBy('created_at', 'desc').orderBy('id').limit(limit).execute();
   }
 
   /**
