@@ -110,12 +110,16 @@ export function accountView(u: User): Record<string, unknown> {
   };
 }
 
-/** A live SSO session as an operator sees it, with the clients that took part in it (never its cookie). */
+/**
+ * A live SSO session as an operator sees it (never its cookie), with the clients that took part
+ * in it and will be told when it ends: those registered for back-channel logout (only those are
+ * recorded, migration 0016).
+ */
 export function sessionView(s: SsoSession, clients: readonly string[]): Record<string, unknown> {
   return {
     sid: s.sid, created_at: s.created_at.toISOString(), last_seen_at: s.last_seen_at.toISOString(),
     auth_time: s.auth_time.toISOString(), amr: s.amr, acr: s.acr,
     idle_expires_at: s.idle_expires_at.toISOString(), absolute_expires_at: s.absolute_expires_at.toISOString(),
-    clients: [...clients],
+    backchannel_logout_clients: [...clients],
   };
 }

@@ -128,7 +128,7 @@ describe('admin API: users, sessions, grants and single access tokens (issue 25)
     const sid1 = decodeJwt(t1.id_token!).sid as string;
     const sessions = (await call('GET', '/admin/users/dave/sessions')).json();
     expect((sessions.sessions as Array<{ sid: string }>).map((s) => s.sid).sort()).toEqual([sid1, decodeJwt(t2.id_token!).sid as string].sort());
-    expect(sessions.sessions.find((s: { sid: string }) => s.sid === sid1)).toMatchObject({ amr: ['pwd'], clients: [web.id] });
+    expect(sessions.sessions.find((s: { sid: string }) => s.sid === sid1)).toMatchObject({ amr: ['pwd'], backchannel_logout_clients: [web.id] });
 
     const res = await call('POST', '/admin/users/dave/password', { password: NEW_PASSWORD });
     expect(res.statusCode).toBe(200);
