@@ -236,21 +236,14 @@ export const usersCommand: Command = {
       case 'disable':
       case 'enable':
         return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
-          const repo = new UserRepository(store.db);
-          const user = await findOrFail(repo, positionals[0]);
-          await repo.setDisabled(user.id, sub === 'disable', now());
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          // The admin API's rule: a disabled user is signed out everywhere at once, and the apps of each session are told.
+          const { accounts, ended } = cliAccounts(store, audit);
+          await accounts.setDisabled(user, sub === 'disable', by());
           process.stdout.write(`${user.username} ${sub}d\n`);
-          const by = { by: `cli:${userInfo().username}` };
-          if (sub === 'enable') {
-            audit.record('user.enabled', { sub: user.id, ...by });
-            return 0;
-          }
-          // A disabled user is signed out everywhere at once, and the apps of each session are told.
-          const ended = await new SessionRepository(store.db).endAllOf(user.id, now());
-          audit.record('user.disabled', { sub: user.id, sessions_ended: ended.length, ...by });
           if (ended.length === 0) return 0;
           process.stdout.write(`sessions ended: ${ended.length}\n`);
-          return tellApps(config, store, ended, audit, logger, by);
+          return tellApps(config, store, ended, audit, logger, by());
         }));
       case 'list':
         return withCliStore(config, async (store) => {
