@@ -14,6 +14,7 @@ import { sessionFactors } from './0020_session_factors.js';
 import { trustedIssuers } from './0023_trusted_issuers.js';
 import { auditSearch } from './0024_audit_search.js';
 import { clientTokenCutoff } from './0025_client_token_cutoff.js';
+import { refreshFamilyActivity } from './0026_refresh_family_activity.js';
 
 /**
  * Every migration, in order. A migration is never edited once released: change the schema with
@@ -35,4 +36,5 @@ export const migrations: readonly Migration[] = [
   trustedIssuers,
   auditSearch,
   clientTokenCutoff,
+  refreshFamilyActivity,
 ];

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { systemClock } from '../platform/clock.js';
 import type { Config } from '../server/config.js';
 import type { Store } from '../platform/db/database.js';
@@ -21,6 +20,9 @@ import { EXIT, printJson } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
 import { keyEncryptionSecrets } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
+import { cliFamilyRevocation } from './tokens.js';
+import { AccountAdministration, accountView, EMAIL, sessionView, USERNAME } from '../users/account-administration.js';
+import { SessionClientRepository } from '../users/session-clients-store.js';
 
 const HELP = `Usage: latchkey users <subcommand> [options]
 
@@ -28,8 +30,18 @@ const HELP = `Usage: latchkey users <subcommand> [options]
          [--family-name TEXT] [--preferred-username TEXT] [--locale TAG] [--phone-number NUM]
          [--password-stdin]
       Creates a user. Without --password-stdin a random password is generated and printed once.
-  set-password USERNAME [--password-stdin]
-      Replaces the password (generated and printed once unless read from standard input).
+  set-password USERNAME [--password-stdin] [--keep-sessions] [--keep-tokens]
+      Replaces the password (generated and printed once unless read from standard input). The
+      compromised-account step: also ends every SSO session of the user (telling their apps by
+      back-channel logout; exits 1 when they cannot be told) and revokes every grant (refresh
+      families and their access tokens), unless --keep-sessions / --keep-tokens. Audited
+      (user.password_set, with what was ended).
+  sessions USERNAME [--json]
+      The user's live SSO sessions: sid, created, last seen, factors (amr) and level (acr), and the
+      clients registered for back-channel logout that took part in each (told when it ends).
+  end-sessions USERNAME [--session SID]
+      Ends one session (--session) or all of the user's, and tells their apps (back-channel
+      logout; exits 1 when they cannot be told). Audited session.ended_by_admin.
   disable USERNAME | enable USERNAME
       A disabled user cannot sign in. Disabling also ends the user's SSO sessions and tells the
       apps of each (back-channel logout, when they registered a backchannel_logout_uri). When the
@@ -54,21 +66,14 @@ Passwords are never taken from the command line (it is visible to other processe
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
 In embedded mode these commands refuse while a server owns DATA_DIR.`;
 
-/** Login names: what a person types, so printable and unambiguous. */
-const username = z.string().regex(/^[A-Za-z0-9._@+-]{1,64}$/, 'username: 1 to 64 letters, digits or . _ @ + -');
-const email = z.email('email: not a valid address').max(254);
+const username = USERNAME;
+const email = EMAIL;
 
 function generatedPassword(): string {
   return randomBytes(18).toString('base64url'); // 144 bits, 24 characters
 }
 
-function describeUser(u: User): Record<string, unknown> {
-  return {
-    sub: u.id, username: u.username, email: u.email, email_verified: u.email_verified, ...u.profile,
-    phone_number: u.phone_number, disabled: u.disabled, has_password: u.password_hash !== null,
-    created_at: u.created_at.toISOString(), updated_at: u.updated_at.toISOString(),
-  };
-}
+const describeUser = accountView;
 
 async function findOrFail(repo: UserRepository, login: string | undefined): Promise<User> {
   if (!login) throw new UsageError('name the user: latchkey users <subcommand> USERNAME');
@@ -111,6 +116,27 @@ function printFactorStatus(status: FactorStatus): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/** Who acted, for the audit trail: the OS user running the CLI. */
+const by = () => ({ by: `cli:${userInfo().username}` });
+
+/**
+ * The account administration the admin API uses, from the CLI: the sessions it ends are
+ * collected, and their apps told once the command has the signing keys (tellApps).
+ */
+function cliAccounts(store: Store, audit: AuditLog): { accounts: AccountAdministration; ended: SsoSession[] } {
+  const ended: SsoSession[] = [];
+  const families = cliFamilyRevocation(store, audit);
+  const accounts = new AccountAdministration({
+    users: new UserRepository(store.db),
+    sessions: new SessionRepository(store.db),
+    sessionsEnded: (sessions) => { ended.push(...sessions); },
+    revokeFamilies: (filter, reason, actor) => families.revokeFamilies(filter, reason, actor),
+    audit,
+    clock: systemClock,
+  });
+  return { accounts, ended };
+}
+
 export const usersCommand: Command = {
   name: 'users',
   summary: 'create, list, disable users, set their passwords, reset their second factors',
@@ -125,9 +151,10 @@ export const usersCommand: Command = {
         name: { type: 'string' }, 'given-name': { type: 'string' }, 'family-name': { type: 'string' },
         'preferred-username': { type: 'string' }, locale: { type: 'string' }, 'phone-number': { type: 'string' },
         'password-stdin': { type: 'boolean' }, json: { type: 'boolean' },
+        'keep-sessions': { type: 'boolean' }, 'keep-tokens': { type: 'boolean' }, session: { type: 'string' },
       },
     });
-    if (values.json && sub !== 'list' && sub !== 'mfa-status') throw new UsageError('--json goes with list and mfa-status');
+    if (values.json && sub !== 'list' && sub !== 'mfa-status' && sub !== 'sessions') throw new UsageError('--json goes with list, sessions and mfa-status');
     const config = configOrExit();
     const hasher = () => createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const newPassword = async () => (values['password-stdin'] ? { password: await readSecretFromStdin(), generated: false } : { password: generatedPassword(), generated: true });
@@ -170,33 +197,53 @@ export const usersCommand: Command = {
           if (err instanceof PasswordRejected) throw new UsageError(err.message);
           throw err;
         }
-        return withCliStore(config, async (store) => {
-          const repo = new UserRepository(store.db);
-          const user = await findOrFail(repo, positionals[0]);
-          await repo.setPasswordHash(user.id, hash, now());
-          process.stdout.write(`password of ${user.username} replaced\n`);
-          if (generated) process.stdout.write(`password (shown once): ${password}\n`);
-          return 0;
-        });
-      }
-      case 'disable':
-      case 'enable':
         return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
           const repo = new UserRepository(store.db);
           const user = await findOrFail(repo, positionals[0]);
-          await repo.setDisabled(user.id, sub === 'disable', now());
-          process.stdout.write(`${user.username} ${sub}d\n`);
-          const by = { by: `cli:${userInfo().username}` };
-          if (sub === 'enable') {
-            audit.record('user.enabled', { sub: user.id, ...by });
-            return 0;
+          const { accounts, ended } = cliAccounts(store, audit);
+          const result = await accounts.setPassword(user, hash, { endSessions: !values['keep-sessions'], revokeTokens: !values['keep-tokens'] }, by());
+          process.stdout.write(`password of ${user.username} replaced\n`);
+          if (generated) process.stdout.write(`password (shown once): ${password}\n`);
+          process.stdout.write(`sessions ended: ${result.sessions_ended}, grants revoked: ${result.families_revoked}\n`);
+          return ended.length === 0 ? 0 : tellApps(config, store, ended, audit, logger, by());
+        }));
+      }
+      case 'sessions':
+        return withCliStore(config, async (store) => {
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          const live = await new SessionRepository(store.db).liveOf(user.id, now());
+          const clients = await new SessionClientRepository(store.db).clientsOf(live.map((s) => s.sid));
+          const views = live.map((s) => sessionView(s, clients.get(s.sid) ?? []));
+          if (values.json) {
+            printJson(views);
+          } else {
+            for (const v of views) {
+              process.stdout.write(`${[v.sid, `created ${v.created_at}`, `last seen ${v.last_seen_at}`, `amr ${(v.amr as string[]).join(',')}`,
+                `acr ${v.acr ?? '-'}`, `logout clients ${(v.backchannel_logout_clients as string[]).join(',') || '-'}`].join('\t')}\n`);
+            }
           }
-          // A disabled user is signed out everywhere at once, and the apps of each session are told.
-          const ended = await new SessionRepository(store.db).endAllOf(user.id, now());
-          audit.record('user.disabled', { sub: user.id, sessions_ended: ended.length, ...by });
+          return 0;
+        });
+      case 'end-sessions':
+        return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          const { accounts, ended } = cliAccounts(store, audit);
+          const result = await accounts.endSessions(user, values.session, by());
+          if (!result) throw new UsageError(`no live session "${values.session}" of ${user.username}`);
+          process.stdout.write(`sessions ended: ${result.length}\n`);
+          return ended.length === 0 ? 0 : tellApps(config, store, ended, audit, logger, by());
+        }));
+      case 'disable':
+      case 'enable':
+        return withCliStore(config, async (store) => withCliAudit(config, store, async (audit, logger) => {
+          const user = await findOrFail(new UserRepository(store.db), positionals[0]);
+          // The admin API's rule: a disabled user is signed out everywhere at once, and the apps of each session are told.
+          const { accounts, ended } = cliAccounts(store, audit);
+          await accounts.setDisabled(user, sub === 'disable', by());
+          process.stdout.write(`${user.username} ${sub}d\n`);
           if (ended.length === 0) return 0;
           process.stdout.write(`sessions ended: ${ended.length}\n`);
-          return tellApps(config, store, ended, audit, logger, by);
+          return tellApps(config, store, ended, audit, logger, by());
         }));
       case 'list':
         return withCliStore(config, async (store) => {

@@ -12,6 +12,15 @@ export class SessionClientRepository {
       .execute();
   }
 
+  /** The clients that took part in each of these sessions (read only: an operator's listing). */
+  async clientsOf(sids: readonly string[]): Promise<Map<string, string[]>> {
+    const map = new Map<string, string[]>();
+    if (sids.length === 0) return map;
+    const rows = await this.db.selectFrom('session_clients').select(['sid', 'client_id']).where('sid', 'in', [...sids]).orderBy('created_at').orderBy('client_id').execute();
+    for (const r of rows) map.set(r.sid, [...(map.get(r.sid) ?? []), r.client_id]);
+    return map;
+  }
+
   /** The clients of session `sid`, removed in the same statement: of two callers, one gets them. */
   async take(sid: string): Promise<string[]> {
     const rows = await this.db.deleteFrom('session_clients').where('sid', '=', sid).returning('client_id').execute();

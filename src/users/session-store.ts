@@ -107,6 +107,24 @@ export class SessionRepository {
     return rows.map(sessionOf);
   }
 
+  /** The live sessions of a user, newest first. */
+  async liveOf(userId: string, now: Date): Promise<SsoSession[]> {
+    const rows = await this.db.selectFrom('sessions').selectAll()
+      .where('user_id', '=', userId).where('ended_at', 'is', null)
+      .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .orderBy('created_at', 'desc').orderBy('sid').execute();
+    return rows.map(sessionOf);
+  }
+
+  /** Ends one live session of a user, by its sid (an operator's action); returns it if this call ended it. */
+  async endBySid(userId: string, sid: string, now: Date): Promise<SsoSession | undefined> {
+    const row = await this.db.updateTable('sessions').set({ ended_at: now })
+      .where('user_id', '=', userId).where('sid', '=', sid).where('ended_at', 'is', null)
+      .where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .returningAll().executeTakeFirst();
+    return row ? sessionOf(row) : undefined;
+  }
+
   /** Ends the session; returns it if it was live. */
   async end(idHash: Buffer, now: Date): Promise<SsoSession | undefined> {
     const row = await this.db.updateTable('sessions').set({ ended_at: now })

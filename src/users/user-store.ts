@@ -60,6 +60,24 @@ export class UserRepository {
     return this.db.selectFrom('users').selectAll().orderBy(sql`lower(username)`).execute();
   }
 
+  /**
+   * One page of users ordered by lower(username) (unique), after `after` (keyset paging: a
+   * page never skips or repeats a user whatever is created meanwhile). `q`: users whose
+   * username or e-mail contains it, case-insensitively (strpos, so `%` and `_` are plain text).
+   */
+  async search(input: { q?: string | undefined; limit: number; after?: string | undefined }): Promise<User[]> {
+    let query = this.db.selectFrom('users').selectAll();
+    if (input.q !== undefined && input.q !== '') {
+      const q = input.q.toLowerCase();
+      query = query.where((eb) => eb.or([
+        eb(sql`strpos(lower(username), ${q})`, '>', 0),
+        eb(sql`strpos(lower(coalesce(email, '')), ${q})`, '>', 0),
+      ]));
+    }
+    if (input.after !== undefined) query = query.where(sql`lower(username)`, '>', input.after.toLowerCase());
+    return query.orderBy(sql`lower(username)`).limit(input.limit).execute();
+  }
+
   async setPasswordHash(id: string, hash: string, now: Date): Promise<boolean> {
     const r = await this.db.updateTable('users').set({ password_hash: hash, updated_at: now }).where('id', '=', id).executeTakeFirst();
     return r.numUpdatedRows === 1n;

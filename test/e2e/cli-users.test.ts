@@ -31,7 +31,7 @@ describe('latchkey users', () => {
     expect(short.stderr()).toBe('latchkey users: password must be at least 12 characters\n');
     const ok = run(['users', 'set-password', 'ALICE', '--password-stdin'], env, 'a long enough passphrase\n');
     expect(await ok.exited).toBe(0);
-    expect(ok.stdout()).toBe('password of alice replaced\n');
+    expect(ok.stdout()).toBe('password of alice replaced\nsessions ended: 0, grants revoked: 0\n');
   });
 
   it('refuses a duplicate username and an invalid one', async () => {

@@ -126,7 +126,7 @@ describe('--json: one JSON document from every list command', () => {
 
   it('--json anywhere but a list is a usage error (exit 2)', async () => {
     expect(await runCliCaptured(['clients', 'show', 'etl', '--json'])).toEqual({ code: 2, stdout: '', stderr: 'latchkey clients: --json goes with list (the other subcommands print JSON as they are)\n' });
-    expect(await runCliCaptured(['users', 'disable', 'alice', '--json'])).toEqual({ code: 2, stdout: '', stderr: 'latchkey users: --json goes with list and mfa-status\n' });
+    expect(await runCliCaptured(['users', 'disable', 'alice', '--json'])).toEqual({ code: 2, stdout: '', stderr: 'latchkey users: --json goes with list, sessions and mfa-status\n' });
     expect(await runCliCaptured(['keys', 'rotate', '--json'])).toEqual({ code: 2, stdout: '', stderr: 'latchkey keys: --json goes with list\n' });
     expect(await runCliCaptured(['config', '--check', '--json'])).toEqual({ code: 2, stdout: '', stderr: 'latchkey config: --json lists the variables; --check validates them: give one\n' });
   });

@@ -45,6 +45,7 @@ export class MemoryRefreshFamilies implements RefreshTokenStore {
       id: f.id, client_id: f.clientId, user_id: f.userId, scope: f.scope, audience: f.audience, sid: f.sid, auth_time: f.authTime,
       amr: f.amr, acr: f.acr, created_at: now, absolute_expires_at: f.absoluteExpiresAt, idle_expires_at: tokenExpiresAt,
       revoked_at: revoked ? now : null, revoked_reason: revoked ? 'grant revoked' : null,
+      created_ip: f.ip ?? null, last_rotated_at: null, last_rotated_ip: null,
     });
     this.tokens.set(tokenHash.toString('hex'), {
       tokenHash, familyId: f.id, generation: 1, state: revoked ? 'revoked' : 'active', createdAt: now, expiresAt: tokenExpiresAt, rotatedAt: null, sealed: null,

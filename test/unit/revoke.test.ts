@@ -26,6 +26,7 @@ function storedRefreshToken(familyId: string, clientId: string, revokedAt: Date 
       id: familyId, client_id: clientId, user_id: 'u1', scope: 'openid offline_access', audience: ISSUER, sid: 's', auth_time: t, amr: ['pwd'], acr: null,
       created_at: t, absolute_expires_at: new Date(NOW_MS + 86_400_000), idle_expires_at: new Date(NOW_MS + 3_600_000),
       revoked_at: revokedAt, revoked_reason: revokedAt ? 'revoked_by_client' : null,
+      created_ip: null, last_rotated_at: null, last_rotated_ip: null,
     },
   };
 }

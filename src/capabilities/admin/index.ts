@@ -8,5 +8,9 @@ export const admin: Capability = {
   name: 'admin',
   settings: adminSettings,
   enabled: (config) => config.adminTokens.length > 0,
-  register: (ctx) => ({ routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db), ctx.audit, ctx.keyAdministration)] }),
+  register: (ctx) => ({
+    routes: [adminRoutes(ctx.services, ctx.config, new AuditEventRepository(ctx.store.db), ctx.audit, ctx.keyAdministration, {
+      db: ctx.store.db, registry: ctx.metrics.registry, audit: ctx.audit, clock: ctx.clock,
+    })],
+  }),
 };

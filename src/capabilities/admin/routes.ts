@@ -12,6 +12,7 @@ import { keyAdminRoutes } from './key-routes.js';
 import type { KeyAdministration } from '../../platform/keys/administration.js';
 import { revokeIssuedTokens, type RevokedIssued } from '../../oauth/clients/revoke-issued.js';
 import { unusedSinceOf } from '../../oauth/clients/usage.js';
+import { userAdminRoutes, type UserAdminParts } from './user-routes.js';
 
 /** Members of a client's JSON view that are state, not metadata: dropped from update bodies so `show` output can be edited and sent back. */
 const READ_ONLY = ['client_id', 'client_type', 'disabled', 'source', 'client_id_issued_at', 'created_at', 'updated_at', 'client_secrets', 'tokens_not_before', 'last_used_at'];
@@ -33,7 +34,9 @@ function withSecret(created: CreatedClient): Record<string, unknown> {
  * The admin API under /admin: JSON in and out, authorised by a bearer credential from
  * ADMIN_TOKENS. Registered only when ADMIN_TOKENS is set (otherwise /admin is 404).
  */
-export function adminRoutes(service: Services, config: Config, auditEvents: AuditEventRepository, audit: AuditLog, keys: KeyAdministration): FastifyPluginAsync {
+export function adminRoutes(
+  service: Services, config: Config, auditEvents: AuditEventRepository, audit: AuditLog, keys: KeyAdministration, users: Omit<UserAdminParts, 'services'>,
+): FastifyPluginAsync {
   return async (app) => {
     requireAdmin(app, config.adminTokens);
     const fields = (req: FastifyRequest) => ({ ...adminActor(req) });
@@ -117,5 +120,6 @@ export function adminRoutes(service: Services, config: Config, auditEvents: Audi
     });
     familyAdminRoutes(app, service);
     keyAdminRoutes(app, keys);
+    userAdminRoutes(app, { ...users, services: service });
   };
 }

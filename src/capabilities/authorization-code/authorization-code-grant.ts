@@ -89,7 +89,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeGrantDeps): TokenG
 }
 
 async function redeem(
-  { client, params, resources }: GrantInput<'code' | 'redirect_uri' | 'code_verifier'>, deps: AuthorizationCodeGrantDeps,
+  { client, params, resources, ip }: GrantInput<'code' | 'redirect_uri' | 'code_verifier'>, deps: AuthorizationCodeGrantDeps,
 ): Promise<GrantResult> {
   const { code, redirect_uri: redirectUri, code_verifier: verifier } = params;
   if (code === undefined) throw new InvalidRequest('code is required');
@@ -151,7 +151,7 @@ async function redeem(
   const family = mayIssueRefreshToken(client, granted.scope)
     ? await startRefreshFamily(deps.refreshTokens, client, {
       id: granted.grant_id, userId: granted.user_id, scope: granted.scope, audience: granted.audience as string | string[],
-      sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr,
+      sid: granted.sid, authTime: granted.auth_time, amr: granted.amr, acr: granted.acr, ip,
     }, now)
     : undefined;
   if (family) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });

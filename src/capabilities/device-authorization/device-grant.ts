@@ -81,7 +81,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
   return {
     ...DEVICE_CODE,
     parameters: ['device_code'],
-    async handle({ client, params, resources }) {
+    async handle({ client, params, resources, ip }) {
       const code = params.device_code;
       if (code === undefined) throw new InvalidRequest('device_code is required');
       const answer = async () => {
@@ -117,7 +117,7 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
         });
         const family = mayIssueRefreshToken(client, a.scope)
           ? await startRefreshFamily(deps.refreshTokens, client, {
-            id: grantId, userId: a.user_id!, scope: a.scope, audience, sid: a.sid!, authTime: a.auth_time!, amr: a.amr ?? [], acr: a.acr,
+            id: grantId, userId: a.user_id!, scope: a.scope, audience, sid: a.sid!, authTime: a.auth_time!, amr: a.amr ?? [], acr: a.acr, ip,
           }, now)
           : undefined;
         if (family) deps.refreshMetrics.refreshTokens.inc({ outcome: 'issued' });

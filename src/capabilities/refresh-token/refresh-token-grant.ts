@@ -72,7 +72,7 @@ export function refreshTokenGrant(deps: RefreshTokenGrantDeps): TokenGrant<'refr
   };
 }
 
-async function rotate({ client, params, resources }: GrantInput<'refresh_token' | 'scope'>, deps: RefreshTokenGrantDeps): Promise<GrantResult> {
+async function rotate({ client, params, resources, ip }: GrantInput<'refresh_token' | 'scope'>, deps: RefreshTokenGrantDeps): Promise<GrantResult> {
   const { refresh_token: presented, scope: requested } = params;
   if (presented === undefined) throw new InvalidRequest('refresh_token is required');
   if (!REFRESH_TOKEN_FORMAT.test(presented)) throw new InvalidGrant(INVALID);
@@ -97,7 +97,7 @@ async function rotate({ client, params, resources }: GrantInput<'refresh_token' 
   let issued: { token: string; generation: number; outcome: 'rotated' | 'grace' } | undefined;
   if (found.state === 'active') {
     const next = newSuccessor(refresh, client, family.id, found.generation + 1, now);
-    const rotated = await refresh.store.rotate(hash, client.clientId, next.successor, now);
+    const rotated = await refresh.store.rotate(hash, client.clientId, next.successor, now, ip);
     if (rotated) issued = { token: next.token, generation: rotated.generation, outcome: 'rotated' };
     // Not rotated: another request rotated it first, or it expired or was revoked meanwhile. Read again to say which.
     else found = await refresh.store.find(hash);

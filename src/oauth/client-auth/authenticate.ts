@@ -86,6 +86,8 @@ export interface ClientAuthInput {
   /** The Authorization request header, as received. */
   authorization?: string | undefined;
   body: FormBody;
+  /** The client's IP address (for what a grant records, e.g. where a refresh family was used). */
+  ip?: string | undefined;
 }
 
 /** Remembers an assertion's jti until `expiresAt`; false when it was already used (replay). */

@@ -75,6 +75,26 @@ export class FamilyRevocation {
   }
 
   /**
+   * One family by an operator (the stolen-refresh-token runbook): it and every access token of
+   * its grant, the user's other grants untouched. Audited `family.revoked` with who and why.
+   * Undefined when no such family exists; `revoked: false` when it was revoked already.
+   */
+  async revokeOne(grantId: string, reason: string, actor: RevocationActor): Promise<{ family: RevokedFamily; revoked: boolean } | undefined> {
+    const { deps } = this;
+    const found = await deps.families.findFamily(grantId);
+    if (!found) return undefined;
+    const now = deps.clock.now();
+    // The grant first (its access tokens), then the family, as revokeGrant does.
+    await deps.revokedGrants.add(found.id, found.client_id, revocationHorizon(now), 'admin');
+    const family = await deps.families.revokeFamily(found.id, reason, now);
+    if (family) {
+      deps.metrics.familiesRevoked.inc({ reason: 'admin' });
+      deps.audit.record('family.revoked', { ...actor, sub: family.user_id, client_id: family.client_id, grant_id: family.id, of: 'grant', reason, families: 1 });
+    }
+    return { family: { id: found.id, client_id: found.client_id, user_id: found.user_id }, revoked: family !== undefined };
+  }
+
+  /**
    * Every live family of a user, of a client (the compromised-client runbook), or of a
    * user+client pair — the last is consent withdrawn, so the stored consent goes too. Codes
    * not yet redeemed are ended as well. Audited once, with who asked and why.

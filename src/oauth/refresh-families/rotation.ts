@@ -79,7 +79,7 @@ export interface RefreshTokenStore {
   startFamily(f: NewRefreshFamily, tokenHash: Buffer, tokenExpiresAt: Date, now: Date): Promise<{ revoked: boolean }>;
   revokeIfGrantRevoked(familyId: string, now: Date): Promise<boolean>;
   find(tokenHash: Buffer): Promise<StoredRefreshToken | undefined>;
-  rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date): Promise<{ generation: number; expiresAt: Date } | undefined>;
+  rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date, ip?: string): Promise<{ generation: number; expiresAt: Date } | undefined>;
 }
 
 /** What the grants need to issue and rotate refresh tokens. */

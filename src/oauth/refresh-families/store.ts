@@ -15,6 +15,8 @@ export interface NewRefreshFamily {
   amr: string[];
   acr: string | null;
   absoluteExpiresAt: Date;
+  /** The client's IP address at the token request that creates the family. */
+  ip?: string | undefined;
 }
 
 /** A presented refresh token as stored: the token, its family, and the state of its successor (if any). */
@@ -50,6 +52,22 @@ export interface RevokedFamily {
 }
 
 /**
+ * A family as an operator sees it (a "grant" in the admin API): who, which client, what scope,
+ * when and from where it was created and last rotated, and its state — never a token.
+ */
+export function grantView(f: RefreshFamilyRecord, now: Date): Record<string, unknown> {
+  const expiresAt = f.idle_expires_at < f.absolute_expires_at ? f.idle_expires_at : f.absolute_expires_at;
+  const state = f.revoked_at !== null ? 'revoked' : expiresAt.getTime() <= now.getTime() ? 'expired' : 'active';
+  return {
+    grant_id: f.id, client_id: f.client_id, sub: f.user_id, scope: f.scope, state,
+    created_at: f.created_at.toISOString(), created_ip: f.created_ip,
+    last_rotated_at: f.last_rotated_at?.toISOString() ?? null, last_rotated_ip: f.last_rotated_ip,
+    expires_at: expiresAt.toISOString(),
+    ...(f.revoked_at !== null ? { revoked_at: f.revoked_at.toISOString(), revoked_reason: f.revoked_reason } : {}),
+  };
+}
+
+/**
  * Refresh token families and their tokens (migrations/0015). Every state change is one SQL
  * statement (DESIGN): a family is born with its first token, a rotation marks the presented
  * token rotated and inserts its successor only if it was the active one, a revocation takes the
@@ -69,10 +87,10 @@ export class RefreshTokenRepository {
       with revoked as (select revoked_at, reason from revoked_grants where grant_id = ${f.id}),
       f as (
         insert into refresh_families (id, client_id, user_id, scope, audience, sid, auth_time, amr, acr, created_at,
-          absolute_expires_at, idle_expires_at, revoked_at, revoked_reason)
+          absolute_expires_at, idle_expires_at, revoked_at, revoked_reason, created_ip)
         values (${f.id}, ${f.clientId}, ${f.userId}, ${f.scope}, ${JSON.stringify(f.audience)}::jsonb, ${f.sid}, ${f.authTime},
           ${f.amr}::text[], ${f.acr}, ${now}, ${f.absoluteExpiresAt}, ${tokenExpiresAt},
-          (select revoked_at from revoked), (select reason from revoked))
+          (select revoked_at from revoked), (select reason from revoked), ${f.ip ?? null})
         returning id, revoked_at
       )
       insert into refresh_tokens (token_hash, family_id, generation, state, created_at, expires_at)
@@ -104,12 +122,12 @@ export class RefreshTokenRepository {
    * Rotation, in one statement: only if the presented token is its family's active one, live,
    * the family live and the caller's, it becomes `rotated` (keeping its sealed successor), the
    * successor of the next generation is inserted `active`, the family's idle expiry slides to
-   * the successor's, and the predecessor's kept copy of the presented token is erased (once a
+   * the successor's (with the time and client IP of this rotation), and the predecessor's kept copy of the presented token is erased (once a
    * token has been rotated, presenting its predecessor is reuse whatever the window). Two racing
    * rotations: the second waits on the row lock and then finds the token no longer active.
    * Returns the successor's generation and expiry, or undefined when nothing was rotated.
    */
-  async rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date): Promise<{ generation: number; expiresAt: Date } | undefined> {
+  async rotate(tokenHash: Buffer, clientId: string, successor: Successor, now: Date, ip?: string): Promise<{ generation: number; expiresAt: Date } | undefined> {
     const result = await sql<{ generation: number; expires_at: Date }>`
       with old as (
         update refresh_tokens t set state = 'rotated', rotated_at = ${now},
@@ -125,7 +143,8 @@ export class RefreshTokenRepository {
         returning family_id, generation, expires_at
       ),
       slid as (
-        update refresh_families f set idle_expires_at = next.expires_at from next where f.id = next.family_id returning f.id
+        update refresh_families f set idle_expires_at = next.expires_at, last_rotated_at = ${now}, last_rotated_ip = ${ip ?? null}
+        from next where f.id = next.family_id returning f.id
       ),
       erased as (
         update refresh_tokens p set successor_ciphertext = null, successor_nonce = null from old
@@ -135,6 +154,23 @@ export class RefreshTokenRepository {
       select next.generation, next.expires_at from next`.execute(this.db);
     const row = result.rows[0];
     return row ? { generation: Number(row.generation), expiresAt: new Date(row.expires_at) } : undefined;
+  }
+
+  /** One family by its id (the grant id), revoked or not. */
+  async findFamily(familyId: string): Promise<RefreshFamilyRecord | undefined> {
+    return this.db.selectFrom('refresh_families').selectAll().where('id', '=', familyId).executeTakeFirst();
+  }
+
+  /**
+   * The families of a user or of a client (the admin's grant listing), newest first, at most
+   * `limit`: live ones and revoked or expired ones alike (each says its state).
+   */
+  async listFamilies(filter: FamilyFilter, limit: number): Promise<RefreshFamilyRecord[]> {
+    if (filter.userId === undefined && filter.clientId === undefined) throw new Error('listFamilies needs a user or a client');
+    let query = this.db.selectFrom('refresh_families').selectAll();
+    if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+    if (filter.clientId !== undefined) query = query.where('client_id', '=', filter.clientId);
+    return query.orderBy('created_at', 'desc').orderBy('id').limit(limit).execute();
   }
 
   /**

@@ -34,6 +34,7 @@ export async function handleTokenRequest(input: ClientAuthInput, deps: TokenEndp
   const params = readParams(input.body, grant.parameters);
   const resources = readRepeatedParam(input.body, 'resource');
   const grantInput: GrantInput<string> = { client: authenticated.client, params, resources };
+  if (input.ip !== undefined) grantInput.ip = input.ip;
   if (grant.repeatedParameters) grantInput.repeated = Object.fromEntries(grant.repeatedParameters.map((name) => [name, readRepeatedParam(input.body, name)]));
   const result = await grant.handle(grantInput);
   // Built by assignment, not a spread: this runs for every token issued.

@@ -52,6 +52,8 @@ export interface GrantInput<P extends string> {
   resources: string[];
   /** The values of the grant's declared `repeatedParameters` (e.g. RFC 8693 `audience`), each in request order. */
   repeated?: Partial<Record<string, string[]>>;
+  /** The client's IP address, when known (recorded with a refresh family's creation and rotation). */
+  ip?: string;
 }
 
 /** An audit event a grant produced besides `token.issued`: its name and identifiers, never a token. */

@@ -276,6 +276,11 @@ export interface RefreshFamiliesTable {
   idle_expires_at: Date;
   revoked_at: Date | null;
   revoked_reason: string | null;
+  /** The client IP address of the token request that created the family (migration 0024). */
+  created_ip: string | null;
+  /** When and from which IP address the family was last rotated (migration 0024). */
+  last_rotated_at: Date | null;
+  last_rotated_ip: string | null;
 }
 
 export type RefreshTokenState = 'active' | 'rotated' | 'revoked';

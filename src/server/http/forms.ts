@@ -13,7 +13,7 @@ export function isForm(req: FastifyRequest): boolean {
 /** RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1: the endpoints that authenticate clients take form posts only. */
 export function clientAuthInput(req: FastifyRequest): ClientAuthInput {
   if (!isForm(req)) throw new InvalidRequest(`the request body must be ${FORM}`);
-  return { authorization: req.headers.authorization, body: formBody(req.body) };
+  return { authorization: req.headers.authorization, body: formBody(req.body), ip: req.ip };
 }
 
 /** A member of a parsed form body, when the body is an object. */
