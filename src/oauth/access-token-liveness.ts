@@ -25,16 +25,26 @@ export function namesUser(claims: Pick<AccessTokenClaims, 'gid' | 'sub_kind'>): 
   return claims.gid !== undefined || claims.sub_kind === 'user';
 }
 
+/** Why a verified (signed, unexpired) access token is no longer live; what introspection's metric counts. */
+export type NotLiveReason = 'revoked' | 'unknown_client' | 'client_disabled' | 'user_disabled';
+
 /**
  * The checks after the signature and expiry (verifyAccessToken): not revoked (its jti or its
  * grant), its client neither deleted nor disabled (read from the client cache), and its user,
- * when it has one, neither deleted nor disabled.
+ * when it has one, neither deleted nor disabled. Undefined when live, else the first check failed.
  */
-export async function stillLive(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<boolean> {
-  if (await deps.isRevoked(claims)) return false;
+export async function notLiveReason(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<NotLiveReason | undefined> {
+  if (await deps.isRevoked(claims)) return 'revoked';
   const owner = await deps.clients.get(claims.client_id);
-  if (!owner || owner.disabled) return false;
-  return !namesUser(claims) || deps.userActive(claims.sub);
+  if (!owner) return 'unknown_client';
+  if (owner.disabled) return 'client_disabled';
+  if (namesUser(claims) && !(await deps.userActive(claims.sub))) return 'user_disabled';
+  return undefined;
+}
+
+/** notLiveReason as a yes/no. */
+export async function stillLive(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<boolean> {
+  return (await notLiveReason(claims, deps)) === undefined;
 }
 
 export type LiveAccessToken =
