@@ -75,9 +75,14 @@ describe('deploy/ dashboards and alerts', () => {
     const dash = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as { uid: string; panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     expect(dash.uid).toBe('latchkey');
     const all = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
-    for (const metric of ['latchkey_tokens_issued_total', 'latchkey_token_request_duration_seconds', 'latchkey_refresh_reuse_detected_total', 'latchkey_revocations_total', 'latchkey_signing_key_age_seconds']) {
+    for (const metric of ['latchkey_tokens_issued_total', 'latchkey_token_request_duration_seconds', 'latchkey_refresh_reuse_detected_total', 'latchkey_revocations_total', 'latchkey_signing_key_age_seconds',
+      'latchkey_signing_keys', 'latchkey_client_auth_failures_total', 'latchkey_sso_sessions', 'latchkey_refresh_families', 'latchkey_revocation_propagation_seconds',
+      'latchkey_introspections_inactive_total', 'latchkey_admin_requests_total']) {
       expect(all.some((e) => referenced(e).includes(metric)), metric).toBe(true);
     }
+    // SLO burn panels: both burn windows of each pair, read from the recording rules.
+    for (const window of ['1h', '5m', '6h', '1d']) expect(all.some((e) => e.includes(`latchkey:slo_error_ratio:rate${window}`)), window).toBe(true);
+    expect(new Set(dash.panels.map((p) => (p as { id?: number }).id)).size).toBe(dash.panels.length);
     for (const panel of dash.panels) {
       for (const t of panel.targets) {
         for (const name of referenced(t.expr)) expect(exported.has(name), `${panel.title}: ${name}`).toBe(true);
