@@ -1,5 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
@@ -30,4 +32,19 @@ describe('deploy/ rules under promtool', () => {
     expect(run.status).toBe(0);
     expect(run.stdout.match(/SUCCESS/g)).toHaveLength(3);
   }, 60_000);
+
+  it.skipIf(!promtool)('every dashboard query parses (promtool check rules on them as recording rules)', () => {
+    const dash = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-dash-'));
+    try {
+      const file = join(dir, 'dashboard.yml');
+      // JSON is YAML: one recording rule per query.
+      writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query:q${i}`, expr })) }] }));
+      const run = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      expect(run.stdout + run.stderr).toContain(`SUCCESS: ${exprs.length} rules found`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
