@@ -32,4 +32,42 @@ describe('cachedCountGauge', () => {
     expect(a).toBe(b);
     expect(calls).toBe(4); // concurrent scrapes share one count
   });
+
+  it('a count slower than timeoutMs does not hold the scrape: the last value now, the new one once it arrives', async () => {
+    const registry = new Registry();
+    let now = 0;
+    let release: (n: number) => void = () => {};
+    let calls = 0;
+    cachedCountGauge(registry, {
+      name: 'latchkey_test_slow', help: 'test', now: () => now, timeoutMs: 50,
+      count: () => { calls++; return calls === 1 ? Promise.resolve(3) : new Promise<number>((resolve) => { release = resolve; }); },
+    });
+    const scrape = async () => (await registry.getMetricsAsJSON())[0]!.values[0]?.value;
+    expect(await scrape()).toBe(3);
+    now += 15_000;
+    const started = performance.now();
+    expect(await scrape()).toBe(3); // the database hangs: answered after the timeout with the last value
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(await scrape()).toBe(3); // still pending: no second query
+    expect(calls).toBe(2);
+    release(5);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(await scrape()).toBe(5);
+    expect(calls).toBe(2);
+  });
+
+  it('a count that throws at once is retried after the period (never stuck on a settled query)', async () => {
+    const registry = new Registry();
+    let now = 0;
+    let calls = 0;
+    cachedCountGauge(registry, {
+      name: 'latchkey_test_throws', help: 'test', now: () => now,
+      count: () => { calls++; if (calls === 1) throw new Error('synchronous'); return Promise.resolve(calls); },
+    });
+    await registry.metrics();
+    now += 15_000;
+    await registry.metrics();
+    expect(calls).toBe(2);
+    expect((await registry.getMetricsAsJSON())[0]!.values[0]?.value).toBe(2);
+  });
 });

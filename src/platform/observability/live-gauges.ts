@@ -4,7 +4,10 @@ import { LatencyHistogram } from './request-metrics.js';
 /**
  * A gauge read from the database on scrape: one cheap COUNT, cached for `ttlMs` so that several
  * scrapers (or a dashboard refreshing) cost one query per period. A failed count leaves the
- * last value and never fails the scrape (`onError` is told); concurrent scrapes share one query.
+ * last value and never fails the scrape (`onError` is told), nor does a count that takes longer
+ * than `timeoutMs` (a database outage must not hold the scrape until its connection times out):
+ * the scrape answers with the last value and the count's result is kept when it arrives.
+ * Concurrent scrapes share one query.
  */
 export function cachedCountGauge(registry: Registry, options: {
   name: string;
@@ -13,9 +16,11 @@ export function cachedCountGauge(registry: Registry, options: {
   /** Epoch ms (the server's clock). */
   now: () => number;
   ttlMs?: number;
+  timeoutMs?: number;
   onError?: (err: unknown) => void;
 }): Gauge {
   const ttl = options.ttlMs ?? 15_000;
+  const timeoutMs = options.timeoutMs ?? 2_000;
   let value: number | undefined;
   let readAt = -Infinity;
   let pending: Promise<void> | undefined;
@@ -28,7 +33,6 @@ export function cachedCountGauge(registry: Registry, options: {
     } finally {
       // A failure waits the same period before trying again: a database outage is not hammered by scrapes.
       readAt = options.now();
-      pending = undefined;
     }
   };
   return new Gauge({
@@ -36,7 +40,13 @@ export function cachedCountGauge(registry: Registry, options: {
     help: options.help,
     registers: [registry],
     async collect() {
-      if (options.now() - readAt >= ttl) await (pending ??= refresh());
+      if (options.now() - readAt >= ttl || pending) {
+        // Cleared in a later microtask, so never before this assignment (even if count throws at once).
+        pending ??= refresh().finally(() => { pending = undefined; });
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([pending, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); timer.unref(); })]);
+        clearTimeout(timer);
+      }
       if (value !== undefined) this.set(value);
     },
   });
