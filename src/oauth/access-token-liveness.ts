@@ -25,16 +25,28 @@ export function namesUser(claims: Pick<AccessTokenClaims, 'gid' | 'sub_kind'>): 
   return claims.gid !== undefined || claims.sub_kind === 'user';
 }
 
+/** Why a verified (signed, unexpired) access token is no longer live; what introspection's metric counts. */
+export type NotLiveReason = 'revoked' | 'unknown_client' | 'client_disabled' | 'client_cutoff' | 'user_disabled';
+
 /**
  * The checks after the signature and expiry (verifyAccessToken): not revoked (its jti or its
  * grant), its client neither deleted nor disabled nor past its cutoff for this token (clientHonours,
  * read from the client cache: no database read), and its user, when it has one, neither deleted
- * nor disabled.
+ * nor disabled. Undefined when live, else the first check that failed.
  */
+export async function notLiveReason(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<NotLiveReason | undefined> {
+  if (await deps.isRevoked(claims)) return 'revoked';
+  const owner = await deps.clients.get(claims.client_id);
+  if (!owner) return 'unknown_client';
+  if (owner.disabled) return 'client_disabled';
+  if (!clientHonours(owner, claims.iat)) return 'client_cutoff';
+  if (namesUser(claims) && !(await deps.userActive(claims.sub))) return 'user_disabled';
+  return undefined;
+}
+
+/** notLiveReason as a yes/no. */
 export async function stillLive(claims: Readonly<AccessTokenClaims>, deps: LivenessDeps): Promise<boolean> {
-  if (await deps.isRevoked(claims)) return false;
-  if (!clientHonours(await deps.clients.get(claims.client_id), claims.iat)) return false;
-  return !namesUser(claims) || deps.userActive(claims.sub);
+  return (await notLiveReason(claims, deps)) === undefined;
 }
 
 export type LiveAccessToken =

@@ -62,16 +62,31 @@ export class RevokedSet {
     private readonly table: RevocationTable,
     private readonly notifier: Notifier,
     private readonly now: () => Date,
+    /**
+     * Told, on every instance (the revoking one included, through its own notification), the
+     * seconds from a revocation (its time, carried in the NOTIFY payload) to this instance having
+     * applied it: latchkey_revocation_propagation_seconds.
+     */
+    private readonly onApplied?: (seconds: number) => void,
   ) {}
+
+  private applied(revokedAtMs: string | undefined): void {
+    const at = Number(revokedAtMs);
+    if (this.onApplied && revokedAtMs !== undefined && Number.isFinite(at)) this.onApplied(Math.max(0, (this.now().getTime() - at) / 1000));
+  }
 
   /** Loads the live entries and subscribes; returns the cleanup (unsubscribe and stop the timer). */
   async start(reloadSeconds: number, onError: (err: unknown) => void): Promise<() => Promise<void>> {
     const unlisten = await this.notifier.listen(this.channel, (payload) => {
       // Many ids revoked at once (addWritten), or the LISTEN connection is back after a loss
       // (an empty payload: what was notified meanwhile is lost): re-read the table.
-      if (payload === RELOAD || payload === '') { this.reload().catch(onError); return; }
-      const [id, exp] = payload.split(' ');
-      if (id && Number.isFinite(Number(exp))) this.entries.set(id, Number(exp));
+      // Payloads: `<id> <exp ms> <revoked at ms>`, or `* <revoked at ms>` (older instances omit the time).
+      const [id, exp, at] = payload.split(' ');
+      if (id === RELOAD || payload === '') {
+        this.reload().then(() => { this.applied(exp); }, onError);
+        return;
+      }
+      if (id && Number.isFinite(Number(exp))) { this.entries.set(id, Number(exp)); this.applied(at); }
     });
     try {
       await this.reload();
@@ -103,7 +118,7 @@ export class RevokedSet {
   async addWritten(ids: readonly string[], expiresAt: Date): Promise<void> {
     if (ids.length === 0) return;
     for (const id of ids) this.entries.set(id, expiresAt.getTime());
-    await this.notifier.notify(this.channel, RELOAD);
+    await this.notifier.notify(this.channel, `${RELOAD} ${this.now().getTime()}`);
   }
 
   /**
@@ -113,7 +128,7 @@ export class RevokedSet {
   async add(id: string, clientId: string, expiresAt: Date, reason: string): Promise<boolean> {
     const added = await this.table.add(id, clientId, expiresAt, reason);
     this.entries.set(id, expiresAt.getTime());
-    await this.notifier.notify(this.channel, `${id} ${expiresAt.getTime()}`);
+    await this.notifier.notify(this.channel, `${id} ${expiresAt.getTime()} ${this.now().getTime()}`);
     return added;
   }
 }

@@ -18,6 +18,7 @@ import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
 import { MAX_ACCESS_TOKEN_TTL, VerifiedAccessTokens } from '../oauth/tokens.js';
 import { Cleanup } from '../platform/db/cleanup.js';
 import { oauthMetrics } from '../platform/observability/oauth-metrics.js';
+import { cachedCountGauge, revocationPropagation } from '../platform/observability/live-gauges.js';
 import { refreshMetrics as createRefreshMetrics } from '../platform/observability/refresh-metrics.js';
 import { createPasswordHasher } from '../users/passwords.js';
 import { serverSessionEndNotifier } from '../users/session-end.js';
@@ -50,10 +51,13 @@ export async function createServices(
   cleanups.push(unlisten);
 
   const denylist = new AccessTokenDenylist(store.db);
-  const revoked = new RevokedSet(ACCESS_TOKEN_REVOKED_CHANNEL, denylist, store.notifier, () => clock.now());
+  const propagation = revocationPropagation(context.metrics.registry);
+  const revoked = new RevokedSet(ACCESS_TOKEN_REVOKED_CHANNEL, denylist, store.notifier, () => clock.now(),
+    (seconds) => { propagation.observe({ kind: 'access_token' }, seconds); });
   cleanups.push(await revoked.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the access token denylist failed')));
   const revokedGrantsTable = new RevokedGrantsTable(store.db, () => clock.now());
-  const revokedGrants = new RevokedSet(GRANT_REVOKED_CHANNEL, revokedGrantsTable, store.notifier, () => clock.now());
+  const revokedGrants = new RevokedSet(GRANT_REVOKED_CHANNEL, revokedGrantsTable, store.notifier, () => clock.now(),
+    (seconds) => { propagation.observe({ kind: 'grant' }, seconds); });
   cleanups.push(await revokedGrants.start(REVOCATION_RELOAD_SECONDS, (err) => context.logger.warn({ err }, 'reloading the revoked grants failed')));
   const users = new UserRepository(store.db);
 
@@ -61,6 +65,17 @@ export async function createServices(
   const metrics = oauthMetrics(context.metrics.registry, { perClient: config.metricsPerClient });
   const refreshMetrics = createRefreshMetrics(context.metrics.registry);
   const refreshStore = new RefreshTokenRepository(store.db);
+  const sessionStore = new SessionRepository(store.db);
+  // Live state on scrape: one COUNT each, cached 15 s; a failed count keeps the last value.
+  const now = () => clock.now().getTime();
+  cachedCountGauge(context.metrics.registry, {
+    name: 'latchkey_sso_sessions', help: 'Live SSO sessions (not ended or expired), counted on scrape at most every 15 s.',
+    count: () => sessionStore.countLive(clock.now()), now, onError: (err) => context.logger.warn({ err }, 'counting live SSO sessions failed'),
+  });
+  cachedCountGauge(context.metrics.registry, {
+    name: 'latchkey_refresh_families', help: 'Live refresh token families (not revoked or expired), counted on scrape at most every 15 s.',
+    count: () => refreshStore.countLive(clock.now()), now, onError: (err) => context.logger.warn({ err }, 'counting live refresh families failed'),
+  });
   const families = new FamilyRevocation({
     families: refreshStore, consents: new ConsentRepository(store.db), revokedGrants, audit, metrics: refreshMetrics, clock,
   });
@@ -159,7 +174,7 @@ export async function createServices(
     denylistAccessToken: async (jti, clientId, expiresAt) => { await revoked.add(jti, clientId, expiresAt, 'revoked'); },
     userActive: async (sub) => { const user = await users.findById(sub); return user !== undefined && !user.disabled; },
     users,
-    browserSessions: new BrowserSessions(config.issuer, new SessionRepository(store.db), config.sessionIdleTtl, clock, config.mfaRequired === 'off' ? null : ACR_BY_NAME[config.mfaRequired] ?? null),
+    browserSessions: new BrowserSessions(config.issuer, sessionStore, config.sessionIdleTtl, clock, config.mfaRequired === 'off' ? null : ACR_BY_NAME[config.mfaRequired] ?? null),
     hasher: await createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength }),
     refreshTokens,
     families,

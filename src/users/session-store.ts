@@ -35,6 +35,14 @@ function sessionOf(row: Selectable<SessionsTable>): SsoSession {
 export class SessionRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /** Live SSO sessions (not ended, neither idle- nor absolutely expired): one COUNT, for the latchkey_sso_sessions gauge. */
+  async countLive(now: Date): Promise<number> {
+    const row = await this.db.selectFrom('sessions').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('ended_at', 'is', null).where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async create(s: NewSession, now: Date): Promise<SsoSession> {
     const factors = withFactors({}, s.factors, s.authTime);
     const { amr, acr } = assuranceOf(factors);

@@ -33,14 +33,14 @@ function setup() {
 afterEach(() => { vi.useRealTimers(); });
 
 describe('the in-memory revocation set', () => {
-  it('add: the table first, then memory, then one notification "<id> <exp ms>" to the other instances', async () => {
+  it('add: the table first, then memory, then one notification "<id> <exp ms> <revoked at ms>" to the other instances', async () => {
     const { table, notifier, set, inSeconds } = setup();
     const exp = inSeconds(600);
     await set.add('jti-1', 'client-a', exp, 'revoked_by_client');
     expect(set.has('jti-1')).toBe(true);
     expect(set.has('jti-2')).toBe(false);
     expect(table.rows.get('jti-1')).toEqual({ clientId: 'client-a', expiresAt: exp, reason: 'revoked_by_client' });
-    expect(notifier.sent).toEqual([{ channel: CHANNEL, payload: `jti-1 ${exp.getTime()}` }]);
+    expect(notifier.sent).toEqual([{ channel: CHANNEL, payload: `jti-1 ${exp.getTime()} ${Date.parse('2030-01-01T00:00:00Z')}` }]);
   });
   it('add: true when this call revoked the id, false when the table already held it (still notified)', async () => {
     const { notifier, set, inSeconds } = setup();
@@ -59,7 +59,7 @@ describe('the in-memory revocation set', () => {
     const { table, notifier, set, inSeconds } = setup();
     await set.addWritten(['g1', 'g2', 'g3'], inSeconds(600));
     expect(['g1', 'g2', 'g3', 'g4'].map((id) => set.has(id))).toEqual([true, true, true, false]);
-    expect(notifier.sent).toEqual([{ channel: CHANNEL, payload: '*' }]);
+    expect(notifier.sent).toEqual([{ channel: CHANNEL, payload: `* ${Date.parse('2030-01-01T00:00:00Z')}` }]);
     expect(table.rows.size).toBe(0);
     await set.addWritten([], inSeconds(600));
     expect(notifier.sent).toHaveLength(1);
@@ -101,6 +101,25 @@ describe('the revocation set across instances (start, notifications, periodic re
     // Another channel is another set's.
     notifier.deliver('grant_revoked', `other ${inSeconds(600).getTime()}`);
     expect(set.has('other')).toBe(false);
+    await stop();
+  });
+  it('propagation: a notification carrying the revocation time is observed once applied (never negative; none without a time)', async () => {
+    const clock = new ManualClock('2030-01-01T00:00:10Z');
+    const table = new MemoryRevocationTable();
+    const notifier = new MemoryNotifier();
+    const observed: number[] = [];
+    const set = new RevokedSet(CHANNEL, table, notifier, () => clock.now(), (s) => observed.push(s));
+    const stop = await set.start(3600, () => {});
+    const t0 = Date.parse('2030-01-01T00:00:00Z');
+    notifier.deliver(CHANNEL, `jti-x ${t0 + 600_000} ${t0 + 7_500}`); // revoked 2.5 s before this instance's now
+    expect(set.has('jti-x')).toBe(true);
+    expect(observed).toEqual([2.5]);
+    notifier.deliver(CHANNEL, `jti-y ${t0 + 600_000} ${t0 + 60_000}`); // a clock ahead of this one: 0
+    notifier.deliver(CHANNEL, `jti-z ${t0 + 600_000}`); // an older instance's payload: applied, not observed
+    expect(set.has('jti-z')).toBe(true);
+    expect(observed).toEqual([2.5, 0]);
+    notifier.deliver(CHANNEL, `* ${t0 + 4_000}`); // a bulk revocation: observed once the re-read is done
+    await vi.waitFor(() => expect(observed).toEqual([2.5, 0, 6]));
     await stop();
   });
   it('ignores a notification that is not "<id> <finite number>"', async () => {

@@ -9,7 +9,7 @@ import { REFRESH_TOKEN_FORMAT } from '../../oauth/refresh-families/rotation.js';
 import type { StoredRefreshToken } from '../../oauth/refresh-families/store.js';
 import { sha256 } from '../../platform/crypto.js';
 import { assertSignable, verifyAccessToken } from '../../oauth/tokens.js';
-import { stillLive, type LivenessDeps } from '../../oauth/access-token-liveness.js';
+import { notLiveReason, type LivenessDeps, type NotLiveReason } from '../../oauth/access-token-liveness.js';
 import type { Actor } from '../../oauth/actor.js';
 
 /** RFC 9701 §4, §5: the media type a resource server asks for, and the response's Content-Type. */
@@ -55,9 +55,21 @@ export interface RefusedIntrospection {
   grantId?: string;
 }
 
+/**
+ * Why an answer is {active:false} (latchkey_introspections_inactive_total{reason}): the access
+ * token verification's reasons (verifyAccessToken), the liveness rule's (notLiveReason), a refresh
+ * token's own, and `not_allowed` for a token the caller may not see (mayIntrospect).
+ */
+export type InactiveReason =
+  | 'malformed' | 'unknown_key' | 'invalid_signature' | 'expired' | 'invalid_claims'
+  | NotLiveReason
+  | 'not_allowed' | 'unknown_refresh_token' | 'rotated_refresh_token';
+
 export interface IntrospectionResult {
   caller: AuthenticatedClient;
   response: IntrospectionResponse;
+  /** Set when the answer is {active:false}: why. */
+  reason?: InactiveReason;
   /** The same answer as a signed JWT (RFC 9701), when the caller asked for one. */
   jwt?: string;
   /** Set when the answer is {active:false} because the token is not the caller's to see (mayIntrospect). */
@@ -100,8 +112,8 @@ export async function introspect(
   const alg = caller.client.metadata.introspection_signed_response_alg;
   const asJwt = prefersJwtResponse(input.accept);
   if (asJwt) assertSignable(deps.keys, alg, "this client's introspection responses");
-  const { response, refused } = await answer(token, caller.client, deps);
-  const result: IntrospectionResult = refused ? { caller, response, refused } : { caller, response };
+  const { response, refused, reason } = await answer(token, caller.client, deps);
+  const result: IntrospectionResult = { caller, response, ...(refused ? { refused } : {}), ...(reason ? { reason } : {}) };
   if (!asJwt) return result;
   // RFC 9701 §5: iss, aud (the resource server asking: the authenticated caller), iat, and the
   // RFC 7662 answer as token_introspection ({active:false} alone when inactive). No sub and no
@@ -115,19 +127,22 @@ export async function introspect(
   return { ...result, jwt };
 }
 
-type Answer = { response: IntrospectionResponse; refused?: RefusedIntrospection };
+type Answer = { response: IntrospectionResponse; refused?: RefusedIntrospection; reason?: InactiveReason };
+
+const inactive = (reason: InactiveReason): Answer => ({ response: { active: false }, reason });
 
 async function answer(token: string, caller: Client, deps: IntrospectionDeps): Promise<Answer> {
   // A refresh token is never a JWT (no dots), so the format alone routes it.
   if (REFRESH_TOKEN_FORMAT.test(token)) return answerRefreshToken(token, caller, deps);
   const verified = await verifyAccessToken(deps, token);
-  if (!verified.valid) return { response: { active: false } };
+  if (!verified.valid) return inactive(verified.reason);
   const c = verified.claims;
   // First: a caller that may not see the token learns nothing else about it (not even whether
   // it was revoked), and costs no further lookup.
-  if (!mayIntrospect(caller, c)) return { response: { active: false }, refused: { clientId: c.client_id, jti: c.jti } };
+  if (!mayIntrospect(caller, c)) return { ...inactive('not_allowed'), refused: { clientId: c.client_id, jti: c.jti } };
   // Revoked, its client or its user deleted or disabled: the one rule token exchange reads too.
-  if (!(await stillLive(c, deps))) return { response: { active: false } };
+  const notLive = await notLiveReason(c, deps);
+  if (notLive !== undefined) return inactive(notLive);
   return { response: {
     active: true,
     ...(c.scope ? { scope: c.scope } : {}),
@@ -154,17 +169,19 @@ async function answer(token: string, caller: Client, deps: IntrospectionDeps): P
  */
 async function answerRefreshToken(token: string, caller: Client, deps: IntrospectionDeps): Promise<Answer> {
   const found = await deps.findRefreshToken(sha256(token));
-  if (!found) return { response: { active: false } };
+  if (!found) return inactive('unknown_refresh_token');
   const { family } = found;
   if (caller.metadata.introspect_any_token !== true && caller.clientId !== family.client_id) {
-    return { response: { active: false }, refused: { clientId: family.client_id, grantId: family.id } };
+    return { ...inactive('not_allowed'), refused: { clientId: family.client_id, grantId: family.id } };
   }
   const now = deps.clock.now().getTime();
-  const live = found.state === 'active' && found.expiresAt.getTime() > now && family.revoked_at === null && family.absolute_expires_at.getTime() > now;
-  if (!live) return { response: { active: false } };
+  if (found.state === 'revoked' || family.revoked_at !== null) return inactive('revoked');
+  if (found.state !== 'active') return inactive('rotated_refresh_token');
+  if (found.expiresAt.getTime() <= now || family.absolute_expires_at.getTime() <= now) return inactive('expired');
   const owner = await deps.clients.get(family.client_id);
-  if (!owner || owner.disabled) return { response: { active: false } };
-  if (!(await deps.userActive(family.user_id))) return { response: { active: false } };
+  if (!owner) return inactive('unknown_client');
+  if (owner.disabled) return inactive('client_disabled');
+  if (!(await deps.userActive(family.user_id))) return inactive('user_disabled');
   const exp = Math.floor(Math.min(found.expiresAt.getTime(), family.absolute_expires_at.getTime()) / 1000);
   return { response: {
     active: true,

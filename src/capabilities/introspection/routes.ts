@@ -19,7 +19,7 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
       findRefreshToken: (hash) => services.refreshTokens.store.find(hash),
       clientRateLimit: limiter.client('introspection', config.introspectionRateLimitPerClient, ctx.clock),
     };
-    const { introspections, perClient } = services.metrics;
+    const { introspections, introspectionsInactive, perClient } = services.metrics;
     // A refusal is audited once per caller and RATE_LIMIT_WINDOW: a resource server left unmarked
     // may introspect thousands of tokens a second, and the metric counts every refusal anyway.
     const refusalsAudited = new FixedWindowCounter(config.rateLimitWindow * 1000);
@@ -31,11 +31,12 @@ export function introspectionRoutes(ctx: CapabilityContext): FastifyPluginAsync 
       try {
         // The answer depends on Accept (RFC 9701 §4).
         reply.header('Vary', 'Accept');
-        const { caller, response, jwt, refused } = await introspect({ ...clientAuthInput(req), accept: req.headers.accept }, deps);
+        const { caller, response, jwt, refused, reason } = await introspect({ ...clientAuthInput(req), accept: req.headers.accept }, deps);
         const labels = { result: refused ? 'refused' : response.active ? 'active' : 'inactive', format: jwt === undefined ? 'json' : 'jwt' };
         introspections.inc(perClient ? { ...labels, client_id: caller.client.clientId } : labels);
         // Per calling client and minute, with its active / inactive / refused answers counted.
         ctx.audit.tally('token.introspected', { client_id: caller.client.clientId }, { outcome: labels.result });
+        if (reason !== undefined) introspectionsInactive.inc({ reason });
         if (refused && refusalsAudited.add(caller.client.clientId, ctx.clock.now().getTime()).count === 1) {
           ctx.audit.record('introspection.refused', {
             client_id: caller.client.clientId, token_client_id: refused.clientId,

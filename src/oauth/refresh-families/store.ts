@@ -76,6 +76,14 @@ export function grantView(f: RefreshFamilyRecord, now: Date): Record<string, unk
 export class RefreshTokenRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /** Live refresh families (not revoked, neither idle- nor absolutely expired): one COUNT, for the latchkey_refresh_families gauge. */
+  async countLive(now: Date): Promise<number> {
+    const row = await this.db.selectFrom('refresh_families').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('revoked_at', 'is', null).where('idle_expires_at', '>', now).where('absolute_expires_at', '>', now)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /**
    * Creates a family and its first token in one statement. A grant revoked before this
    * statement began (a code replayed while its first redemption was still running) gives a

@@ -105,11 +105,12 @@ export class KeyManager implements KeyRing, SealedTable {
       });
       new Gauge({
         name: 'latchkey_signing_keys',
-        help: 'Signing keys by lifecycle state and algorithm.',
+        help: 'Signing keys by lifecycle state and algorithm; state="active" is exported (0 when none) for every configured algorithm, so an alert on min by (instance, alg) sees a missing key.',
         labelNames: ['state', 'alg'],
         registers: [registry],
         collect() {
           this.reset();
+          for (const alg of manager.policy.algs) this.set({ state: 'active', alg }, 0);
           for (const { record } of manager.keys.values()) this.inc({ state: record.state, alg: record.alg });
         },
       });

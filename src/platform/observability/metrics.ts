@@ -1,5 +1,5 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { LatencyHistogram } from './request-metrics.js';
+import { LatencyHistogram, RequestCounter } from './request-metrics.js';
 
 /**
  * One registry per server instance (not prom-client's global one), so that several servers in
@@ -12,6 +12,8 @@ export interface Metrics {
   httpErrors: Counter<'route' | 'status'>;
   /** Requests refused with 429 by a rate limit (src/server/http/rate-limit.ts). */
   rateLimited: Counter<'endpoint' | 'limit'>;
+  /** Admin API calls (operator actions), by route pattern, method and status: counted by the root onResponse hook. */
+  adminRequests: RequestCounter<'route' | 'method' | 'status'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -36,6 +38,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'latchkey_rate_limited_total',
       help: 'Requests refused with 429 by a rate limit, by endpoint and the limit exceeded (ip, client, login, auth_failures).',
       labelNames: ['endpoint', 'limit'],
+      registers: [registry],
+    }),
+    adminRequests: new RequestCounter({
+      name: 'latchkey_admin_requests_total',
+      help: 'Admin API calls (operator actions) by route pattern (e.g. /admin/users/:login/sessions, never the raw URL), method and status.',
+      labelNames: ['route', 'method', 'status'],
       registers: [registry],
     }),
   };

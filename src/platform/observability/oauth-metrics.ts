@@ -13,6 +13,8 @@ export interface OAuthMetrics {
   tokenRequestDuration: LatencyHistogram<'grant_type'>;
   /** With METRICS_PER_CLIENT also `client_id`: the client that asked (answers only go to authenticated clients). */
   introspections: RequestCounter<'result' | 'format' | 'client_id'>;
+  /** Every {active:false} answer (refusals included) by why: bounded (src/capabilities/introspection/introspect.ts InactiveReason). */
+  introspectionsInactive: RequestCounter<'reason'>;
   introspectionDuration: LatencyHistogram;
   revocations: Counter<'kind'>;
   clientAuthFailures: Counter<'method'>;
@@ -51,6 +53,12 @@ export function oauthMetrics(registry: Registry, options: { perClient?: boolean 
       name: 'latchkey_introspections_total',
       help: 'Introspection answers by result (active, inactive, or refused: an unexpired token of this server the caller may not see) and format (json, or jwt: RFC 9701).',
       labelNames: perClient ? ['result', 'format', 'client_id'] : ['result', 'format'],
+      registers: [registry],
+    }),
+    introspectionsInactive: new RequestCounter({
+      name: 'latchkey_introspections_inactive_total',
+      help: 'Introspection answers {active:false} by reason: malformed, expired, unknown_key, invalid_signature, invalid_claims, revoked, unknown_client, client_disabled, user_disabled, not_allowed (the caller may not see it), unknown_refresh_token, rotated_refresh_token.',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     introspectionDuration: new LatencyHistogram({

@@ -65,6 +65,8 @@ export async function buildServer(config: Config, deps: ServerDeps): Promise<Fas
     const seconds = reply.elapsedTime / 1000;
     deps.metrics.httpRequestDuration.observe({ method: req.method, route, status_class: `${Math.floor(status / 100)}xx` }, seconds);
     if (status >= 400) deps.metrics.httpErrors.inc({ route, status: String(status) });
+    // Operator actions in the server's registry: the route pattern, never the raw URL (bounded).
+    if (route.startsWith('/admin')) deps.metrics.adminRequests.inc({ route, method: req.method, status: String(status) });
     if (config.accessLog === 'all' || (config.accessLog === 'errors' && status >= 400)) {
       req.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
     }
