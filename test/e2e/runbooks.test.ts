@@ -198,7 +198,9 @@ describe('runbooks on a running deployment', { timeout: 180_000 }, () => {
     for (const t of [stolen[1]!, own]) expect(await introspect(server.base, t)).toEqual({ active: false });
     expect((await book.run('old-secret-refused')).stdout).toBe('401\n');
 
-    // The owner installs the new secret: its tokens are active.
+    // The owner installs the new secret: its tokens are active — from the cutoff on (the next
+    // whole second after the rotation: a token of that same second is refused too, README "Clients").
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(rotated.tokens_not_before as string) - Date.now() + 5)));
     const fresh = await accessToken(server.base, { id: 'billing', secret: rotated.client_secret as string });
     expect(await introspect(server.base, fresh)).toMatchObject({ active: true, client_id: 'billing' });
 
