@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -42,6 +42,13 @@ export class Runbook {
   private last = -1;
 
   constructor(readonly file: string, readonly env: Record<string, string>) {
+    for (const tool of ['bash', 'curl', 'jq']) {
+      try {
+        execFileSync(tool, ['--version'], { stdio: 'ignore' });
+      } catch {
+        throw new Error(`the runbooks' steps need ${tool} (apt-get install ${tool}; .ci/run installs it)`);
+      }
+    }
     this.steps = readRunbook(file).steps;
     if (this.steps.length === 0) throw new Error(`${file}: no marked steps`);
   }
