@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrations } from '../../migrations/index.js';
-import { mfaFactors } from '../../src/capabilities/mfa/migrations.js';
+import { MIGRATIONS } from '../../src/server/capabilities.js';
 import { expiredChallengesBatch, Passkeys } from '../../src/capabilities/mfa/passkeys.js';
 import type { Store } from '../../src/platform/db/database.js';
 import { migrate } from '../../src/platform/db/migrator.js';
@@ -36,7 +35,8 @@ describe('passkeys (WebAuthn Level 3)', () => {
 
   beforeAll(async () => {
     store = await openTestStore();
-    await migrate(store.db, [...migrations, mfaFactors]);
+    // Every migration, in name order (the released ones and each capability's, mfa's among them).
+    await migrate(store.db, MIGRATIONS);
     passkeys = new Passkeys(store.db, { rpId: RP_ID, rpName: 'Latchkey', origin: ORIGIN });
     const users = new UserRepository(store.db);
     const create = async (username: string) => ({ id: (await users.create({ username }, now)).id, username });

@@ -379,6 +379,8 @@ describe('the refresh token (OpenID Connect Core §11, RFC 6749 §1.5)', () => {
       id: 'grant-1', client_id: 'web', user_id: 'alice', scope: 'openid offline_access', audience: [API, REPORTS], sid: 'sid-1',
       auth_time: AUTH_TIME, amr: ['pwd'], acr: 'urn:example:loa:2', created_at: new Date(NOW * 1000),
       absolute_expires_at: new Date((NOW + 9000) * 1000), idle_expires_at: new Date((NOW + 1000) * 1000), revoked_at: null, revoked_reason: null,
+      // Not rotated yet; this kernel test's request has no address.
+      created_ip: null, last_rotated_at: null, last_rotated_ip: null,
     });
     expect(families.familyTokens('grant-1')).toEqual([expect.objectContaining({
       tokenHash: sha256(token), generation: 1, state: 'active', expiresAt: new Date((NOW + 1000) * 1000),
