@@ -26,7 +26,7 @@ import type { AppContext, Capability, CapabilityContext, Registration, Services,
 import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
 import { createServices } from './services.js';
 import { createAdminSocket, type AdminSocket } from './http/admin-socket.js';
-import { adminSocketEnabled } from './http/admin-auth.js';
+import { adminSocketEnabled } from '../platform/config/admin-access.js';
 import { applyClientsFile } from '../oauth/clients/clients-file.js';
 import { ClientRepository } from '../oauth/clients/store.js';
 

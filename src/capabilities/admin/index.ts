@@ -1,5 +1,5 @@
 import { AuditEventRepository } from '../../platform/observability/audit-event-store.js';
-import { adminApiEnabled } from '../../server/http/admin-auth.js';
+import { adminApiEnabled } from '../../platform/config/admin-access.js';
 import type { Capability } from '../../server/context.js';
 import { adminRoutes } from './routes.js';
 import { adminSettings } from './settings.js';

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { adminApiEnabled } from '../../server/http/admin-auth.js';
+import { adminApiEnabled } from '../../platform/config/admin-access.js';
 import type { Capability } from '../../server/context.js';
 import { ACR_VALUES } from '../../oauth/assurance.js';
 import { accountFactors } from './account-factors.js';

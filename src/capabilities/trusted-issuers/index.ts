@@ -1,4 +1,4 @@
-import { adminApiEnabled } from '../../server/http/admin-auth.js';
+import { adminApiEnabled } from '../../platform/config/admin-access.js';
 import type { Capability } from '../../server/context.js';
 import { trustedIssuerRoutes } from './routes.js';
 

@@ -57,16 +57,6 @@ export function isLocalAdminRequest(req: FastifyRequest): boolean {
   return localConnections.has(req.raw.socket);
 }
 
-/** Whether the embedded server serves the admin API on DATA_DIR/admin.sock (ADMIN_SOCKET, embedded store only). */
-export function adminSocketEnabled(config: { databaseUrl?: string | undefined; adminSocket: boolean }): boolean {
-  return !config.databaseUrl && config.adminSocket;
-}
-
-/** Whether the admin routes are registered at all: ADMIN_TOKENS for HTTP, or the local admin socket. */
-export function adminApiEnabled(config: { databaseUrl?: string | undefined; adminSocket: boolean; adminTokens: readonly unknown[] }): boolean {
-  return config.adminTokens.length > 0 || adminSocketEnabled(config);
-}
-
 /**
  * Puts every route of this plugin behind an ADMIN_TOKENS credential (401 invalid_token with a
  * Bearer challenge otherwise) and remembers which one, for adminActor. Every admin route group
