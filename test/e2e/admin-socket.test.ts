@@ -30,7 +30,7 @@ function adminCount(metrics: string, route: string, method: string, status = '20
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
-describe.skipIf(onPostgres)('the CLI beside a running embedded server, through its local admin socket', { timeout: 180_000 }, () => {
+describe.skipIf(onPostgres)('the CLI beside a running embedded server, through its local admin socket', { timeout: 300_000 }, () => {
   const running: Running[] = [];
   afterAll(async () => {
     for (const p of running) if (p.child.exitCode === null) { p.child.kill('SIGTERM'); await p.exited; }
