@@ -5,6 +5,7 @@ import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { outputClosed, printJson } from './output.js';
 import { withCliStore } from './store.js';
+import { runningServer, viaServer } from './admin-socket.js';
 
 const HELP = `Usage: latchkey audit [--client-id ID] [--sub SUB] [--event NAME] [--event-prefix PREFIX]
                       [--jti JTI] [--ip IP] [--user-agent TEXT] [--grant-type GRANT] [--scope SCOPE]
@@ -27,7 +28,8 @@ the log has each jti.)
   outage of the database, are not shown). Not with --until, --limit or --json.
 --server URL: reads through a running server's GET /admin/audit instead of the store, with
   the admin credential (an ADMIN_TOKENS secret) from the environment variable
-  LATCHKEY_ADMIN_TOKEN. Without it, in embedded mode this refuses while a server owns DATA_DIR.`;
+  LATCHKEY_ADMIN_TOKEN. Without it, in embedded mode while a server owns DATA_DIR, the trail is read
+through the server's local admin socket (DATA_DIR/admin.sock, ADMIN_SOCKET; off: it refuses).`;
 
 type Params = Record<string, string | undefined>;
 interface PageDocument { events: Array<Record<string, unknown>>; next_cursor: string | null }
@@ -151,6 +153,15 @@ export const auditCommand: Command = {
     };
     if (values.server !== undefined) return run(serverSource(values.server));
     const config = configOrExit();
+    // Embedded store with a server running: the trail is read through its local admin socket.
+    const api = await runningServer(config);
+    if (api) {
+      return run(async (p) => {
+        const query = new URLSearchParams();
+        for (const [k, v] of Object.entries(p)) if (v !== undefined) query.set(k, v);
+        return await viaServer.auditPage(api, query) as unknown as PageDocument;
+      });
+    }
     return withCliStore(config, async (store) => {
       const repository = new AuditEventRepository(store.db);
       return run(async (p) => {

@@ -24,6 +24,7 @@ import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
 import { withCliStore } from './store.js';
+import { runningServer, viaServer } from './admin-socket.js';
 
 const HELP = `Usage: latchkey clients <subcommand> [options]
 
@@ -83,7 +84,9 @@ Metadata options (create, update; RFC 7591 names in brackets):
                                server's *_RATE_LIMIT_PER_CLIENT (administrators only)
   --metadata JSON              any metadata as a JSON object (merged under the options above)
 
-Embedded store: refuses while a server owns DATA_DIR (stop it, or use the admin API).
+Embedded store: while a server owns DATA_DIR the command goes through its local admin socket
+(DATA_DIR/admin.sock, ADMIN_SOCKET): the server acts, audited as the admin local-socket (with
+the socket off it refuses).
 With DATABASE_URL the command writes to PostgreSQL and running servers pick the change up at
 once (LISTEN/NOTIFY).`;
 
@@ -207,6 +210,33 @@ export const clientsCommand: Command = {
     }
 
     const config = configOrExit();
+    // Embedded store with a server running: the command goes through its local admin socket.
+    const api = await runningServer(config);
+    if (api) {
+      const created = (doc: Record<string, unknown>) => {
+        printJson(doc);
+        if (doc.client_secret) process.stderr.write('The client_secret above is shown once; store it now.\n');
+      };
+      switch (sub) {
+        case 'create': created(await viaServer.clientsCreate(api, metadataFrom(values), values['client-id'])); break;
+        case 'list': printJson((await viaServer.clientsList(api, since)).clients); break;
+        case 'show': printJson(await viaServer.clientsShow(api, clientId!)); break;
+        case 'update': created(await viaServer.clientsUpdate(api, clientId!, metadataFrom(values))); break;
+        case 'rotate-secret':
+          created(await viaServer.clientsRotateSecret(api, clientId!, {
+            ...(overlap !== undefined ? { overlap_seconds: overlap } : {}), ...(values['revoke-issued'] ? { revoke_issued: true } : {}), ...(reason !== undefined ? { reason } : {}),
+          }));
+          break;
+        case 'revoke-issued': printJson(await viaServer.clientsRevokeIssued(api, clientId!, reason!)); break;
+        case 'disable':
+        case 'enable': printJson(await viaServer.clientsSetDisabled(api, clientId!, sub === 'disable')); break;
+        case 'delete':
+          await viaServer.clientsDelete(api, clientId!);
+          process.stdout.write(`deleted ${clientId}\n`);
+          break;
+      }
+      return 0;
+    }
     return withCliStore(config, async (store) => {
       // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
       const auditEvents = new AuditEventRepository(store.db);

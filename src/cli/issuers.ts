@@ -7,6 +7,7 @@ import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
+import { runningServer, viaServer } from './admin-socket.js';
 import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey issuers <subcommand> [options]
@@ -79,6 +80,23 @@ export const issuersCommand: Command = {
     const body = sub === 'add' || sub === 'update' ? declaration(values.file) : undefined;
 
     const config = configOrExit();
+    // Embedded store with a server running: the command goes through its local admin socket.
+    const api = await runningServer(config);
+    if (api) {
+      switch (sub) {
+        case 'list': printJson(await viaServer.issuersList(api)); break;
+        case 'show': printJson(await viaServer.issuersShow(api, name!)); break;
+        case 'add': printJson(await viaServer.issuersAdd(api, body)); break;
+        case 'update': printJson(await viaServer.issuersUpdate(api, name!, body)); break;
+        case 'disable':
+        case 'enable': printJson(await viaServer.issuersSetDisabled(api, name!, sub === 'disable')); break;
+        case 'remove':
+          await viaServer.issuersRemove(api, name!);
+          process.stdout.write(`removed ${name}\n`);
+          break;
+      }
+      return 0;
+    }
     // Audit lines go to stderr so that stdout stays JSON; the events also go to audit_events.
     return withCliStore(config, (store) => withCliAudit(config, store, async (audit) => {
       try {

@@ -9,13 +9,14 @@ import { KeyManager, type AppliedTransition } from '../platform/keys/manager.js'
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
 import { createAuditLog } from '../platform/observability/audit.js';
 import { createLogger } from '../platform/observability/logger.js';
-import { describeSigningKey, KeyAdministration } from '../platform/keys/administration.js';
+import { describeSigningKey, describeTransition, KeyAdministration } from '../platform/keys/administration.js';
 import { TotpFactors } from '../capabilities/mfa/totp.js';
 import type { KeyEncryptionSecrets } from '../platform/keys/encryption.js';
 import { MIGRATIONS as migrations } from '../server/capabilities.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
+import { runningServer, viaServer, type AdminSocketClient } from './admin-socket.js';
 
 const HELP = `Usage: latchkey keys <subcommand> [options]
 
@@ -42,8 +43,9 @@ Subcommands:
 
 With DATABASE_URL the command changes the database directly under the key advisory lock and
 notifies running servers (LISTEN/NOTIFY), which reload their keys at once. In embedded mode
-(no DATABASE_URL) the store belongs to the running server: use its admin API (/admin/keys…, with
-ADMIN_TOKENS), or stop it first.`;
+(no DATABASE_URL) the store belongs to the running server: the command goes through its local
+admin socket (DATA_DIR/admin.sock, ADMIN_SOCKET) and the server makes the change, audited as the
+admin local-socket; with the socket off it refuses (stop the server, or use /admin/keys…).`;
 
 export const keysCommand: Command = {
   name: 'keys',
@@ -56,7 +58,12 @@ export const keysCommand: Command = {
     switch (sub) {
       case 'list':
         expectArguments(sub, options.positional, 0);
-        return withKeys('list', async ({ keys }) => {
+        return withKeys('list', async (api) => {
+          const rows = (await viaServer.keysList(api)).keys;
+          if (options.json) printJson(rows);
+          else process.stdout.write(formatKeys(rows.map(keyRowOf)));
+          return 0;
+        }, async ({ keys }) => {
           const rows = await keys.list();
           if (options.json) printJson(rows.map(describeSigningKey));
           else process.stdout.write(formatKeys(rows));
@@ -68,36 +75,34 @@ export const keysCommand: Command = {
         if (alg !== undefined && !(SIGNING_ALGS as readonly string[]).includes(alg)) {
           throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
         }
-        return withKeys('rotate', async ({ keys }) => {
+        return withKeys('rotate', async (api) => print((await viaServer.keysRotate(api, alg)).transitions), async ({ keys }) => {
           const applied = await keys.rotate(alg as SigningAlg | undefined, cliActor());
-          process.stdout.write(describe(applied));
-          return 0;
+          return print(applied.map(describeTransition));
         });
       }
       case 'revoke': {
         expectArguments(sub, options.positional, 1);
         const kid = options.positional[0]!;
-        return withKeys('revoke', async ({ keys }) => {
+        return withKeys('revoke', async (api) => print((await viaServer.keysRevoke(api, kid, options.flags.reason ?? 'revoked with latchkey keys revoke')).transitions), async ({ keys }) => {
           const applied = await keys.revoke(kid, options.flags.reason ?? null, cliActor());
-          process.stdout.write(describe(applied));
-          return 0;
+          return print(applied.map(describeTransition));
         });
       }
       case 'reactivate': {
         expectArguments(sub, options.positional, 1);
         const kid = options.positional[0]!;
-        return withKeys('reactivate', async ({ keys }) => {
+        return withKeys('reactivate', async (api) => print((await viaServer.keysReactivate(api, kid)).transitions), async ({ keys }) => {
           const applied = await keys.reactivate(kid, cliActor());
-          process.stdout.write(describe(applied));
-          return 0;
+          return print(applied.map(describeTransition));
         });
       }
       case 're-encrypt':
         expectArguments(sub, options.positional, 0);
-        return withKeys('re-encrypt', async ({ keys }) => {
-          for (const c of await keys.reEncrypt(cliActor())) {
-            process.stdout.write(`re-encrypted ${c.reEncrypted} ${c.table} row(s) under KEY_ENCRYPTION_SECRET (${c.fromPrevious} were under KEY_ENCRYPTION_SECRET_PREVIOUS)\n`);
-          }
+        return withKeys('re-encrypt', async (api) => {
+          for (const c of (await viaServer.keysReEncrypt(api)).tables) printReEncrypted(c.table, c.re_encrypted, c.from_previous);
+          return 0;
+        }, async ({ keys }) => {
+          for (const c of await keys.reEncrypt(cliActor())) printReEncrypted(c.table, c.reEncrypted, c.fromPrevious);
           return 0;
         });
       default:
@@ -144,9 +149,31 @@ interface KeysSession {
 /** Who acted, for the audit trail. */
 const cliActor = () => ({ by: 'cli', user: process.env.USER });
 
-/** Opens the store like the server does (same secret, same migrations), runs `fn`, closes it. */
-async function withKeys(sub: string, fn: (session: KeysSession) => Promise<number>): Promise<number> {
+const printReEncrypted = (table: string, n: number, fromPrevious: number) =>
+  process.stdout.write(`re-encrypted ${n} ${table} row(s) under KEY_ENCRYPTION_SECRET (${fromPrevious} were under KEY_ENCRYPTION_SECRET_PREVIOUS)\n`);
+
+const print = (transitions: Record<string, unknown>[]) => {
+  process.stdout.write(describe(transitions));
+  return 0;
+};
+
+/** A key of the admin API's listing (ISO timestamps) as formatKeys takes it. */
+const keyRowOf = (k: Record<string, unknown>) => {
+  const at = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+  return {
+    kid: String(k.kid), alg: String(k.alg), state: String(k.state), created_at: at(k.created_at)!, activated_at: at(k.activated_at),
+    retired_at: at(k.retired_at), removed_at: at(k.removed_at), revoked_at: at(k.revoked_at), revoked_reason: (k.revoked_reason as string | null) ?? null,
+  };
+};
+
+/**
+ * Opens the store like the server does (same secret, same migrations), runs `fn`, closes it.
+ * In embedded mode with a server running, `remote` runs the command through its admin socket.
+ */
+async function withKeys(sub: string, remote: (api: AdminSocketClient) => Promise<number>, fn: (session: KeysSession) => Promise<number>): Promise<number> {
   const config = configOrExit();
+  const api = await runningServer(config);
+  if (api) return remote(api);
   let release: (() => void) | undefined;
   if (!config.databaseUrl) {
     try {
@@ -215,15 +242,18 @@ export function formatKeys(rows: Array<{ kid: string; alg: string; state: string
 }
 
 
-function describe(applied: AppliedTransition[]): string {
-  return applied.map((t) => {
-    switch (t.kind) {
-      case 'create': return `created ${t.alg} key ${t.kid} (${t.state})`;
-      case 'retire': return `retired ${t.alg} key ${t.kid} (published until the tokens it signed expire)`;
-      case 'activate': return `activated ${t.alg} key ${t.kid}${t.early ? ' (warning: published for less than KEY_PUBLISH_AHEAD; verifiers with an older cached JWKS reject its tokens until they refetch)' : ''}`;
-      case 'remove': return `removed ${t.alg} key ${t.kid}`;
-      case 'reactivate': return `re-activated ${t.alg} key ${t.kid} (it signs again)`;
-      case 'revoke': return `revoked ${t.alg} key ${t.kid} (unpublished; tokens it signed no longer verify)`;
+/** Applied transitions as describeTransition (and the admin API) report them, one line each. */
+function describe(transitions: Record<string, unknown>[]): string {
+  return transitions.map((t) => {
+    const key = `${String(t.alg)} key ${String(t.kid)}`;
+    switch (t.action) {
+      case 'created': return `created ${key} (${String(t.state)})`;
+      case 'retired': return `retired ${key} (published until the tokens it signed expire)`;
+      case 'activated': return `activated ${key}${t.early ? ' (warning: published for less than KEY_PUBLISH_AHEAD; verifiers with an older cached JWKS reject its tokens until they refetch)' : ''}`;
+      case 'removed': return `removed ${key}`;
+      case 'reactivated': return `re-activated ${key} (it signs again)`;
+      case 'revoked': return `revoked ${key} (unpublished; tokens it signed no longer verify)`;
+      default: return `${String(t.action)} ${key}`;
     }
   }).join('\n') + '\n';
 }

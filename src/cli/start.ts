@@ -1,3 +1,4 @@
+import { AdminSocketBusyError } from '../server/http/admin-socket.js';
 import { createApp } from '../server/app.js';
 import type { Config } from '../server/config.js';
 import type { Command } from './command.js';
@@ -50,6 +51,15 @@ failed.`,
 
     const address = await server.listen({ port: config.port, host: config.host });
     const metricsAddress = app.metricsServer ? await app.metricsServer.listen({ port: config.metricsPort!, host: config.metricsHost }) : undefined;
+    let socketPath: string | undefined;
+    if (app.adminSocket) {
+      try {
+        socketPath = await app.adminSocket.listen();
+      } catch (err) {
+        if (err instanceof AdminSocketBusyError) throw err;
+        logger.warn({ err: { message: (err as Error).message } }, 'the local admin socket could not be opened; the CLI cannot act on this server while it runs');
+      }
+    }
     const readyMs = Math.round(performance.now() - startedAt);
     context.audit.record('server.started', {
       address, issuer: config.issuer, store: context.store.kind, ready_ms: readyMs,
@@ -71,6 +81,7 @@ failed.`,
       `  sign in:    ${config.issuer}/login        discovery: ${config.issuer}/.well-known/openid-configuration`,
       `  health:     ${config.issuer}/healthz   ready: ${config.issuer}/readyz`,
       `  metrics:    ${metricsLine(metricsAddress, config)}`,
+      ...(socketPath ? [`  admin:      ${socketPath} (local socket: \`latchkey keys|users|tokens|clients|issuers|audit\` act on this server)`] : []),
       '',
       '  Stop with Ctrl-C. Configuration: `latchkey config`; commands: `latchkey --help`.',
       '',

@@ -14,6 +14,7 @@ import { UserRepository } from '../users/user-store.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
+import { runningServer, viaServer } from './admin-socket.js';
 import { withCliAudit, withCliStore } from './store.js';
 
 const HELP = `Usage: latchkey tokens <subcommand> [options]
@@ -37,9 +38,11 @@ const HELP = `Usage: latchkey tokens <subcommand> [options]
 
 Each revocation is an audit event (family.revoked, token.revoked) naming the OS user who ran the
 command and the reason. Running servers see it at once (NOTIFY), at worst within 30 s.
-In embedded mode this command refuses while a server owns DATA_DIR: use the admin API
-(POST /admin/users/USER/revoke-tokens, POST /admin/clients/CLIENT_ID/revoke-tokens,
-GET /admin/users/USER/grants, DELETE /admin/grants/GRANT_ID, POST /admin/tokens/revoke) instead.`;
+In embedded mode, while a server owns DATA_DIR, the command goes through its local admin socket
+(DATA_DIR/admin.sock, ADMIN_SOCKET) to the same admin API (POST /admin/users/USER/revoke-tokens,
+POST /admin/clients/CLIENT_ID/revoke-tokens, GET /admin/users/USER/grants, DELETE
+/admin/grants/GRANT_ID, POST /admin/tokens/revoke): the server acts, audited as the admin
+local-socket. With the socket off it refuses.`;
 
 /** Refresh family revocation from the CLI: the server's rule, with the NOTIFY that tells running servers. */
 export function cliFamilyRevocation(store: Store, audit: AuditLog): FamilyRevocation {
@@ -54,6 +57,12 @@ export function cliFamilyRevocation(store: Store, audit: AuditLog): FamilyRevoca
     clock: systemClock,
   });
 }
+
+/** The admin API's not_found for a user, as the direct path says it. */
+const noUser = (login: string) => (err: unknown): never => {
+  if (err instanceof UsageError && err.message.startsWith('not_found')) throw new UsageError(`no user "${login}"`);
+  throw err;
+};
 
 function reasonOf(value: string | undefined): string {
   const reason = value?.trim();
@@ -86,13 +95,13 @@ export const tokensCommand: Command = {
       return user.id;
     };
 
+    // Embedded store with a server running: the command goes through its local admin socket.
+    const api = await runningServer(config);
+
     switch (sub) {
       case 'grants': {
         if (args.length > 0 || (values.user === undefined) === (values.client === undefined)) throw new UsageError('name --user or --client (one of them)');
-        return withCliStore(config, async (store) => {
-          const filter = values.user !== undefined ? { userId: await userIdOf(store, values.user) } : { clientId: values.client! };
-          const now = systemClock.now();
-          const grants = (await new RefreshTokenRepository(store.db).listFamilies(filter, 500)).map((f) => grantView(f, now));
+        const print = (grants: Record<string, unknown>[]) => {
           if (values.json) {
             printJson(grants);
           } else {
@@ -102,11 +111,29 @@ export const tokensCommand: Command = {
             }
           }
           return 0;
+        };
+        if (api) {
+          return print(values.user !== undefined
+            ? (await viaServer.tokensGrantsOfUser(api, values.user).catch(noUser(values.user))).grants
+            : (await viaServer.tokensGrantsOfClient(api, values.client!)).grants);
+        }
+        return withCliStore(config, async (store) => {
+          const filter = values.user !== undefined ? { userId: await userIdOf(store, values.user) } : { clientId: values.client! };
+          const now = systemClock.now();
+          return print((await new RefreshTokenRepository(store.db).listFamilies(filter, 500)).map((f) => grantView(f, now)));
         });
       }
       case 'revoke-grant': {
         if (args.length !== 1) throw new UsageError('expected: tokens revoke-grant GRANT_ID --reason TEXT');
         const reason = reasonOf(values.reason);
+        if (api) {
+          const result = await viaServer.tokensRevokeGrant(api, args[0]!, reason).catch((err: unknown) => {
+            if (err instanceof UsageError && err.message.startsWith('not_found')) throw new UsageError(`no grant "${args[0]}"`);
+            throw err;
+          });
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          return 0;
+        }
         return withCliStore(config, async (store) => withCliAudit(config, store, async (audit) => {
           const result = await cliFamilyRevocation(store, audit).revokeOne(args[0]!, reason, { revoked_by: by });
           if (!result) throw new UsageError(`no grant "${args[0]}"`);
@@ -118,6 +145,10 @@ export const tokensCommand: Command = {
         if (args.length !== 1 || args[0]!.length > 200) throw new UsageError('expected: tokens revoke-jti JTI --reason TEXT [--client CLIENT_ID]');
         const reason = reasonOf(values.reason);
         const jti = args[0]!;
+        if (api) {
+          process.stdout.write(`${JSON.stringify(await viaServer.tokensRevokeJti(api, jti, reason, values.client))}\n`);
+          return 0;
+        }
         return withCliStore(config, async (store) => withCliAudit(config, store, async (audit) => {
           const now = () => systemClock.now();
           const until = revocationHorizon(now());
@@ -132,6 +163,13 @@ export const tokensCommand: Command = {
         if (args.length > 0) throw new UsageError(`expected: tokens revoke\n\n${HELP}`);
         if (values.user === undefined && values.client === undefined) throw new UsageError('name --user, --client, or both');
         const reason = reasonOf(values.reason);
+        if (api) {
+          const result = values.user !== undefined
+            ? await viaServer.tokensRevokeUser(api, values.user, reason, values.client).catch(noUser(values.user))
+            : await viaServer.tokensRevokeClient(api, values.client!, reason);
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          return 0;
+        }
         return withCliStore(config, async (store) => {
           const userId = values.user !== undefined ? await userIdOf(store, values.user) : undefined;
           return withCliAudit(config, store, async (audit) => {

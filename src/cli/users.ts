@@ -18,6 +18,7 @@ import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { EXIT, printJson } from './output.js';
 import { readSecretFromStdin } from './read-secret.js';
+import { runningServer, viaServer, type AdminSocketClient } from './admin-socket.js';
 import { keyEncryptionSecrets } from './keys.js';
 import { withCliAudit, withCliStore } from './store.js';
 import { cliFamilyRevocation } from './tokens.js';
@@ -64,7 +65,10 @@ const HELP = `Usage: latchkey users <subcommand> [options]
 
 Passwords are never taken from the command line (it is visible to other processes): pipe them in,
 e.g. \`printf '%s' "$PW" | latchkey users set-password alice --password-stdin\`.
-In embedded mode these commands refuse while a server owns DATA_DIR.`;
+In embedded mode, while a server owns DATA_DIR, these commands go through its local admin socket
+(DATA_DIR/admin.sock, ADMIN_SOCKET): the server acts, audited as the admin local-socket, and tells
+the apps of ended sessions itself. create then takes only --username, --email, --email-verified and
+the password. With the socket off they refuse.`;
 
 const username = USERNAME;
 const email = EMAIL;
@@ -137,6 +141,117 @@ function cliAccounts(store: Store, audit: AuditLog): { accounts: AccountAdminist
   return { accounts, ended };
 }
 
+type UserValues = { [k: string]: string | boolean | undefined };
+
+/** The login named on the command line (as findOrFail asks for it). */
+function loginOf(positionals: string[]): string {
+  if (!positionals[0]) throw new UsageError('name the user: latchkey users <subcommand> USERNAME');
+  return positionals[0];
+}
+
+/** A user's name as the server knows it; a user it does not know is the direct path's "no user". */
+async function remoteUser(api: AdminSocketClient, login: string): Promise<string> {
+  try {
+    return String((await viaServer.usersGet(api, login)).username);
+  } catch (err) {
+    if (err instanceof UsageError && err.message.startsWith('not_found')) throw new UsageError(`no user "${login}"`);
+    throw err;
+  }
+}
+
+/**
+ * The users subcommands through a running embedded server's admin socket: the same output as
+ * the direct path. The apps of ended sessions are told by the server (back-channel logout),
+ * after the command has returned.
+ */
+async function remoteUsers(api: AdminSocketClient, sub: string | undefined, positionals: string[], values: UserValues,
+  newPassword: () => Promise<{ password: string; generated: boolean }>): Promise<number> {
+  switch (sub) {
+    case 'create': {
+      const name = username.safeParse(values.username ?? '');
+      if (!name.success) throw new UsageError(name.error.issues[0]!.message);
+      const extra = ['name', 'given-name', 'family-name', 'preferred-username', 'locale', 'phone-number'].filter((k) => values[k] !== undefined);
+      if (extra.length > 0) throw new UsageError(`--${extra[0]} cannot be set through the running server's admin socket (POST /admin/users takes username, email and password): stop the server, or set it later`);
+      const { password, generated } = await newPassword();
+      const user = await viaServer.usersCreate(api, { username: name.data, ...(values.email !== undefined ? { email: values.email } : {}), email_verified: values['email-verified'] === true, password });
+      process.stdout.write(`created user ${String(user.username)} (sub ${String(user.sub)})\n`);
+      if (generated) process.stdout.write(`password (shown once): ${password}\n`);
+      return 0;
+    }
+    case 'set-password': {
+      const name = await remoteUser(api, loginOf(positionals));
+      const { password, generated } = await newPassword();
+      const result = await viaServer.usersSetPassword(api, name, password, !values['keep-sessions'], !values['keep-tokens']);
+      process.stdout.write(`password of ${name} replaced\n`);
+      if (generated) process.stdout.write(`password (shown once): ${password}\n`);
+      process.stdout.write(`sessions ended: ${result.sessions_ended}, grants revoked: ${result.families_revoked}\n`);
+      return 0;
+    }
+    case 'sessions': {
+      const views = (await viaServer.usersSessions(api, await remoteUser(api, loginOf(positionals)))).sessions;
+      if (values.json) printJson(views);
+      else for (const v of views) printSession(v);
+      return 0;
+    }
+    case 'end-sessions': {
+      const name = await remoteUser(api, loginOf(positionals));
+      const sid = values.session as string | undefined;
+      try {
+        process.stdout.write(`sessions ended: ${(await viaServer.usersEndSessions(api, name, sid)).sessions_ended}\n`);
+      } catch (err) {
+        if (err instanceof UsageError && err.message.startsWith('not_found')) throw new UsageError(`no live session "${sid}" of ${name}`);
+        throw err;
+      }
+      return 0;
+    }
+    case 'disable':
+    case 'enable': {
+      const name = await remoteUser(api, loginOf(positionals));
+      const result = await viaServer.usersSetDisabled(api, name, sub === 'disable');
+      process.stdout.write(`${name} ${sub}d\n`);
+      if (typeof result.sessions_ended === 'number' && result.sessions_ended > 0) process.stdout.write(`sessions ended: ${result.sessions_ended}\n`);
+      return 0;
+    }
+    case 'list': {
+      const users = await viaServer.usersList(api);
+      if (values.json) printJson(users);
+      else for (const u of users) process.stdout.write(`${String(u.username)}\t${String(u.sub)}\t${String(u.email ?? '-')}\t${u.disabled ? 'disabled' : 'active'}\n`);
+      return 0;
+    }
+    case 'mfa-status': {
+      const status = await viaServer.usersMfaStatus(api, await remoteUser(api, loginOf(positionals)));
+      const dated = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+      const s = status as unknown as { passkeys: Array<Record<string, unknown>>; totp: Record<string, unknown> | null; recovery_codes_remaining: number; enrolment_required: boolean };
+      if (values.json) printJson(status);
+      else printFactorStatus({
+        ...s,
+        passkeys: s.passkeys.map((p) => ({ ...p, created_at: dated(p.created_at)!, last_used_at: dated(p.last_used_at) })),
+        totp: s.totp ? { ...s.totp, confirmed_at: dated(s.totp.confirmed_at)!, last_used_at: dated(s.totp.last_used_at) } : null,
+      } as unknown as FactorStatus);
+      return 0;
+    }
+    case 'reset-mfa':
+    case 'require-mfa-enrolment': {
+      const name = await remoteUser(api, loginOf(positionals));
+      const result = sub === 'reset-mfa' ? await viaServer.usersResetMfa(api, name) : await viaServer.usersRequireMfaEnrolment(api, name);
+      if (sub === 'reset-mfa') {
+        const removed = (result.removed ?? result) as Record<string, unknown>;
+        process.stdout.write(`second factors of ${name} removed: passkeys ${String(removed.passkeys)}, totp ${removed.totp ? 1 : 0}, recovery codes ${String(removed.recovery_codes)}\n`);
+      }
+      process.stdout.write(`${name} must enrol a second factor at the next sign-in\n`);
+      if (typeof result.sessions_ended === 'number' && result.sessions_ended > 0) process.stdout.write(`sessions ended: ${result.sessions_ended}\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown subcommand "${sub ?? ''}"\n\n${HELP}`);
+  }
+}
+
+function printSession(v: Record<string, unknown>): void {
+  process.stdout.write(`${[v.sid, `created ${String(v.created_at)}`, `last seen ${String(v.last_seen_at)}`, `amr ${(v.amr as string[]).join(',')}`,
+    `acr ${String(v.acr ?? '-')}`, `logout clients ${(v.backchannel_logout_clients as string[]).join(',') || '-'}`].join('\t')}\n`);
+}
+
 export const usersCommand: Command = {
   name: 'users',
   summary: 'create, list, disable users, set their passwords, reset their second factors',
@@ -159,6 +274,9 @@ export const usersCommand: Command = {
     const hasher = () => createPasswordHasher({ ...config.argon2, minLength: config.passwordMinLength });
     const newPassword = async () => (values['password-stdin'] ? { password: await readSecretFromStdin(), generated: false } : { password: generatedPassword(), generated: true });
     const now = () => systemClock.now();
+    // Embedded store with a server running: the command goes through its local admin socket.
+    const api = await runningServer(config);
+    if (api) return remoteUsers(api, sub, positionals, values, newPassword);
 
     switch (sub) {
       case 'create': {
@@ -217,10 +335,7 @@ export const usersCommand: Command = {
           if (values.json) {
             printJson(views);
           } else {
-            for (const v of views) {
-              process.stdout.write(`${[v.sid, `created ${v.created_at}`, `last seen ${v.last_seen_at}`, `amr ${(v.amr as string[]).join(',')}`,
-                `acr ${v.acr ?? '-'}`, `logout clients ${(v.backchannel_logout_clients as string[]).join(',') || '-'}`].join('\t')}\n`);
-            }
+            for (const v of views) printSession(v);
           }
           return 0;
         });

@@ -25,6 +25,8 @@ import { CAPABILITIES, GRANT_TYPES, MIGRATIONS as migrations } from './capabilit
 import type { AppContext, Capability, CapabilityContext, Registration, Services, SignInFactors } from './context.js';
 import { tokenEndpointMetadata, tokenEndpointRoutes } from './http/token-endpoint.js';
 import { createServices } from './services.js';
+import { createAdminSocket, type AdminSocket } from './http/admin-socket.js';
+import { adminSocketEnabled } from '../platform/config/admin-access.js';
 import { applyClientsFile } from '../oauth/clients/clients-file.js';
 import { ClientRepository } from '../oauth/clients/store.js';
 
@@ -35,6 +37,8 @@ export interface App {
   demo?: DemoCredentials;
   /** With METRICS_PORT: the listener serving /metrics only (not started; `latchkey start` listens on HOST:METRICS_PORT). */
   metricsServer?: FastifyInstance;
+  /** Embedded store on disk with ADMIN_SOCKET: the admin API on DATA_DIR/admin.sock (not started; `latchkey start` listens on it). */
+  adminSocket?: AdminSocket;
   /** The shared services (tests run the cleanup job, revocations and wait for back-channel logout through them). */
   services: Services;
   /** Stops background work, closes the HTTP server (draining in-flight requests) and the store. */
@@ -217,7 +221,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const server = await buildServer(config, { store, logger, metrics, audit, clock, readiness, routes: [...routes, ...(options.extraRoutes ?? [])] });
     // The HTTP server closes first (drains requests), then the services it uses.
     cleanups.push(() => server.close());
-    const shown = demo ? { demo } : {};
+    const shown: { demo?: DemoCredentials; adminSocket?: AdminSocket } = demo ? { demo } : {};
+    if (onDisk && adminSocketEnabled(config)) {
+      const adminSocket = createAdminSocket(server, config.dataDir);
+      // Closed before the HTTP server (cleanups run in reverse): the file is gone when the server stops.
+      cleanups.push(() => adminSocket.close());
+      shown.adminSocket = adminSocket;
+    }
     if (config.metricsPort !== undefined) {
       const metricsServer = await buildMetricsServer(config, { logger, registry: metrics.registry, readiness });
       cleanups.push(() => metricsServer.close());

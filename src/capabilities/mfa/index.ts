@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { adminApiEnabled } from '../../platform/config/admin-access.js';
 import type { Capability } from '../../server/context.js';
 import { ACR_VALUES } from '../../oauth/assurance.js';
 import { accountFactors } from './account-factors.js';
@@ -36,8 +37,8 @@ export const mfa: Capability = {
     const policy = mfaPolicy(config);
     const metrics = mfaMetrics(ctx.metrics.registry);
     const routes = [mfaRoutes(ctx, { passkeys, totp, recovery, admin, policy, metrics })];
-    // The operator side (factor status, reset, require enrolment): under /admin, only with ADMIN_TOKENS.
-    if (config.adminTokens.length > 0) {
+    // The operator side (factor status, reset, require enrolment): under /admin, with ADMIN_TOKENS or the local admin socket.
+    if (adminApiEnabled(config)) {
       routes.push(mfaAdminRoutes({
         services: ctx.services, config, admin,
         async endSessions(userId, fields) {

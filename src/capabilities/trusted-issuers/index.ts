@@ -1,3 +1,4 @@
+import { adminApiEnabled } from '../../platform/config/admin-access.js';
 import type { Capability } from '../../server/context.js';
 import { trustedIssuerRoutes } from './routes.js';
 
@@ -8,6 +9,6 @@ import { trustedIssuerRoutes } from './routes.js';
  */
 export const trustedIssuers: Capability = {
   name: 'trusted-issuers',
-  enabled: (config) => config.adminTokens.length > 0,
+  enabled: (config) => adminApiEnabled(config),
   register: (ctx) => ({ routes: [trustedIssuerRoutes(ctx.services.trustedIssuers, ctx.config)] }),
 };

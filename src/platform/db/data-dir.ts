@@ -72,6 +72,16 @@ export function makeDataDirPrivate(dir: string): void {
   walk(root);
 }
 
+/** The pid of the live process (not this one) that owns the data directory, if any. */
+export function dataDirOwner(dir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(resolve(dir), 'latchkey.pid'), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Takes ownership of the data directory, created 0700 or made private (makeDataDirPrivate),
  * and returns the release function.

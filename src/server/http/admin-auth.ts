@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { NotFound } from '../../oauth/errors.js';
 import { bearerToken, invalidToken } from './bearer.js';
 import { requestAuditFields } from './audit-fields.js';
 
@@ -36,14 +38,40 @@ export function adminAuthenticator(credentials: readonly AdminCredential[]): (pr
 
 const admins = new WeakMap<FastifyRequest, AdminCredential>();
 
+/** The name the audit trail gives a request that came through the local admin socket (DATA_DIR/admin.sock). */
+export const LOCAL_SOCKET_ADMIN = 'local-socket';
+
+/**
+ * Connections accepted by the local admin socket's server (src/server/http/admin-socket.ts),
+ * marked on accept: nothing a client sends can put a connection here.
+ */
+const localConnections = new WeakSet<Socket>();
+
+/** Marks a connection accepted on the local admin socket: its requests are admin requests named `local-socket`. */
+export function markLocalAdminConnection(socket: Socket): void {
+  localConnections.add(socket);
+}
+
+/** Whether the request arrived on the local admin socket. */
+export function isLocalAdminRequest(req: FastifyRequest): boolean {
+  return localConnections.has(req.raw.socket);
+}
+
 /**
  * Puts every route of this plugin behind an ADMIN_TOKENS credential (401 invalid_token with a
  * Bearer challenge otherwise) and remembers which one, for adminActor. Every admin route group
- * calls this first.
+ * calls this first. A request that came through the local admin socket needs no bearer (the
+ * socket file's permissions authenticated it) and is named `local-socket`. Without ADMIN_TOKENS
+ * the routes exist only for the socket: over HTTP they answer 404, as if absent.
  */
 export function requireAdmin(app: FastifyInstance, credentials: readonly AdminCredential[]): void {
   const authenticate = adminAuthenticator(credentials);
   app.addHook('onRequest', async (req) => {
+    if (isLocalAdminRequest(req)) {
+      admins.set(req, { name: LOCAL_SOCKET_ADMIN, secret: '' });
+      return;
+    }
+    if (credentials.length === 0) throw new NotFound(`no route for ${req.method} ${req.url.split('?')[0]}`);
     const credential = authenticate(bearerToken(req.headers.authorization));
     if (!credential) throw invalidToken('latchkey-admin', 'a valid admin bearer credential is required');
     admins.set(req, credential);
@@ -54,5 +82,7 @@ export function requireAdmin(app: FastifyInstance, credentials: readonly AdminCr
 export function adminActor(req: FastifyRequest): AdminActor {
   const credential = admins.get(req);
   if (!credential) throw new Error('adminActor outside an admin route (requireAdmin not registered)');
-  return { by: 'admin_api', admin: credential.name, ...requestAuditFields(req) };
+  const fields = requestAuditFields(req);
+  // A Unix socket has no peer address.
+  return { by: 'admin_api', admin: credential.name, ...fields, ip: fields.ip ?? 'local' };
 }
