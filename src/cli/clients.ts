@@ -1,3 +1,4 @@
+import { cliFamilyRevocation } from './tokens.js';
 import { GRANT_TYPES } from '../server/capabilities.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -12,14 +13,8 @@ import { AuditEventRepository } from '../platform/observability/audit-event-stor
 import { ClientRepository } from '../oauth/clients/store.js';
 import { createOutboundFetcher } from '../platform/outbound/fetcher.js';
 import { userInfo } from 'node:os';
-import { Registry } from 'prom-client';
 import { revokeIssuedTokens } from '../oauth/clients/revoke-issued.js';
 import { unusedSinceOf } from '../oauth/clients/usage.js';
-import { ConsentRepository } from '../oauth/consent-store.js';
-import { FamilyRevocation } from '../oauth/refresh-families/revocation.js';
-import { RefreshTokenRepository } from '../oauth/refresh-families/store.js';
-import { GRANT_REVOKED_CHANNEL, RevokedGrantsTable, RevokedSet } from '../oauth/revocation-state.js';
-import { refreshMetrics } from '../platform/observability/refresh-metrics.js';
 import { UsageError, type Command } from './command.js';
 import { configOrExit } from './config-errors.js';
 import { printJson } from './output.js';
@@ -245,19 +240,7 @@ export const clientsCommand: Command = {
         const registry = new ClientRegistry(new ClientRepository(store.db, store.notifier), audit, systemClock, { grantTypes: GRANT_TYPES, issuer: config.issuer, outbound: createOutboundFetcher(config).policy });
         const options = { source: 'cli' as const, fields: { user: process.env.USER } };
         const actor = { by: `cli:${userInfo().username}` };
-        const revokeDeps = () => {
-          const now = () => systemClock.now();
-          const families = new FamilyRevocation({
-            families: new RefreshTokenRepository(store.db),
-            consents: new ConsentRepository(store.db),
-            // Not started: add() writes the table and notifies the running servers.
-            revokedGrants: new RevokedSet(GRANT_REVOKED_CHANNEL, new RevokedGrantsTable(store.db, now), store.notifier, now),
-            audit,
-            metrics: refreshMetrics(new Registry()),
-            clock: systemClock,
-          });
-          return { registry, families, audit };
-        };
+        const revokeDeps = () => ({ registry, families: cliFamilyRevocation(store, audit), audit });
         switch (sub) {
           case 'create':
             printCreated(await registry.create(metadataFrom(values), { ...options, ...(values['client-id'] ? { clientId: values['client-id'] } : {}) }));

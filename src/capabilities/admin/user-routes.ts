@@ -1,3 +1,4 @@
+import { reasonOf as bodyReason } from './family-routes.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
@@ -30,12 +31,9 @@ function objectBody(body: unknown): Record<string, unknown> {
 }
 
 /** The administrator's reason (body or ?reason=): required, so the audit trail always says why. */
+/** The administrator's reason, from the body or (for a DELETE) the query: the one rule of family-routes.ts. */
 function reasonOf(req: FastifyRequest): string {
-  const reason = objectBody(req.body).reason ?? (req.query as Record<string, unknown>).reason;
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500 || CONTROL.test(reason.replace(/[\t\n\r]/g, ''))) {
-    throw new InvalidRequest('reason is required: a string of 1 to 500 characters saying why (no control characters)');
-  }
-  return reason.trim();
+  return bodyReason({ reason: objectBody(req.body).reason ?? (req.query as Record<string, unknown>).reason });
 }
 
 function optionalBoolean(body: Record<string, unknown>, name: string, fallback: boolean): boolean {
