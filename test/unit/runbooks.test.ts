@@ -89,3 +89,24 @@ describe('runbooks', () => {
     });
   }
 });
+
+describe('runbook steps keep credentials off command lines', () => {
+  // A variable holding a credential, a password or a token, as a step would expand it.
+  const SECRET = /\$\{?(LATCHKEY_ADMIN_TOKEN|LATCHKEY_METRICS_TOKEN|\w*SECRET\w*|\w*PASSWORD\w*|TOKEN)\b/g;
+  it('expands a secret only as an argument of the printf builtin (into a pipe or a process substitution), never of curl or jq, whose arguments any local user can read in /proc', () => {
+    const leaks: string[] = [];
+    for (const file of runbookFiles()) {
+      for (const step of readRunbook(file).steps) {
+        for (const line of step.script.split('\n')) {
+          for (const m of line.matchAll(SECRET)) {
+            const before = line.slice(0, m.index);
+            const printf = before.lastIndexOf('printf ');
+            // The expansion must belong to that printf: no pipe or closing parenthesis between them.
+            if (printf < 0 || /[|)]/.test(before.slice(printf))) leaks.push(`${file} ${step.name}: ${line.trim()}`);
+          }
+        }
+      }
+    }
+    expect(leaks).toEqual([]);
+  });
+});
