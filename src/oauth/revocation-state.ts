@@ -80,7 +80,7 @@ export class RevokedSet {
     const unlisten = await this.notifier.listen(this.channel, (payload) => {
       // Many ids revoked at once (addWritten), or the LISTEN connection is back after a loss
       // (an empty payload: what was notified meanwhile is lost): re-read the table.
-      // Payloads: `<id> <exp ms> <revoked at ms>`, or `* <revoked at ms>` (older instances omit the time).
+      // Payloads: `<id> <exp ms> <revoked at ms>` (older instances omit the time), or `*`.
       const [id, exp, at] = payload.split(' ');
       if (id === RELOAD || payload === '') {
         this.reload().then(() => { this.applied(exp); }, onError);
@@ -118,7 +118,10 @@ export class RevokedSet {
   async addWritten(ids: readonly string[], expiresAt: Date): Promise<void> {
     if (ids.length === 0) return;
     for (const id of ids) this.entries.set(id, expiresAt.getTime());
-    await this.notifier.notify(this.channel, `${RELOAD} ${this.now().getTime()}`);
+    // A bare `*`, which every version reads as "re-read the table" (an instance from before the
+    // propagation metric takes `* <time>` for an id): a bulk revocation's propagation is not
+    // measured, so that a rolling upgrade never delays one by up to a reload period.
+    await this.notifier.notify(this.channel, RELOAD);
   }
 
   /**
