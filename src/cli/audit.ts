@@ -1,3 +1,4 @@
+import { isHttpsOrLoopbackHttp } from '../platform/uris.js';
 import { parseArgs } from 'node:util';
 import { auditPageDocument, encodeAuditCursor, parseAuditQuery } from '../platform/observability/audit-query.js';
 import { AuditEventRepository } from '../platform/observability/audit-event-store.js';
@@ -45,14 +46,20 @@ function serverSource(url: string): Source {
   if (!token) throw new UsageError('--server: set LATCHKEY_ADMIN_TOKEN to an admin credential (ADMIN_TOKENS secret); it is never taken on the command line');
   let base: URL;
   try {
-    base = new URL('/admin/audit', url);
-  } catch {
+    const server = new URL(url);
+    // The admin credential goes only over https, or plain http to this machine.
+    if (!isHttpsOrLoopbackHttp(server)) throw new UsageError('--server: must be https (http only on a loopback host): the admin credential is sent to it');
+    // Kept under the server's own path (a reverse proxy's prefix), not replaced by it.
+    base = new URL(`${server.pathname.replace(/\/+$/, '')}/admin/audit`, server);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError('--server: must be a URL such as http://127.0.0.1:3000');
   }
   return async (params) => {
     const target = new URL(base);
     for (const [k, v] of Object.entries(params)) if (v !== undefined) target.searchParams.set(k, v);
-    const res = await fetch(target, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+    // No redirect is followed: it would carry the credential somewhere else.
+    const res = await fetch(target, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, redirect: 'error' });
     const body = await res.json().catch(() => undefined) as (PageDocument & { error?: string; error_description?: string }) | undefined;
     if (res.status === 200 && body && Array.isArray(body.events)) return body;
     const what = body?.error ? `${body.error}${body.error_description ? `: ${body.error_description}` : ''}` : `HTTP ${res.status}`;

@@ -40,7 +40,7 @@ Subcommands:
                                        new secret; the old one keeps working for DURATION
                                        (default CLIENT_SECRET_ROTATION_OVERLAP; 0 ends it now).
                                        --revoke-issued (a leaked secret): the old secret ends now
-                                       (unless --overlap), and so does every token issued before
+                                       (--overlap must be 0 or left out), and so does every token issued before
                                        now, as revoke-issued does
   revoke-issued <client_id> --reason TEXT
                                        every access token the client was issued before now is
@@ -202,6 +202,8 @@ export const clientsCommand: Command = {
     if (values.overlap !== undefined) {
       overlap = parseDurationSeconds(values.overlap);
       if (overlap === undefined || overlap > 90 * 86400) throw new UsageError('--overlap must be a duration such as 0, 3600, 12h or 7d (at most 90d)');
+      // A leaked secret must not mint tokens after the cutoff (the admin API refuses the pair too).
+      if (values['revoke-issued'] && overlap !== 0) throw new UsageError('--revoke-issued ends the old secret at once: --overlap must be 0 or left out');
     }
 
     const config = configOrExit();

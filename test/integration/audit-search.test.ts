@@ -99,6 +99,10 @@ describe('latchkey audit: filters, --server and --follow', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('invalid_token');
     process.env.LATCHKEY_ADMIN_TOKEN = ADMIN;
+    // The credential never goes over plain http to another host.
+    const remote = await runCliCaptured(['audit', '--server', 'http://id.example.com']);
+    expect(remote).toMatchObject({ code: 2, stdout: '' });
+    expect(remote.stderr).toContain('--server: must be https (http only on a loopback host)');
     for (const [filter, expected] of CASES) {
       const res = await runCliCaptured(['audit', '--server', url, ...day, ...args(filter)]);
       expect(res.code, JSON.stringify(filter)).toBe(0);

@@ -135,6 +135,16 @@ describe('a leaked client secret: rotate-secret with revoke_issued, revoke-issue
     m2m = { id: 'm2m', secret: res.json().client_secret };
     expect((await admin('POST', '/admin/clients/m2m/rotate-secret', { revoke_issued: 'yes' })).statusCode).toBe(400);
   });
+
+  it('refuses revoke_issued with an overlap: a leaked secret must not mint tokens after the cutoff', async () => {
+    const before = (await admin('GET', '/admin/clients/m2m')).json();
+    const res = await admin('POST', '/admin/clients/m2m/rotate-secret', { revoke_issued: true, overlap_seconds: 3600, reason: 'leaked' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'revoke_issued ends the old secret at once: overlap_seconds must be 0 or absent (a leaked secret must not mint tokens after the cutoff)' });
+    // Nothing changed: the secret still works, no new cutoff.
+    expect((await admin('GET', '/admin/clients/m2m')).json().tokens_not_before).toBe(before.tokens_not_before);
+    expect((await clientCredentials(app, m2m)).statusCode).toBe(200);
+  });
 });
 
 describe('last-used times and the stale-client listing', () => {

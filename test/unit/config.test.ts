@@ -192,5 +192,7 @@ describe('ADMIN_TOKENS', () => {
   it('refuses a short secret and a name given twice', () => {
     expect(() => loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: 'ops:short' })).toThrow('ADMIN_TOKENS: must be one or more comma-separated name:secret entries');
     expect(() => loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: `ops:${secret},ops:${'c'.repeat(32)}` })).toThrow('ADMIN_TOKENS: names each credential once (ops is there twice)');
+    // One secret under two names: the audit trail could name the wrong person.
+    expect(() => loadConfig({ ISSUER: 'http://localhost:8080', ADMIN_TOKENS: `alice:${secret},bob:${secret}` })).toThrow('ADMIN_TOKENS: gives each credential its own secret (bob repeats another\'s)');
   });
 });

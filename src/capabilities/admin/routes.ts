@@ -84,13 +84,16 @@ export function adminRoutes(
       withSecret(await service.registry.update(id(req), metadataOf(jsonObject(req.body)), { source: 'admin', merge: true, fields: fields(req) })));
 
     // {"overlap_seconds"?, "revoke_issued"?: true, "reason"?}: with revoke_issued (a leaked secret)
-    // the old secret ends now unless overlap_seconds says otherwise, and every token issued
-    // before now ends too (revoke-issued).
+    // the old secret ends now — an overlap would let whoever holds it mint tokens after the
+    // cutoff, so the two are refused together — and every token issued before now ends too.
     app.post('/admin/clients/:client_id/rotate-secret', async (req) => {
       const body = req.body === undefined || req.body === null ? {} : jsonObject(req.body);
       if (body.revoke_issued !== undefined && typeof body.revoke_issued !== 'boolean') throw new InvalidRequest('revoke_issued must be true or false');
       const revoke = body.revoke_issued === true;
       const reason = body.reason !== undefined || revoke ? reasonOf(body.reason !== undefined ? body : { reason: 'client secret rotated' }) : undefined;
+      if (revoke && body.overlap_seconds !== undefined && body.overlap_seconds !== 0) {
+        throw new InvalidRequest('revoke_issued ends the old secret at once: overlap_seconds must be 0 or absent (a leaked secret must not mint tokens after the cutoff)');
+      }
       const overlap = body.overlap_seconds ?? (revoke ? 0 : config.clientSecretRotationOverlap);
       if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 90 * 86400) {
         throw new InvalidRequest('overlap_seconds must be an integer from 0 to 7776000');

@@ -92,6 +92,13 @@ export const optionalNamedCredentialList = z.string().optional().transform((text
     ctx.addIssue({ code: 'custom', message: `names each credential once (${twice} is there twice)` });
     return z.NEVER;
   }
+  // One secret under two names would make the audit trail name the wrong one.
+  const secrets = credentials.map((c) => c.secret);
+  const shared = credentials.find((c, i) => secrets.indexOf(c.secret) !== i);
+  if (shared !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `gives each credential its own secret (${shared.name} repeats another's)` });
+    return z.NEVER;
+  }
   return credentials;
 });
 
