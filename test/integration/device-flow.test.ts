@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { Browser, csrfOf } from '../support/browser.js';
 import { createClient, form, FORM_HEADERS } from '../support/clients.js';
 import { createUser, FAST_ARGON2, PASSWORD } from '../support/oidc.js';
+import { revokeIssuedTokens } from '../../src/oauth/clients/revoke-issued.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -50,5 +51,28 @@ describe('device authorization grant (RFC 8628) over inject', () => {
     expect(ok).toHaveLength(1);
     expect(Object.keys(ok[0]!.json()).sort()).toEqual(['access_token', 'expires_in', 'id_token', 'refresh_token', 'scope', 'token_type']);
     expect(tokens.filter((t) => t.statusCode === 400).map((t) => t.json().error)).toEqual(['invalid_grant', 'invalid_grant']);
+  });
+
+  it('refuses a device approved before its client\'s tokens were revoked (revoke-issued): nothing is minted after the cutoff', async () => {
+    const d = (await post('/device_authorization', { client_id: 'tv', scope: 'openid offline_access' })).json();
+    const b = new Browser(app);
+    await b.signIn('alice', PASSWORD);
+    const entry = await b.request('GET', `/device?user_code=${d.user_code}`);
+    const consent = await b.request('POST', '/device', { csrf: csrfOf(entry.body), user_code: d.user_code });
+    const shownTo = /name="shown_to" value="([^"]+)"/.exec(consent.body)![1]!;
+    expect((await b.request('POST', '/device/decision', { csrf: csrfOf(consent.body), user_code: d.user_code, shown_to: shownTo, decision: 'allow' })).statusCode).toBe(200);
+    // The cutoff is the next whole second: wait it out so that the approval is strictly before it.
+    await revokeIssuedTokens({ registry: app.services.registry, families: app.services.families, audit: app.context.audit }, 'tv', 'leaked device client', { by: 'test' });
+    await new Promise((r) => setTimeout(r, 1100));
+    const refused = await post('/token', { grant_type: DEVICE_GRANT, device_code: d.device_code, client_id: 'tv' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toEqual({ error: 'invalid_grant', error_description: 'the device code was issued before this client\'s tokens were revoked; start again' });
+    // A device authorized after the cutoff is served.
+    const later = (await post('/device_authorization', { client_id: 'tv', scope: 'openid' })).json();
+    const entry2 = await b.request('GET', `/device?user_code=${later.user_code}`);
+    const consent2 = await b.request('POST', '/device', { csrf: csrfOf(entry2.body), user_code: later.user_code });
+    const shownTo2 = /name="shown_to" value="([^"]+)"/.exec(consent2.body)![1]!;
+    await b.request('POST', '/device/decision', { csrf: csrfOf(consent2.body), user_code: later.user_code, shown_to: shownTo2, decision: 'allow' });
+    expect((await post('/token', { grant_type: DEVICE_GRANT, device_code: later.device_code, client_id: 'tv' })).statusCode).toBe(200);
   });
 });

@@ -1,3 +1,4 @@
+import { clientHonours } from '../../oauth/client.js';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock.js';
 import type { RefreshMetrics } from '../../platform/observability/refresh-metrics.js';
@@ -105,6 +106,11 @@ export function deviceCodeGrant(deps: DeviceGrantDeps): TokenGrant<'device_code'
           case 'redeemed': break;
         }
         const a = poll.authorization;
+        // A device authorized before its client's tokens were revoked (a leaked secret,
+        // revoke-issued) must not mint tokens after the cutoff: the same rule as every token's.
+        if (!clientHonours(client, Math.floor(a.created_at.getTime() / 1000))) {
+          throw new InvalidGrant('the device code was issued before this client\'s tokens were revoked; start again');
+        }
         const user = await deps.users.findById(a.user_id!);
         if (!user || user.disabled) throw new InvalidGrant('the user who approved this device is no longer active');
         const grantId = a.grant_id ?? randomUUID();
