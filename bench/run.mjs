@@ -93,26 +93,32 @@ const targets = {
     // node-oidc-provider introspects only its opaque tokens (see peer-oidc-provider.mjs).
     introspect: { path: '/token/introspection', tokenBody: `${TOKEN_BODY}&resource=urn%3Abench%3Aopaque` },
   },
-  latchkey: latchkeyTarget(root, 4300),
-  ...(args.baseline ? { baseline: latchkeyTarget(resolve(args.baseline), 4400) } : {}),
+  latchkey: latchkeyTarget(root, 4300, true),
+  // An older build may know none of the service-to-service grants: only the bench client there.
+  ...(args.baseline ? { baseline: latchkeyTarget(resolve(args.baseline), 4400, false) } : {}),
 };
 
-/** Latchkey built in `checkout`, on `port`. */
-function latchkeyTarget(checkout, port) {
+/** Latchkey built in `checkout`, on `port`; with `serviceToService`, the clients and issuer of those scenarios too. */
+function latchkeyTarget(checkout, port, serviceToService) {
   return {
     port,
     command: () => [process.execPath, join(checkout, 'dist/src/cli.js'), 'start'],
     env: (dir) => {
       // The bench client comes from the declarative bootstrap file, its secret from the environment.
       const clientsFile = join(dir, 'clients.json');
+      const bench = {
+        client_id: CLIENT_ID,
+        client_secret_env: 'BENCH_CLIENT_SECRET',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['client_credentials'],
+        scope: 'api:read',
+        resources: ['urn:bench:api'],
+      };
+      // token-exchange: the service-to-service scenarios exchange the bench client's own tokens.
       writeFileSync(clientsFile, JSON.stringify({
-        clients: [{
-          client_id: CLIENT_ID,
-          client_secret_env: 'BENCH_CLIENT_SECRET',
-          token_endpoint_auth_method: 'client_secret_basic',
-          // token-exchange: the service-to-service scenarios exchange this client's own tokens.
+        clients: !serviceToService ? [bench] : [{
+          ...bench,
           grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
-          scope: 'api:read',
           resources: ['urn:bench:api', 'urn:bench:next'],
         }, {
           client_id: 'bench-pkjwt',
@@ -136,7 +142,7 @@ function latchkeyTarget(checkout, port) {
       }));
       return {
         DATA_DIR: join(dir, 'data'), CLIENTS_FILE: clientsFile, BENCH_CLIENT_SECRET: CLIENT_SECRET,
-        TRUSTED_ISSUERS_FILE: issuersFile, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1',
+        ...(serviceToService ? { TRUSTED_ISSUERS_FILE: issuersFile, OUTBOUND_ALLOWED_HOSTS: '127.0.0.1' } : {}),
         ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: args['log-level'],
         // The limiter stays on (its cost is part of the hot path); the limits are just out of reach.
         TOKEN_RATE_LIMIT_PER_CLIENT: '10000000', TOKEN_RATE_LIMIT_PER_IP: '10000000',
@@ -147,7 +153,7 @@ function latchkeyTarget(checkout, port) {
     readyPath: '/readyz',
     token: { path: '/token', body: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
     introspect: { path: '/introspect', tokenBody: `${TOKEN_BODY}&resource=urn%3Abench%3Aapi` },
-    serviceToService: true,
+    serviceToService,
   };
 }
 
