@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
 import { Browser } from '../support/browser.js';
-import { createAlice, instanceEnv, pgBinDir, SERVICE, startCluster, WEB, type PgCluster } from '../support/fault.js';
+import { createAlice, instanceEnv, overHttp, pgBinDir, SERVICE, startCluster, WEB, type PgCluster } from '../support/fault.js';
 import { PASSWORD } from '../support/oidc.js';
 import { freePort, run, waitFor, type Running } from '../support/process.js';
 import { codeFlow, refresh } from '../support/refresh.js';
@@ -68,22 +67,7 @@ function operatorEnv(server: Server): Record<string, string> {
 }
 
 /** `server.inject()` over real HTTP from a given client address (X-Forwarded-For, with TRUST_PROXY=loopback). */
-function from(base: string, ip: string): { server: FastifyInstance } {
-  const inject = async (o: { method: string; url: string; headers?: Record<string, string>; payload?: string }) => {
-    const res = await fetch(base + o.url, { method: o.method, headers: { ...o.headers, 'x-forwarded-for': ip }, body: o.payload, redirect: 'manual' });
-    const body = await res.text();
-    const headers: Record<string, string> = {};
-    res.headers.forEach((value, name) => { headers[name] = value; });
-    const cookies = res.headers.getSetCookie().map((line) => {
-      const [pair = '', ...attrs] = line.split(';');
-      const eq = pair.indexOf('=');
-      const maxAge = attrs.map((a) => a.trim().toLowerCase()).find((a) => a.startsWith('max-age='));
-      return { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), ...(maxAge ? { maxAge: Number(maxAge.slice(8)) } : {}) };
-    });
-    return { statusCode: res.status, headers, body, cookies, json: () => JSON.parse(body) as unknown };
-  };
-  return { server: { inject } as unknown as FastifyInstance };
-}
+const from = (base: string, ip: string) => overHttp(base, { 'x-forwarded-for': ip });
 
 async function clientCredentials(base: string, client: { id: string; secret: string }, ip?: string): Promise<Response> {
   return fetch(`${base}/token`, {

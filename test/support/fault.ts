@@ -145,10 +145,13 @@ export function alive(instance: Instance): boolean {
 
 interface InjectOptions { method: string; url: string; headers?: Record<string, string>; payload?: string }
 
-/** `server.inject()` over real HTTP, as much of it as test/support/browser.ts and refresh.ts use. */
-export function overHttp(base: string): { server: FastifyInstance } {
+/**
+ * `server.inject()` over real HTTP, as much of it as test/support/browser.ts and refresh.ts use;
+ * `extraHeaders` go on every request (e.g. X-Forwarded-For, to come from another address).
+ */
+export function overHttp(base: string, extraHeaders: Record<string, string> = {}): { server: FastifyInstance } {
   const inject = async (o: InjectOptions) => {
-    const res = await fetch(base + o.url, { method: o.method, headers: o.headers ?? {}, body: o.payload, redirect: 'manual' });
+    const res = await fetch(base + o.url, { method: o.method, headers: { ...o.headers, ...extraHeaders }, body: o.payload, redirect: 'manual' });
     const body = await res.text();
     const headers: Record<string, string> = {};
     res.headers.forEach((value, name) => { headers[name] = value; });
