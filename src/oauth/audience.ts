@@ -42,6 +42,11 @@ export function narrowedAudience(resources: readonly string[], granted: Audience
   return asAudience(resources);
 }
 
+/** Whether an `aud` (one value or several, RFC 7519 §4.1.3) holds `value`. */
+export function audienceIncludes(aud: Audience, value: string): boolean {
+  return typeof aud === 'string' ? aud === value : aud.includes(value);
+}
+
 /**
  * Whether a token's `aud` names this client: its client_id, or one of the resource identifiers
  * it serves (`served_resources`, set by an administrator). Such a token was sent to the client:

@@ -1,4 +1,4 @@
-import { audienceNamesClient, asAudience, resolveAudience, type Audience } from '../../oauth/audience.js';
+import { audienceIncludes, audienceNamesClient, asAudience, resolveAudience, type Audience } from '../../oauth/audience.js';
 import { delegationDepth, readActor, type Actor } from '../../oauth/actor.js';
 import type { Client } from '../../oauth/client.js';
 import type { ClientMetadata } from '../../oauth/client-metadata.js';
@@ -207,7 +207,7 @@ export function exchangedAudience(
   // This server's own audience (UserInfo) only where the subject token already had it, or the
   // administrator listed it: otherwise a resource server handed a user's token could trade it
   // for one that reads the user's profile, which that token's audience never allowed.
-  const namesIssuer = (a: Audience | undefined) => a !== undefined && (typeof a === 'string' ? a === issuer : a.includes(issuer));
+  const namesIssuer = (a: Audience | undefined) => a !== undefined && audienceIncludes(a, issuer);
   if (namesIssuer(aud) && !namesIssuer(subjectAud) && !policy.audiences.includes(issuer)) {
     throw new TokenExchangeRefused('target_not_allowed', 'this server\'s own audience (UserInfo) is not allowed: the subject token was not for it');
   }

@@ -2,6 +2,7 @@ import { clientHonours, type Client } from '../../oauth/client.js';
 import { claimsForScopes, type ClaimSource } from '../../oauth/claims.js';
 import { InsufficientScope, InvalidRequest, InvalidToken } from '../../oauth/errors.js';
 import { namesUser } from '../../oauth/access-token-liveness.js';
+import { audienceIncludes } from '../../oauth/audience.js';
 import { verifyAccessToken, type AccessTokenDeps } from '../../oauth/tokens.js';
 
 export interface UserInfoDeps extends AccessTokenDeps {
@@ -40,7 +41,7 @@ export async function userInfo(token: string, deps: UserInfoDeps): Promise<Recor
   // RFC 9068 §4: UserInfo is a resource of this server, so the token must name it (the issuer)
   // among its audiences. A token issued for another resource server (RFC 8707) is refused here,
   // or that server could read the user's profile with a token meant only for itself.
-  if (!(typeof c.aud === 'string' ? c.aud === deps.issuer : c.aud.includes(deps.issuer))) {
+  if (!audienceIncludes(c.aud, deps.issuer)) {
     throw new InvalidToken('the access token was issued for another resource: its audience must include the issuer to be used at UserInfo', 'audience');
   }
   if (await deps.isRevoked(c)) throw new InvalidToken('the access token is invalid or expired', 'revoked');
